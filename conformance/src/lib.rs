@@ -1,0 +1,1 @@
+//! The Outpost conformance suite.

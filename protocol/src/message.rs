@@ -1,0 +1,649 @@
+//! JSON-RPC 2.0 messages as this protocol accepts them.
+//!
+//! Parsing is strict about the envelope (`jsonrpc: "2.0"`, the type of `id`, exactly one
+//! of `result` and `error`) and lenient about everything else: unknown members are
+//! ignored. What is JSON but not an acceptable message becomes an [`InvalidMessage`]
+//! that keeps the request id when one can be recovered, so the receiver can answer
+//! `-32600` to the right request.
+
+use std::fmt;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::{ErrorCode, ErrorObject, RequestId};
+
+/// One line of the protocol.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// Expects a [`Response`] with the same id.
+    Request(Request),
+    /// Expects nothing back, ever.
+    Notification(Notification),
+    /// Answers a request.
+    Response(Response),
+}
+
+/// A request: a method call that expects a response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Echoed in the response, with its exact JSON type.
+    pub id: RequestId,
+    /// The method name, e.g. `tool/invoke`.
+    pub method: String,
+    /// An object (this protocol never uses positional params); `None` when absent.
+    pub params: Option<Value>,
+}
+
+/// A notification: a method call without an id and without a response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// The method name, e.g. `log`.
+    pub method: String,
+    /// An object; `None` when absent.
+    pub params: Option<Value>,
+}
+
+/// A response to a request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The id of the request answered; `None` (`null` on the wire) only in an error
+    /// response to a line whose id could not be read.
+    pub id: Option<RequestId>,
+    /// The `result` member, or the `error` member.
+    pub outcome: Result<Value, ErrorObject>,
+}
+
+impl Request {
+    /// A request with object params.
+    pub fn new(id: impl Into<RequestId>, method: impl Into<String>, params: Option<Value>) -> Self {
+        Self {
+            id: id.into(),
+            method: method.into(),
+            params,
+        }
+    }
+}
+
+impl Notification {
+    /// A notification with object params.
+    pub fn new(method: impl Into<String>, params: Option<Value>) -> Self {
+        Self {
+            method: method.into(),
+            params,
+        }
+    }
+}
+
+impl Response {
+    /// A success response.
+    pub fn ok(id: RequestId, result: Value) -> Self {
+        Self {
+            id: Some(id),
+            outcome: Ok(result),
+        }
+    }
+
+    /// An error response; `id` is `None` only when the request's id could not be read.
+    pub fn error(id: Option<RequestId>, error: ErrorObject) -> Self {
+        Self {
+            id,
+            outcome: Err(error),
+        }
+    }
+}
+
+impl From<Request> for Message {
+    fn from(r: Request) -> Self {
+        Self::Request(r)
+    }
+}
+
+impl From<Notification> for Message {
+    fn from(n: Notification) -> Self {
+        Self::Notification(n)
+    }
+}
+
+impl From<Response> for Message {
+    fn from(r: Response) -> Self {
+        Self::Response(r)
+    }
+}
+
+/// Why a JSON value is not a message this protocol accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidMessage {
+    /// The id of the offending request, when it could be read (to answer `-32600` to it).
+    pub id: Option<RequestId>,
+    /// What is wrong, for a person.
+    pub reason: InvalidReason,
+}
+
+/// What makes a JSON value an unacceptable message.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InvalidReason {
+    /// A JSON array: batches are not part of this protocol.
+    Batch,
+    /// Not a JSON object (a number, a string, `null`...).
+    NotAnObject,
+    /// `jsonrpc` missing or not `"2.0"`.
+    Version,
+    /// `method` present but not a string.
+    MethodNotString,
+    /// `id` present but not a string or a number (or `null` on a request).
+    BadId,
+    /// `params` present but not an object or an array.
+    BadParams,
+    /// Neither a request, a notification nor a response (no `method`, no `result`,
+    /// no `error`), or a response with both `result` and `error`.
+    Shape(&'static str),
+    /// `error` is not an object with an integer `code` and a string `message`.
+    BadError(String),
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Batch => {
+                f.write_str("batches (JSON arrays) are not supported; send one message per line")
+            }
+            Self::NotAnObject => f.write_str("a message must be a JSON object"),
+            Self::Version => f.write_str("`jsonrpc` must be the string \"2.0\""),
+            Self::MethodNotString => f.write_str("`method` must be a string"),
+            Self::BadId => f.write_str("`id` must be a string or a number"),
+            Self::BadParams => f.write_str("`params` must be an object"),
+            Self::Shape(what) => f.write_str(what),
+            Self::BadError(why) => write!(f, "`error` is malformed: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for InvalidMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+impl std::error::Error for InvalidMessage {}
+
+/// The envelope as it arrives: every member optional, checked by [`Message::from_raw`].
+#[derive(Deserialize)]
+struct RawMessage {
+    jsonrpc: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    method: Option<Value>,
+    params: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Value>,
+    error: Option<Value>,
+}
+
+/// Keeps `Some(Value::Null)` for a member that is present with the value `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl Message {
+    /// Parses one line (without its newline). `Err` carries the JSON-RPC error to answer.
+    ///
+    /// The line must already be known to be UTF-8; the codec checks that first so that
+    /// a non-UTF-8 line is reported as such.
+    pub fn parse(line: &str) -> Result<Self, ParseFailure> {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            return match serde_json::from_str::<IgnoredAny>(line) {
+                Ok(_) => Err(ParseFailure::Invalid(InvalidMessage {
+                    id: None,
+                    reason: InvalidReason::Batch,
+                })),
+                Err(e) => Err(ParseFailure::NotJson(e.to_string())),
+            };
+        }
+        if !trimmed.starts_with('{') {
+            // A bare number or string is JSON, but it is not a message.
+            return match serde_json::from_str::<IgnoredAny>(line) {
+                Ok(_) => Err(ParseFailure::Invalid(InvalidMessage {
+                    id: None,
+                    reason: InvalidReason::NotAnObject,
+                })),
+                Err(e) => Err(ParseFailure::NotJson(e.to_string())),
+            };
+        }
+        let raw: RawMessage =
+            serde_json::from_str(line).map_err(|e| ParseFailure::NotJson(e.to_string()))?;
+        Self::from_raw(raw).map_err(ParseFailure::Invalid)
+    }
+
+    /// Checks an envelope from a JSON value (for callers that already hold one).
+    pub fn from_value(value: Value) -> Result<Self, InvalidMessage> {
+        match value {
+            Value::Array(_) => Err(InvalidMessage {
+                id: None,
+                reason: InvalidReason::Batch,
+            }),
+            Value::Object(_) => {
+                let raw = RawMessage::deserialize(value).map_err(|_| InvalidMessage {
+                    id: None,
+                    reason: InvalidReason::NotAnObject,
+                })?;
+                Self::from_raw(raw)
+            }
+            _ => Err(InvalidMessage {
+                id: None,
+                reason: InvalidReason::NotAnObject,
+            }),
+        }
+    }
+
+    fn from_raw(raw: RawMessage) -> Result<Self, InvalidMessage> {
+        // Recover the id first, so every later complaint can name the request.
+        let id = match &raw.id {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(RequestId::from_value(value).ok_or(InvalidMessage {
+                id: None,
+                reason: InvalidReason::BadId,
+            })?),
+        };
+        let invalid = {
+            let id = id.clone();
+            move |reason| InvalidMessage {
+                id: id.clone(),
+                reason,
+            }
+        };
+        if raw.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
+            return Err(invalid(InvalidReason::Version));
+        }
+        if let Some(method) = raw.method {
+            let Value::String(method) = method else {
+                return Err(invalid(InvalidReason::MethodNotString));
+            };
+            let params = match raw.params {
+                None => None,
+                Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
+                Some(_) => return Err(invalid(InvalidReason::BadParams)),
+            };
+            return match (raw.id, id) {
+                (None, _) => Ok(Self::Notification(Notification { method, params })),
+                (Some(_), Some(id)) => Ok(Self::Request(Request { id, method, params })),
+                (Some(_), None) => Err(invalid(InvalidReason::BadId)),
+            };
+        }
+        if raw.id.is_none() {
+            return Err(invalid(InvalidReason::Shape(
+                "a message needs `method` (request or notification) or `id` with `result` or `error` (response)",
+            )));
+        }
+        match (raw.result, raw.error) {
+            (Some(_), Some(_)) => Err(invalid(InvalidReason::Shape(
+                "a response must not carry both `result` and `error`",
+            ))),
+            (None, None) => Err(invalid(InvalidReason::Shape(
+                "a response must carry `result` or `error`",
+            ))),
+            (Some(result), None) => match id {
+                Some(id) => Ok(Self::Response(Response::ok(id, result))),
+                None => Err(invalid(InvalidReason::Shape(
+                    "a success response must carry the id of the request it answers",
+                ))),
+            },
+            (None, Some(error)) => {
+                let error = serde_json::from_value::<ErrorObject>(error)
+                    .map_err(|e| invalid(InvalidReason::BadError(e.to_string())))?;
+                Ok(Self::Response(Response::error(id, error)))
+            }
+        }
+    }
+
+    /// The message as one line of JSON, without the newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a message always serializes")
+    }
+
+    /// The method of a request or a notification.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Self::Request(r) => Some(&r.method),
+            Self::Notification(n) => Some(&n.method),
+            Self::Response(_) => None,
+        }
+    }
+}
+
+/// Why a line could not be read as a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseFailure {
+    /// Not JSON at all (the serde_json error text says where).
+    NotJson(String),
+    /// JSON, but not an acceptable JSON-RPC message.
+    Invalid(InvalidMessage),
+}
+
+impl ParseFailure {
+    /// The error response the receiver sends back for this line.
+    pub fn to_response(&self) -> Response {
+        match self {
+            Self::NotJson(why) => Response::error(
+                None,
+                ErrorObject::new(
+                    ErrorCode::ParseError,
+                    format!("the line is not JSON: {why}"),
+                ),
+            ),
+            Self::Invalid(invalid) => Response::error(
+                invalid.id.clone(),
+                ErrorObject::new(
+                    ErrorCode::InvalidRequest,
+                    format!("not a valid JSON-RPC 2.0 message: {}", invalid.reason),
+                ),
+            ),
+        }
+    }
+}
+
+const VERSION: &str = "2.0";
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+struct WireNotification<'a> {
+    jsonrpc: &'static str,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+struct WireSuccess<'a> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    result: &'a Value,
+}
+
+#[derive(Serialize)]
+struct WireError<'a> {
+    jsonrpc: &'static str,
+    id: Option<&'a RequestId>,
+    error: &'a ErrorObject,
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Request(r) => WireRequest {
+                jsonrpc: VERSION,
+                id: &r.id,
+                method: &r.method,
+                params: r.params.as_ref(),
+            }
+            .serialize(serializer),
+            Self::Notification(n) => WireNotification {
+                jsonrpc: VERSION,
+                method: &n.method,
+                params: n.params.as_ref(),
+            }
+            .serialize(serializer),
+            Self::Response(Response {
+                id: Some(id),
+                outcome: Ok(result),
+            }) => WireSuccess {
+                jsonrpc: VERSION,
+                id,
+                result,
+            }
+            .serialize(serializer),
+            // A success without an id cannot be sent; it degrades to an internal error
+            // rather than a line the other side cannot correlate.
+            Self::Response(Response {
+                id: None,
+                outcome: Ok(_),
+            }) => WireError {
+                jsonrpc: VERSION,
+                id: None,
+                error: &ErrorObject::new(
+                    ErrorCode::InternalError,
+                    "a success response without an id was suppressed",
+                ),
+            }
+            .serialize(serializer),
+            Self::Response(Response {
+                id,
+                outcome: Err(error),
+            }) => WireError {
+                jsonrpc: VERSION,
+                id: id.as_ref(),
+                error,
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Self::from_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "schema")]
+pub(crate) mod schema {
+    //! Mirror types that describe the envelope for JSON Schema generation only.
+    #![allow(dead_code, unreachable_pub)]
+
+    use schemars::JsonSchema;
+    use serde_json::Value;
+
+    use crate::{ErrorObject, RequestId};
+
+    /// The constant `"2.0"`.
+    #[derive(JsonSchema)]
+    pub enum JsonRpcVersion {
+        #[serde(rename = "2.0")]
+        V2,
+    }
+
+    /// A request: `id` and `method`; answered by exactly one response.
+    #[derive(JsonSchema)]
+    #[schemars(extend("required" = ["jsonrpc", "id", "method"]))]
+    pub struct RequestMessage {
+        pub jsonrpc: JsonRpcVersion,
+        pub id: RequestId,
+        pub method: String,
+        #[serde(default)]
+        pub params: Option<serde_json::Map<String, Value>>,
+    }
+
+    /// A notification: `method` without `id`; never answered.
+    #[derive(JsonSchema)]
+    #[schemars(extend("not" = {"required": ["id"]}))]
+    pub struct NotificationMessage {
+        pub jsonrpc: JsonRpcVersion,
+        pub method: String,
+        #[serde(default)]
+        pub params: Option<serde_json::Map<String, Value>>,
+    }
+
+    /// A success response.
+    #[derive(JsonSchema)]
+    #[schemars(extend("required" = ["jsonrpc", "id", "result"]))]
+    pub struct SuccessMessage {
+        pub jsonrpc: JsonRpcVersion,
+        pub id: RequestId,
+        pub result: Value,
+    }
+
+    /// An error response; `id` is `null` only when the request's id could not be read.
+    #[derive(JsonSchema)]
+    #[schemars(extend("required" = ["jsonrpc", "id", "error"]))]
+    pub struct ErrorMessage {
+        pub jsonrpc: JsonRpcVersion,
+        pub id: Option<RequestId>,
+        pub error: ErrorObject,
+    }
+
+    /// Any message of protocol v1: one JSON object per line.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub enum AnyMessage {
+        Request(RequestMessage),
+        Notification(NotificationMessage),
+        Success(SuccessMessage),
+        Error(ErrorMessage),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(line: &str) -> Result<Message, ParseFailure> {
+        Message::parse(line)
+    }
+
+    #[test]
+    fn the_three_kinds_round_trip() {
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","method":"log","params":{"level":"info","message":"hi"}}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"result":{"ok":true}}"#,
+            r#"{"jsonrpc":"2.0","id":"x","result":null}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"slow","data":{"timeoutMs":5}}}"#,
+        ];
+        for line in cases {
+            let message = parse(line).unwrap();
+            assert_eq!(message.to_json(), line);
+        }
+    }
+
+    #[test]
+    fn unknown_members_are_ignored() {
+        let message = parse(r#"{"jsonrpc":"2.0","id":1,"method":"ping","extra":[1,2]}"#).unwrap();
+        assert_eq!(message, Message::Request(Request::new(1, "ping", None)));
+    }
+
+    #[test]
+    fn bad_envelopes_are_classified_and_keep_the_id() {
+        let cases: &[(&str, Option<RequestId>, InvalidReason)] = &[
+            (
+                r#"[{"jsonrpc":"2.0","method":"ping","id":1}]"#,
+                None,
+                InvalidReason::Batch,
+            ),
+            ("42", None, InvalidReason::NotAnObject),
+            (r#""ping""#, None, InvalidReason::NotAnObject),
+            (
+                r#"{"id":7,"method":"ping"}"#,
+                Some(7.into()),
+                InvalidReason::Version,
+            ),
+            (
+                r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#,
+                Some(7.into()),
+                InvalidReason::Version,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"method":5}"#,
+                Some(7.into()),
+                InvalidReason::MethodNotString,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+                None,
+                InvalidReason::BadId,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+                None,
+                InvalidReason::BadId,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"q","method":"ping","params":3}"#,
+                Some("q".into()),
+                InvalidReason::BadParams,
+            ),
+            (
+                r#"{"jsonrpc":"2.0"}"#,
+                None,
+                InvalidReason::Shape(
+                    "a message needs `method` (request or notification) or `id` with `result` or `error` (response)",
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1}"#,
+                Some(1.into()),
+                InvalidReason::Shape("a response must carry `result` or `error`"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"m"}}"#,
+                Some(1.into()),
+                InvalidReason::Shape("a response must not carry both `result` and `error`"),
+            ),
+        ];
+        for (line, id, reason) in cases {
+            match parse(line) {
+                Err(ParseFailure::Invalid(invalid)) => {
+                    assert_eq!(&invalid.id, id, "{line}");
+                    assert_eq!(&invalid.reason, reason, "{line}");
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_error_object_is_invalid() {
+        let failure = parse(r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#).unwrap_err();
+        assert!(matches!(
+            failure,
+            ParseFailure::Invalid(InvalidMessage {
+                id: Some(_),
+                reason: InvalidReason::BadError(_)
+            })
+        ));
+    }
+
+    #[test]
+    fn not_json_is_a_parse_error_answered_with_null_id() {
+        for line in ["hello", "{\"jsonrpc\":", "[1,", "Content-Length: 12"] {
+            let failure = parse(line).unwrap_err();
+            assert!(matches!(failure, ParseFailure::NotJson(_)), "{line}");
+            let response = Message::Response(failure.to_response());
+            let json: Value = serde_json::from_str(&response.to_json()).unwrap();
+            assert_eq!(json["id"], Value::Null);
+            assert_eq!(json["error"]["code"], -32700);
+        }
+    }
+
+    #[test]
+    fn invalid_requests_are_answered_with_their_id() {
+        let failure = parse(r#"{"id":"abc","method":"ping"}"#).unwrap_err();
+        let json: Value =
+            serde_json::from_str(&Message::Response(failure.to_response()).to_json()).unwrap();
+        assert_eq!(json["id"], json!("abc"));
+        assert_eq!(json["error"]["code"], -32600);
+    }
+
+    #[test]
+    fn messages_deserialize_through_serde_too() {
+        let message: Message =
+            serde_json::from_value(json!({"jsonrpc":"2.0","method":"x"})).unwrap();
+        assert_eq!(message.method(), Some("x"));
+        assert!(serde_json::from_value::<Message>(json!([1])).is_err());
+    }
+}

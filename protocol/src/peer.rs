@@ -1,0 +1,1306 @@
+//! A bidirectional JSON-RPC peer over any byte stream pair.
+//!
+//! [`connect`] takes a reader and a writer (a child's stdout and stdin, the process's own
+//! stdin and stdout, an in-memory duplex) and returns a [`Peer`] handle for sending and
+//! an [`Incoming`] stream of what the other side sends. Both sides of the protocol use
+//! it: the supervisor, the Rust SDK and the conformance suite.
+//!
+//! # Theory of operation
+//!
+//! Two tasks run per connection:
+//!
+//! - the **reader** decodes lines with [`NdjsonCodec`]. Responses are matched to pending
+//!   requests right there, so an answer never waits behind the owner's queue. `$/cancel`
+//!   and `$/progress` are also handled in the reader. Requests, other notifications and
+//!   [`Problem`]s go to the owner through a bounded queue;
+//! - the **writer** owns the write half. Everything to send goes through one bounded
+//!   queue, written in order and flushed when the queue runs dry.
+//!
+//! Every queue is bounded: a slow owner slows the reader (and so the other side), a slow
+//! other side slows senders, and outbound requests in flight are capped by
+//! [`PeerConfig::max_pending`].
+//!
+//! A request ends exactly once: with the answer, with [`CallError::Timeout`] or
+//! [`CallError::Cancelled`] (the other side then gets `$/cancel`, and its late answer
+//! is reported as [`Problem::LateResponse`]), or with [`CallError::Closed`] when the
+//! connection ends. A connection ends at EOF, at an I/O error, or when the owner calls
+//! [`Peer::abort`]; at that moment every pending request fails and every incoming
+//! request's cancellation token fires. Nothing waits forever.
+//!
+//! An incoming request is answered through its [`Responder`]. A responder dropped without
+//! answering sends `-32603` for the owner, so the other side never hangs either.
+//!
+//! # Caveats
+//!
+//! - Progress notifications are delivered best effort: when the caller's progress
+//!   channel is full, the notification is dropped.
+//! - A line over the size limit cannot be matched to a request (the peer does not parse
+//!   it); a request whose answer was too long ends at its timeout.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::methods::{CancelParams, ProgressParams};
+use crate::{
+    ErrorCode, ErrorObject, Frame, InvalidLine, Message, NdjsonCodec, Notification,
+    NotificationType, Request, RequestId, RequestType, Response,
+};
+
+/// How a connection behaves; [`PeerConfig::default`] documents the defaults.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// Names the other side in errors and problems (e.g. `plugin "hello"`).
+    pub name: String,
+    /// Longest line accepted or sent, newline excluded. Default 16 MiB.
+    pub max_message_bytes: usize,
+    /// Messages waiting for the writer. Default 256.
+    pub outbound_queue: usize,
+    /// Requests, notifications and problems waiting for the owner. Default 256.
+    pub inbound_queue: usize,
+    /// Outbound requests awaiting an answer; more wait for a slot. Default 1024.
+    pub max_pending: usize,
+    /// Answer `ping` in the reader, without involving the owner. Default true.
+    pub answer_ping: bool,
+    /// Answer unreadable lines with `-32700`, `-32600` or `-32006`. Default true.
+    pub answer_invalid: bool,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            name: "peer".to_owned(),
+            max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
+            outbound_queue: 256,
+            inbound_queue: 256,
+            max_pending: 1024,
+            answer_ping: true,
+            answer_invalid: true,
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The other side closed its output.
+    Eof,
+    /// Reading or writing failed.
+    Io(String),
+    /// This side closed it ([`Peer::close`]) and the other side has not answered since.
+    Closed,
+    /// This side aborted it ([`Peer::abort`]), with why.
+    Aborted(String),
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Eof => f.write_str("the other side closed the stream"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Closed => f.write_str("this side closed the connection"),
+            Self::Aborted(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Why a request got no result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The other side answered with an error.
+    #[error("{0}")]
+    Remote(ErrorObject),
+    /// No answer within the timeout; `$/cancel` was sent.
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// Cancelled by the caller; `$/cancel` was sent.
+    #[error("cancelled by the caller")]
+    Cancelled,
+    /// The connection ended before an answer came.
+    #[error("connection closed: {0}")]
+    Closed(CloseReason),
+    /// The request is too long to send.
+    #[error("the request is {size} bytes, over the {limit}-byte message limit")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The result does not have the expected shape.
+    #[error("the result does not match the method's result type")]
+    Decode(#[source] serde_json::Error),
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection ended.
+    #[error("connection closed: {0}")]
+    Closed(CloseReason),
+    /// The message is too long to send.
+    #[error("the message is {size} bytes, over the {limit}-byte message limit")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Per-request options.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// Fail with [`CallError::Timeout`] after this long.
+    pub timeout: Option<Duration>,
+    /// Fail with [`CallError::Cancelled`] when this fires.
+    pub cancel: Option<CancellationToken>,
+    /// Receives `$/progress` for this request.
+    pub progress: Option<mpsc::Sender<ProgressParams>>,
+}
+
+impl CallOptions {
+    /// Options with a timeout.
+    pub fn timeout(timeout: Duration) -> Self {
+        Self {
+            timeout: Some(timeout),
+            ..Self::default()
+        }
+    }
+
+    /// The same options, cancelled by `token`.
+    #[must_use]
+    pub fn with_cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// The same options, reporting progress to `tx`.
+    #[must_use]
+    pub fn with_progress(mut self, tx: mpsc::Sender<ProgressParams>) -> Self {
+        self.progress = Some(tx);
+        self
+    }
+}
+
+/// Something the other side sent that could not be used. The connection goes on.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A line that is not a message (answered, when [`PeerConfig::answer_invalid`]).
+    InvalidLine(InvalidLine),
+    /// A response to an id this side never sent or already settled.
+    UnknownResponse {
+        /// The id.
+        id: RequestId,
+    },
+    /// A response to a request that had already timed out or been cancelled.
+    LateResponse {
+        /// The id.
+        id: RequestId,
+        /// The request's method.
+        method: String,
+    },
+    /// An error response with a `null` id: the other side could not read a line we sent.
+    ErrorWithoutId(ErrorObject),
+    /// A request reusing the id of a request still in flight (answered `-32600`).
+    DuplicateRequestId {
+        /// The id.
+        id: RequestId,
+    },
+    /// A `$/cancel` or `$/progress` with params that do not fit.
+    BadNotification {
+        /// The method.
+        method: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidLine(line) => line.fmt(f),
+            Self::UnknownResponse { id } => write!(
+                f,
+                "a response to id {id}, which was never sent or was already answered"
+            ),
+            Self::LateResponse { id, method } => {
+                write!(
+                    f,
+                    "a late response to `{method}` (id {id}), which had already timed out or been cancelled"
+                )
+            }
+            Self::ErrorWithoutId(error) => write!(
+                f,
+                "the other side could not read a message we sent: {error}"
+            ),
+            Self::DuplicateRequestId { id } => write!(
+                f,
+                "request id {id} reused while the first request with it is in flight"
+            ),
+            Self::BadNotification { method, reason } => {
+                write!(f, "`{method}` with unusable params: {reason}")
+            }
+        }
+    }
+}
+
+/// What the other side sent, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A request to answer through its [`Responder`].
+    Request(IncomingRequest),
+    /// A notification (other than `$/cancel` and `$/progress`, which the peer handles).
+    Notification(Notification),
+    /// Something unusable; already answered where the protocol says so.
+    Problem(Problem),
+}
+
+/// A request from the other side.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// The method.
+    pub method: String,
+    /// The params, as sent.
+    pub params: Option<Value>,
+    /// Answers the request; dropping it answers `-32603`.
+    pub responder: Responder,
+}
+
+/// The receiving half: everything the other side sends, except responses.
+#[derive(Debug)]
+pub struct Incoming {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Incoming {
+    /// The next event; `None` once the connection has ended and everything was taken.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+/// The sending half; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    max_message_bytes: usize,
+    out: mpsc::Sender<Outbound>,
+    pending: Mutex<HashMap<RequestId, Pending>>,
+    /// Requests that timed out or were cancelled, newest last, to recognise late answers.
+    abandoned: Mutex<VecDeque<(RequestId, String)>>,
+    /// Incoming requests in flight, by id, with their cancellation tokens.
+    inbound: Mutex<HashMap<RequestId, CancellationToken>>,
+    next_id: AtomicI64,
+    slots: Semaphore,
+    /// Set when [`Peer::close`] queued the end of the output.
+    write_closed: AtomicBool,
+    closed: CancellationToken,
+    reason: OnceLock<CloseReason>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    tx: oneshot::Sender<Result<Value, ErrorObject>>,
+    progress: Option<mpsc::Sender<ProgressParams>>,
+    method: String,
+}
+
+#[derive(Debug)]
+enum Outbound {
+    Line(Vec<u8>),
+    Close,
+}
+
+const ABANDONED_MEMORY: usize = 256;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts a connection over `reader` and `writer` on the current tokio runtime.
+pub fn connect<R, W>(reader: R, writer: W, config: PeerConfig) -> (Peer, Incoming)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (out_tx, out_rx) = mpsc::channel(config.outbound_queue.max(1));
+    let (event_tx, event_rx) = mpsc::channel(config.inbound_queue.max(1));
+    let shared = Arc::new(Shared {
+        name: config.name.clone(),
+        max_message_bytes: config.max_message_bytes,
+        out: out_tx,
+        pending: Mutex::default(),
+        abandoned: Mutex::default(),
+        inbound: Mutex::default(),
+        next_id: AtomicI64::new(1),
+        slots: Semaphore::new(config.max_pending.max(1)),
+        write_closed: AtomicBool::new(false),
+        closed: CancellationToken::new(),
+        reason: OnceLock::new(),
+    });
+    tokio::spawn(write_loop(shared.clone(), writer, out_rx));
+    tokio::spawn(read_loop(shared.clone(), reader, event_tx, config));
+    (Peer { shared }, Incoming { rx: event_rx })
+}
+
+/// Two peers joined in memory, for tests: `(a, b)` where `a` talks to `b`.
+pub fn memory_pair(config: &PeerConfig) -> ((Peer, Incoming), (Peer, Incoming)) {
+    let (a_io, b_io) = tokio::io::duplex(64 * 1024);
+    let (a_read, a_write) = tokio::io::split(a_io);
+    let (b_read, b_write) = tokio::io::split(b_io);
+    let a = connect(
+        a_read,
+        a_write,
+        PeerConfig {
+            name: "a".into(),
+            ..config.clone()
+        },
+    );
+    let b = connect(
+        b_read,
+        b_write,
+        PeerConfig {
+            name: "b".into(),
+            ..config.clone()
+        },
+    );
+    (a, b)
+}
+
+impl Peer {
+    /// The name of the other side, as configured.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// A typed request.
+    pub async fn request<M: RequestType>(
+        &self,
+        params: &M::Params,
+        options: CallOptions,
+    ) -> Result<M::Result, CallError> {
+        let params = serde_json::to_value(params).map_err(CallError::Decode)?;
+        let value = self.call(M::METHOD, Some(params), options).await?;
+        serde_json::from_value(value).map_err(CallError::Decode)
+    }
+
+    /// A request with raw params; the raw result.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        options: CallOptions,
+    ) -> Result<Value, CallError> {
+        let CallOptions {
+            timeout,
+            cancel,
+            progress,
+        } = options;
+        let work = self.call_inner(method, params, progress);
+        let timed_out = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let cancelled = async {
+            match &cancel {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        // Dropping `work` on timeout or cancel runs its guard, which sends `$/cancel`.
+        tokio::select! {
+            result = work => result,
+            () = timed_out => Err(CallError::Timeout(timeout.unwrap_or_default())),
+            () = cancelled => Err(CallError::Cancelled),
+        }
+    }
+
+    async fn call_inner(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        progress: Option<mpsc::Sender<ProgressParams>>,
+    ) -> Result<Value, CallError> {
+        let shared = &self.shared;
+        shared.check_open().map_err(CallError::Closed)?;
+        let _slot = shared
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CallError::Closed(shared.close_reason()))?;
+        let id = RequestId::from(shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let line = Message::Request(Request {
+            id: id.clone(),
+            method: method.to_owned(),
+            params,
+        })
+        .to_json()
+        .into_bytes();
+        if line.len() > shared.max_message_bytes {
+            return Err(CallError::TooLarge {
+                size: line.len(),
+                limit: shared.max_message_bytes,
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        lock(&shared.pending).insert(
+            id.clone(),
+            Pending {
+                tx,
+                progress,
+                method: method.to_owned(),
+            },
+        );
+        let mut guard = PendingGuard {
+            shared,
+            id: Some(id),
+            sent: false,
+        };
+        shared
+            .out
+            .send(Outbound::Line(line))
+            .await
+            .map_err(|_| CallError::Closed(shared.close_reason()))?;
+        guard.sent = true;
+        let answer = rx.await;
+        guard.id = None;
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(CallError::Remote(error)),
+            Err(_) => Err(CallError::Closed(shared.close_reason())),
+        }
+    }
+
+    /// A typed notification.
+    pub async fn notify<N: NotificationType>(&self, params: &N::Params) -> Result<(), SendError> {
+        let params = serde_json::to_value(params).expect("notification params serialize");
+        self.notify_raw(N::METHOD, Some(params)).await
+    }
+
+    /// A notification with raw params.
+    pub async fn notify_raw(&self, method: &str, params: Option<Value>) -> Result<(), SendError> {
+        let line = Message::Notification(Notification {
+            method: method.to_owned(),
+            params,
+        })
+        .to_json();
+        self.shared.send_line(line.into_bytes()).await
+    }
+
+    /// Sends `bytes` and a newline as they are, bypassing every check. For tests and the
+    /// conformance suite, which must be able to send what a broken peer would.
+    pub async fn send_raw(&self, bytes: impl Into<Vec<u8>>) -> Result<(), SendError> {
+        self.shared.check_open().map_err(SendError::Closed)?;
+        self.shared
+            .out
+            .send(Outbound::Line(bytes.into()))
+            .await
+            .map_err(|_| SendError::Closed(self.shared.close_reason()))
+    }
+
+    /// Ends the output after everything queued so far: the other side reads EOF. The
+    /// connection stays open for reading until the other side closes its output.
+    pub async fn close(&self) {
+        if !self.shared.write_closed.swap(true, Ordering::SeqCst) {
+            let _ = self.shared.out.send(Outbound::Close).await;
+        }
+    }
+
+    /// Ends the connection now: pending requests fail with `reason`, incoming requests
+    /// are cancelled, both tasks stop.
+    pub fn abort(&self, reason: impl Into<String>) {
+        self.shared.close(CloseReason::Aborted(reason.into()));
+    }
+
+    /// Waits until the connection has ended, and says why.
+    pub async fn closed(&self) -> CloseReason {
+        self.shared.closed.cancelled().await;
+        self.shared.close_reason()
+    }
+
+    /// Why the connection ended, if it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.reason.get().cloned()
+    }
+
+    /// How many outbound requests await an answer.
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.pending).len()
+    }
+}
+
+impl Shared {
+    fn check_open(&self) -> Result<(), CloseReason> {
+        if let Some(reason) = self.reason.get() {
+            return Err(reason.clone());
+        }
+        if self.write_closed.load(Ordering::SeqCst) {
+            return Err(CloseReason::Closed);
+        }
+        Ok(())
+    }
+
+    fn close_reason(&self) -> CloseReason {
+        self.reason.get().cloned().unwrap_or(CloseReason::Closed)
+    }
+
+    async fn send_line(&self, line: Vec<u8>) -> Result<(), SendError> {
+        self.check_open().map_err(SendError::Closed)?;
+        if line.len() > self.max_message_bytes {
+            return Err(SendError::TooLarge {
+                size: line.len(),
+                limit: self.max_message_bytes,
+            });
+        }
+        self.out
+            .send(Outbound::Line(line))
+            .await
+            .map_err(|_| SendError::Closed(self.close_reason()))
+    }
+
+    /// Queues a line from a context that cannot wait (a `Drop`): immediately if there is
+    /// room, else from a spawned task.
+    fn send_line_detached(&self, line: Vec<u8>) {
+        if self.reason.get().is_some() {
+            return;
+        }
+        match self.out.try_send(Outbound::Line(line)) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(Outbound::Line(line))) => {
+                let out = self.out.clone();
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move {
+                        let _ = out.send(Outbound::Line(line)).await;
+                    });
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(Outbound::Close)) => {
+                unreachable!("only lines are sent here")
+            }
+        }
+    }
+
+    /// Ends the connection once; the first reason wins.
+    fn close(&self, reason: CloseReason) {
+        if self.reason.set(reason).is_err() {
+            return;
+        }
+        self.closed.cancel();
+        self.slots.close();
+        // Dropping the senders wakes every waiting request with `Closed`.
+        drop(std::mem::take(&mut *lock(&self.pending)));
+        for token in lock(&self.inbound).values() {
+            token.cancel();
+        }
+    }
+}
+
+fn response_line(id: Option<RequestId>, outcome: Result<Value, ErrorObject>) -> Vec<u8> {
+    Message::Response(Response { id, outcome })
+        .to_json()
+        .into_bytes()
+}
+
+/// Removes a pending request that ends without its answer, and tells the other side.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: Option<RequestId>,
+    sent: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let Some(pending) = lock(&self.shared.pending).remove(&id) else {
+            return;
+        };
+        if !self.sent {
+            return;
+        }
+        {
+            let mut abandoned = lock(&self.shared.abandoned);
+            if abandoned.len() == ABANDONED_MEMORY {
+                abandoned.pop_front();
+            }
+            abandoned.push_back((id.clone(), pending.method));
+        }
+        let cancel = Message::Notification(Notification {
+            method: crate::methods::Cancel::METHOD.to_owned(),
+            params: Some(
+                serde_json::to_value(CancelParams { id }).expect("cancel params serialize"),
+            ),
+        });
+        self.shared
+            .send_line_detached(cancel.to_json().into_bytes());
+    }
+}
+
+/// Answers one incoming request.
+#[derive(Debug)]
+pub struct Responder {
+    shared: Arc<Shared>,
+    id: RequestId,
+    method: String,
+    cancel: CancellationToken,
+    answered: bool,
+}
+
+impl Responder {
+    /// The request's id.
+    pub fn id(&self) -> &RequestId {
+        &self.id
+    }
+
+    /// Fires when the other side sends `$/cancel` for this request or the connection
+    /// ends. The request must still be answered (with [`ErrorCode::Cancelled`] if the
+    /// work was abandoned).
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Sends the result. A result over the size limit is replaced by a `-32006` error,
+    /// and that is reported as `Err`.
+    pub async fn respond(mut self, outcome: Result<Value, ErrorObject>) -> Result<(), SendError> {
+        self.answered = true;
+        lock(&self.shared.inbound).remove(&self.id);
+        let line = response_line(Some(self.id.clone()), outcome);
+        if line.len() > self.shared.max_message_bytes {
+            let (size, limit) = (line.len(), self.shared.max_message_bytes);
+            let error = ErrorObject::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "the result of `{}` is {size} bytes, over the {limit}-byte message limit",
+                    self.method
+                ),
+            )
+            .with_data(serde_json::json!({ "limit": limit, "size": size }));
+            self.shared
+                .send_line(response_line(Some(self.id.clone()), Err(error)))
+                .await?;
+            return Err(SendError::TooLarge { size, limit });
+        }
+        self.shared.send_line(line).await
+    }
+
+    /// Sends a serializable result.
+    pub async fn ok(self, result: impl Serialize) -> Result<(), SendError> {
+        let value = serde_json::to_value(result).expect("results serialize");
+        self.respond(Ok(value)).await
+    }
+
+    /// Sends an error.
+    pub async fn error(self, error: ErrorObject) -> Result<(), SendError> {
+        self.respond(Err(error)).await
+    }
+
+    /// Sends `$/progress` for this request.
+    pub async fn progress(
+        &self,
+        progress: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    ) -> Result<(), SendError> {
+        let params = ProgressParams {
+            id: self.id.clone(),
+            progress,
+            total,
+            message,
+        };
+        let line = Message::Notification(Notification {
+            method: crate::methods::Progress::METHOD.to_owned(),
+            params: Some(serde_json::to_value(params).expect("progress params serialize")),
+        })
+        .to_json();
+        self.shared.send_line(line.into_bytes()).await
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        lock(&self.shared.inbound).remove(&self.id);
+        let error = ErrorObject::new(
+            ErrorCode::InternalError,
+            format!(
+                "`{}` ended without an answer (its handler was dropped)",
+                self.method
+            ),
+        );
+        let line = response_line(Some(self.id.clone()), Err(error));
+        self.shared.send_line_detached(line);
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    writer: W,
+    mut rx: mpsc::Receiver<Outbound>,
+) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let result: std::io::Result<()> = async {
+        loop {
+            let item = tokio::select! {
+                item = rx.recv() => item,
+                () = shared.closed.cancelled() => None,
+            };
+            let Some(mut item) = item else { return Ok(()) };
+            // Write everything already queued, then flush once.
+            loop {
+                match item {
+                    Outbound::Line(line) => {
+                        writer.write_all(&line).await?;
+                        writer.write_all(b"\n").await?;
+                    }
+                    Outbound::Close => {
+                        writer.flush().await?;
+                        writer.shutdown().await?;
+                        return Ok(());
+                    }
+                }
+                match rx.try_recv() {
+                    Ok(next) => item = next,
+                    Err(_) => break,
+                }
+            }
+            writer.flush().await?;
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        shared.close(CloseReason::Io(format!(
+            "writing to {} failed: {e}",
+            shared.name
+        )));
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: Arc<Shared>,
+    reader: R,
+    events: mpsc::Sender<Event>,
+    config: PeerConfig,
+) {
+    let mut frames = FramedRead::with_capacity(
+        reader,
+        NdjsonCodec::new(config.max_message_bytes),
+        64 * 1024,
+    );
+    let reason = loop {
+        let next = tokio::select! {
+            biased;
+            () = shared.closed.cancelled() => break None,
+            next = frames.next() => next,
+        };
+        let event = match next {
+            None => break Some(CloseReason::Eof),
+            Some(Err(e)) => {
+                break Some(CloseReason::Io(format!(
+                    "reading from {} failed: {e}",
+                    shared.name
+                )));
+            }
+            Some(Ok(Frame::Invalid(line))) => {
+                if config.answer_invalid {
+                    let Response { id, outcome } = line.to_response();
+                    let _ = shared.send_line(response_line(id, outcome)).await;
+                }
+                Some(Event::Problem(Problem::InvalidLine(line)))
+            }
+            Some(Ok(Frame::Message(message))) => route(&shared, &config, message).await,
+        };
+        let Some(event) = event else { continue };
+        let delivered = tokio::select! {
+            biased;
+            () = shared.closed.cancelled() => break None,
+            sent = events.send(event) => sent,
+        };
+        if let Err(mpsc::error::SendError(Event::Request(request))) = delivered {
+            // Nobody takes requests any more: say so rather than let the caller wait.
+            let _ = request
+                .responder
+                .error(ErrorObject::new(
+                    ErrorCode::InternalError,
+                    "this peer no longer accepts requests",
+                ))
+                .await;
+        }
+    };
+    if let Some(reason) = reason {
+        shared.close(reason);
+    }
+}
+
+/// Handles what the reader can handle itself; returns what the owner must see.
+async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> Option<Event> {
+    match message {
+        Message::Response(Response {
+            id: Some(id),
+            outcome,
+        }) => {
+            let pending = lock(&shared.pending).remove(&id);
+            if let Some(pending) = pending {
+                let _ = pending.tx.send(outcome);
+                return None;
+            }
+            let late = {
+                let mut abandoned = lock(&shared.abandoned);
+                abandoned
+                    .iter()
+                    .position(|(known, _)| *known == id)
+                    .and_then(|i| abandoned.remove(i))
+            };
+            Some(Event::Problem(match late {
+                Some((id, method)) => Problem::LateResponse { id, method },
+                None => Problem::UnknownResponse { id },
+            }))
+        }
+        Message::Response(Response { id: None, outcome }) => Some(Event::Problem(match outcome {
+            Err(error) => Problem::ErrorWithoutId(error),
+            Ok(_) => unreachable!("the parser refuses a success response without an id"),
+        })),
+        Message::Request(Request { id, method, params }) => {
+            if config.answer_ping && method == crate::methods::Ping::METHOD {
+                let _ = shared
+                    .send_line(response_line(Some(id), Ok(serde_json::json!({}))))
+                    .await;
+                return None;
+            }
+            let cancel = CancellationToken::new();
+            let duplicate = {
+                let mut inbound = lock(&shared.inbound);
+                let duplicate = inbound.contains_key(&id);
+                if !duplicate {
+                    inbound.insert(id.clone(), cancel.clone());
+                }
+                duplicate
+            };
+            if duplicate {
+                let error = ErrorObject::new(
+                    ErrorCode::InvalidRequest,
+                    format!("request id {id} is already in flight; use a new id for each request"),
+                );
+                let _ = shared
+                    .send_line(response_line(Some(id.clone()), Err(error)))
+                    .await;
+                return Some(Event::Problem(Problem::DuplicateRequestId { id }));
+            }
+            Some(Event::Request(IncomingRequest {
+                responder: Responder {
+                    shared: shared.clone(),
+                    id,
+                    method: method.clone(),
+                    cancel,
+                    answered: false,
+                },
+                method,
+                params,
+            }))
+        }
+        Message::Notification(Notification { method, params }) => {
+            if method == crate::methods::Cancel::METHOD {
+                return match parse_params::<CancelParams>(params) {
+                    Ok(CancelParams { id }) => {
+                        if let Some(token) = lock(&shared.inbound).get(&id) {
+                            token.cancel();
+                        }
+                        None
+                    }
+                    Err(reason) => {
+                        Some(Event::Problem(Problem::BadNotification { method, reason }))
+                    }
+                };
+            }
+            if method == crate::methods::Progress::METHOD {
+                return match parse_params::<ProgressParams>(params) {
+                    Ok(progress) => {
+                        let tx = lock(&shared.pending)
+                            .get(&progress.id)
+                            .and_then(|p| p.progress.clone());
+                        if let Some(tx) = tx {
+                            let _ = tx.try_send(progress);
+                        }
+                        None
+                    }
+                    Err(reason) => {
+                        Some(Event::Problem(Problem::BadNotification { method, reason }))
+                    }
+                };
+            }
+            Some(Event::Notification(Notification { method, params }))
+        }
+    }
+}
+
+fn parse_params<T: serde::de::DeserializeOwned>(params: Option<Value>) -> Result<T, String> {
+    serde_json::from_value(params.unwrap_or(Value::Null)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+    use crate::methods::{EmptyObject, Ping};
+
+    /// Answers every request with its params, after `params.sleepMs` if given.
+    fn echo_server(mut incoming: Incoming) {
+        tokio::spawn(async move {
+            while let Some(event) = incoming.next().await {
+                if let Event::Request(request) = event {
+                    tokio::spawn(async move {
+                        let params = request.params.unwrap_or(Value::Null);
+                        if let Some(ms) = params.get("sleepMs").and_then(Value::as_u64) {
+                            let cancel = request.responder.cancellation();
+                            tokio::select! {
+                                () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                                () = cancel.cancelled() => {
+                                    let _ = request.responder.error(ErrorObject::new(ErrorCode::Cancelled, "cancelled")).await;
+                                    return;
+                                }
+                            }
+                        }
+                        let _ = request.responder.ok(params).await;
+                    });
+                }
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_in_both_directions() {
+        let ((a, a_in), (b, b_in)) = memory_pair(&PeerConfig::default());
+        echo_server(a_in);
+        echo_server(b_in);
+        let mut calls = Vec::new();
+        for i in 0..200 {
+            let (from, delay) = if i % 2 == 0 {
+                (a.clone(), i % 7)
+            } else {
+                (b.clone(), i % 5)
+            };
+            calls.push(tokio::spawn(async move {
+                let answer = from
+                    .call(
+                        "echo",
+                        Some(json!({"n": i, "sleepMs": delay})),
+                        CallOptions::default(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(answer["n"], i);
+            }));
+        }
+        for call in calls {
+            call.await.unwrap();
+        }
+        assert_eq!(a.pending(), 0);
+        assert_eq!(b.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn ping_is_answered_by_the_peer_itself() {
+        let ((a, _a_in), (_b, _b_in)) = memory_pair(&PeerConfig::default());
+        let pong = a
+            .request::<Ping>(
+                &EmptyObject {},
+                CallOptions::timeout(Duration::from_secs(5)),
+            )
+            .await;
+        assert_eq!(pong.unwrap(), EmptyObject {});
+    }
+
+    #[tokio::test]
+    async fn a_timeout_sends_cancel_and_the_late_answer_is_reported() {
+        let ((a, mut a_in), (_b, mut b_in)) = memory_pair(&PeerConfig::default());
+        let call = a.call(
+            "slow",
+            None,
+            CallOptions::timeout(Duration::from_millis(50)),
+        );
+        let serve = async {
+            let Some(Event::Request(request)) = b_in.next().await else {
+                panic!()
+            };
+            let cancel = request.responder.cancellation();
+            cancel.cancelled().await; // the `$/cancel` arrived
+            // The protocol says a cancelled request is still answered: answer late.
+            request.responder.ok(json!("late")).await.unwrap();
+        };
+        let (result, ()) = tokio::join!(call, serve);
+        assert!(matches!(result, Err(CallError::Timeout(_))), "{result:?}");
+        match a_in.next().await {
+            Some(Event::Problem(Problem::LateResponse { id, method })) => {
+                assert_eq!(id, RequestId::from(1));
+                assert_eq!(method, "slow");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_call_tells_the_other_side() {
+        let ((a, _a_in), (_b, b_in)) = memory_pair(&PeerConfig::default());
+        echo_server(b_in);
+        let token = CancellationToken::new();
+        let call = a.call(
+            "echo",
+            Some(json!({"sleepMs": 60_000})),
+            CallOptions::default().with_cancel(token.clone()),
+        );
+        let cancel_soon = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            token.cancel();
+        };
+        let (result, ()) = tokio::join!(call, cancel_soon);
+        assert!(matches!(result, Err(CallError::Cancelled)));
+        // The echo server saw `$/cancel` and answered -32800, which arrives late; the
+        // connection is still fine for the next call.
+        let answer = a
+            .call("echo", Some(json!({"n": 1})), CallOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(answer["n"], 1);
+    }
+
+    #[tokio::test]
+    async fn responses_to_unknown_ids_are_reported_and_the_connection_goes_on() {
+        let ((a, _a_in), (b, mut b_in)) = memory_pair(&PeerConfig::default());
+        a.send_raw(r#"{"jsonrpc":"2.0","id":999,"result":{}}"#)
+            .await
+            .unwrap();
+        let Some(Event::Problem(Problem::UnknownResponse { id })) = b_in.next().await else {
+            panic!()
+        };
+        assert_eq!(id, RequestId::from(999));
+        b.request::<Ping>(&EmptyObject {}, CallOptions::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_is_answered_once_and_reported() {
+        let (client_io, server_io) = tokio::io::duplex(4096);
+        let (server_read, server_write) = tokio::io::split(server_io);
+        let (_peer, mut incoming) = connect(server_read, server_write, PeerConfig::default());
+        let (client_read, mut client_write) = tokio::io::split(client_io);
+        client_write
+            .write_all(b"not json\n[]\n{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"x\",\"params\":1}\n{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}\n")
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(client_read).lines();
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            let line = lines.next_line().await.unwrap().unwrap();
+            answers.push(serde_json::from_str::<Value>(&line).unwrap());
+        }
+        assert_eq!(answers[0]["error"]["code"], -32700);
+        assert_eq!(answers[0]["id"], Value::Null);
+        assert_eq!(answers[1]["error"]["code"], -32600);
+        assert_eq!(answers[2]["error"]["code"], -32600);
+        assert_eq!(answers[2]["id"], 5);
+        assert_eq!(
+            answers[3],
+            json!({"jsonrpc": "2.0", "id": "p", "result": {}})
+        );
+        for line in 1..=3 {
+            let Some(Event::Problem(Problem::InvalidLine(bad))) = incoming.next().await else {
+                panic!()
+            };
+            assert_eq!(bad.line, line);
+        }
+    }
+
+    #[tokio::test]
+    async fn peer_death_mid_request_fails_every_pending_call() {
+        let ((a, _a_in), (b, mut b_in)) = memory_pair(&PeerConfig::default());
+        let calls: Vec<_> = (0..10)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.call("never", None, CallOptions::default()).await })
+            })
+            .collect();
+        let mut unanswered = Vec::new();
+        for _ in 0..10 {
+            let Some(Event::Request(request)) = b_in.next().await else {
+                panic!()
+            };
+            unanswered.push(request);
+        }
+        // The other side dies: both its tasks stop and its stream ends.
+        b.abort("killed");
+        drop(b_in);
+        drop(b);
+        for call in calls {
+            let result = tokio::time::timeout(Duration::from_secs(5), call)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                matches!(result, Err(CallError::Closed(CloseReason::Eof))),
+                "{result:?}"
+            );
+        }
+        assert!(matches!(
+            a.call("after", None, CallOptions::default()).await,
+            Err(CallError::Closed(_))
+        ));
+        drop(unanswered);
+    }
+
+    #[tokio::test]
+    async fn abort_fails_pending_calls_with_the_given_reason() {
+        let ((a, _a_in), (_b, _b_in)) = memory_pair(&PeerConfig::default());
+        let pending = tokio::spawn({
+            let a = a.clone();
+            async move { a.call("never", None, CallOptions::default()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        a.abort("plugin exited with status 3");
+        let result = pending.await.unwrap();
+        assert!(
+            matches!(&result, Err(CallError::Closed(CloseReason::Aborted(why))) if why == "plugin exited with status 3"),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_responder_answers_internal_error() {
+        let ((a, _a_in), (_b, mut b_in)) = memory_pair(&PeerConfig::default());
+        let call = a.call("x", None, CallOptions::timeout(Duration::from_secs(5)));
+        let drop_it = async {
+            let Some(Event::Request(request)) = b_in.next().await else {
+                panic!()
+            };
+            drop(request);
+        };
+        let (result, ()) = tokio::join!(call, drop_it);
+        let Err(CallError::Remote(error)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(error.code, ErrorCode::InternalError);
+    }
+
+    #[tokio::test]
+    async fn progress_reaches_the_caller() {
+        let ((a, _a_in), (_b, mut b_in)) = memory_pair(&PeerConfig::default());
+        let (tx, mut rx) = mpsc::channel(8);
+        let call = a.call("work", None, CallOptions::default().with_progress(tx));
+        let serve = async {
+            let Some(Event::Request(request)) = b_in.next().await else {
+                panic!()
+            };
+            for step in 1..=3 {
+                request
+                    .responder
+                    .progress(f64::from(step), Some(3.0), None)
+                    .await
+                    .unwrap();
+            }
+            request.responder.ok(json!("done")).await.unwrap();
+        };
+        let (result, ()) = tokio::join!(call, serve);
+        assert_eq!(result.unwrap(), json!("done"));
+        let mut seen = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            seen.push(p.progress);
+        }
+        assert_eq!(seen, [1.0, 2.0, 3.0]);
+    }
+
+    #[tokio::test]
+    async fn oversized_requests_and_results_are_refused_with_errors() {
+        let config = PeerConfig {
+            max_message_bytes: 200,
+            ..PeerConfig::default()
+        };
+        let ((a, _a_in), (_b, mut b_in)) = memory_pair(&config);
+        let big = json!({"x": "y".repeat(300)});
+        assert!(matches!(
+            a.call("big", Some(big.clone()), CallOptions::default())
+                .await,
+            Err(CallError::TooLarge { .. })
+        ));
+        let call = a.call("small", None, CallOptions::timeout(Duration::from_secs(5)));
+        let serve = async {
+            let Some(Event::Request(request)) = b_in.next().await else {
+                panic!()
+            };
+            assert!(matches!(
+                request.responder.ok(big).await,
+                Err(SendError::TooLarge { .. })
+            ));
+        };
+        let (result, ()) = tokio::join!(call, serve);
+        let Err(CallError::Remote(error)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(error.code, ErrorCode::MessageTooLarge);
+    }
+
+    #[tokio::test]
+    async fn close_ends_the_output_and_eof_ends_the_connection() {
+        let ((a, _a_in), (b, mut b_in)) = memory_pair(&PeerConfig::default());
+        a.notify_raw("bye", None).await.unwrap();
+        a.close().await;
+        assert!(matches!(b_in.next().await, Some(Event::Notification(n)) if n.method == "bye"));
+        assert!(b_in.next().await.is_none());
+        assert_eq!(b.closed().await, CloseReason::Eof);
+        assert!(matches!(
+            a.call("x", None, CallOptions::default()).await,
+            Err(CallError::Closed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_in_flight_id_is_refused() {
+        let (client_io, server_io) = tokio::io::duplex(4096);
+        let (server_read, server_write) = tokio::io::split(server_io);
+        let (_peer, mut incoming) = connect(server_read, server_write, PeerConfig::default());
+        let (client_read, mut client_write) = tokio::io::split(client_io);
+        let request = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"slow\"}\n";
+        client_write.write_all(request).await.unwrap();
+        client_write.write_all(request).await.unwrap();
+        let Some(Event::Request(first)) = incoming.next().await else {
+            panic!()
+        };
+        let Some(Event::Problem(Problem::DuplicateRequestId { .. })) = incoming.next().await else {
+            panic!()
+        };
+        let mut lines = BufReader::new(client_read).lines();
+        let refusal: Value =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(refusal["error"]["code"], -32600);
+        first.responder.ok(json!(1)).await.unwrap();
+        let answer: Value =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(answer["result"], 1);
+    }
+}

@@ -1,0 +1,1 @@
+//! Write Outpost plugins in Rust.

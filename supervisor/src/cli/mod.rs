@@ -1,0 +1,47 @@
+//! Command-line interface: parsing, logging setup, dispatch.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod plugins;
+
+/// Outpost runs gateway plugins out of process and supervises them.
+#[derive(Debug, Parser)]
+#[command(name = "outpost", version = version(), about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect discovered plugins without running them.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+}
+
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (plugin protocol {})",
+            env!("CARGO_PKG_VERSION"),
+            outpost_protocol::PROTOCOL_VERSION
+        )
+    })
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plugins(command) => plugins::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The control plane: discovery, manifests, safety gates, enablement, config validation.

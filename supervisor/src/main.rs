@@ -1,0 +1,9 @@
+//! The `outpost` command.
+
+use std::process::ExitCode;
+
+mod cli;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -1,0 +1,230 @@
+//! Supervision policy as plain data: timeouts, health checks, restart, stop and limits.
+//!
+//! Every value has a documented default (docs/operators.md repeats the table). A plugin's
+//! effective policy is built from layers, later layers winning member by member:
+//!
+//! 1. the defaults below;
+//! 2. `outpost.defaults` in the config file;
+//! 3. the `outpost` block of the plugin's manifest (`timeouts`, `health`, `restart`,
+//!    `stop`, `limits`): what the plugin author knows it needs;
+//! 4. `outpost.plugins.<id>` in the config file: the operator has the last word.
+//!
+//! Layers are JSON objects merged deeply ([`SupervisionPolicy::from_layers`]); unknown
+//! keys are refused so a typo in a config file is an error, not a silently ignored
+//! setting.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Everything that governs how one plugin is supervised.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct SupervisionPolicy {
+    /// Handshake and call deadlines.
+    pub timeouts: Timeouts,
+    /// Liveness pings.
+    pub health: HealthPolicy,
+    /// What happens after an exit nobody asked for.
+    pub restart: RestartPolicy,
+    /// The stop escalation.
+    pub stop: StopPolicy,
+    /// Resource and traffic limits.
+    pub limits: Limits,
+}
+
+/// Deadlines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// From spawn to the `initialize` answer. Default 10 s: interpreted plugins need room.
+    pub handshake_ms: u64,
+    /// A call's deadline when the caller gives none. Default 30 s.
+    pub call_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake_ms: 10_000,
+            call_ms: 30_000,
+        }
+    }
+}
+
+/// Liveness pings while a plugin is ready.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthPolicy {
+    /// Between pings. Default 15 s. `0` disables pings.
+    pub interval_ms: u64,
+    /// A ping not answered within this is a miss. Default 5 s.
+    pub timeout_ms: u64,
+    /// Consecutive misses that make the plugin "unresponsive" and restart it. Default 3.
+    pub misses: u32,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self {
+            interval_ms: 15_000,
+            timeout_ms: 5_000,
+            misses: 3,
+        }
+    }
+}
+
+/// Restarts after a crash (any exit not asked for, except exit code 78).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// Restart at all. Default true.
+    pub enabled: bool,
+    /// The first backoff delay. Default 250 ms.
+    pub initial_backoff_ms: u64,
+    /// Each further crash multiplies the delay by this. Default 2.
+    pub multiplier: f64,
+    /// The longest delay. Default 30 s.
+    pub max_backoff_ms: u64,
+    /// Each delay is moved by up to this fraction, up or down, so plugins that crashed
+    /// together do not restart together. Default 0.2.
+    pub jitter: f64,
+    /// Running this long without a crash forgets earlier crashes. Default 60 s.
+    pub reset_after_ms: u64,
+    /// More than this many crashes within `window_ms` gives up: state `failed`.
+    /// Default 5.
+    pub max_crashes: u32,
+    /// See `max_crashes`. Default 180 s.
+    pub window_ms: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            initial_backoff_ms: 250,
+            multiplier: 2.0,
+            max_backoff_ms: 30_000,
+            jitter: 0.2,
+            reset_after_ms: 60_000,
+            max_crashes: 5,
+            window_ms: 180_000,
+        }
+    }
+}
+
+/// The stop escalation: `shutdown` request, close stdin, SIGTERM to the process group,
+/// SIGKILL to the group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct StopPolicy {
+    /// How long the `shutdown` request may take. Default 3 s.
+    pub shutdown_ms: u64,
+    /// After stdin is closed, how long to wait for the exit. Default 2 s.
+    pub eof_ms: u64,
+    /// After SIGTERM, how long to wait before SIGKILL. Default 3 s.
+    pub term_ms: u64,
+}
+
+impl Default for StopPolicy {
+    fn default() -> Self {
+        Self {
+            shutdown_ms: 3_000,
+            eof_ms: 2_000,
+            term_ms: 3_000,
+        }
+    }
+}
+
+/// Resource and traffic limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Calls in flight to the plugin at once. Default 16.
+    pub max_concurrent_requests: u32,
+    /// Calls waiting for a slot; more fail at once with `-32009`. Default 64.
+    pub max_queued_requests: u32,
+    /// Longest line either way. Default 16 MiB.
+    pub max_message_bytes: u64,
+    /// `RLIMIT_NOFILE` for the plugin. Default: inherited.
+    pub open_files: Option<u64>,
+    /// `RLIMIT_AS` (address space) for the plugin, in MiB. Default: none. See
+    /// docs/operators.md for why address space is a blunt measure of memory.
+    pub memory_mib: Option<u64>,
+    /// Recent stderr lines kept for crash reports. Default 200.
+    pub stderr_lines: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_requests: 16,
+            max_queued_requests: 64,
+            max_message_bytes: outpost_protocol::DEFAULT_MAX_MESSAGE_BYTES as u64,
+            open_files: None,
+            memory_mib: None,
+            stderr_lines: 200,
+        }
+    }
+}
+
+impl SupervisionPolicy {
+    /// The defaults overridden by each layer in turn (objects merged member by member).
+    pub fn from_layers<'a>(
+        layers: impl IntoIterator<Item = &'a Value>,
+    ) -> Result<Self, serde_json::Error> {
+        let mut merged = Value::Object(Map::new());
+        for layer in layers {
+            merge(&mut merged, layer);
+        }
+        serde_json::from_value(merged)
+    }
+}
+
+/// Deep merge: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, layer: &Value) {
+    match (base, layer) {
+        (Value::Object(base), Value::Object(layer)) => {
+            for (key, value) in layer {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, layer) => *base = layer.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn no_layers_give_the_documented_defaults() {
+        let policy = SupervisionPolicy::from_layers([]).unwrap();
+        assert_eq!(policy, SupervisionPolicy::default());
+        assert_eq!(policy.timeouts.handshake_ms, 10_000);
+        assert_eq!(policy.restart.max_crashes, 5);
+        assert_eq!(policy.stop.term_ms, 3_000);
+    }
+
+    #[test]
+    fn later_layers_win_member_by_member() {
+        let config_defaults = json!({"timeouts": {"callMs": 5000}, "restart": {"maxCrashes": 2}});
+        let manifest = json!({"timeouts": {"handshakeMs": 60000, "callMs": 120000}});
+        let operator = json!({"timeouts": {"callMs": 1000}, "limits": {"openFiles": 64}});
+        let policy =
+            SupervisionPolicy::from_layers([&config_defaults, &manifest, &operator]).unwrap();
+        assert_eq!(policy.timeouts.handshake_ms, 60_000);
+        assert_eq!(policy.timeouts.call_ms, 1_000);
+        assert_eq!(policy.restart.max_crashes, 2);
+        assert_eq!(policy.restart.initial_backoff_ms, 250);
+        assert_eq!(policy.limits.open_files, Some(64));
+    }
+
+    #[test]
+    fn a_typo_is_an_error_that_names_the_key() {
+        let error =
+            SupervisionPolicy::from_layers([&json!({"timeouts": {"handshakeMS": 1}})]).unwrap_err();
+        assert!(error.to_string().contains("handshakeMS"), "{error}");
+    }
+}
