@@ -167,6 +167,10 @@ request!(
     /// Host -> plugin (fixture plugins only): send a `log` notification, then answer.
     FixtureLog = "fixture/log", LogParams => EmptyObject
 );
+request!(
+    /// Host -> plugin (fixture plugins only): write text to stderr, then answer.
+    FixtureStderr = "fixture/stderr", FixtureStderrParams => EmptyObject
+);
 
 /// Every method of protocol v1: name, direction, and whether it is a request.
 pub const METHODS: &[(&str, Direction, bool)] = &[
@@ -194,6 +198,7 @@ pub const METHODS: &[(&str, Direction, bool)] = &[
     (FixtureProgress::METHOD, Direction::HostToPlugin, true),
     (FixtureCallHost::METHOD, Direction::HostToPlugin, true),
     (FixtureLog::METHOD, Direction::HostToPlugin, true),
+    (FixtureStderr::METHOD, Direction::HostToPlugin, true),
 ];
 
 /// `{}`: params or result with no members (any members sent are ignored).
@@ -749,6 +754,15 @@ pub struct FixtureProgressParams {
     pub steps: u32,
 }
 
+/// `fixture/stderr` params.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FixtureStderrParams {
+    /// How many bytes of text (lines of printable ASCII) to write to stderr before
+    /// answering `{}`.
+    pub bytes: u64,
+}
+
 /// `fixture/callHost` params.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -909,6 +923,7 @@ mod tests {
         round_trip::<FixtureEchoParams>(&json!({"value": [1, "two"]}));
         round_trip::<FixtureSleepParams>(&json!({"ms": 10}));
         round_trip::<FixtureProgressParams>(&json!({"steps": 3}));
+        round_trip::<FixtureStderrParams>(&json!({"bytes": 1_048_576}));
         round_trip::<FixtureCallHostResult>(&json!({"error": {"code": -32601, "message": "m"}}));
         round_trip::<EmptyObject>(&json!({}));
     }

@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 use crate::message::schema::AnyMessage;
 use crate::methods::{
     Cancel, ChannelCall, CommandRun, ContextEngineCall, Direction, FixtureCallHost, FixtureEcho,
-    FixtureLog, FixtureProgress, FixtureSleep, HookRun, HostCallMethod, HostGetConfig, HttpHandle,
-    Initialize, Initialized, Log, METHODS, MethodCall, NotificationType, Ping, Progress,
-    ProviderCall, RequestType, ServiceStart, ServiceStop, Shutdown, ToolInvoke,
+    FixtureLog, FixtureProgress, FixtureSleep, FixtureStderr, HookRun, HostCallMethod,
+    HostGetConfig, HttpHandle, Initialize, Initialized, Log, METHODS, MethodCall, NotificationType,
+    Ping, Progress, ProviderCall, RequestType, ServiceStart, ServiceStop, Shutdown, ToolInvoke,
 };
 
 fn request<M>(generator: &mut SchemaGenerator, methods: &mut Map<String, Value>)
@@ -82,6 +82,7 @@ pub fn protocol_schema() -> Value {
     request::<FixtureProgress>(&mut generator, &mut methods);
     request::<FixtureCallHost>(&mut generator, &mut methods);
     request::<FixtureLog>(&mut generator, &mut methods);
+    request::<FixtureStderr>(&mut generator, &mut methods);
     assert_eq!(
         methods.len(),
         METHODS.len(),
