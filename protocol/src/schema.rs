@@ -135,6 +135,9 @@ mod tests {
 
     #[test]
     fn the_embedded_schema_is_the_checked_in_file() {
-        assert_eq!(crate::SCHEMA_JSON, protocol_schema_text());
+        assert!(
+            crate::SCHEMA_JSON == protocol_schema_text(),
+            "SCHEMA_JSON is stale: it was compiled before schema/protocol.schema.json changed; rebuild"
+        );
     }
 }
