@@ -1,0 +1,945 @@
+//! One session with a host: the handshake, the dispatch of calls, shutdown.
+//!
+//! The loop in [`serve`] only reads and routes: every call runs in its own task, so a
+//! slow handler never delays a ping, a `$/cancel` or another call. A call task races the
+//! handler against the call's cancellation; a cancelled call is answered `-32800` at once
+//! and its handler future is dropped.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use outpost_protocol::methods::{
+    CallContext, ChannelCall, ChannelCallParams, CommandRun, CommandRunParams, ContextEngineCall,
+    ContextEngineCallParams, EmptyObject, HookRun, HookRunParams, HttpHandle, HttpHandleParams,
+    Initialize, InitializeParams, InitializeResult, Initialized, InitializedParams, MethodCall,
+    MethodCallParams, PluginCapabilities, ProviderCall, ProviderCallParams, RequestType,
+    ServiceParams, ServiceStart, ServiceStop, Shutdown, ToolInvoke, ToolInvokeParams,
+};
+use outpost_protocol::peer::{
+    self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Responder,
+};
+use outpost_protocol::{
+    ErrorCode, ErrorObject, NotificationType, RegistrationKind, SUPPORTED_VERSIONS,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::builder::{ConfigType, Entry, Plugin, Run, ServiceFn, Target};
+use crate::context::{Context, LogSink, ServiceContext, Shared, Work};
+use crate::{Error, ServeError, fixture};
+
+/// How many calls may wait for a concurrency slot beyond `maxConcurrentRequests` before
+/// the plugin answers `-32009`. The host never sends more than the limit; the margin
+/// covers calls it has cancelled and stopped counting while their answers are on the way.
+const CALL_QUEUE: usize = 64;
+
+/// How long to wait for the last answer to be written before ending on a permanent
+/// failure.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Used when the host does not announce `limits.shutdownTimeoutMs`.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub(crate) async fn serve<C, R, W>(
+    plugin: Plugin<C>,
+    reader: R,
+    writer: W,
+) -> Result<(), ServeError>
+where
+    C: ConfigType,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (flushed_tx, flushed_rx) = oneshot::channel();
+    let writer = NotifyOnShutdown {
+        inner: writer,
+        done: Some(flushed_tx),
+    };
+    let config = PeerConfig {
+        name: "the host".to_owned(),
+        ..PeerConfig::default()
+    };
+    let (peer, incoming) = peer::connect(reader, writer, config);
+    let (fatal_tx, fatal_rx) = mpsc::channel(4);
+    let mut session = Session {
+        plugin: Arc::new(plugin),
+        peer,
+        phase: Phase::Waiting,
+        fatal: fatal_tx,
+    };
+    let outcome = session.run(incoming, fatal_rx).await;
+    if let Phase::Running(running) | Phase::ShuttingDown(running) = &session.phase {
+        running.shared.shutdown.cancel();
+    }
+    if let Err(ServeError::Permanent { reason, .. } | ServeError::Setup { reason, .. }) = &outcome {
+        eprintln!("plugin `{}`: {reason}", session.plugin.info.id);
+        // Let the last answer reach the host before the process ends.
+        session.peer.close().await;
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, flushed_rx).await;
+    }
+    outcome
+}
+
+enum Phase<C> {
+    /// Before `initialize`.
+    Waiting,
+    Running(Arc<Running<C>>),
+    /// After `shutdown`.
+    ShuttingDown(Arc<Running<C>>),
+}
+
+struct Session<C> {
+    plugin: Arc<Plugin<C>>,
+    peer: peer::Peer,
+    phase: Phase<C>,
+    fatal: mpsc::Sender<String>,
+}
+
+/// Everything a running session shares with its call tasks.
+struct Running<C> {
+    plugin: Arc<Plugin<C>>,
+    shared: Arc<Shared>,
+    config: Arc<C>,
+    /// By registration index; all true until `initialized` says otherwise.
+    accepted: Mutex<Vec<bool>>,
+    services: Mutex<HashMap<String, RunningService<C>>>,
+    calls: TaskTracker,
+    /// Calls running or waiting for a slot.
+    admitted: AtomicUsize,
+    slots: Arc<Semaphore>,
+    max_admitted: usize,
+    /// The host's `maxMessageBytes`, when it is below the peer's own limit.
+    max_message_bytes: Option<usize>,
+    grace: Duration,
+    fatal: mpsc::Sender<String>,
+}
+
+struct RunningService<C> {
+    context: ServiceContext<C>,
+    stop: Option<ServiceFn<C>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<C: ConfigType> Session<C> {
+    async fn run(
+        &mut self,
+        mut incoming: Incoming,
+        mut fatal: mpsc::Receiver<String>,
+    ) -> Result<(), ServeError> {
+        loop {
+            let event = tokio::select! {
+                biased;
+                Some(reason) = fatal.recv() => return Err(self.permanent(reason)),
+                event = incoming.next() => event,
+            };
+            match event {
+                None => break,
+                Some(Event::Request(request)) => self.on_request(request).await?,
+                Some(Event::Notification(notification)) => {
+                    if notification.method == Initialized::METHOD {
+                        self.on_initialized(notification.params);
+                    }
+                }
+                Some(Event::Problem(problem)) => {
+                    eprintln!(
+                        "outpost-sdk: plugin `{}`: from the host: {problem}",
+                        self.plugin.info.id
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        match self.peer.close_reason() {
+            Some(CloseReason::Io(reason)) => Err(ServeError::Connection {
+                plugin_id: self.plugin.info.id.clone(),
+                reason,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn permanent(&self, reason: String) -> ServeError {
+        ServeError::Permanent {
+            plugin_id: self.plugin.info.id.clone(),
+            reason,
+        }
+    }
+
+    async fn on_request(&mut self, request: IncomingRequest) -> Result<(), ServeError> {
+        let IncomingRequest {
+            method,
+            params,
+            responder,
+        } = request;
+        let id = &self.plugin.info.id;
+        match (&self.phase, method.as_str()) {
+            (Phase::Waiting, Initialize::METHOD) => {
+                return self.initialize(params, responder).await;
+            }
+            (_, Initialize::METHOD) => {
+                let error = ErrorObject::new(
+                    ErrorCode::AlreadyInitialized,
+                    format!(
+                        "plugin `{id}` is already initialized; send `initialize` once per process"
+                    ),
+                );
+                let _ = responder.error(error).await;
+            }
+            (Phase::Waiting, _) => {
+                let error = ErrorObject::new(
+                    ErrorCode::NotInitialized,
+                    format!(
+                        "plugin `{id}` got `{method}` before `initialize`; send `initialize` first"
+                    ),
+                );
+                let _ = responder.error(error).await;
+            }
+            (Phase::Running(running), Shutdown::METHOD) => {
+                let running = running.clone();
+                self.phase = Phase::ShuttingDown(running.clone());
+                tokio::spawn(shutdown(running, responder));
+            }
+            (Phase::ShuttingDown(_), Shutdown::METHOD) => {
+                let _ = responder.ok(EmptyObject {}).await;
+            }
+            (Phase::ShuttingDown(_), _) => {
+                let error = ErrorObject::new(
+                    ErrorCode::Unavailable,
+                    format!("plugin `{id}` is shutting down and takes no new calls"),
+                )
+                .with_data(json!({"pluginId": id, "state": "stopping"}));
+                let _ = responder.error(error).await;
+            }
+            (Phase::Running(running), _) => {
+                dispatch(running, &method, params.unwrap_or(Value::Null), responder);
+            }
+        }
+        Ok(())
+    }
+
+    async fn initialize(
+        &mut self,
+        params: Option<Value>,
+        responder: Responder,
+    ) -> Result<(), ServeError> {
+        let plugin = self.plugin.clone();
+        let id = &plugin.info.id;
+        let params: InitializeParams = match parse(Initialize::METHOD, params) {
+            Ok(params) => params,
+            Err(error) => {
+                let _ = responder.error(error).await;
+                return Ok(());
+            }
+        };
+        let Some(version) = params
+            .protocol_versions
+            .iter()
+            .find(|v| SUPPORTED_VERSIONS.contains(&v.as_str()))
+            .cloned()
+        else {
+            let error = ErrorObject::new(
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "plugin `{id}` speaks protocol version {} and the host offered {:?}; update the plugin or the host",
+                    SUPPORTED_VERSIONS.join(", "),
+                    params.protocol_versions
+                ),
+            )
+            .with_data(json!({
+                "supported": SUPPORTED_VERSIONS,
+                "requested": params.protocol_versions,
+            }));
+            let _ = responder.error(error).await;
+            return Ok(());
+        };
+        if params.plugin_id != *id {
+            eprintln!(
+                "outpost-sdk: warning: the host started this program as plugin `{}`, but it was built as plugin `{id}`; \
+                 the host will refuse it until the manifest's `id` and the id given to `Plugin::builder` agree",
+                params.plugin_id
+            );
+        }
+        let config: C = match serde_json::from_value(Value::Object(params.config.clone())) {
+            Ok(config) => config,
+            Err(e) => {
+                let reason = format!(
+                    "its config does not fit the plugin's config type: {e}; the host validated the config against the \
+                     manifest's `configSchema`, so the schema and the plugin's code disagree: make them match"
+                );
+                let _ = responder
+                    .error(Error::permanent(reason.clone()).into_object())
+                    .await;
+                return Err(self.permanent(reason));
+            }
+        };
+        let shutdown_timeout = params
+            .limits
+            .shutdown_timeout_ms
+            .map_or(DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_millis);
+        let max_concurrent = usize::try_from(params.limits.max_concurrent_requests)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let max_message_bytes = usize::try_from(params.limits.max_message_bytes)
+            .ok()
+            .filter(|limit| *limit < outpost_protocol::DEFAULT_MAX_MESSAGE_BYTES);
+        let shared = Arc::new(Shared {
+            plugin_id: id.clone(),
+            peer: self.peer.clone(),
+            raw_config: Arc::new(params.config),
+            runtime: params.capabilities.runtime,
+            logs: LogSink::start(self.peer.clone()),
+            initialized: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+        });
+        let running = Arc::new(Running {
+            plugin: plugin.clone(),
+            shared: shared.clone(),
+            config: Arc::new(config),
+            accepted: Mutex::new(vec![true; plugin.entries.len()]),
+            services: Mutex::new(HashMap::new()),
+            calls: TaskTracker::new(),
+            admitted: AtomicUsize::new(0),
+            slots: Arc::new(Semaphore::new(max_concurrent.min(Semaphore::MAX_PERMITS))),
+            max_admitted: max_concurrent.saturating_add(CALL_QUEUE),
+            max_message_bytes,
+            // Leave the host a quarter of its budget to read the answer.
+            grace: shutdown_timeout * 3 / 4,
+            fatal: self.fatal.clone(),
+        });
+        if let Some(setup) = &plugin.setup {
+            let ctx = running.context(CallContext::default(), None, "setup".to_owned());
+            let outcome = tokio::select! {
+                outcome = AssertUnwindSafe(setup(ctx)).catch_unwind() => outcome,
+                _ = self.peer.closed() => return Ok(()),
+            };
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error),
+                Err(panic) => Some(Error::new(format!(
+                    "the setup function panicked: {}",
+                    panic_message(&*panic)
+                ))),
+            };
+            if let Some(error) = failure {
+                let permanent = error.is_permanent();
+                let reason = format!("setup failed: {}", error.message());
+                let _ = responder.error(error.into_object()).await;
+                return Err(if permanent {
+                    self.permanent(reason)
+                } else {
+                    ServeError::Setup {
+                        plugin_id: id.clone(),
+                        reason,
+                    }
+                });
+            }
+        }
+        let result = InitializeResult {
+            protocol_version: version,
+            plugin: plugin.info.clone(),
+            capabilities: PluginCapabilities {
+                fixture: plugin.fixture,
+            },
+            registrations: plugin.registrations(),
+        };
+        let _ = responder.ok(result).await;
+        self.phase = Phase::Running(running);
+        Ok(())
+    }
+
+    fn on_initialized(&self, params: Option<Value>) {
+        let (Phase::Running(running) | Phase::ShuttingDown(running)) = &self.phase else {
+            return;
+        };
+        let id = &self.plugin.info.id;
+        match parse::<InitializedParams>(Initialized::METHOD, params) {
+            Ok(verdict) => {
+                let mut accepted = lock(&running.accepted);
+                accepted.fill(false);
+                for a in &verdict.accepted {
+                    if let Some(slot) = accepted.get_mut(a.index) {
+                        *slot = true;
+                    }
+                }
+                for r in &verdict.rejected {
+                    let what = self.plugin.entries.get(r.index).map_or_else(
+                        || format!("registration #{}", r.index),
+                        |e| format!("{} `{}`", e.registration.kind(), e.registration.key()),
+                    );
+                    eprintln!(
+                        "outpost-sdk: plugin `{id}`: the host rejected {what} ({}): {}",
+                        r.code, r.reason
+                    );
+                }
+            }
+            Err(error) => eprintln!(
+                "outpost-sdk: plugin `{id}`: ignoring an unreadable `initialized` (every registration stays served): {}",
+                error.message
+            ),
+        }
+        running.shared.initialized.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<C: ConfigType> Running<C> {
+    fn context(
+        &self,
+        call: CallContext,
+        id: Option<outpost_protocol::RequestId>,
+        name: String,
+    ) -> Context<C> {
+        self.context_with(call, id, name, self.shared.shutdown.child_token())
+    }
+
+    fn context_with(
+        &self,
+        call: CallContext,
+        id: Option<outpost_protocol::RequestId>,
+        name: String,
+        cancel: CancellationToken,
+    ) -> Context<C> {
+        Context {
+            shared: self.shared.clone(),
+            config: self.config.clone(),
+            work: Arc::new(Work {
+                call,
+                cancel,
+                id,
+                received: Instant::now(),
+                name,
+            }),
+        }
+    }
+
+    /// The registration of `kind` named `key`, if the host accepted it.
+    fn find(&self, kind: RegistrationKind, key: &str) -> Result<&Entry<C>, ErrorObject> {
+        let id = &self.plugin.info.id;
+        let not_found = |message: String| {
+            ErrorObject::new(ErrorCode::NotFound, message)
+                .with_data(json!({"kind": kind, "name": key}))
+        };
+        let Some(&index) = self.plugin.index.get(&(kind, key.to_owned())) else {
+            return Err(not_found(format!("plugin `{id}` has no {kind} `{key}`")));
+        };
+        if !lock(&self.accepted).get(index).copied().unwrap_or(false) {
+            return Err(not_found(format!(
+                "{kind} `{key}` of plugin `{id}` was not accepted by the host, so it is not served"
+            )));
+        }
+        Ok(&self.plugin.entries[index])
+    }
+}
+
+fn parse<T: DeserializeOwned>(method: &str, params: Option<Value>) -> Result<T, ErrorObject> {
+    serde_json::from_value(params.unwrap_or(Value::Null))
+        .map_err(|e| ErrorObject::invalid_params(method, e))
+}
+
+/// Routes one invocation and spawns its call task; answers at once what it refuses.
+fn dispatch<C: ConfigType>(
+    running: &Arc<Running<C>>,
+    method: &str,
+    params: Value,
+    responder: Responder,
+) {
+    match route(running, method, params) {
+        Ok(Routed { name, call, run }) => spawn_call(running, responder, name, call, run),
+        Err(error) => {
+            tokio::spawn(async move {
+                let _ = responder.error(error).await;
+            });
+        }
+    }
+}
+
+/// A call, ready to run.
+struct Routed<C> {
+    /// e.g. `tool/word_count`, for logs and errors.
+    name: String,
+    call: CallContext,
+    /// Builds the handler's future from the call's context.
+    run: Run<C>,
+}
+
+fn call_target<C>(entry: &Entry<C>) -> &crate::builder::Handler<C> {
+    match &entry.target {
+        Target::Call(handler) => handler,
+        _ => unreachable!("tools, hooks, commands, methods and routes have call handlers"),
+    }
+}
+
+fn route<C: ConfigType>(
+    running: &Arc<Running<C>>,
+    method: &str,
+    params: Value,
+) -> Result<Routed<C>, ErrorObject> {
+    let params = Some(params);
+    match method {
+        ToolInvoke::METHOD => {
+            let p: ToolInvokeParams = parse(method, params)?;
+            let handler = call_target(running.find(RegistrationKind::Tool, &p.name)?).clone();
+            let input = Value::Object(p.arguments);
+            Ok(Routed {
+                name: format!("tool/{}", p.name),
+                call: p.context,
+                run: Box::new(move |ctx| handler(ctx, input)),
+            })
+        }
+        HookRun::METHOD => {
+            let p: HookRunParams = parse(method, params)?;
+            let handler = call_target(running.find(RegistrationKind::Hook, &p.event)?).clone();
+            let event = p.event.clone();
+            Ok(Routed {
+                name: format!("hook/{}", p.event),
+                call: p.context,
+                run: Box::new(move |ctx| {
+                    Box::pin(async move {
+                        let result = handler(ctx, p.payload).await?;
+                        if result.is_null() || result.is_object() {
+                            Ok(result)
+                        } else {
+                            Err(Error::with_code(
+                                ErrorCode::InternalError,
+                                format!(
+                                    "the handler of hook `{event}` returned {result}, but a hook answers an object of fields or nothing"
+                                ),
+                            ))
+                        }
+                    })
+                }),
+            })
+        }
+        CommandRun::METHOD => {
+            let p: CommandRunParams = parse(method, params)?;
+            let key = p.name.trim().to_lowercase();
+            let handler = call_target(running.find(RegistrationKind::Command, &key)?).clone();
+            let context = p.context.clone();
+            let input = serde_json::to_value(&p).unwrap_or(Value::Null);
+            Ok(Routed {
+                name: format!("command/{key}"),
+                call: context,
+                run: Box::new(move |ctx| handler(ctx, input)),
+            })
+        }
+        MethodCall::METHOD => {
+            let p: MethodCallParams = parse(method, params)?;
+            let handler =
+                call_target(running.find(RegistrationKind::GatewayMethod, &p.method)?).clone();
+            Ok(Routed {
+                name: format!("method/{}", p.method),
+                call: p.context,
+                run: Box::new(move |ctx| handler(ctx, p.params)),
+            })
+        }
+        HttpHandle::METHOD => {
+            let p: HttpHandleParams = parse(method, params)?;
+            let exact = running.find(RegistrationKind::HttpRoute, &p.route);
+            let prefix = running.find(
+                RegistrationKind::HttpRoute,
+                &format!("{} (prefix)", p.route),
+            );
+            let entry = if p.request.path == p.route {
+                exact.or(prefix)
+            } else {
+                prefix.or(exact)
+            }?;
+            let handler = call_target(entry).clone();
+            let input = serde_json::to_value(&p.request).unwrap_or(Value::Null);
+            Ok(Routed {
+                name: format!("http{}", p.route),
+                call: p.context,
+                run: Box::new(move |ctx| handler(ctx, input)),
+            })
+        }
+        ServiceStart::METHOD => {
+            let p: ServiceParams = parse(method, params)?;
+            let entry = running.find(RegistrationKind::Service, &p.id)?;
+            let Target::Service { start, stop } = &entry.target else {
+                unreachable!("services have service handlers")
+            };
+            service_start(running, p.id, start.clone(), stop.clone())
+        }
+        ServiceStop::METHOD => {
+            let p: ServiceParams = parse(method, params)?;
+            running.find(RegistrationKind::Service, &p.id)?;
+            Ok(service_stop(running, &p.id))
+        }
+        ProviderCall::METHOD => {
+            let p: ProviderCallParams = parse(method, params)?;
+            let key = format!("{}:{}", p.capability, p.id);
+            operation(
+                running,
+                RegistrationKind::Provider,
+                &key,
+                &p.operation,
+                p.params,
+                p.context,
+            )
+        }
+        ChannelCall::METHOD => {
+            let p: ChannelCallParams = parse(method, params)?;
+            operation(
+                running,
+                RegistrationKind::Channel,
+                &p.id,
+                &p.operation,
+                p.params,
+                p.context,
+            )
+        }
+        ContextEngineCall::METHOD => {
+            let p: ContextEngineCallParams = parse(method, params)?;
+            operation(
+                running,
+                RegistrationKind::ContextEngine,
+                &p.id,
+                &p.operation,
+                p.params,
+                p.context,
+            )
+        }
+        _ if running.plugin.fixture && method.starts_with("fixture/") => {
+            let run = fixture::route(method, params)?;
+            Ok(Routed {
+                name: method.to_owned(),
+                call: CallContext::default(),
+                run,
+            })
+        }
+        _ => Err(ErrorObject::method_not_found(method)),
+    }
+}
+
+fn operation<C: ConfigType>(
+    running: &Arc<Running<C>>,
+    kind: RegistrationKind,
+    key: &str,
+    operation: &str,
+    params: Value,
+    call: CallContext,
+) -> Result<Routed<C>, ErrorObject> {
+    let entry = running.find(kind, key)?;
+    let Target::Operations(operations) = &entry.target else {
+        unreachable!("providers, channels and context engines have operations")
+    };
+    let Some(handler) = operations.handlers.get(operation).cloned() else {
+        return Err(ErrorObject::new(
+            ErrorCode::MethodNotFound,
+            format!(
+                "{kind} `{key}` of plugin `{}` has no operation `{operation}`; it has: {}",
+                running.plugin.info.id,
+                operations.names()
+            ),
+        ));
+    };
+    Ok(Routed {
+        name: format!("{kind}/{key}/{operation}"),
+        call,
+        run: Box::new(move |ctx| handler(ctx, params)),
+    })
+}
+
+fn service_start<C: ConfigType>(
+    running: &Arc<Running<C>>,
+    id: String,
+    start: ServiceFn<C>,
+    stop: Option<ServiceFn<C>>,
+) -> Result<Routed<C>, ErrorObject> {
+    let context = ServiceContext {
+        context: running.context(CallContext::default(), None, format!("service/{id}")),
+        tasks: TaskTracker::new(),
+    };
+    {
+        let mut services = lock(&running.services);
+        if services.contains_key(&id) {
+            return Err(ErrorObject::new(
+                ErrorCode::HandlerFailed,
+                format!("service `{id}` is already running; stop it before starting it again"),
+            ));
+        }
+        services.insert(
+            id.clone(),
+            RunningService {
+                context: context.clone(),
+                stop,
+            },
+        );
+    }
+    let running = running.clone();
+    Ok(Routed {
+        name: format!("service/{id}"),
+        call: CallContext::default(),
+        run: Box::new(move |_call| {
+            Box::pin(async move {
+                // Until the start succeeds, a failure, a panic or a cancelled start
+                // takes the service down again.
+                let mut guard = StartGuard {
+                    running: &running,
+                    id: &id,
+                    armed: true,
+                };
+                start(context).await?;
+                guard.armed = false;
+                Ok(json!({}))
+            })
+        }),
+    })
+}
+
+struct StartGuard<'a, C> {
+    running: &'a Running<C>,
+    id: &'a str,
+    armed: bool,
+}
+
+impl<C> Drop for StartGuard<'_, C> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(service) = lock(&self.running.services).remove(self.id)
+        {
+            service.context.context.work.cancel.cancel();
+            service.context.tasks.close();
+        }
+    }
+}
+
+fn service_stop<C: ConfigType>(running: &Arc<Running<C>>, id: &str) -> Routed<C> {
+    let service = lock(&running.services).remove(id);
+    Routed {
+        name: format!("service/{id}"),
+        call: CallContext::default(),
+        run: Box::new(move |_call| {
+            Box::pin(async move {
+                if let Some(service) = service {
+                    stop_service(service).await?;
+                }
+                Ok(json!({}))
+            })
+        }),
+    }
+}
+
+/// Fires the service's cancellation, runs its stop function, waits for its tasks.
+async fn stop_service<C>(service: RunningService<C>) -> Result<(), Error> {
+    let RunningService { context, stop } = service;
+    context.context.work.cancel.cancel();
+    let result = match stop {
+        Some(stop) => stop(context.clone()).await,
+        None => Ok(()),
+    };
+    context.tasks.close();
+    context.tasks.wait().await;
+    result
+}
+
+/// Runs a call in its own task and answers it.
+fn spawn_call<C: ConfigType>(
+    running: &Arc<Running<C>>,
+    responder: Responder,
+    name: String,
+    call: CallContext,
+    run: Run<C>,
+) {
+    if running.admitted.fetch_add(1, Ordering::SeqCst) >= running.max_admitted {
+        running.admitted.fetch_sub(1, Ordering::SeqCst);
+        let limit = running.slots.available_permits();
+        let error = ErrorObject::new(
+            ErrorCode::Overloaded,
+            format!(
+                "plugin `{}` has too many calls in flight; retry later",
+                running.plugin.info.id
+            ),
+        )
+        .with_data(json!({
+            "pluginId": running.plugin.info.id,
+            "retryAfterMs": 100,
+            "limit": limit,
+        }));
+        tokio::spawn(async move {
+            let _ = responder.error(error).await;
+        });
+        return;
+    }
+    let ctx = running.context(call, Some(responder.id().clone()), name.clone());
+    let cancel = ctx.work.cancel.clone();
+    let running = running.clone();
+    let tracker = running.calls.clone();
+    tracker.spawn(async move {
+        let _admitted = Admitted(&running.admitted);
+        let requested_cancel = responder.cancellation();
+        let slots = running.slots.clone();
+        let work = async move {
+            let _slot = slots.acquire_owned().await;
+            AssertUnwindSafe(run(ctx)).catch_unwind().await
+        };
+        let outcome = tokio::select! {
+            biased;
+            outcome = work => match outcome {
+                Ok(result) => result,
+                Err(panic) => Err(Error::new(format!(
+                    "the handler of {name} panicked: {}",
+                    panic_message(&*panic)
+                ))),
+            },
+            () = requested_cancel.cancelled() => Err(cancelled(&name)),
+            () = cancel.cancelled() => Err(cancelled(&name)),
+        };
+        if matches!(&outcome, Err(e) if e.code() == ErrorCode::Cancelled) {
+            cancel.cancel();
+        }
+        let fatal = match &outcome {
+            Err(error) if error.is_permanent() => {
+                Some(format!("{name} failed permanently: {}", error.message()))
+            }
+            _ => None,
+        };
+        let answer = match outcome {
+            Ok(value) => check_size(&running, &responder, &name, value),
+            Err(error) => Err(error.into_object()),
+        };
+        let _ = responder.respond(answer).await;
+        if let Some(reason) = fatal {
+            let _ = running.fatal.send(reason).await;
+        }
+    });
+}
+
+fn cancelled(name: &str) -> Error {
+    Error::with_code(ErrorCode::Cancelled, format!("{name} was cancelled"))
+}
+
+/// Replaces a result over the host's `maxMessageBytes` with `-32006`.
+fn check_size<C>(
+    running: &Running<C>,
+    responder: &Responder,
+    name: &str,
+    value: Value,
+) -> Result<Value, ErrorObject> {
+    let Some(limit) = running.max_message_bytes else {
+        return Ok(value);
+    };
+    let envelope = r#"{"jsonrpc":"2.0","id":,"result":}"#.len();
+    let size = serde_json::to_vec(&value).map_or(0, |v| v.len())
+        + serde_json::to_vec(responder.id()).map_or(0, |v| v.len())
+        + envelope;
+    if size <= limit {
+        return Ok(value);
+    }
+    Err(ErrorObject::new(
+        ErrorCode::MessageTooLarge,
+        format!("the result of {name} is {size} bytes, over the host's {limit}-byte message limit"),
+    )
+    .with_data(json!({"limit": limit, "size": size})))
+}
+
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// `shutdown`: cancel every call, stop every service, wait for both within the grace,
+/// answer `{}`.
+async fn shutdown<C: ConfigType>(running: Arc<Running<C>>, responder: Responder) {
+    running.shared.shutdown.cancel();
+    let deadline = tokio::time::Instant::now() + running.grace;
+    let services: Vec<_> = lock(&running.services).drain().collect();
+    let id = &running.plugin.info.id;
+    let stops = services.into_iter().map(|(service_id, service)| async move {
+        match AssertUnwindSafe(stop_service(service)).catch_unwind().await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                eprintln!("outpost-sdk: plugin `{id}`: stopping service `{service_id}` failed: {error}");
+            }
+            Err(panic) => eprintln!(
+                "outpost-sdk: plugin `{id}`: stopping service `{service_id}` panicked: {}",
+                panic_message(&*panic)
+            ),
+        }
+    });
+    let stopped = futures_util::future::join_all(stops);
+    if tokio::time::timeout_at(deadline, stopped).await.is_err() {
+        eprintln!(
+            "outpost-sdk: plugin `{id}`: services still stopping after {} ms; answering `shutdown` anyway",
+            running.grace.as_millis()
+        );
+    }
+    running.calls.close();
+    let _ = tokio::time::timeout_at(deadline, running.calls.wait()).await;
+    let _ = responder.ok(EmptyObject {}).await;
+}
+
+/// A writer that says when it has been shut down (everything before flushed).
+struct NotifyOnShutdown<W> {
+    inner: W,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for NotifyOnShutdown<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        if polled.is_ready()
+            && let Some(done) = self.done.take()
+        {
+            let _ = done.send(());
+        }
+        polled
+    }
+}
+
+impl<C: ConfigType> Plugin<C> {
+    /// Serves the plugin on any byte streams until `reader` reaches EOF: the host's
+    /// messages come from `reader`, the plugin's go to `writer`. [`Plugin::run`] calls it
+    /// with the protected stdin and stdout; tests call it with in-memory pipes (or use
+    /// [`crate::testing::TestHost`]).
+    ///
+    /// Returns `Ok` at EOF, [`ServeError::Permanent`] when the plugin failed for good.
+    pub async fn serve_on<R, W>(self, reader: R, writer: W) -> Result<(), ServeError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        serve(self, reader, writer).await
+    }
+}

@@ -1,0 +1,179 @@
+//! The process edge: the launch check, stdio protection, the runtime and the exit status.
+//!
+//! # Theory of operation
+//!
+//! Before any plugin code runs, [`protocol_stdio`] takes the protocol's two pipes away
+//! from the rest of the process:
+//!
+//! - fd 1 is duplicated to a private descriptor (close-on-exec, so child processes do
+//!   not inherit it), then fd 1 is pointed at stderr. A `println!` anywhere in the
+//!   process, in the plugin or in a library, lands in the host's log instead of
+//!   corrupting the protocol stream;
+//! - fd 0 is duplicated the same way and pointed at `/dev/null`, so a child process the
+//!   plugin starts cannot read (steal) the host's messages.
+//!
+//! The SDK then speaks only on the private copies, through `tokio::fs::File`, which does
+//! its blocking reads and writes on tokio's blocking threads. No descriptor is switched
+//! to non-blocking mode: when stdout is a terminal, its open file description is shared
+//! with stderr and with the shell, and `O_NONBLOCK` there would leak into both.
+//!
+//! # Caveats
+//!
+//! - Output written to fd 1 before [`crate::Plugin::run`] starts goes to the host. Run the
+//!   plugin first thing in `main`.
+//! - A blocking read of the private stdin may be in flight when the plugin ends on a
+//!   permanent failure; the runtime is then shut down without waiting for it.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use outpost_protocol::{ENV_PLUGIN_ID, ENV_PROTOCOL, EXIT_PERMANENT_FAILURE};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::ServeError;
+use crate::builder::{ConfigType, Plugin};
+
+/// The exit status of a program started by a person rather than by a host.
+const EXIT_NOT_UNDER_HOST: u8 = 2;
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+impl<C: ConfigType> Plugin<C> {
+    /// Serves the plugin on the process's stdin and stdout until the host closes stdin,
+    /// and returns the exit status for `main`:
+    ///
+    /// - started without `OUTPOST_PROTOCOL` (by a person): a hint on stderr, status 2;
+    /// - stdin EOF (the host is done, or gone): status 0;
+    /// - a permanent failure ([`crate::Error::permanent`], a config that does not fit
+    ///   `C`): status 78, which the host does not restart;
+    /// - a setup failure or a broken connection: status 1.
+    ///
+    /// It first protects the protocol stream (fd 1 goes to stderr, see the crate docs)
+    /// and builds a multi-threaded tokio runtime of its own; called from inside a tokio
+    /// runtime, it runs on a thread of its own.
+    pub fn run(self) -> ExitCode {
+        if std::env::var_os(ENV_PROTOCOL).is_none() {
+            print_hint(self.id());
+            return ExitCode::from(EXIT_NOT_UNDER_HOST);
+        }
+        let (reader, writer) = match protocol_stdio() {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!(
+                    "plugin `{}`: cannot set up the protocol's stdin and stdout: {e}",
+                    self.id()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(env_id) = std::env::var_os(ENV_PLUGIN_ID)
+            && env_id.to_string_lossy() != self.id()
+        {
+            eprintln!(
+                "outpost-sdk: warning: {ENV_PLUGIN_ID} is `{}` but this program is plugin `{}`; \
+                 make the manifest's `id` and the id given to `Plugin::builder` agree",
+                env_id.to_string_lossy(),
+                self.id()
+            );
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|scope| {
+                scope
+                    .spawn(|| self.run_on_runtime(reader, writer))
+                    .join()
+                    .unwrap_or(ExitCode::FAILURE)
+            });
+        }
+        self.run_on_runtime(reader, writer)
+    }
+
+    fn run_on_runtime(self, reader: Reader, writer: Writer) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("outpost-plugin")
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!(
+                    "plugin `{}`: cannot start the tokio runtime: {e}",
+                    self.id()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let outcome = runtime.block_on(self.serve_on(reader, writer));
+        // A blocking read of stdin may still be in flight (on a permanent failure the
+        // host has not closed stdin yet): do not wait for it.
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(ServeError::Permanent { .. }) => exit_permanent(),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Reports a permanent failure on stderr and returns exit status 78, which the host
+/// does not restart: for failures in `main` before the plugin runs (a missing
+/// dependency, an unusable environment). Inside handlers and setup functions, return
+/// [`crate::Error::permanent`] instead.
+pub fn permanent_failure(reason: &str) -> ExitCode {
+    eprintln!("permanent failure: {reason}");
+    exit_permanent()
+}
+
+fn exit_permanent() -> ExitCode {
+    ExitCode::from(u8::try_from(EXIT_PERMANENT_FAILURE).unwrap_or(1))
+}
+
+fn print_hint(id: &str) {
+    let program = std::env::args()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| id.to_owned());
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(
+        stderr,
+        "{program} is the Outpost plugin `{id}`: it speaks JSON-RPC on stdin and stdout and is started by a host.\n\
+         \n\
+         Run it under the supervisor:  outpost serve  (with the plugin's directory on `plugins.load.paths`)\n\
+         Check it:                     outpost-conformance run --plugin-dir <the plugin's directory>\n\
+         \n\
+         The host sets {ENV_PROTOCOL}=1; set it yourself only to type protocol messages by hand."
+    );
+}
+
+/// Takes the protocol's pipes away from the rest of the process; see the module docs.
+#[cfg(unix)]
+fn protocol_stdio() -> std::io::Result<(Reader, Writer)> {
+    use std::os::fd::AsFd;
+
+    // `try_clone_to_owned` duplicates with F_DUPFD_CLOEXEC.
+    let output = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let input = std::io::stdin().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2_stdout(std::io::stderr())?;
+    let null = std::fs::File::open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    // A partial line printed before now was still in std's buffer: it goes to stderr.
+    let _ = std::io::stdout().flush();
+    let reader = tokio::fs::File::from_std(std::fs::File::from(input));
+    let writer = tokio::fs::File::from_std(std::fs::File::from(output));
+    Ok((Box::new(reader), Box::new(writer)))
+}
+
+/// Without Unix descriptors to move, the SDK speaks on the process's own stdin and
+/// stdout, unprotected.
+#[cfg(not(unix))]
+fn protocol_stdio() -> std::io::Result<(Reader, Writer)> {
+    Ok((Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout())))
+}
