@@ -68,9 +68,14 @@ fn spawn_echo(mut incoming: peer::Incoming) {
 }
 
 fn peer_round_trip(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (client, _client_incoming) = runtime.block_on(async {
-        let ((client, client_incoming), (_server, server_incoming)) = peer::memory_pair(&PeerConfig::default());
+        let ((client, client_incoming), (_server, server_incoming)) =
+            peer::memory_pair(&PeerConfig::default());
         spawn_echo(server_incoming);
         (client, client_incoming)
     });
@@ -78,13 +83,17 @@ fn peer_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("peer");
     group.bench_function("round_trip", |b| {
         b.to_async(&runtime).iter(|| async {
-            client.call("tool/invoke", Some(params.clone()), CallOptions::default()).await.unwrap()
+            client
+                .call("tool/invoke", Some(params.clone()), CallOptions::default())
+                .await
+                .unwrap()
         });
     });
     group.throughput(Throughput::Elements(64));
     group.bench_function("in_flight_64", |b| {
         b.to_async(&runtime).iter(|| async {
-            let calls = (0..64).map(|_| client.call("tool/invoke", Some(params.clone()), CallOptions::default()));
+            let calls = (0..64)
+                .map(|_| client.call("tool/invoke", Some(params.clone()), CallOptions::default()));
             for result in futures_util::future::join_all(calls).await {
                 result.unwrap();
             }

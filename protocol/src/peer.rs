@@ -23,7 +23,8 @@
 //! A request ends exactly once: with the answer, with [`CallError::Timeout`] or
 //! [`CallError::Cancelled`] (the other side then gets `$/cancel`, and its late answer
 //! is reported as [`Problem::LateResponse`]), or with [`CallError::Closed`] when the
-//! connection ends. A connection ends at EOF, at an I/O error, or when the owner calls
+//! connection ends while it is in flight ([`CallError::NotSent`] when the connection
+//! had already ended and the request was never written). A connection ends at EOF, at an I/O error, or when the owner calls
 //! [`Peer::abort`]; at that moment every pending request fails and every incoming
 //! request's cancellation token fires. Nothing waits forever.
 //!
@@ -127,9 +128,13 @@ pub enum CallError {
     /// Cancelled by the caller; `$/cancel` was sent.
     #[error("cancelled by the caller")]
     Cancelled,
-    /// The connection ended before an answer came.
+    /// The connection ended after the request was sent and before an answer came: the
+    /// other side may or may not have acted on it.
     #[error("connection closed: {0}")]
     Closed(CloseReason),
+    /// The connection had already ended; the request was not sent.
+    #[error("not sent, the connection is closed: {0}")]
+    NotSent(CloseReason),
     /// The request is too long to send.
     #[error("the request is {size} bytes, over the {limit}-byte message limit")]
     TooLarge {
@@ -444,12 +449,12 @@ impl Peer {
         progress: Option<mpsc::Sender<ProgressParams>>,
     ) -> Result<Value, CallError> {
         let shared = &self.shared;
-        shared.check_open().map_err(CallError::Closed)?;
+        shared.check_open().map_err(CallError::NotSent)?;
         let _slot = shared
             .slots
             .acquire()
             .await
-            .map_err(|_| CallError::Closed(shared.close_reason()))?;
+            .map_err(|_| CallError::NotSent(shared.close_reason()))?;
         let id = RequestId::from(shared.next_id.fetch_add(1, Ordering::Relaxed));
         let line = Message::Request(Request {
             id: id.clone(),
@@ -482,7 +487,7 @@ impl Peer {
             .out
             .send(Outbound::Line(line))
             .await
-            .map_err(|_| CallError::Closed(shared.close_reason()))?;
+            .map_err(|_| CallError::NotSent(shared.close_reason()))?;
         guard.sent = true;
         let answer = rx.await;
         guard.id = None;
@@ -1170,7 +1175,7 @@ mod tests {
         }
         assert!(matches!(
             a.call("after", None, CallOptions::default()).await,
-            Err(CallError::Closed(_))
+            Err(CallError::NotSent(_))
         ));
         drop(unanswered);
     }
@@ -1275,7 +1280,7 @@ mod tests {
         assert_eq!(b.closed().await, CloseReason::Eof);
         assert!(matches!(
             a.call("x", None, CallOptions::default()).await,
-            Err(CallError::Closed(_))
+            Err(CallError::NotSent(_))
         ));
     }
 
