@@ -8,6 +8,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -30,9 +31,9 @@ use outpost_protocol::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
 use crate::builder::{ConfigType, Entry, Plugin, Run, ServiceFn, Target};
@@ -48,6 +49,10 @@ const CALL_QUEUE: usize = 64;
 /// failure.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// At stdin EOF, how long calls in flight (cancelled) have to be answered and the output
+/// to be flushed, together. The host gives a plugin 2 s to exit after closing stdin.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Used when the host does not announce `limits.shutdownTimeoutMs`.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -61,10 +66,18 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (flushed_tx, flushed_rx) = oneshot::channel();
+    let flushed = CancellationToken::new();
     let writer = NotifyOnShutdown {
         inner: writer,
-        done: Some(flushed_tx),
+        flushed: flushed.clone(),
+    };
+    let (input_ended_tx, input_ended) = oneshot::channel();
+    let release = CancellationToken::new();
+    let reader = HoldEof {
+        inner: reader,
+        input_ended: Some(input_ended_tx),
+        release: Box::pin(release.clone().cancelled_owned()),
+        at_eof: false,
     };
     let config = PeerConfig {
         name: "the host".to_owned(),
@@ -77,16 +90,16 @@ where
         peer,
         phase: Phase::Waiting,
         fatal: fatal_tx,
+        flushed,
     };
-    let outcome = session.run(incoming, fatal_rx).await;
+    let outcome = session.run(incoming, fatal_rx, input_ended, release).await;
     if let Phase::Running(running) | Phase::ShuttingDown(running) = &session.phase {
         running.shared.shutdown.cancel();
     }
     if let Err(ServeError::Permanent { reason, .. } | ServeError::Setup { reason, .. }) = &outcome {
         eprintln!("plugin `{}`: {reason}", session.plugin.info.id);
         // Let the last answer reach the host before the process ends.
-        session.peer.close().await;
-        let _ = tokio::time::timeout(FLUSH_TIMEOUT, flushed_rx).await;
+        session.flush(tokio::time::Instant::now() + FLUSH_TIMEOUT).await;
     }
     outcome
 }
@@ -104,6 +117,8 @@ struct Session<C> {
     peer: peer::Peer,
     phase: Phase<C>,
     fatal: mpsc::Sender<String>,
+    /// Fires when the output has been flushed and closed.
+    flushed: CancellationToken,
 }
 
 /// Everything a running session shares with its call tasks.
@@ -139,12 +154,24 @@ impl<C: ConfigType> Session<C> {
         &mut self,
         mut incoming: Incoming,
         mut fatal: mpsc::Receiver<String>,
+        mut input_ended: oneshot::Receiver<()>,
+        release: CancellationToken,
     ) -> Result<(), ServeError> {
+        let mut input_open = true;
         loop {
             let event = tokio::select! {
                 biased;
                 Some(reason) = fatal.recv() => return Err(self.permanent(reason)),
                 event = incoming.next() => event,
+                _ = &mut input_ended, if input_open => {
+                    // Everything the host sent before EOF has been taken (the reader
+                    // queues events before it notices EOF). Answer what is in flight,
+                    // then let the peer see the EOF.
+                    input_open = false;
+                    self.drain().await;
+                    release.cancel();
+                    continue;
+                }
             };
             match event {
                 None => break,
@@ -170,6 +197,28 @@ impl<C: ConfigType> Session<C> {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// At stdin EOF: cancel the calls in flight, give them a moment to be answered, and
+    /// flush the output. The host is done or gone, so this is brief.
+    async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        if let Phase::Running(running) | Phase::ShuttingDown(running) = &self.phase {
+            running.shared.shutdown.cancel();
+            running.calls.close();
+            let _ = tokio::time::timeout_at(deadline, running.calls.wait()).await;
+        }
+        self.flush(deadline).await;
+    }
+
+    /// Ends the output after everything queued, and waits (until `deadline`) for it to be
+    /// written.
+    async fn flush(&self, deadline: tokio::time::Instant) {
+        let flushed = async {
+            self.peer.close().await;
+            self.flushed.cancelled().await;
+        };
+        let _ = tokio::time::timeout_at(deadline, flushed).await;
     }
 
     fn permanent(&self, reason: String) -> ServeError {
@@ -898,7 +947,7 @@ async fn shutdown<C: ConfigType>(running: Arc<Running<C>>, responder: Responder)
 /// A writer that says when it has been shut down (everything before flushed).
 struct NotifyOnShutdown<W> {
     inner: W,
-    done: Option<oneshot::Sender<()>>,
+    flushed: CancellationToken,
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for NotifyOnShutdown<W> {
@@ -919,12 +968,41 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for NotifyOnShutdown<W> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<std::io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
-        if polled.is_ready()
-            && let Some(done) = self.done.take()
-        {
-            let _ = done.send(());
+        if polled.is_ready() {
+            self.flushed.cancel();
         }
         polled
+    }
+}
+
+/// A reader that holds back EOF: it reports the end of the input to the session, and
+/// shows EOF to the peer only once the session has answered what was in flight. (The
+/// peer stops writing as soon as it reads EOF.)
+struct HoldEof<R> {
+    inner: R,
+    input_ended: Option<oneshot::Sender<()>>,
+    release: Pin<Box<WaitForCancellationFutureOwned>>,
+    at_eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for HoldEof<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.at_eof {
+            let before = buf.filled().len();
+            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+            if buf.filled().len() > before || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            self.at_eof = true;
+            if let Some(tx) = self.input_ended.take() {
+                let _ = tx.send(());
+            }
+        }
+        self.release.as_mut().poll(cx).map(Ok)
     }
 }
 
