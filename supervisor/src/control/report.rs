@@ -1,0 +1,576 @@
+//! The documented JSON shapes of `outpost plugins list|inspect|validate|doctor --json`
+//! (docs/operators.md). Fields are only ever added, never renamed or removed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::command::OutpostBlock;
+use super::config::ConfigError;
+use super::diagnostic::{Code, Diagnostic, Severity};
+use super::discovery::Origin;
+use super::enablement::Enablement;
+use super::inventory::{Inventory, MissingPlugin, PluginRecord, Status};
+use super::manifest::PluginKind;
+use crate::launch::LaunchSpec;
+
+/// What replaces a secret in `inspect` output.
+const REDACTED: &str = "[redacted]";
+
+/// Config keys redacted in `inspect` output even without a `sensitive` UI hint.
+const SECRET_KEYS: &[&str] = &[
+    "apikey",
+    "api_key",
+    "token",
+    "accesstoken",
+    "access_token",
+    "authtoken",
+    "auth_token",
+    "secret",
+    "clientsecret",
+    "client_secret",
+    "password",
+    "privatekey",
+    "private_key",
+];
+
+/// One row of `outpost plugins list --json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ListRow {
+    /// The plugin id.
+    pub id: String,
+    /// Human-readable name, if any.
+    pub name: Option<String>,
+    /// Version, if any.
+    pub version: Option<String>,
+    /// Where it was found; `null` for a missing plugin.
+    pub origin: Option<Origin>,
+    /// The state.
+    pub status: Status,
+    /// Why.
+    pub reason: String,
+    /// Whether it can run out of process.
+    pub runnable: bool,
+    /// Why not, when it cannot.
+    pub not_runnable_reason: Option<String>,
+    /// The identifying file; `null` for a missing plugin.
+    pub source: Option<PathBuf>,
+    /// The plugin root; `null` for a missing plugin.
+    pub root: Option<PathBuf>,
+    /// Exclusive kinds.
+    pub kind: Vec<PluginKind>,
+    /// The source of the copy that won, for a shadowed copy.
+    pub shadowed_by: Option<PathBuf>,
+}
+
+impl ListRow {
+    /// Every discovered plugin in precedence order, then every missing one.
+    pub fn all(inventory: &Inventory) -> Vec<Self> {
+        inventory
+            .plugins
+            .iter()
+            .map(Self::from_record)
+            .chain(inventory.missing.iter().map(Self::from_missing))
+            .collect()
+    }
+
+    fn from_record(record: &PluginRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            version: record.version.clone(),
+            origin: Some(record.origin),
+            status: record.status,
+            reason: record.reason.clone(),
+            runnable: record.runnable(),
+            not_runnable_reason: record.not_runnable.clone(),
+            source: Some(record.source.clone()),
+            root: Some(record.root.clone()),
+            kind: record
+                .manifest
+                .as_ref()
+                .map(|manifest| manifest.kind.clone())
+                .unwrap_or_default(),
+            shadowed_by: record.shadowed_by.clone(),
+        }
+    }
+
+    fn from_missing(missing: &MissingPlugin) -> Self {
+        Self {
+            id: missing.id.clone(),
+            name: None,
+            version: None,
+            origin: None,
+            status: Status::Missing,
+            reason: missing_reason(missing),
+            runnable: false,
+            not_runnable_reason: Some("not discovered".to_owned()),
+            source: None,
+            root: None,
+            kind: Vec::new(),
+            shadowed_by: None,
+        }
+    }
+}
+
+/// Why a missing plugin is listed.
+pub(crate) fn missing_reason(missing: &MissingPlugin) -> String {
+    format!(
+        "referenced by {} but not discovered",
+        missing.referenced_by.join(", ")
+    )
+}
+
+/// `outpost plugins inspect <id> --json` for a discovered plugin.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct InspectReport {
+    /// The plugin id.
+    pub id: String,
+    /// Human-readable name.
+    pub name: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Summary.
+    pub description: Option<String>,
+    /// Where it was found.
+    pub origin: Origin,
+    /// The plugin root.
+    pub root: PathBuf,
+    /// The identifying file.
+    pub source: PathBuf,
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    /// The state.
+    pub status: Status,
+    /// Why.
+    pub reason: String,
+    /// The enablement decision and every rule consulted (`null` when blocked or broken).
+    pub enablement: Option<Enablement>,
+    /// Exclusive kinds.
+    pub kind: Vec<PluginKind>,
+    /// Channel ids owned.
+    pub channels: Vec<String>,
+    /// Provider ids owned.
+    pub providers: Vec<String>,
+    /// CLI backend ids owned.
+    pub cli_backends: Vec<String>,
+    /// Skill directories.
+    pub skills: Vec<String>,
+    /// The capability contracts (`tools`, `speechProviders`...).
+    pub contracts: BTreeMap<String, Vec<String>>,
+    /// Catalog categories.
+    pub categories: Vec<String>,
+    /// `enabledByDefault` (bundled plugins).
+    pub enabled_by_default: bool,
+    /// Plugins it requires.
+    pub requires_plugins: Vec<String>,
+    /// The top-level manifest fields present.
+    pub manifest_fields: Vec<String>,
+    /// A summary of `configSchema` (`null` without a manifest).
+    pub config_schema: Option<SchemaSummary>,
+    /// The manifest's `outpost` block as checked (`null` when absent or invalid).
+    pub outpost: Option<OutpostBlock>,
+    /// The resolved launch (`null` when not runnable).
+    pub launch: Option<LaunchSpec>,
+    /// Whether it can run out of process.
+    pub runnable: bool,
+    /// Why not.
+    pub not_runnable_reason: Option<String>,
+    /// The config handed to the plugin, defaults applied, secrets redacted (keys marked
+    /// `sensitive` in `uiHints`, and keys such as `apiKey`, `token`, `password`).
+    pub config: Map<String, Value>,
+    /// `hooks.allowPromptInjection`.
+    pub allow_prompt_injection: bool,
+    /// `hooks.allowConversationAccess`.
+    pub allow_conversation_access: Option<bool>,
+    /// The source of the copy that won, when this copy is shadowed.
+    pub shadowed_by: Option<PathBuf>,
+    /// Other copies of the same id, in precedence order.
+    pub other_copies: Vec<CopySummary>,
+    /// This plugin's diagnostics.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Another copy of an id.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopySummary {
+    /// Where it was found.
+    pub origin: Origin,
+    /// Its identifying file.
+    pub source: PathBuf,
+    /// Its state.
+    pub status: Status,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a config schema asks for.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaSummary {
+    /// The root `type`, if given.
+    #[serde(rename = "type")]
+    pub type_: Option<Value>,
+    /// Whether keys beyond `properties` are allowed (`null`: the schema does not say).
+    pub additional_properties: Option<bool>,
+    /// The top-level properties.
+    pub properties: Vec<PropertySummary>,
+}
+
+/// One top-level config property.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertySummary {
+    /// The key.
+    pub name: String,
+    /// Its `type`, if given.
+    #[serde(rename = "type")]
+    pub type_: Option<Value>,
+    /// Listed in `required`.
+    pub required: bool,
+    /// Its `default`, if any (redacted when sensitive).
+    pub default: Option<Value>,
+    /// Its `description` or the UI hint's label.
+    pub description: Option<String>,
+    /// Marked `sensitive` in `uiHints`.
+    pub sensitive: bool,
+}
+
+impl InspectReport {
+    /// The report for `id`'s active copy, or `None` when no copy was discovered.
+    pub fn new(inventory: &Inventory, id: &str) -> Option<Self> {
+        let record = inventory.get(id)?;
+        let manifest = record.manifest.as_ref();
+        let list = |pick: fn(&super::manifest::Manifest) -> &Vec<String>| {
+            manifest.map(pick).cloned().unwrap_or_default()
+        };
+        let hints = manifest.map(|manifest| &manifest.ui_hints);
+        let other_copies = inventory
+            .copies(id)
+            .filter(|copy| !std::ptr::eq(*copy, record))
+            .map(|copy| CopySummary {
+                origin: copy.origin,
+                source: copy.source.clone(),
+                status: copy.status,
+                reason: copy.reason.clone(),
+            })
+            .collect();
+        let diagnostics = record
+            .diagnostics
+            .iter()
+            .chain(
+                inventory
+                    .diagnostics
+                    .iter()
+                    .filter(|diagnostic| diagnostic.plugin.as_deref() == Some(id)),
+            )
+            .cloned()
+            .collect();
+        Some(Self {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            version: record.version.clone(),
+            description: manifest.and_then(|manifest| manifest.description.clone()),
+            origin: record.origin,
+            root: record.root.clone(),
+            source: record.source.clone(),
+            manifest_path: record.manifest_path.clone(),
+            status: record.status,
+            reason: record.reason.clone(),
+            enablement: record.enablement.clone(),
+            kind: manifest
+                .map(|manifest| manifest.kind.clone())
+                .unwrap_or_default(),
+            channels: list(|manifest| &manifest.channels),
+            providers: list(|manifest| &manifest.providers),
+            cli_backends: list(|manifest| &manifest.cli_backends),
+            skills: list(|manifest| &manifest.skills),
+            contracts: manifest
+                .map(|manifest| manifest.contracts.clone())
+                .unwrap_or_default(),
+            categories: list(|manifest| &manifest.categories),
+            enabled_by_default: manifest.is_some_and(|manifest| manifest.enabled_by_default),
+            requires_plugins: list(|manifest| &manifest.requires_plugins),
+            manifest_fields: manifest
+                .map(|manifest| manifest.raw().keys().cloned().collect())
+                .unwrap_or_default(),
+            config_schema: manifest
+                .map(|manifest| summarize_schema(&manifest.config_schema, &manifest.ui_hints)),
+            outpost: record.outpost.clone(),
+            launch: record.launch.clone(),
+            runnable: record.runnable(),
+            not_runnable_reason: record.not_runnable.clone(),
+            config: redact(&record.config, hints),
+            allow_prompt_injection: record.allow_prompt_injection,
+            allow_conversation_access: record.allow_conversation_access,
+            shadowed_by: record.shadowed_by.clone(),
+            other_copies,
+            diagnostics,
+        })
+    }
+}
+
+fn summarize_schema(schema: &Map<String, Value>, hints: &Map<String, Value>) -> SchemaSummary {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|required| required.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|properties| {
+            properties
+                .iter()
+                .map(|(name, property)| {
+                    let hint = hints.get(name);
+                    let sensitive = hint
+                        .and_then(|hint| hint.get("sensitive"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    let description = property
+                        .get("description")
+                        .or_else(|| hint.and_then(|hint| hint.get("label")))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    PropertySummary {
+                        name: name.clone(),
+                        type_: property.get("type").cloned(),
+                        required: required.contains(&name.as_str()),
+                        default: property.get("default").map(|default| {
+                            if sensitive || is_secret_key(name) {
+                                Value::String(REDACTED.to_owned())
+                            } else {
+                                default.clone()
+                            }
+                        }),
+                        description,
+                        sensitive,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    SchemaSummary {
+        type_: schema.get("type").cloned(),
+        additional_properties: schema.get("additionalProperties").map(|additional| {
+            // A schema for the additional properties allows them.
+            additional.as_bool().unwrap_or(true)
+        }),
+        properties,
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str())
+}
+
+/// Replaces secret values: keys marked `sensitive` in the UI hints (dotted paths such
+/// as `twilio.authToken`), and keys that name secrets.
+fn redact(config: &Map<String, Value>, hints: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let mut value = Value::Object(config.clone());
+    if let Some(hints) = hints {
+        for (path, hint) in hints {
+            if hint.get("sensitive").and_then(Value::as_bool) == Some(true) {
+                let pointer = path.split('.').fold(String::new(), |mut pointer, key| {
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    pointer
+                });
+                if let Some(slot) = value.pointer_mut(&pointer)
+                    && !slot.is_null()
+                {
+                    *slot = Value::String(REDACTED.to_owned());
+                }
+            }
+        }
+    }
+    redact_named(&mut value);
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("an object stays an object"),
+    }
+}
+
+fn redact_named(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, member) in map.iter_mut() {
+                if is_secret_key(key) && (member.is_string() || member.is_number()) {
+                    *member = Value::String(REDACTED.to_owned());
+                } else {
+                    redact_named(member);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_named),
+        _ => {}
+    }
+}
+
+/// The one diagnostic of a config file that cannot be used.
+fn unreadable(path: &Path, error: &ConfigError) -> Diagnostic {
+    Diagnostic::error(Code::ConfigUnreadable, error.to_string()).file(path)
+}
+
+/// `outpost plugins validate --json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ValidateReport {
+    /// The config file.
+    pub config: PathBuf,
+    /// No errors (warnings allowed). The exit code is 0 exactly when this is true.
+    pub valid: bool,
+    /// How many errors.
+    pub errors: usize,
+    /// How many warnings.
+    pub warnings: usize,
+    /// Every error and warning, errors first.
+    pub problems: Vec<Diagnostic>,
+}
+
+impl ValidateReport {
+    /// The report for a config file that cannot be read or parsed.
+    pub fn unreadable(path: &Path, error: &ConfigError) -> Self {
+        Self {
+            config: path.to_path_buf(),
+            valid: false,
+            errors: 1,
+            warnings: 0,
+            problems: vec![unreadable(path, error)],
+        }
+    }
+
+    /// The report for an inventory.
+    pub fn new(inventory: &Inventory) -> Self {
+        let mut problems: Vec<Diagnostic> = inventory
+            .all_diagnostics()
+            .filter(|diagnostic| diagnostic.severity != Severity::Advisory)
+            .cloned()
+            .collect();
+        problems.sort_by_key(|diagnostic| diagnostic.severity);
+        let errors = problems
+            .iter()
+            .filter(|diagnostic| diagnostic.severity == Severity::Error)
+            .count();
+        Self {
+            config: inventory.config.path.clone(),
+            valid: errors == 0,
+            errors,
+            warnings: problems.len() - errors,
+            problems,
+        }
+    }
+}
+
+/// `outpost plugins doctor --json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DoctorReport {
+    /// The config file.
+    pub config: PathBuf,
+    /// Nothing needs action: no errors and no blocked candidates. The exit code is 0
+    /// exactly when this is true.
+    pub ok: bool,
+    /// Errors other than blocked candidates.
+    pub errors: Vec<Diagnostic>,
+    /// Candidates refused by a safety gate.
+    pub blocked: Vec<Diagnostic>,
+    /// Copies ignored because another copy of the id comes first.
+    pub shadowing: Vec<Diagnostic>,
+    /// Other warnings.
+    pub warnings: Vec<Diagnostic>,
+    /// Compatibility and hardening advisories.
+    pub advisories: Vec<Diagnostic>,
+    /// How many plugins are in each state.
+    pub counts: BTreeMap<Status, usize>,
+}
+
+impl DoctorReport {
+    /// The report for a config file that cannot be read or parsed.
+    pub fn unreadable(path: &Path, error: &ConfigError) -> Self {
+        Self {
+            config: path.to_path_buf(),
+            ok: false,
+            errors: vec![unreadable(path, error)],
+            blocked: Vec::new(),
+            shadowing: Vec::new(),
+            warnings: Vec::new(),
+            advisories: Vec::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// The report for an inventory.
+    pub fn new(inventory: &Inventory) -> Self {
+        let mut report = Self {
+            config: inventory.config.path.clone(),
+            ok: true,
+            errors: Vec::new(),
+            blocked: Vec::new(),
+            shadowing: Vec::new(),
+            warnings: Vec::new(),
+            advisories: Vec::new(),
+            counts: BTreeMap::new(),
+        };
+        for diagnostic in inventory.all_diagnostics() {
+            let section = match (diagnostic.severity, diagnostic.code) {
+                (
+                    _,
+                    Code::EscapesRoot
+                    | Code::WorldWritable
+                    | Code::SuspiciousOwner
+                    | Code::Hardlinked
+                    | Code::Uninspectable,
+                ) => &mut report.blocked,
+                (_, Code::Shadowed) => &mut report.shadowing,
+                (Severity::Error, _) => &mut report.errors,
+                (Severity::Warning, _) => &mut report.warnings,
+                (Severity::Advisory, _) => &mut report.advisories,
+            };
+            section.push(diagnostic.clone());
+        }
+        for row in ListRow::all(inventory) {
+            *report.counts.entry(row.status).or_default() += 1;
+        }
+        report.ok = report.errors.is_empty() && report.blocked.is_empty();
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_by_hint_and_by_name() {
+        let config = json!({
+            "region": "eu",
+            "apiKey": "sk-123",
+            "twilio": {"authToken": "t", "from": "+1"},
+            "servers": [{"password": "p", "host": "h"}]
+        });
+        let hints = json!({"twilio.authToken": {"sensitive": true}, "region": {"label": "Region"}});
+        let redacted = redact(config.as_object().unwrap(), hints.as_object());
+        assert_eq!(
+            Value::Object(redacted),
+            json!({
+                "region": "eu",
+                "apiKey": REDACTED,
+                "twilio": {"authToken": REDACTED, "from": "+1"},
+                "servers": [{"password": REDACTED, "host": "h"}]
+            })
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! Plugin config against the manifest's `configSchema`: offline, defaults applied,
+//! every error with its path.
+//!
+//! As in OpenClaw: a missing `config` is validated as `{}`; defaults written in the
+//! schema (`properties.*.default`, through `allOf`, local `$ref`s and array items) fill
+//! absent keys before validation, so "required" errors name only keys that are really
+//! missing; `format` is an annotation except `uri`. Nothing is fetched: a `$ref` to
+//! another document makes the schema unusable, with a message saying so.
+
+use serde_json::{Map, Value};
+
+use super::diagnostic::{index_path, join_path};
+
+/// `format` values OpenClaw treats as annotations only.
+const ANNOTATION_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "duration",
+    "email",
+    "hostname",
+    "idn-email",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "iri-reference",
+    "iri",
+    "json-pointer-uri-fragment",
+    "json-pointer",
+    "regex",
+    "relative-json-pointer",
+    "time",
+    "uri-reference",
+    "uri-template",
+    "url",
+    "uuid",
+];
+
+/// How deep defaults are applied, against self-referencing schemas.
+const MAX_DEFAULT_DEPTH: usize = 32;
+
+/// Refuses every remote reference.
+struct Offline;
+
+impl jsonschema::Retrieve for Offline {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!(
+            "the schema refers to {uri}, and Outpost never fetches schemas: inline it under `$defs`"
+        )
+        .into())
+    }
+}
+
+/// A compiled `configSchema`.
+pub(crate) struct Schema {
+    validator: jsonschema::Validator,
+    schema: Value,
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schema").finish_non_exhaustive()
+    }
+}
+
+/// One mismatch between a config and its schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Problem {
+    /// Dotted path from the config root (`region`, `servers[0].url`; empty for the root).
+    pub(crate) path: String,
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
+}
+
+impl Schema {
+    /// Compiles a schema; the error says why it is unusable.
+    pub(crate) fn compile(schema: &Map<String, Value>) -> Result<Self, String> {
+        let schema = Value::Object(schema.clone());
+        let mut options = jsonschema::options()
+            .with_retriever(Offline)
+            .should_validate_formats(true);
+        for format in ANNOTATION_FORMATS {
+            options = options.with_format(*format, |_: &str| true);
+        }
+        let validator = options.build(&schema).map_err(|error| error.to_string())?;
+        Ok(Self { validator, schema })
+    }
+
+    /// Applies defaults to `config` (absent: `{}`) and validates it. Returns the config
+    /// with defaults and every problem, sorted by path.
+    pub(crate) fn check(
+        &self,
+        config: Option<&Map<String, Value>>,
+    ) -> (Map<String, Value>, Vec<Problem>) {
+        let mut value = Value::Object(config.cloned().unwrap_or_default());
+        apply_defaults(&self.schema, &self.schema, &mut value, 0);
+        let mut problems = Vec::new();
+        for error in self.validator.iter_errors(&value) {
+            let base = dotted(&value, error.instance_path().as_str());
+            match error.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected }
+                | jsonschema::error::ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                    for key in unexpected {
+                        problems.push(Problem {
+                            path: join_path(&base, key),
+                            key: Some(key.clone()),
+                            message: format!(
+                                "unknown key `{key}`: the plugin's configSchema does not allow it"
+                            ),
+                        });
+                    }
+                }
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    let key = property
+                        .as_str()
+                        .map_or_else(|| property.to_string(), str::to_owned);
+                    problems.push(Problem {
+                        path: join_path(&base, &key),
+                        message: format!("required key `{key}` is missing"),
+                        key: Some(key),
+                    });
+                }
+                _ => problems.push(Problem {
+                    key: last_object_key(&value, error.instance_path().as_str()),
+                    path: base,
+                    message: error.to_string(),
+                }),
+            }
+        }
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        let Value::Object(map) = value else {
+            unreachable!("an object stays an object");
+        };
+        (map, problems)
+    }
+}
+
+/// Fills absent object members from `default`s in the schema.
+fn apply_defaults(schema: &Value, root: &Value, value: &mut Value, depth: usize) {
+    let Value::Object(schema) = schema else {
+        return;
+    };
+    if depth > MAX_DEFAULT_DEPTH {
+        return;
+    }
+    if let Some(target) = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|reference| reference.strip_prefix('#'))
+        .and_then(|pointer| root.pointer(pointer))
+    {
+        apply_defaults(target, root, value, depth + 1);
+    }
+    if let Some(Value::Array(branches)) = schema.get("allOf") {
+        for branch in branches {
+            apply_defaults(branch, root, value, depth + 1);
+        }
+    }
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::Object(properties)) = schema.get("properties") {
+                for (key, property) in properties {
+                    if !object.contains_key(key)
+                        && let Some(default) = property.get("default")
+                    {
+                        object.insert(key.clone(), default.clone());
+                    }
+                    if let Some(member) = object.get_mut(key) {
+                        apply_defaults(property, root, member, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(Value::Array(prefix)) = schema.get("prefixItems") {
+                for (item, item_schema) in items.iter_mut().zip(prefix) {
+                    apply_defaults(item_schema, root, item, depth + 1);
+                }
+            }
+            if let Some(item_schema @ Value::Object(_)) = schema.get("items") {
+                for item in items {
+                    apply_defaults(item_schema, root, item, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A JSON pointer as a dotted path, walking `value` to tell array indexes from keys.
+fn dotted(value: &Value, pointer: &str) -> String {
+    let mut path = String::new();
+    let mut current = Some(value);
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        match current {
+            Some(Value::Array(items)) => {
+                let index = segment.parse::<usize>().ok();
+                path = index_path(&path, index.unwrap_or_default());
+                current = index.and_then(|index| items.get(index));
+            }
+            other => {
+                path = join_path(&path, &segment);
+                current = other.and_then(|object| object.get(&segment));
+            }
+        }
+    }
+    path
+}
+
+/// The last object key along a JSON pointer.
+fn last_object_key(value: &Value, pointer: &str) -> Option<String> {
+    let mut key = None;
+    let mut current = Some(value);
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        match current {
+            Some(Value::Array(items)) => {
+                current = segment
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|index| items.get(index));
+            }
+            other => {
+                current = other.and_then(|object| object.get(&segment));
+                key = Some(segment);
+            }
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn schema(value: Value) -> Schema {
+        let Value::Object(map) = value else {
+            panic!("not an object")
+        };
+        Schema::compile(&map).unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_absent_keys_before_validation() {
+        let schema = schema(json!({
+            "type": "object",
+            "required": ["region", "retries"],
+            "properties": {
+                "region": {"type": "string", "default": "eu"},
+                "retries": {"type": "integer"},
+                "server": {"$ref": "#/$defs/server", "default": {}},
+                "list": {"type": "array", "items": {"type": "object", "properties": {"on": {"default": true}}}}
+            },
+            "$defs": {"server": {"type": "object", "properties": {"port": {"default": 443}}}}
+        }));
+        let config = json!({"list": [{}, {"on": false}]});
+        let (config, problems) = schema.check(config.as_object());
+        assert_eq!(config["region"], "eu");
+        assert_eq!(config["server"], json!({"port": 443}));
+        assert_eq!(config["list"], json!([{"on": true}, {"on": false}]));
+        assert_eq!(
+            problems,
+            [Problem {
+                path: "retries".into(),
+                key: Some("retries".into()),
+                message: "required key `retries` is missing".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn every_error_has_its_path_and_key() {
+        let schema = schema(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "mode": {"enum": ["a", "b"]},
+                "servers": {"type": "array", "items": {"type": "object", "properties": {"url": {"type": "string", "format": "uri"}}}},
+                "email": {"type": "string", "format": "email"}
+            }
+        }));
+        let config = json!({
+            "mode": "c",
+            "servers": [{"url": "https://ok.example"}, {"url": "not a uri"}],
+            "email": "not an email but formats are annotations",
+            "extra": 1,
+            "more": 2
+        });
+        let (_, problems) = schema.check(config.as_object());
+        let found: Vec<(&str, Option<&str>)> = problems
+            .iter()
+            .map(|problem| (problem.path.as_str(), problem.key.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("extra", Some("extra")),
+                ("mode", Some("mode")),
+                ("more", Some("more")),
+                ("servers[1].url", Some("url")),
+            ],
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn remote_refs_make_the_schema_unusable() {
+        let Value::Object(map) = json!({"$ref": "https://example.com/schema.json"}) else {
+            unreachable!()
+        };
+        let error = Schema::compile(&map).unwrap_err();
+        assert!(error.contains("never fetches"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_config_is_an_empty_object() {
+        let schema = schema(json!({"type": "object", "properties": {"a": {"default": 1}}}));
+        let (config, problems) = schema.check(None);
+        assert_eq!(Value::Object(config), json!({"a": 1}));
+        assert!(problems.is_empty());
+    }
+}
