@@ -106,7 +106,7 @@
 //!
 //! # Features
 //!
-//! - `schemars`: [`Tool::input`] derives a tool's input schema from its argument type.
+//! - `schemars`: `Tool::input` derives a tool's input schema from its argument type.
 
 #![warn(missing_docs)]
 
