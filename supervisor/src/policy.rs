@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn later_layers_win_member_by_member() {
         let config_defaults = json!({"timeouts": {"callMs": 5000}, "restart": {"maxCrashes": 2}});
-        let manifest = json!({"timeouts": {"handshakeMs": 60000, "callMs": 120000}});
+        let manifest = json!({"timeouts": {"handshakeMs": 60_000, "callMs": 120_000}});
         let operator = json!({"timeouts": {"callMs": 1000}, "limits": {"openFiles": 64}});
         let policy =
             SupervisionPolicy::from_layers([&config_defaults, &manifest, &operator]).unwrap();

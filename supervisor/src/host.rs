@@ -1,0 +1,142 @@
+//! What the host answers a plugin: its `log` notifications, its requests for the
+//! host's runtime helpers, and what it sends that cannot be used.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use outpost_protocol::methods::{
+    CallContext, HostCallMethodParams, HostGetConfigResult, LogLevel, LogParams,
+};
+use outpost_protocol::peer::{Event, Incoming, IncomingRequest};
+use outpost_protocol::{ErrorCode, ErrorObject, Notification, NotificationType, RequestType};
+use serde_json::{Map, Value, json};
+
+use crate::spec::method_allowed;
+use crate::supervisor::Shared;
+use crate::throttle::Throttle;
+
+/// The plugin-to-host methods this host answers, announced in `initialize`.
+pub(crate) const RUNTIME_METHODS: &[&str] = &[
+    outpost_protocol::methods::HostCallMethod::METHOD,
+    outpost_protocol::methods::HostGetConfig::METHOD,
+];
+
+/// What the host knows about the plugin it serves.
+#[derive(Debug)]
+pub(crate) struct HostContext {
+    pub(crate) shared: Weak<Shared>,
+    pub(crate) plugin: Arc<str>,
+    pub(crate) config: Map<String, Value>,
+    pub(crate) host_methods: Vec<String>,
+    /// Set once `initialized` was sent: requests before that get `-32002`.
+    pub(crate) initialized: Arc<AtomicBool>,
+}
+
+/// Handles everything the plugin sends except responses, until its connection ends.
+pub(crate) async fn serve(context: HostContext, mut incoming: Incoming) {
+    let context = Arc::new(context);
+    let mut throttle = Throttle::new(Instant::now());
+    while let Some(event) = incoming.next().await {
+        match event {
+            Event::Notification(notification) => log(&context.plugin, notification),
+            Event::Request(request) => {
+                let context = context.clone();
+                tokio::spawn(async move { answer(&context, request).await });
+            }
+            Event::Problem(problem) if throttle.admit(Instant::now()) => {
+                let skipped = throttle.take_skipped();
+                tracing::warn!(plugin = %context.plugin, skipped, "protocol problem: {problem}");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn log(plugin: &str, notification: Notification) {
+    if notification.method != outpost_protocol::methods::Log::METHOD {
+        tracing::debug!(plugin, method = %notification.method, "ignored a notification this host does not know");
+        return;
+    }
+    let params =
+        match serde_json::from_value::<LogParams>(notification.params.unwrap_or(Value::Null)) {
+            Ok(params) => params,
+            Err(e) => {
+                tracing::warn!(plugin, "a `log` notification with unusable params: {e}");
+                return;
+            }
+        };
+    let logger = params.logger.as_deref().unwrap_or("");
+    let fields = params
+        .fields
+        .map(|f| Value::Object(f).to_string())
+        .unwrap_or_default();
+    let message = params.message;
+    match params.level {
+        LogLevel::Debug => {
+            tracing::debug!(target: "outpost::plugin", plugin, logger, fields, "{message}");
+        }
+        LogLevel::Info | LogLevel::Notice => {
+            tracing::info!(target: "outpost::plugin", plugin, logger, fields, "{message}");
+        }
+        LogLevel::Warning => {
+            tracing::warn!(target: "outpost::plugin", plugin, logger, fields, "{message}");
+        }
+        LogLevel::Error | LogLevel::Critical | LogLevel::Alert | LogLevel::Emergency => {
+            tracing::error!(target: "outpost::plugin", plugin, logger, fields, level = ?params.level, "{message}");
+        }
+    }
+}
+
+async fn answer(context: &HostContext, request: IncomingRequest) {
+    let IncomingRequest {
+        method,
+        params,
+        responder,
+    } = request;
+    let outcome = if context.initialized.load(Ordering::SeqCst) {
+        match method.as_str() {
+            outpost_protocol::methods::HostGetConfig::METHOD => Ok(json!(HostGetConfigResult {
+                config: context.config.clone()
+            })),
+            outpost_protocol::methods::HostCallMethod::METHOD => call_method(context, params).await,
+            _ => Err(ErrorObject::method_not_found(&method)),
+        }
+    } else {
+        Err(ErrorObject::new(
+            ErrorCode::NotInitialized,
+            format!(
+                "`{method}` arrived before `initialized`; the host answers plugin requests only after the handshake"
+            ),
+        ))
+    };
+    let _ = responder.respond(outcome).await;
+}
+
+async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Value, ErrorObject> {
+    let method = outpost_protocol::methods::HostCallMethod::METHOD;
+    let HostCallMethodParams {
+        method: target,
+        params,
+    } = serde_json::from_value(params.unwrap_or(Value::Null))
+        .map_err(|e| ErrorObject::invalid_params(method, e))?;
+    let plugin = &context.plugin;
+    if !method_allowed(&context.host_methods, &target) {
+        return Err(ErrorObject::new(
+            ErrorCode::Forbidden,
+            format!(
+                "plugin `{plugin}` may not call `{target}`; an operator can allow it in outpost.plugins.{plugin}.hostMethods"
+            ),
+        )
+        .with_data(json!({ "method": target, "reason": "not in the plugin's hostMethods" })));
+    }
+    let Some(shared) = context.shared.upgrade() else {
+        return Err(ErrorObject::new(
+            ErrorCode::Unavailable,
+            "the supervisor is shutting down",
+        ));
+    };
+    shared
+        .call_method(&target, params, CallContext::default(), None)
+        .await
+}

@@ -1,0 +1,248 @@
+//! What the runner of one plugin shares with the callers routed to it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use outpost_protocol::peer::Peer;
+use outpost_protocol::{ErrorCode, ErrorObject};
+use serde_json::json;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot, watch};
+
+use crate::os::ExitDescription;
+use crate::registry::PluginState;
+use crate::spec::PluginSpec;
+use crate::stderr::StderrTail;
+
+/// Stderr lines attached to `-32010` errors and crash logs.
+pub(crate) const STDERR_TAIL_IN_REPORTS: usize = 20;
+
+/// One supervised plugin, as seen by callers.
+#[derive(Debug)]
+pub(crate) struct PluginRuntime {
+    pub(crate) spec: PluginSpec,
+    pub(crate) tail: Arc<StderrTail>,
+    pub(crate) gate: Gate,
+    /// The current connection, or why there is none.
+    pub(crate) conn: watch::Sender<Conn>,
+    /// Orders for the runner.
+    pub(crate) control: mpsc::Sender<Control>,
+}
+
+impl PluginRuntime {
+    pub(crate) fn id(&self) -> &str {
+        &self.spec.id
+    }
+}
+
+/// Orders for a plugin's runner; each is answered when carried out.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Stop it (the stop escalation), and keep it stopped.
+    Stop(oneshot::Sender<()>),
+    /// Stop it if running, forget its crash history, start it again.
+    Restart(oneshot::Sender<()>),
+}
+
+/// Whether calls can reach the plugin.
+#[derive(Clone, Debug)]
+pub(crate) enum Conn {
+    /// Ready: calls go to this connection.
+    Up(Live),
+    /// Not ready.
+    Down(Down),
+}
+
+/// A ready incarnation.
+#[derive(Clone, Debug)]
+pub(crate) struct Live {
+    pub(crate) peer: Peer,
+    /// Set once when this incarnation's process has exited and been reaped.
+    pub(crate) exit: watch::Receiver<Option<Arc<ExitReport>>>,
+}
+
+impl Live {
+    /// The exit report, waiting at most `bound` for it (the process may still be on its
+    /// way out when its pipes close).
+    pub(crate) async fn exit_report(&self, bound: Duration) -> Option<Arc<ExitReport>> {
+        let mut exit = self.exit.clone();
+        if let Ok(Ok(report)) = tokio::time::timeout(bound, exit.wait_for(Option::is_some)).await {
+            return report.clone();
+        }
+        self.exit.borrow().clone()
+    }
+}
+
+/// Why a plugin is not ready.
+#[derive(Clone, Debug)]
+pub(crate) struct Down {
+    pub(crate) state: PluginState,
+    pub(crate) reason: String,
+    /// When it will be started again (restarting only).
+    pub(crate) retry_at: Option<Instant>,
+}
+
+/// How one incarnation ended.
+#[derive(Clone, Debug)]
+pub(crate) struct ExitReport {
+    /// Exit status or signal.
+    pub(crate) exit: ExitDescription,
+    /// Why it ended, for people: "crashed", "stopped on request", "unresponsive: ...".
+    pub(crate) cause: String,
+    /// The last stderr lines.
+    pub(crate) stderr_tail: Vec<String>,
+}
+
+impl ExitReport {
+    /// One line for logs: cause, status, last stderr line.
+    pub(crate) fn summary(&self) -> String {
+        let mut text = format!("{} ({})", self.cause, self.exit);
+        if let Some(last) = self.stderr_tail.iter().rev().find(|l| !l.trim().is_empty()) {
+            text.push_str("; last stderr line: ");
+            text.push_str(last.trim());
+        }
+        text
+    }
+}
+
+/// The per-plugin concurrency limit with a bounded queue.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    slots: Semaphore,
+    limit: u32,
+    queued: AtomicU32,
+    max_queued: u32,
+}
+
+impl Gate {
+    pub(crate) fn new(limit: u32, max_queued: u32) -> Self {
+        Self {
+            slots: Semaphore::new(limit.max(1) as usize),
+            limit: limit.max(1),
+            queued: AtomicU32::new(0),
+            max_queued,
+        }
+    }
+
+    /// A slot for one call: at once, or after queueing until `deadline`.
+    pub(crate) async fn enter(
+        &self,
+        plugin: &str,
+        deadline: Instant,
+    ) -> Result<SemaphorePermit<'_>, ErrorObject> {
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(errors::overloaded(plugin, self.limit, self.max_queued));
+        }
+        let waited = tokio::time::timeout_at(deadline.into(), self.slots.acquire()).await;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(errors::unavailable(plugin, PluginState::Stopped, "the supervisor is shutting down", None)),
+            Err(_) => Err(ErrorObject::new(
+                ErrorCode::Timeout,
+                format!(
+                    "plugin `{plugin}` had all {} call slots busy until the call's deadline passed; the call was never sent",
+                    self.limit
+                ),
+            )
+            .with_data(json!({ "pluginId": plugin }))),
+        }
+    }
+}
+
+/// The errors callers get, with the `data` shapes of docs/protocol.md §11.
+pub(crate) mod errors {
+    use std::time::Duration;
+
+    use outpost_protocol::{ErrorCode, ErrorObject, RegistrationKind};
+    use serde_json::json;
+
+    use super::ExitReport;
+    use crate::registry::PluginState;
+
+    pub(crate) fn not_found(kind: RegistrationKind, name: &str) -> ErrorObject {
+        ErrorObject::new(
+            ErrorCode::NotFound,
+            format!(
+                "no plugin registered {kind} `{name}`; `outpost plugins list` shows what is loaded"
+            ),
+        )
+        .with_data(json!({ "kind": kind, "name": name }))
+    }
+
+    pub(crate) fn unavailable(
+        plugin: &str,
+        state: PluginState,
+        reason: &str,
+        retry_after: Option<Duration>,
+    ) -> ErrorObject {
+        let advice = match (state, retry_after) {
+            (PluginState::Restarting | PluginState::Starting, Some(after)) => {
+                format!("; retry in {} ms", after.as_millis())
+            }
+            (PluginState::Failed, _) => "; fix the cause, then restart the plugin".to_owned(),
+            _ => String::new(),
+        };
+        let mut data = json!({ "pluginId": plugin, "state": state, "reason": reason });
+        if let Some(after) = retry_after {
+            data["retryAfterMs"] = json!(u64::try_from(after.as_millis()).unwrap_or(u64::MAX));
+        }
+        ErrorObject::new(
+            ErrorCode::Unavailable,
+            format!("plugin `{plugin}` is {state}: {reason}{advice}"),
+        )
+        .with_data(data)
+    }
+
+    pub(crate) fn overloaded(plugin: &str, limit: u32, max_queued: u32) -> ErrorObject {
+        ErrorObject::new(
+            ErrorCode::Overloaded,
+            format!("plugin `{plugin}` has {limit} calls in flight and {max_queued} waiting; retry shortly or raise limits.maxConcurrentRequests"),
+        )
+        .with_data(json!({ "pluginId": plugin, "retryAfterMs": 100, "limit": limit }))
+    }
+
+    pub(crate) fn timeout(plugin: &str, method: &str, after: Duration) -> ErrorObject {
+        ErrorObject::new(
+            ErrorCode::Timeout,
+            format!(
+                "plugin `{plugin}` did not answer `{method}` within {} ms; the call was cancelled",
+                after.as_millis()
+            ),
+        )
+        .with_data(json!({ "pluginId": plugin, "timeoutMs": u64::try_from(after.as_millis()).unwrap_or(u64::MAX) }))
+    }
+
+    pub(crate) fn exited(plugin: &str, report: Option<&ExitReport>) -> ErrorObject {
+        let Some(report) = report else {
+            return ErrorObject::new(
+                ErrorCode::PluginExited,
+                format!("plugin `{plugin}` closed its connection while the call was in flight; it may or may not have taken effect"),
+            )
+            .with_data(json!({ "pluginId": plugin, "exit": "unknown", "stderrTail": [] }));
+        };
+        let mut data = json!({
+            "pluginId": plugin,
+            "exit": report.exit.text,
+            "stderrTail": report.stderr_tail,
+        });
+        if let Some(code) = report.exit.exit_code {
+            data["exitCode"] = json!(code);
+        }
+        if let Some(signal) = report.exit.signal {
+            data["signal"] = json!(signal);
+        }
+        ErrorObject::new(
+            ErrorCode::PluginExited,
+            format!(
+                "plugin `{plugin}` exited while the call was in flight ({}); it may or may not have taken effect",
+                report.summary()
+            ),
+        )
+        .with_data(data)
+    }
+}

@@ -1,0 +1,1106 @@
+//! The gateway's view of every plugin: what each registered, and the state it is in.
+//!
+//! # Theory of operation
+//!
+//! One mutex guards the whole registry, and every change is published as a
+//! [`RegistryEvent`] with a sequence number *while the lock is held*. A subscriber takes
+//! its [`RegistrySnapshot`] and its event receiver under the same lock
+//! ([`Registry::subscribe`]), so it sees every change after the snapshot exactly once,
+//! in order. The event channel is bounded: a subscriber that falls behind gets
+//! `Lagged` from tokio's broadcast channel and should take a fresh snapshot.
+//!
+//! Admission ([`Registry::admit`]) checks a plugin's registrations against the rules of
+//! docs/protocol.md §9 and commits the accepted set in one step. A plugin's entries
+//! outlive its process: while it restarts they stay, *unavailable*, and keep their
+//! names (another plugin cannot take them meanwhile). The next incarnation's set
+//! replaces them, and the difference is published as registered, unregistered and
+//! changed events.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use outpost_protocol::methods::{AcceptedRegistration, RejectedRegistration};
+use outpost_protocol::{
+    CommandRegistration, HookRegistration, HttpRouteRegistration, ManifestField,
+    PROMPT_INJECTION_HOOKS, Registration, RegistrationKind, RejectionCode, route_matches,
+    routes_overlap,
+};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::spec::Declarations;
+
+/// Events kept for subscribers that are behind.
+const EVENT_CAPACITY: usize = 4096;
+
+/// Where a plugin is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PluginState {
+    /// Spawned, handshake under way.
+    Starting,
+    /// Serving calls.
+    Ready,
+    /// Crashed; starts again after a backoff.
+    Restarting,
+    /// Gave up (crash loop, exit 78, version or id mismatch); an operator restarts it.
+    Failed,
+    /// Being stopped on request.
+    Stopping,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl fmt::Display for PluginState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Restarting => "restarting",
+            Self::Failed => "failed",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+        })
+    }
+}
+
+/// How a plugin uses the capability model (docs/protocol.md §9.10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// Providers or channels of exactly one capability type.
+    PlainCapability,
+    /// Providers or channels of several capability types.
+    HybridCapability,
+    /// Only hooks.
+    HookOnly,
+    /// Tools, commands, methods, routes, services or engines, but no capabilities.
+    NonCapability,
+    /// Nothing accepted.
+    Empty,
+}
+
+impl Shape {
+    fn of<'a>(registrations: impl IntoIterator<Item = &'a Registration>) -> Self {
+        let mut capabilities = BTreeSet::new();
+        let (mut hooks, mut other) = (false, false);
+        for registration in registrations {
+            match registration {
+                Registration::Provider(p) => {
+                    capabilities.insert(p.capability.as_str());
+                }
+                Registration::Channel(_) => {
+                    capabilities.insert("channel");
+                }
+                Registration::Hook(_) => hooks = true,
+                _ => other = true,
+            }
+        }
+        match capabilities.len() {
+            1 => Self::PlainCapability,
+            n if n > 1 => Self::HybridCapability,
+            _ if other => Self::NonCapability,
+            _ if hooks => Self::HookOnly,
+            _ => Self::Empty,
+        }
+    }
+}
+
+/// A change, in order; `seq` increases by one per event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RegistryEvent {
+    /// A registration appeared.
+    #[serde(rename_all = "camelCase")]
+    Registered {
+        /// Sequence number.
+        seq: u64,
+        /// Owner.
+        plugin: String,
+        /// Kind.
+        kind: RegistrationKind,
+        /// Name within the kind.
+        key: String,
+        /// The registration.
+        registration: Registration,
+    },
+    /// A registration is gone (the plugin's new incarnation no longer makes it).
+    #[serde(rename_all = "camelCase")]
+    Unregistered {
+        /// Sequence number.
+        seq: u64,
+        /// Former owner.
+        plugin: String,
+        /// Kind.
+        kind: RegistrationKind,
+        /// Name within the kind.
+        key: String,
+    },
+    /// A registration was made again with different fields after a restart.
+    #[serde(rename_all = "camelCase")]
+    Changed {
+        /// Sequence number.
+        seq: u64,
+        /// Owner.
+        plugin: String,
+        /// Kind.
+        kind: RegistrationKind,
+        /// Name within the kind.
+        key: String,
+        /// The new registration.
+        registration: Registration,
+    },
+    /// A plugin changed state (its registrations are available only while `ready`).
+    #[serde(rename_all = "camelCase")]
+    PluginState {
+        /// Sequence number.
+        seq: u64,
+        /// The plugin.
+        plugin: String,
+        /// The new state.
+        state: PluginState,
+        /// Why, for people.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+impl RegistryEvent {
+    /// The event's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Registered { seq, .. }
+            | Self::Unregistered { seq, .. }
+            | Self::Changed { seq, .. }
+            | Self::PluginState { seq, .. } => *seq,
+        }
+    }
+}
+
+/// The registry at one moment.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrySnapshot {
+    /// The sequence number of the last event included.
+    pub seq: u64,
+    /// Every supervised plugin.
+    pub plugins: Vec<PluginSnapshot>,
+    /// Every accepted registration.
+    pub registrations: Vec<RegistrationSnapshot>,
+}
+
+/// One plugin in a snapshot.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginSnapshot {
+    /// The plugin id.
+    pub id: String,
+    /// Its state.
+    pub state: PluginState,
+    /// Why it is in that state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its shape, once it registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Shape>,
+    /// Registrations refused at its last handshake (conflicts and other diagnostics).
+    pub rejected: Vec<RejectedRegistration>,
+}
+
+/// One registration in a snapshot.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationSnapshot {
+    /// The owner.
+    pub plugin: String,
+    /// Kind.
+    pub kind: RegistrationKind,
+    /// Name within the kind.
+    pub key: String,
+    /// Whether calls can reach it now (its plugin is ready).
+    pub available: bool,
+    /// The registration as made.
+    pub registration: Registration,
+}
+
+/// What a handshake's registrations came to.
+#[derive(Debug, Default)]
+pub(crate) struct Admission {
+    pub(crate) accepted: Vec<AcceptedRegistration>,
+    pub(crate) rejected: Vec<RejectedRegistration>,
+    /// `(kind, key)` added, removed and changed relative to the previous incarnation.
+    pub(crate) added: Vec<(RegistrationKind, String)>,
+    pub(crate) removed: Vec<(RegistrationKind, String)>,
+    pub(crate) changed: Vec<(RegistrationKind, String)>,
+    /// Accepted service ids, in registration order.
+    pub(crate) services: Vec<String>,
+}
+
+/// Who is registering, and under which policy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Registrant<'a> {
+    pub(crate) plugin: &'a str,
+    pub(crate) declarations: &'a Declarations,
+    pub(crate) allow_prompt_injection: bool,
+}
+
+/// The registry; see the module docs.
+#[derive(Debug)]
+pub struct Registry {
+    state: Mutex<State>,
+    events: broadcast::Sender<RegistryEvent>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    seq: u64,
+    plugins: BTreeMap<String, PluginEntry>,
+    /// Every registration by owner, in registration order.
+    owned: BTreeMap<String, Vec<Registration>>,
+}
+
+#[derive(Debug)]
+struct PluginEntry {
+    state: PluginState,
+    reason: Option<String>,
+    shape: Option<Shape>,
+    rejected: Vec<RejectedRegistration>,
+}
+
+impl Registry {
+    /// A registry knowing `plugins`, all `starting`.
+    pub(crate) fn new<'a>(plugins: impl IntoIterator<Item = &'a str>) -> Self {
+        let plugins = plugins
+            .into_iter()
+            .map(|id| {
+                (
+                    id.to_owned(),
+                    PluginEntry {
+                        state: PluginState::Starting,
+                        reason: None,
+                        shape: None,
+                        rejected: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        Self {
+            state: Mutex::new(State {
+                seq: 0,
+                plugins,
+                owned: BTreeMap::new(),
+            }),
+            events: broadcast::channel(EVENT_CAPACITY).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self, state: &mut State, event: impl FnOnce(u64) -> RegistryEvent) {
+        state.seq += 1;
+        // No receiver is fine: events are for whoever listens.
+        let _ = self.events.send(event(state.seq));
+    }
+
+    /// The registry now.
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        Self::snapshot_of(&self.lock())
+    }
+
+    /// A snapshot and the events that follow it, with nothing missed or repeated.
+    pub fn subscribe(&self) -> (RegistrySnapshot, broadcast::Receiver<RegistryEvent>) {
+        let state = self.lock();
+        (Self::snapshot_of(&state), self.events.subscribe())
+    }
+
+    fn snapshot_of(state: &State) -> RegistrySnapshot {
+        let plugins = state
+            .plugins
+            .iter()
+            .map(|(id, entry)| PluginSnapshot {
+                id: id.clone(),
+                state: entry.state,
+                reason: entry.reason.clone(),
+                shape: entry.shape,
+                rejected: entry.rejected.clone(),
+            })
+            .collect();
+        let registrations = state
+            .owned
+            .iter()
+            .flat_map(|(plugin, registrations)| {
+                let available = state
+                    .plugins
+                    .get(plugin)
+                    .is_some_and(|p| p.state == PluginState::Ready);
+                registrations
+                    .iter()
+                    .map(move |registration| RegistrationSnapshot {
+                        plugin: plugin.clone(),
+                        kind: registration.kind(),
+                        key: registration.key(),
+                        available,
+                        registration: registration.clone(),
+                    })
+            })
+            .collect();
+        RegistrySnapshot {
+            seq: state.seq,
+            plugins,
+            registrations,
+        }
+    }
+
+    /// Records a state change; publishes it when something changed.
+    pub(crate) fn set_state(&self, plugin: &str, new: PluginState, reason: Option<String>) {
+        let mut state = self.lock();
+        let Some(entry) = state.plugins.get_mut(plugin) else {
+            return;
+        };
+        if entry.state == new && entry.reason == reason {
+            return;
+        }
+        entry.state = new;
+        entry.reason.clone_from(&reason);
+        self.publish(&mut state, |seq| RegistryEvent::PluginState {
+            seq,
+            plugin: plugin.to_owned(),
+            state: new,
+            reason,
+        });
+    }
+
+    /// A plugin's current state and reason.
+    pub fn state_of(&self, plugin: &str) -> Option<(PluginState, Option<String>)> {
+        self.lock()
+            .plugins
+            .get(plugin)
+            .map(|e| (e.state, e.reason.clone()))
+    }
+
+    /// Checks a handshake's registrations and commits the accepted ones, replacing
+    /// what the plugin registered before.
+    pub(crate) fn admit(
+        &self,
+        registrant: Registrant<'_>,
+        parsed: Vec<Result<Registration, RejectedRegistration>>,
+    ) -> Admission {
+        let mut state = self.lock();
+        let mut admission = Admission::default();
+        let mut batch: Vec<(usize, Registration)> = Vec::new();
+        for (index, parsed) in parsed.into_iter().enumerate() {
+            let registration = match parsed {
+                Ok(registration) => registration,
+                Err(rejected) => {
+                    admission.rejected.push(rejected);
+                    continue;
+                }
+            };
+            match check(&state, registrant, &batch, &registration) {
+                Ok(None) => batch.push((index, registration)),
+                Ok(Some(replaced)) => {
+                    let (old_index, old) = batch.remove(replaced);
+                    admission.rejected.push(rejection(
+                        old_index,
+                        &old,
+                        RejectionCode::Duplicate,
+                        format!(
+                            "replaced by registration {index} of the same plugin (replaceExisting)"
+                        ),
+                    ));
+                    batch.push((index, registration));
+                }
+                Err((code, reason)) => {
+                    admission
+                        .rejected
+                        .push(rejection(index, &registration, code, reason));
+                }
+            }
+        }
+        admission.rejected.sort_by_key(|r| r.index);
+
+        // Commit: the new set replaces the old one; publish the difference.
+        let old: BTreeMap<(RegistrationKind, String), Registration> = state
+            .owned
+            .remove(registrant.plugin)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| ((r.kind(), r.key()), r))
+            .collect();
+        let new: Vec<Registration> = batch.iter().map(|(_, r)| r.clone()).collect();
+        let new_keys: BTreeSet<(RegistrationKind, String)> =
+            new.iter().map(|r| (r.kind(), r.key())).collect();
+        for ((kind, key), _) in old.iter().filter(|(k, _)| !new_keys.contains(*k)) {
+            admission.removed.push((*kind, key.clone()));
+            self.publish(&mut state, |seq| RegistryEvent::Unregistered {
+                seq,
+                plugin: registrant.plugin.to_owned(),
+                kind: *kind,
+                key: key.clone(),
+            });
+        }
+        for registration in &new {
+            let (kind, key) = (registration.kind(), registration.key());
+            match old.get(&(kind, key.clone())) {
+                Some(previous) if previous == registration => {}
+                Some(_) => {
+                    admission.changed.push((kind, key.clone()));
+                    self.publish(&mut state, |seq| RegistryEvent::Changed {
+                        seq,
+                        plugin: registrant.plugin.to_owned(),
+                        kind,
+                        key,
+                        registration: registration.clone(),
+                    });
+                }
+                None => {
+                    admission.added.push((kind, key.clone()));
+                    self.publish(&mut state, |seq| RegistryEvent::Registered {
+                        seq,
+                        plugin: registrant.plugin.to_owned(),
+                        kind,
+                        key,
+                        registration: registration.clone(),
+                    });
+                }
+            }
+        }
+        admission.accepted = batch
+            .iter()
+            .map(|(index, r)| AcceptedRegistration {
+                index: *index,
+                kind: r.kind(),
+                key: r.key(),
+            })
+            .collect();
+        admission.services = new
+            .iter()
+            .filter_map(|r| match r {
+                Registration::Service(s) => Some(s.id.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(entry) = state.plugins.get_mut(registrant.plugin) {
+            entry.shape = Some(Shape::of(&new));
+            entry.rejected.clone_from(&admission.rejected);
+        }
+        state.owned.insert(registrant.plugin.to_owned(), new);
+        admission
+    }
+
+    /// The owner of an exclusive registration (everything but hooks).
+    pub(crate) fn owner(
+        &self,
+        kind: RegistrationKind,
+        key: &str,
+    ) -> Option<(String, Registration)> {
+        let state = self.lock();
+        state.owned.iter().find_map(|(plugin, registrations)| {
+            registrations
+                .iter()
+                .find(|r| r.kind() == kind && r.key() == key)
+                .map(|r| (plugin.clone(), r.clone()))
+        })
+    }
+
+    /// The command called `name` (case-insensitive), by name or native alias.
+    pub(crate) fn command(&self, name: &str) -> Option<(String, CommandRegistration)> {
+        let wanted = name.trim().to_lowercase();
+        let state = self.lock();
+        state.owned.iter().find_map(|(plugin, registrations)| {
+            registrations.iter().find_map(|r| match r {
+                Registration::Command(c) if command_names(c).any(|n| n == wanted) => {
+                    Some((plugin.clone(), c.clone()))
+                }
+                _ => None,
+            })
+        })
+    }
+
+    /// The route for a request path: an exact route first, else the longest prefix.
+    pub(crate) fn route(&self, path: &str) -> Option<(String, HttpRouteRegistration)> {
+        let state = self.lock();
+        let routes = state.owned.iter().flat_map(|(plugin, registrations)| {
+            registrations.iter().filter_map(move |r| match r {
+                Registration::HttpRoute(route) if route_matches(route, path) => {
+                    Some((plugin, route))
+                }
+                _ => None,
+            })
+        });
+        routes
+            .max_by_key(|(_, route)| {
+                (
+                    route.match_kind == outpost_protocol::RouteMatch::Exact,
+                    route.path.len(),
+                )
+            })
+            .map(|(plugin, route)| (plugin.clone(), route.clone()))
+    }
+
+    /// The hooks for `event`, highest priority first (ties by plugin id).
+    pub(crate) fn hooks(&self, event: &str) -> Vec<(String, HookRegistration)> {
+        let state = self.lock();
+        let mut hooks: Vec<(String, HookRegistration)> = state
+            .owned
+            .iter()
+            .flat_map(|(plugin, registrations)| {
+                registrations.iter().filter_map(move |r| match r {
+                    Registration::Hook(h) if h.event == event => Some((plugin.clone(), h.clone())),
+                    _ => None,
+                })
+            })
+            .collect();
+        hooks.sort_by(|(pa, a), (pb, b)| b.priority.cmp(&a.priority).then_with(|| pa.cmp(pb)));
+        hooks
+    }
+}
+
+fn command_names(command: &CommandRegistration) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(command.name.trim().to_lowercase()).chain(
+        command
+            .native_names
+            .values()
+            .map(|alias| alias.trim().to_lowercase()),
+    )
+}
+
+fn rejection(
+    index: usize,
+    registration: &Registration,
+    code: RejectionCode,
+    reason: String,
+) -> RejectedRegistration {
+    RejectedRegistration {
+        index,
+        kind: Some(registration.kind()),
+        key: Some(registration.key()),
+        code,
+        reason,
+    }
+}
+
+/// The rules for one registration. `Ok(Some(i))`: accepted, replacing `batch[i]`.
+fn check(
+    state: &State,
+    registrant: Registrant<'_>,
+    batch: &[(usize, Registration)],
+    registration: &Registration,
+) -> Result<Option<usize>, (RejectionCode, String)> {
+    let plugin = registrant.plugin;
+    registration.check(plugin).map_err(|p| (p.code, p.reason))?;
+    check_declared(registrant.declarations, registration)?;
+    if let Registration::Hook(hook) = registration
+        && !registrant.allow_prompt_injection
+        && PROMPT_INJECTION_HOOKS.contains(&hook.event.as_str())
+    {
+        return Err((
+            RejectionCode::Forbidden,
+            format!(
+                "`{}` changes prompts, and the operator set plugins.entries.{plugin}.hooks.allowPromptInjection to false",
+                hook.event
+            ),
+        ));
+    }
+    if let Registration::Tool(tool) = registration {
+        jsonschema::validator_for(&tool.input_schema).map_err(|e| {
+            (
+                RejectionCode::Invalid,
+                format!(
+                    "tool `{}`: `inputSchema` is not a usable JSON Schema: {e}",
+                    tool.name
+                ),
+            )
+        })?;
+    }
+
+    let (kind, key) = (registration.kind(), registration.key());
+    let others = || {
+        state
+            .owned
+            .iter()
+            .filter(move |(owner, _)| owner.as_str() != plugin)
+    };
+
+    // Twice from this plugin.
+    if let Some(i) = batch
+        .iter()
+        .position(|(_, r)| r.kind() == kind && r.key() == key)
+    {
+        if let Registration::HttpRoute(route) = registration
+            && route.replace_existing
+        {
+            return Ok(Some(i));
+        }
+        return Err((
+            RejectionCode::Duplicate,
+            format!(
+                "{kind} `{key}` is registered twice by this plugin (first at index {})",
+                batch[i].0
+            ),
+        ));
+    }
+
+    match registration {
+        // Hooks of many plugins coexist.
+        Registration::Hook(_) => {}
+        Registration::Command(command) => {
+            for name in command_names(command) {
+                if let Some(i) = batch.iter().position(|(_, r)| matches!(r, Registration::Command(c) if command_names(c).any(|n| n == name))) {
+                    return Err((
+                        RejectionCode::Duplicate,
+                        format!("command name `/{name}` is used twice by this plugin (first at index {})", batch[i].0),
+                    ));
+                }
+                for (owner, registrations) in others() {
+                    if registrations.iter().any(|r| matches!(r, Registration::Command(c) if command_names(c).any(|n| n == name))) {
+                        return Err((
+                            RejectionCode::Conflict,
+                            format!("command `/{name}` is already registered by plugin `{owner}`; first registration wins: rename it"),
+                        ));
+                    }
+                }
+            }
+        }
+        Registration::HttpRoute(route) => {
+            let batch_routes = batch.iter().map(|(_, r)| (plugin, r));
+            let other_routes =
+                others().flat_map(|(owner, rs)| rs.iter().map(move |r| (owner.as_str(), r)));
+            for (owner, other) in batch_routes.chain(other_routes) {
+                let Registration::HttpRoute(other) = other else {
+                    continue;
+                };
+                if owner != plugin
+                    && other.path == route.path
+                    && other.match_kind == route.match_kind
+                {
+                    return Err((
+                        RejectionCode::Conflict,
+                        format!(
+                            "route `{key}` is already registered by plugin `{owner}`; a plugin can only replace its own routes"
+                        ),
+                    ));
+                }
+                if other.auth != route.auth && routes_overlap(other, route) {
+                    return Err((
+                        RejectionCode::Conflict,
+                        format!(
+                            "route `{key}` (auth {:?}) overlaps route `{}` of plugin `{owner}` (auth {:?}); overlapping routes must use the same auth",
+                            route.auth, other.path, other.auth
+                        ),
+                    ));
+                }
+            }
+        }
+        _ => {
+            if let Some((owner, _)) =
+                others().find(|(_, rs)| rs.iter().any(|r| r.kind() == kind && r.key() == key))
+            {
+                return Err((
+                    RejectionCode::Conflict,
+                    format!(
+                        "{kind} `{key}` is already registered by plugin `{owner}`; first registration wins"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn check_declared(
+    declarations: &Declarations,
+    registration: &Registration,
+) -> Result<(), (RejectionCode, String)> {
+    let (field, id, what) = match registration {
+        Registration::Tool(t) => (ManifestField::Contracts("tools"), t.name.as_str(), "tool"),
+        Registration::Channel(c) => (
+            ManifestField::TopLevel("channels"),
+            c.id.as_str(),
+            "channel",
+        ),
+        Registration::Provider(p) => (p.capability.manifest_field(), p.id.as_str(), "provider"),
+        _ => return Ok(()),
+    };
+    if declarations.declares(field, id) {
+        Ok(())
+    } else {
+        Err((
+            RejectionCode::NotDeclared,
+            format!(
+                "{what} `{id}` is not declared in the manifest's `{field}`; add it there (the manifest is what the operator reviewed)"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use outpost_protocol::parse_registrations;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn declarations() -> Declarations {
+        Declarations::from_manifest(&json!({
+            "channels": ["chat"],
+            "contracts": {"tools": ["echo", "shared", "t1", "t2"], "webSearchProviders": ["g"]}
+        }))
+    }
+
+    fn admit(registry: &Registry, plugin: &str, registrations: &[Value]) -> Admission {
+        let declarations = declarations();
+        registry.admit(
+            Registrant {
+                plugin,
+                declarations: &declarations,
+                allow_prompt_injection: plugin != "strict",
+            },
+            parse_registrations(registrations),
+        )
+    }
+
+    fn codes(admission: &Admission) -> Vec<(usize, RejectionCode)> {
+        admission
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.code))
+            .collect()
+    }
+
+    fn tool(name: &str) -> Value {
+        json!({"kind": "tool", "name": name, "description": "d", "inputSchema": {"type": "object"}})
+    }
+
+    #[test]
+    fn the_rules_table() {
+        let registry = Registry::new(["a", "b", "strict"]);
+        let first = admit(
+            &registry,
+            "a",
+            &[
+                tool("shared"),
+                json!({"kind": "command", "name": "Notes", "description": "d", "nativeNames": {"discord": "nb"}}),
+                json!({"kind": "httpRoute", "path": "/a", "auth": "plugin", "match": "prefix"}),
+                json!({"kind": "service", "id": "svc"}),
+                json!({"kind": "channel", "id": "chat"}),
+            ],
+        );
+        assert!(first.rejected.is_empty(), "{:?}", first.rejected);
+
+        let cases: &[(&str, Value, Option<RejectionCode>)] = &[
+            ("b", tool("echo"), None),
+            ("b", tool("undeclared"), Some(RejectionCode::NotDeclared)),
+            ("b", tool("shared"), Some(RejectionCode::Conflict)),
+            (
+                "b",
+                json!({"kind": "tool", "name": "t1", "description": "d", "inputSchema": {"type": 7}}),
+                Some(RejectionCode::Invalid),
+            ),
+            (
+                "b",
+                json!({"kind": "command", "name": "NOTES", "description": "d"}),
+                Some(RejectionCode::Conflict),
+            ),
+            (
+                "b",
+                json!({"kind": "command", "name": "nb", "description": "d"}),
+                Some(RejectionCode::Conflict),
+            ),
+            (
+                "b",
+                json!({"kind": "command", "name": "help", "description": "d"}),
+                Some(RejectionCode::Reserved),
+            ),
+            (
+                "b",
+                json!({"kind": "httpRoute", "path": "/a", "auth": "plugin", "match": "prefix"}),
+                Some(RejectionCode::Conflict),
+            ),
+            (
+                "b",
+                json!({"kind": "httpRoute", "path": "/a/x", "auth": "gateway"}),
+                Some(RejectionCode::Conflict),
+            ),
+            (
+                "b",
+                json!({"kind": "httpRoute", "path": "/a/x", "auth": "plugin"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "httpRoute", "path": "/ab", "auth": "gateway"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "service", "id": "svc"}),
+                Some(RejectionCode::Conflict),
+            ),
+            (
+                "b",
+                json!({"kind": "channel", "id": "chat"}),
+                Some(RejectionCode::Conflict),
+            ),
+            (
+                "b",
+                json!({"kind": "channel", "id": "other"}),
+                Some(RejectionCode::NotDeclared),
+            ),
+            (
+                "b",
+                json!({"kind": "provider", "capability": "webSearch", "id": "g"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "provider", "capability": "speech", "id": "g"}),
+                Some(RejectionCode::NotDeclared),
+            ),
+            (
+                "b",
+                json!({"kind": "gatewayMethod", "method": "a.steal"}),
+                Some(RejectionCode::Namespace),
+            ),
+            (
+                "b",
+                json!({"kind": "gatewayMethod", "method": "b.mine"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "hook", "event": "before_prompt_build"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "hook", "event": "on_tuesday"}),
+                Some(RejectionCode::UnknownHook),
+            ),
+            (
+                "strict",
+                json!({"kind": "hook", "event": "before_prompt_build"}),
+                Some(RejectionCode::Forbidden),
+            ),
+            (
+                "strict",
+                json!({"kind": "hook", "event": "before_agent_start"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "wormhole"}),
+                Some(RejectionCode::Invalid),
+            ),
+        ];
+        for (plugin, registration, expected) in cases {
+            // Each case alone, so cases do not conflict with each other.
+            let registry = Registry::new(["a", "b", "strict"]);
+            admit(
+                &registry,
+                "a",
+                &[
+                    tool("shared"),
+                    json!({"kind": "command", "name": "Notes", "description": "d", "nativeNames": {"discord": "nb"}}),
+                    json!({"kind": "httpRoute", "path": "/a", "auth": "plugin", "match": "prefix"}),
+                    json!({"kind": "service", "id": "svc"}),
+                    json!({"kind": "channel", "id": "chat"}),
+                ],
+            );
+            let admission = admit(&registry, plugin, std::slice::from_ref(registration));
+            let got = admission.rejected.first().map(|r| r.code);
+            assert_eq!(
+                &got, expected,
+                "{plugin}: {registration} -> {:?}",
+                admission.rejected
+            );
+            if let Some(rejected) = admission.rejected.first() {
+                assert!(!rejected.reason.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn duplicates_within_one_plugin_and_route_replacement() {
+        let registry = Registry::new(["a"]);
+        let admission = admit(
+            &registry,
+            "a",
+            &[
+                tool("t1"),
+                tool("t1"),
+                json!({"kind": "hook", "event": "agent_end"}),
+                json!({"kind": "hook", "event": "agent_end", "priority": 5}),
+                json!({"kind": "httpRoute", "path": "/r", "auth": "plugin"}),
+                json!({"kind": "httpRoute", "path": "/r", "auth": "plugin", "replaceExisting": true}),
+            ],
+        );
+        assert_eq!(
+            codes(&admission),
+            [
+                (1, RejectionCode::Duplicate),
+                (3, RejectionCode::Duplicate),
+                (4, RejectionCode::Duplicate)
+            ]
+        );
+        assert_eq!(
+            admission
+                .accepted
+                .iter()
+                .map(|a| a.index)
+                .collect::<Vec<_>>(),
+            [0, 2, 5]
+        );
+    }
+
+    #[test]
+    fn first_registration_wins_and_the_loser_stays_loaded() {
+        let registry = Registry::new(["a", "b"]);
+        admit(&registry, "a", &[tool("shared")]);
+        let b = admit(&registry, "b", &[tool("shared"), tool("echo")]);
+        assert_eq!(codes(&b), [(0, RejectionCode::Conflict)]);
+        assert!(
+            b.rejected[0].reason.contains("plugin `a`"),
+            "{}",
+            b.rejected[0].reason
+        );
+        assert_eq!(
+            registry.owner(RegistrationKind::Tool, "shared").unwrap().0,
+            "a"
+        );
+        assert_eq!(
+            registry.owner(RegistrationKind::Tool, "echo").unwrap().0,
+            "b"
+        );
+    }
+
+    #[test]
+    fn a_restart_keeps_names_reserved_and_reports_the_difference() {
+        let registry = Registry::new(["a", "b"]);
+        admit(
+            &registry,
+            "a",
+            &[
+                tool("t1"),
+                tool("t2"),
+                json!({"kind": "service", "id": "s"}),
+            ],
+        );
+        registry.set_state("a", PluginState::Restarting, Some("crashed".into()));
+        // While `a` is down, its names stay taken.
+        let b = admit(&registry, "b", &[tool("t1")]);
+        assert_eq!(codes(&b), [(0, RejectionCode::Conflict)]);
+        let snapshot = registry.snapshot();
+        assert!(
+            snapshot
+                .registrations
+                .iter()
+                .filter(|r| r.plugin == "a")
+                .all(|r| !r.available)
+        );
+
+        let (_, mut events) = registry.subscribe();
+        let again = admit(
+            &registry,
+            "a",
+            &[
+                json!({"kind": "tool", "name": "t1", "description": "changed", "inputSchema": {"type": "object"}}),
+                tool("echo"),
+                json!({"kind": "service", "id": "s"}),
+            ],
+        );
+        assert_eq!(again.added, [(RegistrationKind::Tool, "echo".to_owned())]);
+        assert_eq!(again.removed, [(RegistrationKind::Tool, "t2".to_owned())]);
+        assert_eq!(again.changed, [(RegistrationKind::Tool, "t1".to_owned())]);
+        let mut kinds = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            kinds.push(match event {
+                RegistryEvent::Registered { key, .. } => format!("+{key}"),
+                RegistryEvent::Unregistered { key, .. } => format!("-{key}"),
+                RegistryEvent::Changed { key, .. } => format!("~{key}"),
+                RegistryEvent::PluginState { .. } => "state".into(),
+            });
+        }
+        assert_eq!(kinds, ["-t2", "~t1", "+echo"]);
+    }
+
+    #[test]
+    fn snapshots_and_events_are_consistent() {
+        let registry = Registry::new(["a"]);
+        registry.set_state("a", PluginState::Ready, None);
+        let (snapshot, mut events) = registry.subscribe();
+        assert_eq!(snapshot.seq, 1);
+        admit(&registry, "a", &[tool("t1")]);
+        registry.set_state("a", PluginState::Restarting, Some("exit status 1".into()));
+        registry.set_state("a", PluginState::Restarting, Some("exit status 1".into())); // no change, no event
+        let seqs: Vec<u64> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| e.seq())
+            .collect();
+        assert_eq!(seqs, [2, 3]);
+        assert_eq!(registry.snapshot().seq, 3);
+    }
+
+    #[test]
+    fn lookups() {
+        let registry = Registry::new(["a", "b"]);
+        admit(
+            &registry,
+            "a",
+            &[
+                json!({"kind": "command", "name": "Notes", "description": "d", "nativeNames": {"discord": "nb"}}),
+                json!({"kind": "httpRoute", "path": "/a", "auth": "plugin", "match": "prefix"}),
+                json!({"kind": "hook", "event": "agent_end", "priority": 1}),
+            ],
+        );
+        admit(
+            &registry,
+            "b",
+            &[
+                json!({"kind": "httpRoute", "path": "/a/b", "auth": "plugin", "match": "prefix"}),
+                json!({"kind": "httpRoute", "path": "/a/b/c", "auth": "plugin"}),
+                json!({"kind": "hook", "event": "agent_end", "priority": 9}),
+            ],
+        );
+        assert_eq!(registry.command("NOTES").unwrap().0, "a");
+        assert_eq!(registry.command("nb").unwrap().0, "a");
+        assert!(registry.command("other").is_none());
+        assert_eq!(registry.route("/a/x").unwrap().1.path, "/a");
+        assert_eq!(registry.route("/a/b/x").unwrap().1.path, "/a/b");
+        assert_eq!(registry.route("/a/b/c").unwrap().1.path, "/a/b/c");
+        assert!(registry.route("/z").is_none());
+        let order: Vec<_> = registry
+            .hooks("agent_end")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(order, ["b", "a"]);
+    }
+
+    #[test]
+    fn shapes() {
+        let shape = |values: &[Value]| Shape::of(parse_registrations(values).iter().flatten());
+        assert_eq!(
+            shape(&[json!({"kind": "provider", "capability": "speech", "id": "x"})]),
+            Shape::PlainCapability
+        );
+        assert_eq!(
+            shape(&[
+                json!({"kind": "provider", "capability": "speech", "id": "x"}),
+                json!({"kind": "channel", "id": "c"})
+            ]),
+            Shape::HybridCapability
+        );
+        assert_eq!(
+            shape(&[json!({"kind": "hook", "event": "agent_end"})]),
+            Shape::HookOnly
+        );
+        assert_eq!(
+            shape(&[json!({"kind": "hook", "event": "agent_end"}), tool("t")]),
+            Shape::NonCapability
+        );
+        assert_eq!(shape(&[]), Shape::Empty);
+    }
+}

@@ -1,0 +1,812 @@
+//! One plugin's life: spawn, handshake, supervise, stop, restart.
+//!
+//! # Theory of operation
+//!
+//! Each plugin has one runner task. It starts an *incarnation* (a process and its
+//! connection), supervises it until it ends, then decides what comes next:
+//!
+//! ```text
+//!            +-----------+  ready   +-------+
+//!   start -->| starting  |--------->| ready |
+//!            +-----------+          +-------+
+//!              |  exit, timeout,       | exit, unresponsive,
+//!              |  bad answer           | stdout closed
+//!              v                       v
+//!         crash: RestartHistory::record --> restarting --(backoff)--> starting
+//!                        |
+//!                        +--> failed  (too many crashes, exit 78, wrong version or id)
+//!
+//!   an order (stop / restart) at any point: stop escalation, then stopped / starting
+//! ```
+//!
+//! Every wait races the process's exit and the runner's orders, so a plugin that dies or
+//! an operator who stops it is noticed at once, whatever step the runner is in.
+//!
+//! Callers never talk to the runner: they read [`Conn`] (a watch) to find the current
+//! connection, or why there is none. The runner sets it to `Down` *before* a
+//! connection is aborted, so a new call never picks a dying connection.
+
+use std::ffi::OsString;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use outpost_protocol::methods::{
+    EmptyObject, HostCapabilities, InitializeParams, InitializeResult, Initialized,
+    InitializedParams, Limits, Ping, ServiceParams, ServiceStart, ServiceStop, Shutdown,
+};
+use outpost_protocol::peer::{self, CallError, CallOptions, Peer, PeerConfig};
+use outpost_protocol::{ErrorCode, LEGACY_HOOKS, RegistrationKind, parse_registrations};
+use serde_json::Value;
+use tokio::process::Child;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::host::{self, HostContext};
+use crate::os::{ExitDescription, ProcessGroup, SpawnRequest};
+use crate::plugin::{Conn, Control, Down, ExitReport, Live, PluginRuntime, STDERR_TAIL_IN_REPORTS};
+use crate::policy::{HealthPolicy, SupervisionPolicy};
+use crate::registry::{PluginState, Registrant};
+use crate::restart::{Decision, ExitKind, RestartHistory};
+use crate::stderr;
+use crate::supervisor::Shared;
+
+/// Environment variables passed through from the supervisor when set.
+const ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
+
+/// How long to wait for the last stderr lines after an exit: a helper the plugin left
+/// behind may hold the pipe open.
+const STDERR_SETTLE: Duration = Duration::from_millis(250);
+
+/// After stdout closes, how long the process has to exit on its own.
+const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs one plugin until the supervisor drops its orders channel.
+pub(crate) async fn run(
+    shared: Weak<Shared>,
+    runtime: Arc<PluginRuntime>,
+    mut orders: mpsc::Receiver<Control>,
+) {
+    let mut runner = Runner {
+        shared,
+        runtime,
+        history: RestartHistory::default(),
+    };
+    let mut next = Next::Start;
+    loop {
+        next = match next {
+            Next::Start => runner.start_and_supervise(&mut orders).await,
+            Next::Crashed { report, ran_for } => {
+                runner.after_crash(&report, ran_for, &mut orders).await
+            }
+            Next::Failed(reason) => {
+                tracing::error!(plugin = %runner.runtime.id(), "{reason}");
+                runner.set_down(PluginState::Failed, reason, None);
+                Next::Idle
+            }
+            Next::Idle => runner.idle(&mut orders).await,
+            Next::Exit => return,
+        };
+    }
+}
+
+enum Next {
+    Start,
+    Crashed {
+        report: Arc<ExitReport>,
+        ran_for: Duration,
+    },
+    Failed(String),
+    /// Failed or stopped: waiting for an order.
+    Idle,
+    Exit,
+}
+
+struct Runner {
+    shared: Weak<Shared>,
+    runtime: Arc<PluginRuntime>,
+    history: RestartHistory,
+}
+
+/// Why an incarnation did not get ready.
+enum StartFailure {
+    Crash(Arc<ExitReport>),
+    Permanent(String),
+    /// An order arrived meanwhile; the process was stopped.
+    Ordered(Option<Control>),
+}
+
+/// How the supervision of a ready incarnation ended.
+enum End {
+    Exited(Arc<ExitReport>),
+    Ordered(Option<Control>),
+}
+
+impl Runner {
+    fn id(&self) -> &str {
+        self.runtime.id()
+    }
+
+    fn policy(&self) -> &SupervisionPolicy {
+        &self.runtime.spec.launch.policy
+    }
+
+    fn set_down(&self, state: PluginState, reason: String, retry_at: Option<Instant>) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .registry
+                .set_state(self.id(), state, Some(reason.clone()));
+        }
+        self.runtime.conn.send_replace(Conn::Down(Down {
+            state,
+            reason,
+            retry_at,
+        }));
+    }
+
+    /// Carries out an order that arrived while the plugin was not running.
+    fn obey(&mut self, order: Option<Control>) -> Next {
+        match order {
+            Some(Control::Stop(reply)) => {
+                self.set_down(PluginState::Stopped, "stopped on request".into(), None);
+                let _ = reply.send(());
+                Next::Idle
+            }
+            Some(Control::Restart(reply)) => {
+                self.history.clear();
+                let _ = reply.send(());
+                Next::Start
+            }
+            None => {
+                self.set_down(
+                    PluginState::Stopped,
+                    "the supervisor shut down".into(),
+                    None,
+                );
+                Next::Exit
+            }
+        }
+    }
+
+    async fn idle(&mut self, orders: &mut mpsc::Receiver<Control>) -> Next {
+        let order = orders.recv().await;
+        self.obey(order)
+    }
+
+    async fn start_and_supervise(&mut self, orders: &mut mpsc::Receiver<Control>) -> Next {
+        self.set_down(PluginState::Starting, "starting".into(), None);
+        let Some(shared) = self.shared.upgrade() else {
+            return Next::Exit;
+        };
+        let mut incarnation = match start(&shared, &self.runtime, orders).await {
+            Ok(incarnation) => incarnation,
+            Err(StartFailure::Crash(report)) => {
+                return Next::Crashed {
+                    report,
+                    ran_for: Duration::ZERO,
+                };
+            }
+            Err(StartFailure::Permanent(reason)) => return Next::Failed(reason),
+            Err(StartFailure::Ordered(order)) => return self.obey(order),
+        };
+        drop(shared);
+        let ready_at = Instant::now();
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .registry
+                .set_state(self.id(), PluginState::Ready, None);
+        }
+        self.runtime.conn.send_replace(Conn::Up(incarnation.live()));
+        tracing::info!(plugin = %self.id(), pid = incarnation.group.id(), "ready");
+        match incarnation.supervise(orders).await {
+            End::Exited(report) => Next::Crashed {
+                report,
+                ran_for: ready_at.elapsed(),
+            },
+            End::Ordered(order) => self.obey(order),
+        }
+    }
+
+    async fn after_crash(
+        &mut self,
+        report: &ExitReport,
+        ran_for: Duration,
+        orders: &mut mpsc::Receiver<Control>,
+    ) -> Next {
+        let policy = self.policy().restart.clone();
+        let kind = if report.exit.exit_code == Some(outpost_protocol::EXIT_PERMANENT_FAILURE) {
+            ExitKind::Permanent
+        } else {
+            ExitKind::Crash
+        };
+        let jitter = fastrand::f64().mul_add(2.0, -1.0);
+        match self
+            .history
+            .record(&policy, kind, Instant::now(), ran_for, jitter)
+        {
+            Decision::RestartAfter(delay) => {
+                let reason = format!(
+                    "{}; restarting in {} ms (crash {} of at most {} within {} s)",
+                    report.summary(),
+                    delay.as_millis(),
+                    self.history.recent_crashes(),
+                    policy.max_crashes,
+                    policy.window_ms / 1000,
+                );
+                tracing::warn!(plugin = %self.id(), stderr_tail = ?report.stderr_tail, "{reason}");
+                self.set_down(
+                    PluginState::Restarting,
+                    reason,
+                    Some(Instant::now() + delay),
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => Next::Start,
+                    order = orders.recv() => self.obey(order),
+                }
+            }
+            Decision::GiveUp { crashes } => Next::Failed(format!(
+                "crashed {crashes} times within {} s, so it was given up on; the last time: {}. Fix the cause, then restart it",
+                policy.window_ms / 1000,
+                report.summary()
+            )),
+            Decision::Permanent if kind == ExitKind::Permanent => Next::Failed(format!(
+                "exited with status 78, which means it cannot work as configured: {}. Fix its config or environment, then restart it",
+                report.summary()
+            )),
+            Decision::Permanent => Next::Failed(format!(
+                "{}; restarts are disabled for it (restart.enabled = false)",
+                report.summary()
+            )),
+        }
+    }
+}
+
+/// A running process and its connection.
+struct Incarnation {
+    shared: Weak<Shared>,
+    runtime: Arc<PluginRuntime>,
+    child: Child,
+    group: ProcessGroup,
+    peer: Peer,
+    stderr_task: Option<JoinHandle<()>>,
+    host_task: JoinHandle<()>,
+    exit: watch::Sender<Option<Arc<ExitReport>>>,
+    services: Vec<String>,
+}
+
+impl Drop for Incarnation {
+    fn drop(&mut self) {
+        self.host_task.abort();
+        // `group` kills whatever is left on its own drop unless the stop escalation
+        // already swept it.
+    }
+}
+
+async fn start(
+    shared: &Arc<Shared>,
+    runtime: &Arc<PluginRuntime>,
+    orders: &mut mpsc::Receiver<Control>,
+) -> Result<Incarnation, StartFailure> {
+    let spec = &runtime.spec;
+    let launch = &spec.launch;
+    let limits = &launch.policy.limits;
+    runtime.tail.clear();
+    let request = SpawnRequest {
+        program: launch.program.clone(),
+        args: launch.args.clone(),
+        cwd: launch.root.clone(),
+        env: environment(&spec.id, &launch.env_passthrough, &launch.env_set),
+        open_files: limits.open_files,
+        memory_bytes: limits.memory_mib.map(|mib| mib.saturating_mul(1024 * 1024)),
+    };
+    let mut child = match shared.spawner.spawn(request).await {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Err(StartFailure::Permanent(format!("cannot be started: {e}")));
+        }
+        Err(e) => {
+            return Err(StartFailure::Crash(Arc::new(ExitReport {
+                exit: ExitDescription {
+                    text: "not started".into(),
+                    exit_code: None,
+                    signal: None,
+                },
+                cause: format!("could not start `{}`: {e}", launch.program.display()),
+                stderr_tail: Vec::new(),
+            })));
+        }
+    };
+    let pid = child.id().expect("a child that was just spawned has a pid");
+    let group = ProcessGroup::new(pid);
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        unreachable!("all three streams are piped");
+    };
+    let plugin: Arc<str> = Arc::from(spec.id.as_str());
+    let stderr_task = stderr::drain(plugin.clone(), stderr, runtime.tail.clone());
+    let (peer, incoming) = peer::connect(
+        stdout,
+        stdin,
+        PeerConfig {
+            name: format!("plugin `{}`", spec.id),
+            max_message_bytes: usize::try_from(limits.max_message_bytes).unwrap_or(usize::MAX),
+            ..PeerConfig::default()
+        },
+    );
+    let initialized = Arc::new(AtomicBool::new(false));
+    let host_task = tokio::spawn(host::serve(
+        HostContext {
+            shared: Arc::downgrade(shared),
+            plugin: plugin.clone(),
+            config: spec.config.clone(),
+            host_methods: spec.host_methods.clone(),
+            initialized: initialized.clone(),
+        },
+        incoming,
+    ));
+    tracing::debug!(plugin = %plugin, pid, program = %launch.program.display(), "spawned");
+    let mut incarnation = Incarnation {
+        shared: Arc::downgrade(shared),
+        runtime: runtime.clone(),
+        child,
+        group,
+        peer,
+        stderr_task: Some(stderr_task),
+        host_task,
+        exit: watch::channel(None).0,
+        services: Vec::new(),
+    };
+
+    let outcome = {
+        let handshake = handshake(shared, runtime, incarnation.peer.clone());
+        tokio::pin!(handshake);
+        tokio::select! {
+            result = &mut handshake => Ok(result),
+            status = incarnation.child.wait() => Err(status),
+            order = orders.recv() => {
+                incarnation.stop().await;
+                return Err(StartFailure::Ordered(order));
+            }
+        }
+    };
+    match outcome {
+        Ok(Ok(services)) => {
+            initialized.store(true, Ordering::SeqCst);
+            incarnation.services = services;
+            Ok(incarnation)
+        }
+        Ok(Err(HandshakeError::Permanent(reason))) => {
+            incarnation.kill(&reason).await;
+            Err(StartFailure::Permanent(reason))
+        }
+        Ok(Err(HandshakeError::Crash(cause))) => {
+            Err(StartFailure::Crash(incarnation.kill(&cause).await))
+        }
+        Err(status) => {
+            let report = incarnation
+                .finish(status, "exited during the handshake".into(), false)
+                .await;
+            Err(StartFailure::Crash(report))
+        }
+    }
+}
+
+enum HandshakeError {
+    /// Restarting will not help: a version or id mismatch, a malformed answer.
+    Permanent(String),
+    /// Counted as a crash.
+    Crash(String),
+}
+
+/// `initialize`, admission, `initialized`, service starts. Returns the started services.
+async fn handshake(
+    shared: &Shared,
+    runtime: &PluginRuntime,
+    peer: Peer,
+) -> Result<Vec<String>, HandshakeError> {
+    let spec = &runtime.spec;
+    let policy = &spec.launch.policy;
+    let params = InitializeParams {
+        protocol_versions: outpost_protocol::SUPPORTED_VERSIONS
+            .iter()
+            .map(|v| (*v).to_owned())
+            .collect(),
+        host: shared.host.clone(),
+        plugin_id: spec.id.clone(),
+        config: spec.config.clone(),
+        limits: Limits {
+            max_message_bytes: policy.limits.max_message_bytes,
+            max_concurrent_requests: policy.limits.max_concurrent_requests,
+            shutdown_timeout_ms: Some(policy.stop.shutdown_ms),
+        },
+        capabilities: HostCapabilities {
+            runtime: host::RUNTIME_METHODS
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+        },
+        host_pid: Some(std::process::id()),
+    };
+    let timeout = Duration::from_millis(policy.timeouts.handshake_ms);
+    let params = serde_json::to_value(params).expect("initialize params serialize");
+    let answer = match peer
+        .call("initialize", Some(params), CallOptions::timeout(timeout))
+        .await
+    {
+        Ok(answer) => answer,
+        Err(CallError::Timeout(_)) => {
+            return Err(HandshakeError::Crash(format!(
+                "did not answer `initialize` within {} ms (timeouts.handshakeMs)",
+                timeout.as_millis()
+            )));
+        }
+        Err(CallError::Remote(error)) if error.code == ErrorCode::UnsupportedVersion => {
+            let theirs = error
+                .data
+                .as_ref()
+                .and_then(|d| d.get("supported"))
+                .map_or_else(|| "unknown".into(), Value::to_string);
+            return Err(HandshakeError::Permanent(format!(
+                "speaks none of this host's protocol versions ({:?}); it supports {theirs}. Update the plugin or Outpost",
+                outpost_protocol::SUPPORTED_VERSIONS
+            )));
+        }
+        Err(CallError::Remote(error)) => {
+            return Err(HandshakeError::Crash(format!(
+                "answered `initialize` with an error: {error}"
+            )));
+        }
+        Err(e) => {
+            return Err(HandshakeError::Crash(format!(
+                "lost its connection during the handshake: {e}"
+            )));
+        }
+    };
+
+    // Registrations are read one by one, so one bad entry is rejected alone.
+    let mut answer = answer;
+    let raw_registrations = match answer
+        .as_object_mut()
+        .and_then(|o| o.remove("registrations"))
+    {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(values)) => values,
+        Some(_) => {
+            return Err(HandshakeError::Permanent(
+                "its `initialize` result has `registrations` that is not an array; fix the plugin"
+                    .into(),
+            ));
+        }
+    };
+    let result: InitializeResult = serde_json::from_value(answer).map_err(|e| {
+        HandshakeError::Permanent(format!(
+            "its `initialize` result is malformed ({e}); fix the plugin (docs/protocol.md §5.2)"
+        ))
+    })?;
+    if !outpost_protocol::SUPPORTED_VERSIONS.contains(&result.protocol_version.as_str()) {
+        return Err(HandshakeError::Permanent(format!(
+            "chose protocol version {:?}, which this host did not offer (it offered {:?})",
+            result.protocol_version,
+            outpost_protocol::SUPPORTED_VERSIONS
+        )));
+    }
+    if result.plugin.id != spec.id {
+        return Err(HandshakeError::Permanent(format!(
+            "answered as plugin `{}`, but its manifest says `{}`; the manifest is what the operator reviewed, so fix the plugin",
+            result.plugin.id, spec.id
+        )));
+    }
+
+    let admission = shared.registry.admit(
+        Registrant {
+            plugin: &spec.id,
+            declarations: &spec.declarations,
+            allow_prompt_injection: spec.allow_prompt_injection,
+        },
+        parse_registrations(&raw_registrations),
+    );
+    for rejected in &admission.rejected {
+        let what = match (&rejected.kind, &rejected.key) {
+            (Some(kind), Some(key)) => format!("{kind} `{key}`"),
+            _ => format!("registration {}", rejected.index),
+        };
+        tracing::warn!(plugin = %spec.id, code = %rejected.code, "{what} rejected: {}", rejected.reason);
+    }
+    for accepted in &admission.accepted {
+        if accepted.kind == RegistrationKind::Hook && LEGACY_HOOKS.contains(&accepted.key.as_str())
+        {
+            tracing::warn!(plugin = %spec.id, "legacy warning: hook `{}` is deprecated; prefer before_model_resolve or before_prompt_build", accepted.key);
+        }
+    }
+    if !(admission.added.is_empty() && admission.removed.is_empty() && admission.changed.is_empty())
+    {
+        tracing::info!(
+            plugin = %spec.id,
+            added = ?admission.added, removed = ?admission.removed, changed = ?admission.changed,
+            "registrations changed"
+        );
+    }
+    let notice = InitializedParams {
+        accepted: admission.accepted,
+        rejected: admission.rejected,
+    };
+    peer.notify::<Initialized>(&notice).await.map_err(|e| {
+        HandshakeError::Crash(format!("lost its connection during the handshake: {e}"))
+    })?;
+
+    let call_timeout = Duration::from_millis(policy.timeouts.call_ms);
+    for service in &admission.services {
+        let params = ServiceParams {
+            id: service.clone(),
+        };
+        if let Err(e) = peer
+            .request::<ServiceStart>(&params, CallOptions::timeout(call_timeout))
+            .await
+        {
+            tracing::warn!(plugin = %spec.id, service = %service, "service did not start: {e}");
+        }
+    }
+    Ok(admission.services)
+}
+
+impl Incarnation {
+    fn id(&self) -> &str {
+        self.runtime.id()
+    }
+
+    fn policy(&self) -> &SupervisionPolicy {
+        &self.runtime.spec.launch.policy
+    }
+
+    fn live(&self) -> Live {
+        Live {
+            peer: self.peer.clone(),
+            exit: self.exit.subscribe(),
+        }
+    }
+
+    async fn supervise(&mut self, orders: &mut mpsc::Receiver<Control>) -> End {
+        let health = tokio::spawn(health(self.peer.clone(), self.policy().health.clone()));
+        let health_abort = health.abort_handle();
+        let end = tokio::select! {
+            status = self.child.wait() => End::Exited(self.finish(status, "crashed".into(), false).await),
+            Ok(reason) = health => End::Exited(self.kill(&format!("unresponsive: {reason}")).await),
+            reason = self.peer.closed() => {
+                // Usually the process is on its way out; give it a moment to say how.
+                match tokio::time::timeout(STDOUT_CLOSED_GRACE, self.child.wait()).await {
+                    Ok(status) => End::Exited(self.finish(status, "crashed".into(), false).await),
+                    Err(_) => End::Exited(self.kill(&format!("closed its protocol stream but kept running ({reason})")).await),
+                }
+            }
+            order = orders.recv() => {
+                self.stop().await;
+                End::Ordered(order)
+            }
+        };
+        health_abort.abort();
+        end
+    }
+
+    /// The stop escalation for a stop that was asked for: `service/stop` and
+    /// `shutdown`, close stdin, SIGTERM to the group, SIGKILL to the group.
+    async fn stop(&mut self) -> Arc<ExitReport> {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.registry.set_state(
+                self.id(),
+                PluginState::Stopping,
+                Some("stopping on request".into()),
+            );
+        }
+        self.go_down(PluginState::Stopping, "stopping on request");
+        let stop = self.policy().stop.clone();
+        let deadline = Instant::now() + Duration::from_millis(stop.shutdown_ms);
+        let peer = self.peer.clone();
+        let services = self.services.clone();
+        let ask = async move {
+            for service in services.iter().rev() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = peer
+                    .request::<ServiceStop>(
+                        &ServiceParams {
+                            id: service.clone(),
+                        },
+                        CallOptions::timeout(left),
+                    )
+                    .await;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = peer
+                .request::<Shutdown>(&EmptyObject {}, CallOptions::timeout(left))
+                .await;
+        };
+        let early = tokio::select! {
+            () = ask => None,
+            status = self.child.wait() => Some(status),
+        };
+        let status = if let Some(status) = early {
+            status
+        } else {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(stop.eof_ms), self.peer.close()).await;
+            self.escalate(
+                Duration::from_millis(stop.eof_ms),
+                Duration::from_millis(stop.term_ms),
+            )
+            .await
+        };
+        self.finish(status, "stopped on request".into(), true).await
+    }
+
+    /// Ends a process that is hung or misbehaving: close stdin, SIGTERM, SIGKILL.
+    async fn kill(&mut self, cause: &str) -> Arc<ExitReport> {
+        self.go_down(PluginState::Restarting, cause);
+        let term = Duration::from_millis(self.policy().stop.term_ms);
+        let _ = tokio::time::timeout(Duration::from_millis(100), self.peer.close()).await;
+        let status = self.escalate(Duration::ZERO, term).await;
+        self.finish(status, cause.to_owned(), false).await
+    }
+
+    /// Waits `grace` for an exit, then SIGTERM and `term`, then SIGKILL.
+    async fn escalate(
+        &mut self,
+        grace: Duration,
+        term: Duration,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        if let Ok(status) = tokio::time::timeout(grace, self.child.wait()).await {
+            return status;
+        }
+        self.group.signal(nix::sys::signal::Signal::SIGTERM);
+        if let Ok(status) = tokio::time::timeout(term, self.child.wait()).await {
+            return status;
+        }
+        tracing::warn!(plugin = %self.id(), "did not exit {} ms after SIGTERM; sending SIGKILL to its process group", term.as_millis());
+        self.group.signal(nix::sys::signal::Signal::SIGKILL);
+        self.child.wait().await
+    }
+
+    /// After the process was reaped: sweep its group, publish the exit report, fail
+    /// what was in flight.
+    async fn finish(
+        &mut self,
+        status: std::io::Result<std::process::ExitStatus>,
+        cause: String,
+        requested: bool,
+    ) -> Arc<ExitReport> {
+        self.go_down(
+            if requested {
+                PluginState::Stopping
+            } else {
+                PluginState::Restarting
+            },
+            &cause,
+        );
+        self.group.sweep();
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(STDERR_SETTLE, task).await;
+        }
+        let exit = match status {
+            Ok(status) => ExitDescription::from_status(status),
+            Err(e) => ExitDescription {
+                text: format!("exit status unknown ({e})"),
+                exit_code: None,
+                signal: None,
+            },
+        };
+        let report = Arc::new(ExitReport {
+            exit,
+            cause,
+            stderr_tail: self.runtime.tail.last(STDERR_TAIL_IN_REPORTS),
+        });
+        self.exit.send_replace(Some(report.clone()));
+        self.peer
+            .abort(format!("plugin `{}` {}", self.id(), report.summary()));
+        self.host_task.abort();
+        report
+    }
+
+    /// Stops routing new calls here (calls already sent are answered or failed later).
+    fn go_down(&self, state: PluginState, reason: &str) {
+        self.runtime.conn.send_if_modified(|conn| {
+            if matches!(conn, Conn::Up(_)) {
+                *conn = Conn::Down(Down {
+                    state,
+                    reason: reason.to_owned(),
+                    retry_at: None,
+                });
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// Pings while the plugin is ready; returns why it is unresponsive, or never.
+async fn health(peer: Peer, policy: HealthPolicy) -> String {
+    if policy.interval_ms == 0 || policy.misses == 0 {
+        return std::future::pending().await;
+    }
+    let interval = Duration::from_millis(policy.interval_ms);
+    let timeout = Duration::from_millis(policy.timeout_ms);
+    let mut misses = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        match peer
+            .request::<Ping>(&EmptyObject {}, CallOptions::timeout(timeout))
+            .await
+        {
+            Ok(_) => misses = 0,
+            Err(CallError::Closed(_) | CallError::NotSent(_)) => {
+                return std::future::pending().await;
+            }
+            Err(e) => {
+                misses += 1;
+                tracing::warn!(plugin = %peer.name(), misses, "ping unanswered: {e}");
+                if misses >= policy.misses {
+                    return format!(
+                        "{misses} pings in a row went unanswered within {} ms",
+                        timeout.as_millis()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The plugin's whole environment (docs/protocol.md §3.2).
+fn environment(
+    plugin: &str,
+    passthrough: &[String],
+    set: &std::collections::BTreeMap<String, String>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(name, _)| {
+            let name = name.to_string_lossy();
+            ENV_ALLOWLIST.contains(&name.as_ref())
+                || name.starts_with("LC_")
+                || passthrough.iter().any(|granted| *granted == name)
+        })
+        .collect();
+    env.extend(set.iter().map(|(k, v)| (k.into(), v.into())));
+    env.push((
+        outpost_protocol::ENV_PROTOCOL.into(),
+        outpost_protocol::PROTOCOL_VERSION.into(),
+    ));
+    env.push((outpost_protocol::ENV_PLUGIN_ID.into(), plugin.into()));
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_is_scrubbed() {
+        // Whatever the test process has, only the allowlist and grants pass.
+        let set = [("ACME_MODE".to_owned(), "dev".to_owned())]
+            .into_iter()
+            .collect();
+        let env = environment("notes", &["CARGO".to_owned()], &set);
+        let names: Vec<String> = env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        for name in &names {
+            assert!(
+                ENV_ALLOWLIST.contains(&name.as_str())
+                    || name.starts_with("LC_")
+                    || [
+                        "CARGO",
+                        "ACME_MODE",
+                        "OUTPOST_PROTOCOL",
+                        "OUTPOST_PLUGIN_ID"
+                    ]
+                    .contains(&name.as_str()),
+                "{name} leaked"
+            );
+        }
+        assert!(names.contains(&"OUTPOST_PLUGIN_ID".to_owned()));
+        assert!(names.contains(&"ACME_MODE".to_owned()));
+    }
+}

@@ -1,0 +1,2 @@
+#[path = "integration/data_plane.rs"]
+mod data_plane;

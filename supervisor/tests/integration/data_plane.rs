@@ -1,0 +1,684 @@
+//! The data plane with real child processes: tests/fixtures/plugins/fixture.py, correct
+//! or misbehaving on request. Each test ends with the plugin in its documented state,
+//! nothing hanging, and every process it started gone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use outpost_protocol::methods::CallContext;
+use outpost_protocol::{ErrorCode, ErrorObject, ManifestField, RejectionCode};
+use outpost_supervisor::launch::LaunchSpec;
+use outpost_supervisor::policy::SupervisionPolicy;
+use outpost_supervisor::registry::{PluginState, RegistryEvent};
+use outpost_supervisor::{Declarations, PluginSpec, Supervisor};
+use serde_json::{Map, Value, json};
+
+/// Generous: only a guard against hangs, never a performance assertion.
+const SETTLE: Duration = Duration::from_secs(20);
+
+fn fixture_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/fixture.py")
+}
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("PATH").expect("PATH is set");
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("python3"))
+        .find(|candidate| candidate.is_file())
+        .expect("python3 on PATH")
+}
+
+/// A fixture plugin in its own temporary root.
+struct Fixture {
+    spec: PluginSpec,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(id: &str, mode: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env_set = BTreeMap::new();
+        env_set.insert("FIXTURE_MODE".to_owned(), mode.to_owned());
+        env_set.insert(
+            "FIXTURE_PIDFILE".to_owned(),
+            dir.path().join("pids").display().to_string(),
+        );
+        env_set.insert(
+            "FIXTURE_MARKER".to_owned(),
+            dir.path().join("marker").display().to_string(),
+        );
+        env_set.insert(
+            "FIXTURE_EVENTS".to_owned(),
+            dir.path().join("events").display().to_string(),
+        );
+        let policy = SupervisionPolicy::from_layers([&json!({
+            "timeouts": {"handshakeMs": 10_000, "callMs": 10_000},
+            "health": {"intervalMs": 0},
+            "restart": {"initialBackoffMs": 10, "maxBackoffMs": 50, "jitter": 0.0},
+            "stop": {"shutdownMs": 2000, "eofMs": 1000, "termMs": 1000},
+        })])
+        .unwrap();
+        let declarations = Declarations::default()
+            .with(ManifestField::Contracts("tools"), "echo")
+            .with(ManifestField::Contracts("tools"), "slow")
+            .with(ManifestField::Contracts("tools"), "replayable");
+        let spec = PluginSpec {
+            id: id.to_owned(),
+            launch: LaunchSpec {
+                program: python(),
+                args: vec![fixture_script().display().to_string()],
+                root: dir.path().to_owned(),
+                env_passthrough: Vec::new(),
+                env_set,
+                policy,
+            },
+            config: Map::new(),
+            declarations,
+            allow_prompt_injection: true,
+            host_methods: Vec::new(),
+        };
+        Self { spec, dir }
+    }
+
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.spec
+            .launch
+            .env_set
+            .insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    fn policy(mut self, layer: &Value) -> Self {
+        let current = serde_json::to_value(&self.spec.launch.policy).unwrap();
+        self.spec.launch.policy = SupervisionPolicy::from_layers([&current, layer]).unwrap();
+        self
+    }
+
+    /// Every pid the fixture recorded (itself, each incarnation, and any child).
+    fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.path().join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    }
+
+    /// Every recorded process is gone (signals are asynchronous: a process SIGKILLed a
+    /// moment ago may take a few milliseconds to die, hence the bounded wait).
+    fn assert_all_gone(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for pid in self.pids() {
+            while alive(pid) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "process {pid} of the fixture is still running"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Running, or at least not a zombie (a reaped or zombie process is gone for us: an
+/// orphan's zombie waits for whatever init this container has).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.trim_start().chars().next());
+            state != Some('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+async fn wait_for_state(
+    supervisor: &Supervisor,
+    plugin: &str,
+    wanted: PluginState,
+) -> Option<String> {
+    let (snapshot, mut events) = supervisor.subscribe();
+    if let Some(p) = snapshot
+        .plugins
+        .iter()
+        .find(|p| p.id == plugin && p.state == wanted)
+    {
+        return p.reason.clone();
+    }
+    tokio::time::timeout(SETTLE, async {
+        loop {
+            match events.recv().await.unwrap() {
+                RegistryEvent::PluginState {
+                    plugin: p,
+                    state,
+                    reason,
+                    ..
+                } if p == plugin && state == wanted => return reason,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "`{plugin}` never became {wanted}; it is {:?}",
+            supervisor.state(plugin)
+        )
+    })
+}
+
+async fn start(fixtures: &[&Fixture]) -> Supervisor {
+    let supervisor = Supervisor::start(fixtures.iter().map(|f| f.spec.clone()).collect()).unwrap();
+    assert!(
+        supervisor.wait_settled(SETTLE).await,
+        "plugins did not settle"
+    );
+    supervisor
+}
+
+async fn echo(supervisor: &Supervisor, timeout: Option<Duration>) -> Result<Value, ErrorObject> {
+    let result = supervisor
+        .call_tool("echo", Map::new(), CallContext::default(), timeout)
+        .await?;
+    let outpost_protocol::methods::Content::Text { text } = &result.content[0] else {
+        panic!("{result:?}")
+    };
+    Ok(serde_json::from_str(text).unwrap())
+}
+
+fn args(value: &Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_healthy_plugin_serves_every_kind_of_call_and_stops_cleanly() {
+    let fixture = Fixture::new("alpha", "ok");
+    let supervisor = start(&[&fixture]).await;
+    assert_eq!(supervisor.state("alpha").unwrap().0, PluginState::Ready);
+
+    let answer = echo(&supervisor, None).await.unwrap();
+    assert_eq!(answer["name"], "echo");
+    let budget = answer["context"]["timeoutMs"].as_u64().unwrap();
+    assert!(
+        budget > 0 && budget <= 10_000,
+        "the call carries its remaining budget: {budget}"
+    );
+
+    let command = supervisor
+        .run_command(
+            "/ALPHA-CMD  hello there",
+            CallContext {
+                is_authorized_sender: Some(true),
+                ..CallContext::default()
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(command.text, "ran /alpha-cmd with 'hello there'");
+    assert!(
+        supervisor
+            .run_command("/nope", CallContext::default(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let unauthorized = supervisor
+        .run_command("/alpha-cmd", CallContext::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(unauthorized.code, ErrorCode::Forbidden);
+
+    let method = supervisor
+        .call_method(
+            "alpha.status",
+            json!({"x": 1}),
+            CallContext::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(method, json!({"plugin": "alpha", "params": {"x": 1}}));
+
+    let missing = supervisor
+        .call_tool("nope", Map::new(), CallContext::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
+    let invalid = supervisor
+        .call_tool(
+            "slow",
+            args(&json!({"ms": "soon"})),
+            CallContext::default(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code, ErrorCode::InvalidParams);
+    assert_eq!(invalid.data.unwrap()["errors"][0]["path"], "/ms");
+
+    let snapshot = supervisor.snapshot();
+    let keys: Vec<String> = snapshot
+        .registrations
+        .iter()
+        .map(|r| format!("{}:{}", r.kind, r.key))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "tool:echo",
+            "tool:slow",
+            "tool:replayable",
+            "command:alpha-cmd",
+            "gatewayMethod:alpha.status",
+            "hook:before_prompt_build",
+            "service:alpha-svc"
+        ]
+    );
+    assert!(snapshot.registrations.iter().all(|r| r.available));
+
+    supervisor.shutdown().await;
+    assert_eq!(supervisor.state("alpha").unwrap().0, PluginState::Stopped);
+    fixture.assert_all_gone();
+    let after = supervisor
+        .call_tool("echo", Map::new(), CallContext::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(after.code, ErrorCode::Unavailable);
+}
+
+#[tokio::test]
+async fn crash_on_start_restarts_with_backoff_then_gives_up() {
+    let fixture =
+        Fixture::new("crashy", "crash-on-start").policy(&json!({"restart": {"maxCrashes": 2}}));
+    let supervisor = start(&[&fixture]).await;
+    let reason = wait_for_state(&supervisor, "crashy", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(reason.contains("crashed 3 times"), "{reason}");
+    assert!(reason.contains("exit status 3"), "{reason}");
+    assert!(
+        reason.contains("crashing on start"),
+        "the stderr tail is in the reason: {reason}"
+    );
+    let error = echo(&supervisor, None).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    assert_eq!(error.data.unwrap()["state"], "failed");
+    assert_eq!(fixture.pids().len(), 3);
+
+    // An operator restart gives it a fresh history (and it fails the same way).
+    supervisor.restart("crashy").await.unwrap();
+    wait_for_state(&supervisor, "crashy", PluginState::Failed).await;
+    assert_eq!(fixture.pids().len(), 6);
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn a_crash_mid_call_fails_the_call_with_the_exit_and_the_plugin_comes_back() {
+    let fixture = Fixture::new("fragile", "crash-after").env("FIXTURE_N", "2");
+    let supervisor = start(&[&fixture]).await;
+    let (_, mut events) = supervisor.subscribe();
+    assert_eq!(echo(&supervisor, None).await.unwrap()["call"], 1);
+    let error = echo(&supervisor, None).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::PluginExited, "{error}");
+    let data = error.data.unwrap();
+    assert_eq!(data["exitCode"], 1);
+    assert!(
+        data["stderrTail"]
+            .to_string()
+            .contains("crashing on call 2"),
+        "{data}"
+    );
+
+    // A call made now waits for the restart within its deadline.
+    assert_eq!(echo(&supervisor, None).await.unwrap()["call"], 1);
+    let mut states = Vec::new();
+    let mut changed = false;
+    while let Ok(event) = events.try_recv() {
+        match event {
+            RegistryEvent::PluginState { state, .. } => states.push(state),
+            RegistryEvent::Registered { .. }
+            | RegistryEvent::Unregistered { .. }
+            | RegistryEvent::Changed { .. } => changed = true,
+        }
+    }
+    assert_eq!(
+        states,
+        [
+            PluginState::Restarting,
+            PluginState::Starting,
+            PluginState::Ready
+        ]
+    );
+    assert!(
+        !changed,
+        "the same registrations after the restart: no registry change"
+    );
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn calls_during_a_restart_wait_or_fail_fast_with_a_retry_hint() {
+    let fixture = Fixture::new("slowstart", "crash-after")
+        .env("FIXTURE_N", "1")
+        .policy(&json!({"restart": {"initialBackoffMs": 2000, "maxBackoffMs": 2000}}));
+    let supervisor = start(&[&fixture]).await;
+    assert_eq!(
+        echo(&supervisor, None).await.unwrap_err().code,
+        ErrorCode::PluginExited
+    );
+    wait_for_state(&supervisor, "slowstart", PluginState::Restarting).await;
+    let error = echo(&supervisor, Some(Duration::from_millis(100)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable, "{error}");
+    let retry = error.data.unwrap()["retryAfterMs"].as_u64().unwrap();
+    assert!(retry > 0 && retry <= 2000, "{retry}");
+    // With room in its deadline, the call waits for the plugin and is served (and the
+    // plugin crashes again on it: crash-after 1).
+    let error = echo(&supervisor, Some(Duration::from_secs(15)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::PluginExited);
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn only_replay_safe_calls_are_sent_again_after_a_crash() {
+    let fixture = Fixture::new("replay", "crash-once");
+    let supervisor = start(&[&fixture]).await;
+    let result = supervisor
+        .call_tool("replayable", Map::new(), CallContext::default(), None)
+        .await
+        .unwrap();
+    let outpost_protocol::methods::Content::Text { text } = &result.content[0] else {
+        panic!()
+    };
+    assert!(
+        text.contains("\"call\": 1"),
+        "served by the second incarnation: {text}"
+    );
+    assert_eq!(fixture.pids().len(), 2);
+
+    let fixture = Fixture::new("noreplay", "crash-once");
+    let supervisor2 = start(&[&fixture]).await;
+    assert_eq!(
+        echo(&supervisor2, None).await.unwrap_err().code,
+        ErrorCode::PluginExited
+    );
+    supervisor.shutdown().await;
+    supervisor2.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn exit_78_is_a_permanent_failure() {
+    let fixture = Fixture::new("broken", "exit-78");
+    let supervisor = start(&[&fixture]).await;
+    let reason = wait_for_state(&supervisor, "broken", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(reason.contains("status 78"), "{reason}");
+    assert!(reason.contains("no api key"), "{reason}");
+    assert_eq!(fixture.pids().len(), 1, "never restarted");
+    supervisor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hung_call_times_out_and_is_cancelled_and_the_plugin_stays_up() {
+    let fixture = Fixture::new("hangs", "hang-on-call");
+    let supervisor = start(&[&fixture]).await;
+    let error = echo(&supervisor, Some(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Timeout, "{error}");
+    assert_eq!(error.data.unwrap()["timeoutMs"], 200);
+    assert_eq!(supervisor.state("hangs").unwrap().0, PluginState::Ready);
+    let method = supervisor
+        .call_method("hangs.status", json!({}), CallContext::default(), None)
+        .await;
+    assert!(method.is_ok(), "other calls are still served: {method:?}");
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn a_plugin_that_stops_answering_pings_is_restarted_as_unresponsive() {
+    let fixture = Fixture::new("deaf", "hang-on-ping")
+        .policy(&json!({"health": {"intervalMs": 50, "timeoutMs": 100, "misses": 2}, "restart": {"maxCrashes": 0}}));
+    let supervisor = Supervisor::start(vec![fixture.spec.clone()]).unwrap();
+    let reason = wait_for_state(&supervisor, "deaf", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        reason.contains("unresponsive: 2 pings in a row went unanswered"),
+        "{reason}"
+    );
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn a_plugin_that_ignores_sigterm_and_eof_is_killed_at_the_end_of_the_escalation() {
+    let fixture = Fixture::new("stubborn", "ignore-sigterm");
+    let supervisor = start(&[&fixture]).await;
+    supervisor.shutdown().await;
+    assert_eq!(
+        supervisor.state("stubborn").unwrap().0,
+        PluginState::Stopped
+    );
+    fixture.assert_all_gone();
+
+    let fixture = Fixture::new("lingering", "no-exit-on-eof");
+    let supervisor = start(&[&fixture]).await;
+    supervisor.stop("lingering").await.unwrap();
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn processes_a_plugin_starts_are_stopped_with_it() {
+    let fixture = Fixture::new("parent", "grandchild");
+    let supervisor = start(&[&fixture]).await;
+    assert_eq!(fixture.pids().len(), 2);
+    assert!(fixture.pids().iter().all(|&pid| alive(pid)));
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn garbage_on_stdout_is_survived() {
+    let fixture = Fixture::new("noisy", "garbage");
+    let supervisor = start(&[&fixture]).await;
+    for _ in 0..3 {
+        assert_eq!(echo(&supervisor, None).await.unwrap()["name"], "echo");
+    }
+    assert_eq!(supervisor.state("noisy").unwrap().0, PluginState::Ready);
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_discarded_and_its_call_times_out() {
+    let fixture = Fixture::new("huge", "oversized")
+        .policy(&json!({"limits": {"maxMessageBytes": 1_048_576}}));
+    let supervisor = start(&[&fixture]).await;
+    let error = echo(&supervisor, Some(Duration::from_millis(1500)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Timeout, "{error}");
+    let ok = supervisor
+        .call_tool("slow", args(&json!({"ms": 0})), CallContext::default(), None)
+        .await;
+    assert!(ok.is_ok(), "the connection goes on: {ok:?}");
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn a_stderr_flood_does_not_block_the_plugin() {
+    let fixture = Fixture::new("chatty", "flood-stderr").env("FIXTURE_N", "4000000");
+    let supervisor = start(&[&fixture]).await;
+    for _ in 0..2 {
+        assert_eq!(echo(&supervisor, None).await.unwrap()["name"], "echo");
+    }
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn a_plugin_answering_as_someone_else_is_refused() {
+    let fixture = Fixture::new("honest", "wrong-id");
+    let supervisor = start(&[&fixture]).await;
+    let reason = wait_for_state(&supervisor, "honest", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        reason.contains("answered as plugin `someone-else`"),
+        "{reason}"
+    );
+    assert_eq!(fixture.pids().len(), 1, "never restarted");
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn an_undeclared_tool_is_rejected_and_the_rest_is_served() {
+    let fixture = Fixture::new("sly", "undeclared-tool");
+    let supervisor = start(&[&fixture]).await;
+    assert_eq!(supervisor.state("sly").unwrap().0, PluginState::Ready);
+    let snapshot = supervisor.snapshot();
+    let rejected = &snapshot.plugins[0].rejected;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].code, RejectionCode::NotDeclared);
+    assert_eq!(rejected[0].key.as_deref(), Some("sneaky"));
+    let error = supervisor
+        .call_tool("sneaky", Map::new(), CallContext::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::NotFound);
+    assert!(echo(&supervisor, None).await.is_ok());
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn a_plugin_that_never_answers_initialize_times_out_and_is_given_up_on() {
+    let fixture = Fixture::new("mute", "never-initialize")
+        .policy(&json!({"timeouts": {"handshakeMs": 1000}, "restart": {"maxCrashes": 1}}));
+    let supervisor = start(&[&fixture]).await;
+    let reason = wait_for_state(&supervisor, "mute", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(reason.contains("crashed 2 times"), "{reason}");
+    assert!(
+        reason.contains("did not answer `initialize` within 1000 ms"),
+        "{reason}"
+    );
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_queues_then_refuses() {
+    let fixture = Fixture::new("narrow", "ok")
+        .policy(&json!({"limits": {"maxConcurrentRequests": 1, "maxQueuedRequests": 1}}));
+    let supervisor = start(&[&fixture]).await;
+    let slow = || {
+        supervisor.call_tool(
+            "slow",
+            args(&json!({"ms": 500})),
+            CallContext::default(),
+            None,
+        )
+    };
+    let (a, b, c) = tokio::join!(slow(), slow(), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        slow().await
+    });
+    let codes: Vec<Option<ErrorCode>> = [a, b, c]
+        .into_iter()
+        .map(|r| r.err().map(|e| e.code))
+        .collect();
+    assert_eq!(codes, [None, None, Some(ErrorCode::Overloaded)]);
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn hooks_run_by_priority_and_their_results_merge() {
+    let low = Fixture::new("low", "ok").env("FIXTURE_PRIORITY", "1");
+    let high = Fixture::new("high", "ok").env("FIXTURE_PRIORITY", "10");
+    // Two fixtures register the same tool names: the second loses them (first wins)
+    // but keeps its hook.
+    let supervisor = start(&[&low, &high]).await;
+    let outcome = supervisor
+        .run_hook(
+            "before_prompt_build",
+            json!({}),
+            CallContext::default(),
+            None,
+        )
+        .await;
+    assert_eq!(outcome.result["prependContext"], "from high\n\nfrom low");
+    assert_eq!(
+        outcome
+            .runs
+            .iter()
+            .map(|r| r.plugin.as_str())
+            .collect::<Vec<_>>(),
+        ["high", "low"]
+    );
+    let rejected: Vec<RejectionCode> = supervisor
+        .snapshot()
+        .plugins
+        .iter()
+        .flat_map(|p| p.rejected.iter().map(|r| r.code))
+        .collect();
+    assert_eq!(
+        rejected,
+        [RejectionCode::Conflict; 3],
+        "one plugin lost the three tools"
+    );
+    supervisor.shutdown().await;
+    low.assert_all_gone();
+    high.assert_all_gone();
+}
+
+#[tokio::test]
+async fn cancelled_callers_cancel_the_plugin_call() {
+    let fixture = Fixture::new("cancel", "ok");
+    let supervisor = start(&[&fixture]).await;
+    let call = supervisor.call_tool(
+        "slow",
+        args(&json!({"ms": 60_000})),
+        CallContext::default(),
+        None,
+    );
+    // The caller goes away: the plugin gets `$/cancel` and stays usable.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), call)
+            .await
+            .is_err()
+    );
+    let events = fixture.dir.path().join("events");
+    tokio::time::timeout(SETTLE, async {
+        while !std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("cancelled")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the plugin saw the cancellation");
+    assert!(echo(&supervisor, None).await.is_ok());
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
