@@ -14,9 +14,8 @@
 //! drive it over pipes:
 //!
 //! ```
-//! use outpost_sdk::protocol::methods::ToolResult;
 //! use outpost_sdk::testing::TestHost;
-//! use outpost_sdk::{Context, Error, Plugin, PluginBuilder, Tool};
+//! use outpost_sdk::{Context, Error, Plugin, PluginBuilder, Tool, ToolResult};
 //! use serde::Deserialize;
 //! use serde_json::json;
 //!
@@ -131,7 +130,10 @@ pub use stdio::permanent_failure;
 /// error codes, registrations.
 pub use outpost_protocol as protocol;
 
-/// Log severities (RFC 5424), for [`Context::log`].
-pub use outpost_protocol::methods::LogLevel;
-/// Re-exported for [`Provider::new`] and [`HttpRoute::new`].
+/// The wire types handlers take and return most, re-exported from [`protocol::methods`].
+pub use outpost_protocol::methods::{
+    CallContext, CommandResult, CommandRunParams, Content, HttpRequest, HttpResponse, LogLevel,
+    ToolResult,
+};
+/// Re-exported for [`Error::with_code`], [`Provider::new`] and [`HttpRoute::new`].
 pub use outpost_protocol::{ErrorCode, ProviderCapability, RouteAuth};

@@ -7,8 +7,8 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -99,7 +99,9 @@ where
     if let Err(ServeError::Permanent { reason, .. } | ServeError::Setup { reason, .. }) = &outcome {
         eprintln!("plugin `{}`: {reason}", session.plugin.info.id);
         // Let the last answer reach the host before the process ends.
-        session.flush(tokio::time::Instant::now() + FLUSH_TIMEOUT).await;
+        session
+            .flush(tokio::time::Instant::now() + FLUSH_TIMEOUT)
+            .await;
     }
     outcome
 }

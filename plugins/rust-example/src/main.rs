@@ -14,12 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use outpost_sdk::protocol::methods::{
-    CommandResult, CommandRunParams, Content, HttpRequest, HttpResponse, ToolResult,
-};
 use outpost_sdk::{
-    Command, Context, Error, GatewayMethod, Hook, HttpRoute, Operations, Plugin, PluginBuilder,
-    Provider, ProviderCapability, RouteAuth, Service, ServiceContext, Tool, http,
+    Command, CommandResult, CommandRunParams, Content, Context, Error, GatewayMethod, Hook,
+    HttpRequest, HttpResponse, HttpRoute, Operations, Plugin, PluginBuilder, Provider,
+    ProviderCapability, RouteAuth, Service, ServiceContext, Tool, ToolResult, http,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -47,7 +47,11 @@ async fn it_registers_one_of_every_kind_the_manifest_covers() {
             RegistrationKind::Provider,
         ]
     );
-    let keys: Vec<_> = init.registrations.iter().map(|r| r.key()).collect();
+    let keys: Vec<_> = init
+        .registrations
+        .iter()
+        .map(outpost_sdk::protocol::Registration::key)
+        .collect();
     assert_eq!(
         keys,
         [
