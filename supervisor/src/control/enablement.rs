@@ -218,8 +218,14 @@ fn activation(subject: Subject<'_>, plugins: &PluginsConfig) -> Enablement {
         },
     );
     let allowlisted = plugins.allow.contains(&policy_id);
-    let selected =
-        |key: SlotKey| matches!(plugins.slots.get(key), Slot::Plugin(slot) if slot == id);
+    // The memory slot selects `memory-core` when unset; the context engine slot selects
+    // a plugin only when set (its default is the built-in engine).
+    let selected = |key: SlotKey| match key {
+        SlotKey::Memory => plugins.slots.selected(key) == Some(id),
+        SlotKey::ContextEngine => {
+            matches!(plugins.slots.get(key), Slot::Plugin(slot) if slot == id)
+        }
+    };
     if subject.origin == Origin::Workspace {
         if !allowlisted && entry_enabled != Some(true) && !selected(SlotKey::ContextEngine) {
             return trace.decide(
@@ -561,6 +567,15 @@ mod tests {
                 Cause::EnabledInConfig,
             ),
             (
+                "memory-core is selected by the default memory slot",
+                |_| {},
+                Origin::Bundled,
+                &[PluginKind::Memory],
+                false,
+                true,
+                Cause::SelectedMemorySlot,
+            ),
+            (
                 "memory plugin loses the default slot",
                 |_| {},
                 Origin::Global,
@@ -602,7 +617,11 @@ mod tests {
             setup(&mut plugins);
             let decision = decide(
                 Subject {
-                    id: "acme",
+                    id: if what.starts_with("memory-core") {
+                        "memory-core"
+                    } else {
+                        "acme"
+                    },
                     origin: *origin,
                     kind,
                     default_on: *default_on,

@@ -1,0 +1,764 @@
+//! The control plane against fixture trees, through the library and through the `outpost`
+//! binary.
+//!
+//! Each directory of `tests/fixtures/control/cases/` is one case: an `outpost.json5`,
+//! the plugin roots it discovers, and an `expect.json5` saying what must come out. A case
+//! is copied into a temporary directory (git keeps neither world-writable modes nor
+//! hardlinks nor owners, so `setup` makes them there), loaded, and compared:
+//!
+//! - `plugins`: the rows of `outpost plugins list --json`, all of them, in order; each
+//!   expected field must match (strings by substring, arrays and numbers exactly);
+//! - `diagnostics`: each must match some diagnostic; `counts` gives the exact number
+//!   of errors and warnings;
+//! - `inspect`: JSON pointers into `outpost plugins inspect <id> --json`;
+//! - `valid` and `doctorOk`: the outcome of `validate` and `doctor`.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail, ensure};
+use outpost_protocol::ManifestField;
+use outpost_supervisor::control::{
+    self, DoctorReport, InspectReport, KNOWN_FIELDS, ListRow, LoadOptions, Manifest, Severity,
+    Status, ValidateReport,
+};
+use serde_json::{Value, json};
+
+use crate::fixtures;
+
+fn cases_dir() -> PathBuf {
+    fixtures().join("control/cases")
+}
+
+macro_rules! cases {
+    ($($name:ident => $dir:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Err(error) = run_case($dir) {
+                    panic!("case {}: {error:#}", $dir);
+                }
+            }
+        )*
+
+        const CASES: &[&str] = &[$($dir),*];
+    };
+}
+
+cases! {
+    discovery_precedence => "discovery-precedence",
+    discovery_load_paths => "discovery-load-paths",
+    discovery_scan_rules => "discovery-scan-rules",
+    gates_escape => "gates-escape",
+    gates_world_writable => "gates-world-writable",
+    gates_hardlink => "gates-hardlink",
+    gates_owner => "gates-owner",
+    manifest_errors => "manifest-errors",
+    manifest_json5 => "manifest-json5",
+    manifest_name => "manifest-name",
+    launch => "launch",
+    launch_policy_errors => "launch-policy-errors",
+    enablement_defaults => "enablement-defaults",
+    enablement_allowlist => "enablement-allowlist",
+    enablement_all_off => "enablement-all-off",
+    slots => "slots",
+    slots_none => "slots-none",
+    slots_mismatch => "slots-mismatch",
+    config_states => "config-states",
+    config_file_problems => "config-file-problems",
+    packs => "packs",
+}
+
+#[test]
+fn every_case_directory_has_a_test() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|case| (*case).to_owned()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "add the new case to `cases!`");
+}
+
+/// A case copied into a temporary directory.
+struct Prepared {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    options: LoadOptions,
+    expect: Value,
+}
+
+fn prepare(case: &str) -> anyhow::Result<Prepared> {
+    let source = cases_dir().join(case);
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join(case);
+    copy_tree(&source, &root)?;
+    let expect_text = std::fs::read_to_string(root.join("expect.json5"))?;
+    let expect: Value = json5::from_str(&expect_text).context("expect.json5")?;
+    let mut options = LoadOptions::new(root.join("outpost.json5"));
+    options.home = Some(root.join("home"));
+    options.bundled_dir = None;
+    options.path = match expect.get("path") {
+        Some(Value::Array(dirs)) => {
+            Some(std::env::join_paths(dirs.iter().map(|dir| {
+                root.join(dir.as_str().expect("path entries are strings"))
+            }))?)
+        }
+        _ => Some(OsString::new()),
+    };
+    for step in expect["setup"].as_array().into_iter().flatten() {
+        apply(step, &root, &mut options).with_context(|| format!("setup {step}"))?;
+    }
+    Ok(Prepared {
+        _dir: dir,
+        root,
+        options,
+        expect,
+    })
+}
+
+fn apply(step: &Value, root: &Path, options: &mut LoadOptions) -> anyhow::Result<()> {
+    if let Some(path) = step.get("chmod").and_then(Value::as_str) {
+        let mode = u32::from_str_radix(step["mode"].as_str().context("mode")?, 8)?;
+        std::fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode))?;
+    } else if let Some(from) = step.get("hardlink").and_then(Value::as_str) {
+        let to = root.join(step["to"].as_str().context("to")?);
+        std::fs::hard_link(root.join(from), to)?;
+    } else if let Some(path) = step.get("pad").and_then(Value::as_str) {
+        let bytes = usize::try_from(step["bytes"].as_u64().context("bytes")?)?;
+        let mut text = std::fs::read_to_string(root.join(path))?;
+        text.push_str(&" ".repeat(bytes));
+        std::fs::write(root.join(path), text)?;
+    } else if let Some(path) = step.get("foreignOwner").and_then(Value::as_str) {
+        // Root-owned files are always trusted: as root, give the tree away; as anyone
+        // else, trust a uid that owns nothing here.
+        if nix::unistd::geteuid().is_root() {
+            chown_tree(&root.join(path), 4242)?;
+        } else {
+            options.trusted_uid = nix::unistd::getuid().as_raw() + 1;
+        }
+    } else {
+        bail!("unknown setup step");
+    }
+    Ok(())
+}
+
+fn chown_tree(path: &Path, uid: u32) -> anyhow::Result<()> {
+    let metadata = std::fs::symlink_metadata(path)?;
+    if metadata.file_type().is_symlink() {
+        return Ok(());
+    }
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(uid)), None)?;
+    if metadata.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a fixture tree: symlinks as symlinks, directories 0755, files 0644 or 0755
+/// (whatever the checkout's umask did).
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+        } else if kind.is_dir() {
+            copy_tree(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target)?;
+            let executable = entry.metadata()?.permissions().mode() & 0o100 != 0;
+            let mode = if executable { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `actual` has everything `expected` says: strings by substring, objects by
+/// the expected keys, arrays element by element and of equal length, the rest exactly.
+fn matches(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::String(expected), Value::String(actual)) => actual.contains(expected.as_str()),
+        (Value::Object(expected), Value::Object(actual)) => {
+            expected.iter().all(|(key, value)| match actual.get(key) {
+                Some(found) => matches(value, found),
+                None => value.is_null(),
+            })
+        }
+        (Value::Array(expected), Value::Array(actual)) => {
+            expected.len() == actual.len()
+                && expected.iter().zip(actual).all(|(e, a)| matches(e, a))
+        }
+        (expected, actual) => expected == actual,
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+fn run_case(case: &str) -> anyhow::Result<()> {
+    let prepared = prepare(case)?;
+    let expect = &prepared.expect;
+    let inventory = control::load_with(&prepared.options)?;
+
+    let rows = serde_json::to_value(ListRow::all(&inventory))?;
+    let rows = rows.as_array().context("rows")?;
+    let expected_rows = expect["plugins"]
+        .as_array()
+        .context("`plugins` is required")?;
+    let ids: Vec<&str> = rows.iter().filter_map(|row| row["id"].as_str()).collect();
+    ensure!(
+        rows.len() == expected_rows.len(),
+        "{} rows ({ids:?}), expected {}:\n{}",
+        rows.len(),
+        expected_rows.len(),
+        pretty(&Value::Array(rows.clone()))
+    );
+    for (index, (expected, actual)) in expected_rows.iter().zip(rows).enumerate() {
+        ensure!(
+            matches(expected, actual),
+            "row {index} does not match\nexpected: {}\nactual: {}",
+            pretty(expected),
+            pretty(actual)
+        );
+    }
+
+    let diagnostics: Vec<Value> = inventory
+        .all_diagnostics()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    for expected in expect["diagnostics"].as_array().into_iter().flatten() {
+        ensure!(
+            diagnostics.iter().any(|actual| matches(expected, actual)),
+            "no diagnostic matches {}\namong:\n{}",
+            pretty(expected),
+            pretty(&Value::Array(diagnostics.clone()))
+        );
+    }
+    if let Some(counts) = expect.get("counts") {
+        for (severity, name) in [(Severity::Error, "error"), (Severity::Warning, "warning")] {
+            let found = inventory
+                .all_diagnostics()
+                .filter(|diagnostic| diagnostic.severity == severity)
+                .count();
+            let wanted = counts[name].as_u64().context("counts")?;
+            ensure!(
+                found as u64 == wanted,
+                "{found} {name}s, expected {wanted}:\n{}",
+                pretty(&Value::Array(diagnostics.clone()))
+            );
+        }
+    }
+
+    for (id, checks) in expect["inspect"].as_object().into_iter().flatten() {
+        let report = InspectReport::new(&inventory, id).with_context(|| format!("inspect {id}"))?;
+        let report = serde_json::to_value(report)?;
+        for (pointer, expected) in checks.as_object().context("inspect checks")? {
+            let actual = report.pointer(pointer).unwrap_or(&Value::Null);
+            ensure!(
+                matches(expected, actual),
+                "inspect {id} {pointer}: expected {expected}, found {actual}\n{}",
+                pretty(&report)
+            );
+        }
+    }
+
+    if let Some(valid) = expect.get("valid") {
+        let report = ValidateReport::new(&inventory);
+        ensure!(
+            Value::Bool(report.valid) == *valid,
+            "validate: valid is {}",
+            report.valid
+        );
+    }
+    if let Some(ok) = expect.get("doctorOk") {
+        let report = DoctorReport::new(&inventory);
+        ensure!(Value::Bool(report.ok) == *ok, "doctor: ok is {}", report.ok);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// The library surface the data plane uses.
+
+#[test]
+fn launchable_plugins_are_the_enabled_ones_with_a_launch() {
+    let prepared = prepare("launch").unwrap();
+    let inventory = control::load_with(&prepared.options).unwrap();
+    let mut launchable: Vec<&str> = inventory
+        .launchable()
+        .map(|(record, launch)| {
+            assert_eq!(record.status, Status::Enabled);
+            assert!(launch.program.is_absolute(), "{}", launch.program.display());
+            assert_eq!(launch.root, std::fs::canonicalize(&record.root).unwrap());
+            record.id.as_str()
+        })
+        .collect();
+    launchable.sort_unstable();
+    assert_eq!(launchable, ["compiled", "interp", "path-cmd", "policy"]);
+    let interp = inventory.get("interp").unwrap();
+    assert!(interp.allow_prompt_injection);
+    assert!(interp.config.is_empty());
+    let manifest = interp.manifest.as_ref().unwrap();
+    assert_eq!(manifest.id, "interp");
+    assert!(!manifest.declares(ManifestField::Contracts("tools"), "anything"));
+    assert!(inventory.has_errors());
+    assert_eq!(prepared.root.join("outpost.json5"), inventory.config.path);
+}
+
+#[test]
+fn shadowed_copies_are_reachable_but_get_returns_the_winner() {
+    let prepared = prepare("discovery-precedence").unwrap();
+    let inventory = control::load_with(&prepared.options).unwrap();
+    let winner = inventory.get("acme").unwrap();
+    assert!(winner.shadowed_by.is_none());
+    assert_eq!(winner.origin, control::Origin::Config);
+    assert_eq!(inventory.copies("acme").count(), 4);
+    assert_eq!(
+        inventory
+            .launchable()
+            .filter(|(record, _)| record.id == "acme")
+            .count(),
+        1
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Config files that cannot be used at all.
+
+#[test]
+fn config_syntax_errors_name_the_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outpost.json5");
+    std::fs::write(
+        &path,
+        "{\n  plugins: {\n    enabled: true\n    allow: [],\n  },\n}\n",
+    )
+    .unwrap();
+    let error = control::load(&path).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("{}:4:5: ", path.display())),
+        "{message}"
+    );
+    let missing = control::load(&dir.path().join("nope.json5")).unwrap_err();
+    assert!(missing.to_string().contains("does not exist"), "{missing}");
+    std::fs::write(&path, "[1, 2]").unwrap();
+    let error = control::load(&path).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("expected an object at the top level, found an array"),
+        "{error}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Manifests.
+
+#[test]
+fn a_manifest_with_every_field_the_real_loader_knows_parses() {
+    let path = fixtures().join("control/manifests/every-field.plugin.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    let present: Vec<&str> = raw
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for field in KNOWN_FIELDS {
+        assert!(present.contains(field), "the fixture lacks `{field}`");
+    }
+    let manifest = Manifest::parse(&text).unwrap();
+    assert!(
+        manifest.ignored_fields.is_empty(),
+        "{:?}",
+        manifest.ignored_fields
+    );
+    assert_eq!(manifest.id, "every-field");
+    assert_eq!(manifest.name.as_deref(), Some("Every Field"));
+    assert_eq!(manifest.version.as_deref(), Some("1.2.3"));
+    assert_eq!(
+        manifest.kind,
+        [
+            control::PluginKind::Memory,
+            control::PluginKind::ContextEngine
+        ]
+    );
+    assert_eq!(manifest.channels, ["every-chat"]);
+    assert_eq!(manifest.providers, ["every"]);
+    assert_eq!(manifest.cli_backends, ["every-cli"]);
+    assert_eq!(manifest.skills, ["skills/every"]);
+    assert_eq!(manifest.categories, ["models", "voice"]);
+    assert!(manifest.enabled_by_default);
+    assert_eq!(manifest.requires_plugins, ["memory-core"]);
+    assert_eq!(manifest.legacy_plugin_ids, ["every-old"]);
+    assert_eq!(manifest.contracts.len(), control::CONTRACT_KEYS.len());
+    for (field, id) in [
+        (ManifestField::TopLevel("providers"), "every"),
+        (ManifestField::TopLevel("channels"), "every-chat"),
+        (ManifestField::TopLevel("cliBackends"), "every-cli"),
+        (ManifestField::Contracts("tools"), "every_tool"),
+        (ManifestField::Contracts("speechProviders"), "every"),
+        (ManifestField::Contracts("webSearchProviders"), "every"),
+    ] {
+        assert!(manifest.declares(field, id), "{field} {id}");
+    }
+    assert_eq!(
+        manifest.outpost,
+        Some(json!({
+            "command": "python3",
+            "args": ["plugin.py"],
+            "entry": "plugin.py",
+            "env": {"passthrough": ["EVERY_API_KEY"], "set": {"EVERY_MODE": "test"}},
+            "timeouts": {"handshakeMs": 20000},
+            "restart": {"maxCrashes": 3},
+            "limits": {"memoryMib": 512}
+        }))
+    );
+}
+
+/// `supervisor/tests/fetch-openclaw-manifests.sh DIR` fetches them; this test reads
+/// `OUTPOST_OPENCLAW_MANIFESTS=DIR`.
+#[test]
+fn real_openclaw_manifests_parse() {
+    let Some(dir) = std::env::var_os("OUTPOST_OPENCLAW_MANIFESTS") else {
+        eprintln!(
+            "skipped: set OUTPOST_OPENCLAW_MANIFESTS to a directory filled by supervisor/tests/fetch-openclaw-manifests.sh"
+        );
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut roots = Vec::new();
+    collect_manifest_roots(&dir, &mut roots);
+    assert!(
+        !roots.is_empty(),
+        "no openclaw.plugin.json under {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for root in &roots {
+        let text = std::fs::read_to_string(root.join("openclaw.plugin.json")).unwrap();
+        match Manifest::parse(&text) {
+            Ok(manifest) if !manifest.ignored_fields.is_empty() => failures.push(format!(
+                "{}: fields Outpost does not know: {:?}",
+                root.display(),
+                manifest.ignored_fields
+            )),
+            Ok(_) => {}
+            Err(error) => failures.push(format!("{}: {error}", root.display())),
+        }
+    }
+    // Through the whole pipeline too: gates, packs, schemas compiled offline.
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("outpost.json5");
+    let paths: Vec<String> = roots
+        .iter()
+        .map(|root| root.display().to_string())
+        .collect();
+    std::fs::write(
+        &config,
+        serde_json::to_string(&json!({
+            "plugins": {"load": {"paths": paths}},
+            "outpost": {"workspace": ".", "globalDir": "none", "bundledDir": "none"}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let inventory = control::load(&config).unwrap();
+    for record in &inventory.plugins {
+        if matches!(record.status, Status::Error | Status::Blocked) {
+            failures.push(format!(
+                "{}: {} {}",
+                record.root.display(),
+                record.status,
+                record.reason
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{} real manifests parsed", roots.len());
+}
+
+fn collect_manifest_roots(dir: &Path, roots: &mut Vec<PathBuf>) {
+    if dir.join("openclaw.plugin.json").is_file() {
+        roots.push(dir.to_path_buf());
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut children: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_dir())
+        .collect();
+    children.sort();
+    for child in children {
+        collect_manifest_roots(&child, roots);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The `outpost` binary.
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn outpost(args: &[&str], prepared: &Prepared) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(args)
+        .current_dir(&prepared.root)
+        .env("HOME", prepared.root.join("home"))
+        .env("PATH", prepared.options.path.clone().unwrap_or_default())
+        .env_remove("OUTPOST_BUNDLED_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("outpost runs");
+    Output {
+        code: output.status.code().expect("exited"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}\n{}", output.stdout, output.stderr))
+}
+
+#[test]
+fn cli_list_json_has_the_documented_fields() {
+    let prepared = prepare("discovery-precedence").unwrap();
+    let output = outpost(&["plugins", "list", "--json"], &prepared);
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let rows = json_of(&output);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for row in rows {
+        for key in [
+            "id",
+            "origin",
+            "source",
+            "status",
+            "reason",
+            "name",
+            "version",
+            "runnable",
+            "notRunnableReason",
+            "root",
+            "kind",
+            "shadowedBy",
+        ] {
+            assert!(row.get(key).is_some(), "{key} missing from {row}");
+        }
+        let status = row["status"].as_str().unwrap();
+        assert!(
+            [
+                "enabled", "disabled", "blocked", "invalid", "missing", "error"
+            ]
+            .contains(&status),
+            "{status}"
+        );
+    }
+    assert_eq!(rows[0]["id"], "acme");
+    assert_eq!(rows[0]["origin"], "config");
+    assert_eq!(rows[0]["runnable"], true);
+}
+
+#[test]
+fn cli_list_human_output_is_an_aligned_table_without_colour_off_a_terminal() {
+    let prepared = prepare("discovery-precedence").unwrap();
+    let mut prepared_env = prepared;
+    prepared_env.options.path = prepared_env.options.path.take();
+    let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["plugins", "list"])
+        .current_dir(&prepared_env.root)
+        .env(
+            "PATH",
+            prepared_env.options.path.clone().unwrap_or_default(),
+        )
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "colour off a terminal: {stdout:?}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("ID  "), "{stdout}");
+    let status_column = lines[0].find("STATUS").unwrap();
+    for line in &lines[1..7] {
+        let status = &line[status_column..];
+        assert!(
+            status.starts_with("enabled") || status.starts_with("disabled"),
+            "misaligned: {line:?}"
+        );
+    }
+    assert!(
+        stdout.contains("3 warnings: run `outpost plugins doctor`"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cli_inspect_shows_one_plugin_or_says_what_exists() {
+    let prepared = prepare("config-states").unwrap();
+    let output = outpost(&["plugins", "inspect", "secret", "--json"], &prepared);
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = json_of(&output);
+    assert_eq!(report["id"], "secret");
+    assert_eq!(report["config"]["apiKey"], "[redacted]");
+    for key in [
+        "kind",
+        "channels",
+        "providers",
+        "contracts",
+        "skills",
+        "configSchema",
+        "launch",
+        "enablement",
+        "diagnostics",
+    ] {
+        assert!(report.get(key).is_some(), "{key} missing");
+    }
+    let output = outpost(&["plugins", "inspect", "secret"], &prepared);
+    assert_eq!(output.code, 0);
+    assert!(output.stdout.contains("Enablement"), "{}", output.stdout);
+    assert!(!output.stdout.contains("sk-live-123"), "{}", output.stdout);
+
+    let output = outpost(&["plugins", "inspect", "ghost", "--json"], &prepared);
+    assert_eq!(output.code, 1);
+    assert_eq!(json_of(&output)["status"], "missing");
+
+    let output = outpost(&["plugins", "inspect", "nobody-at-all"], &prepared);
+    assert_eq!(output.code, 1);
+    assert!(
+        output.stderr.contains("no plugin `nobody-at-all`"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("discovered: disabled-bad"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn cli_validate_exits_1_with_each_problem() {
+    let prepared = prepare("config-states").unwrap();
+    let output = outpost(&["plugins", "validate", "--json"], &prepared);
+    assert_eq!(output.code, 1);
+    let report = json_of(&output);
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"], 4);
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|problem| problem["key"] == "extra")
+        .expect("the unknown key is reported");
+    assert_eq!(problem["path"], "plugins.entries.invalid.config.extra");
+    assert_eq!(problem["severity"], "error");
+    assert_eq!(problem["code"], "config-invalid");
+
+    let output = outpost(&["plugins", "validate"], &prepared);
+    assert_eq!(output.code, 1);
+    assert!(
+        output
+            .stdout
+            .contains("plugins.entries.invalid.config.extra: unknown key `extra`"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output
+            .stdout
+            .contains("config is invalid: 4 errors, 4 warnings"),
+        "{}",
+        output.stdout
+    );
+
+    let prepared = prepare("manifest-json5").unwrap();
+    let output = outpost(
+        &["plugins", "validate", "--config", "outpost.json5"],
+        &prepared,
+    );
+    assert_eq!(output.code, 0, "{}{}", output.stdout, output.stderr);
+    assert!(
+        output.stdout.starts_with("config is valid"),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn cli_validate_reports_an_unparsable_config_as_json() {
+    let prepared = prepare("manifest-json5").unwrap();
+    std::fs::write(
+        prepared.root.join("broken.json5"),
+        "{ plugins: { enabled: tru } }",
+    )
+    .unwrap();
+    let output = outpost(
+        &["plugins", "validate", "--json", "--config", "broken.json5"],
+        &prepared,
+    );
+    assert_eq!(output.code, 1);
+    let report = json_of(&output);
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["problems"][0]["code"], "config-unreadable");
+    let message = report["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("broken.json5:1:26: expected bool"),
+        "{message}"
+    );
+
+    let output = outpost(&["plugins", "list", "--config", "broken.json5"], &prepared);
+    assert_eq!(output.code, 1);
+    assert!(
+        output.stderr.contains("broken.json5:1:26: expected bool"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn cli_doctor_sorts_problems_into_sections() {
+    let prepared = prepare("gates-escape").unwrap();
+    let output = outpost(&["plugins", "doctor", "--json"], &prepared);
+    assert_eq!(output.code, 1);
+    let report = json_of(&output);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["blocked"].as_array().unwrap().len(), 5);
+    assert!(report["errors"].as_array().unwrap().is_empty());
+    assert_eq!(report["counts"]["blocked"], 5);
+    for section in ["errors", "blocked", "shadowing", "warnings", "advisories"] {
+        assert!(report[section].is_array(), "{section}");
+    }
+
+    let prepared = prepare("discovery-precedence").unwrap();
+    let output = outpost(&["plugins", "doctor"], &prepared);
+    assert_eq!(output.code, 0, "{}", output.stdout);
+    assert!(output.stdout.contains("Shadowing (3)"), "{}", output.stdout);
+    assert!(
+        output.stdout.contains("nothing needs action"),
+        "{}",
+        output.stdout
+    );
+}

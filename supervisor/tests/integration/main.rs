@@ -1,0 +1,10 @@
+//! The integration tests of `outpost-supervisor`: one binary, one module per plane.
+
+mod control;
+
+use std::path::{Path, PathBuf};
+
+/// `supervisor/tests/fixtures`.
+pub(crate) fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
