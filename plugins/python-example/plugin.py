@@ -220,10 +220,11 @@ class Call:
             raise Cancelled()
 
     def budget(self, default):
-        """The caller's remaining budget in seconds, capped by `default`."""
+        """How long this call may wait, in seconds: `default`, or less so as to answer
+        before the caller's deadline (`context.timeoutMs`) passes."""
         timeout_ms = self.context.get("timeoutMs")
         if type(timeout_ms) is int and timeout_ms >= 0:
-            return min(default, timeout_ms / 1000)
+            return min(default, timeout_ms * 0.9 / 1000)
         return default
 
 

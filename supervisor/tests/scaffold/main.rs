@@ -3,13 +3,14 @@
 //!
 //! - [`examples`]: every protocol feature on `plugins/python-example` and
 //!   `plugins/node-example`;
-//! - `new`: each language's template, generated into a temporary directory and run.
+//! - [`new`]: each language's template, generated into a temporary directory and run.
 //!
 //! The tests need `python3` (3.11+) and `node` (20+) on the search path, as the plugins'
 //! manifests do.
 
 mod client;
 mod examples;
+mod new;
 
 use std::path::Path;
 
