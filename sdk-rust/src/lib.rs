@@ -100,8 +100,8 @@
 //! - Output written to fd 1 before [`Plugin::run`] starts is not protected: run the
 //!   plugin first thing in `main`.
 //! - The SDK reads lines of at most 16 MiB (the protocol's default limit) even if the
-//!   host announces a higher `maxMessageBytes`; results are held to the host's limit
-//!   when it is lower.
+//!   host announces a higher `maxMessageBytes`. When the host announces a lower one,
+//!   longer lines are answered `-32006` and discarded, and results are held to it.
 //!
 //! # Features
 //!
@@ -114,6 +114,7 @@ mod context;
 mod error;
 mod fixture;
 pub mod http;
+mod limit;
 mod session;
 mod stdio;
 pub mod testing;

@@ -24,10 +24,11 @@ use outpost_protocol::methods::{
     ServiceParams, ServiceStart, ServiceStop, Shutdown, ToolInvoke, ToolInvokeParams,
 };
 use outpost_protocol::peer::{
-    self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Responder,
+    self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Problem, Responder,
 };
 use outpost_protocol::{
-    ErrorCode, ErrorObject, NotificationType, RegistrationKind, SUPPORTED_VERSIONS,
+    ErrorCode, ErrorObject, InvalidLine, Message, NotificationType, RegistrationKind, Response,
+    SUPPORTED_VERSIONS,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -38,6 +39,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::builder::{ConfigType, Entry, Plugin, Run, ServiceFn, Target};
 use crate::context::{Context, LogSink, ServiceContext, Shared, Work};
+use crate::limit::{Limits, LineLimit};
 use crate::{Error, ServeError, fixture};
 
 /// How many calls may wait for a concurrency slot beyond `maxConcurrentRequests` before
@@ -73,14 +75,18 @@ where
     };
     let (input_ended_tx, input_ended) = oneshot::channel();
     let release = CancellationToken::new();
+    let limits = Limits::new();
     let reader = HoldEof {
-        inner: reader,
+        inner: LineLimit::new(reader, limits.clone()),
         input_ended: Some(input_ended_tx),
         release: Box::pin(release.clone().cancelled_owned()),
         at_eof: false,
     };
     let config = PeerConfig {
         name: "the host".to_owned(),
+        // Unreadable lines are answered by the session, which knows which ones were
+        // over the host's limit (see `limit.rs`).
+        answer_invalid: false,
         ..PeerConfig::default()
     };
     let (peer, incoming) = peer::connect(reader, writer, config);
@@ -91,6 +97,7 @@ where
         phase: Phase::Waiting,
         fatal: fatal_tx,
         flushed,
+        limits,
     };
     let outcome = session.run(incoming, fatal_rx, input_ended, release).await;
     if let Phase::Running(running) | Phase::ShuttingDown(running) = &session.phase {
@@ -121,6 +128,8 @@ struct Session<C> {
     fatal: mpsc::Sender<String>,
     /// Fires when the output has been flushed and closed.
     flushed: CancellationToken,
+    /// The host's line limit, enforced in front of the peer.
+    limits: Arc<Limits>,
 }
 
 /// Everything a running session shares with its call tasks.
@@ -183,6 +192,9 @@ impl<C: ConfigType> Session<C> {
                         self.on_initialized(notification.params);
                     }
                 }
+                Some(Event::Problem(Problem::InvalidLine(line))) => {
+                    self.on_invalid_line(&line).await;
+                }
                 Some(Event::Problem(problem)) => {
                     eprintln!(
                         "outpost-sdk: plugin `{}`: from the host: {problem}",
@@ -221,6 +233,36 @@ impl<C: ConfigType> Session<C> {
             self.flushed.cancelled().await;
         };
         let _ = tokio::time::timeout_at(deadline, flushed).await;
+    }
+
+    /// Answers a line that is not a message (once), as the protocol says: `-32006` for
+    /// a line over the host's limit, else what the codec found wrong.
+    async fn on_invalid_line(&self, line: &InvalidLine) {
+        let id = &self.plugin.info.id;
+        let response = if let Some((limit, seen)) = self.limits.take_oversized(line.line) {
+            eprintln!(
+                "outpost-sdk: plugin `{id}`: from the host: line {} is over the host's {limit}-byte limit; discarded",
+                line.line
+            );
+            Response::error(
+                None,
+                ErrorObject::new(
+                    ErrorCode::MessageTooLarge,
+                    format!(
+                        "line {} is over the {limit}-byte limit and was discarded",
+                        line.line
+                    ),
+                )
+                .with_data(json!({"limit": limit, "size": seen})),
+            )
+        } else {
+            eprintln!("outpost-sdk: plugin `{id}`: from the host: {line}");
+            line.to_response()
+        };
+        let _ = self
+            .peer
+            .send_raw(Message::Response(response).to_json())
+            .await;
     }
 
     fn permanent(&self, reason: String) -> ServeError {
@@ -347,6 +389,9 @@ impl<C: ConfigType> Session<C> {
         let max_message_bytes = usize::try_from(params.limits.max_message_bytes)
             .ok()
             .filter(|limit| *limit < outpost_protocol::DEFAULT_MAX_MESSAGE_BYTES);
+        if let Some(limit) = max_message_bytes {
+            self.limits.set(limit);
+        }
         let shared = Arc::new(Shared {
             plugin_id: id.clone(),
             peer: self.peer.clone(),

@@ -861,3 +861,52 @@ async fn typed_fixture_echo_through_the_test_host() {
     );
     host.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn bad_lines_and_lines_over_the_hosts_limit_are_answered_once_and_skipped() {
+    let (mut wire, read, write) = Wire::memory();
+    let serving = tokio::spawn(sink().0.build().unwrap().serve_on(read, write));
+    let padded_ping = |id: &str, size: usize| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "ping", "params": {"pad": "x".repeat(size)}})
+            .to_string()
+    };
+    // Before `initialize`, the protocol's default limit applies.
+    wire.send_line(&padded_ping("early", 5000)).await;
+    assert_eq!(wire.response("early").await["result"], json!({}));
+    let mut params = initialize_params("sink", &json!({}));
+    params["limits"]["maxMessageBytes"] = json!(1000);
+    wire.request(1, "initialize", params).await;
+
+    let cases: &[(String, i64)] = &[
+        ("not json".to_owned(), -32700),
+        ("[]".to_owned(), -32600),
+        (padded_ping("big", 5000), -32006),
+        (
+            padded_ping("over-by-two", 1002 - padded_ping("over-by-two", 0).len()),
+            -32006,
+        ),
+    ];
+    for (line, expected) in cases {
+        wire.send_line(line).await;
+        let answer = wire.read().await.unwrap();
+        assert_eq!(
+            (&answer["id"], code(&answer)),
+            (&Value::Null, Some(*expected)),
+            "{answer}"
+        );
+        if *expected == -32006 {
+            assert_eq!(answer["error"]["data"]["limit"], 1000);
+        }
+    }
+    // A line exactly at the limit is read and answered.
+    let at_limit = padded_ping("at-limit", 1000 - padded_ping("at-limit", 0).len());
+    assert_eq!(at_limit.len(), 1000);
+    wire.send_line(&at_limit).await;
+    assert_eq!(wire.response("at-limit").await["result"], json!({}));
+    // Nothing of the discarded lines was processed: the next answer is to the next line.
+    let pong = wire.request(2, "ping", json!({})).await;
+    assert_eq!(pong["result"], json!({}));
+    wire.close().await;
+    assert!(wire.drain().await.is_empty());
+    serving.await.unwrap().unwrap();
+}

@@ -69,12 +69,10 @@ impl Wire {
     }
 
     /// The response to `id`; other messages are kept for later.
-    pub(crate) async fn response(&mut self, id: i64) -> Value {
-        if let Some(i) = self
-            .seen
-            .iter()
-            .position(|m| m["id"] == id && m.get("method").is_none())
-        {
+    pub(crate) async fn response(&mut self, id: impl Into<Value>) -> Value {
+        let id = id.into();
+        let is_answer = |m: &Value| m["id"] == id && m.get("method").is_none();
+        if let Some(i) = self.seen.iter().position(is_answer) {
             return self.seen.remove(i).unwrap();
         }
         loop {
@@ -82,11 +80,19 @@ impl Wire {
                 .read()
                 .await
                 .unwrap_or_else(|| panic!("EOF before the response to {id}"));
-            if message["id"] == id && message.get("method").is_none() {
+            if is_answer(&message) {
                 return message;
             }
             self.seen.push_back(message);
         }
+    }
+
+    /// Sends `line` and a newline as they are.
+    pub(crate) async fn send_line(&mut self, line: &str) {
+        let writer = self.writer.as_mut().expect("the wire is open");
+        writer.write_all(line.as_bytes()).await.unwrap();
+        writer.write_all(b"\n").await.unwrap();
+        writer.flush().await.unwrap();
     }
 
     /// Waits for a `log` notification with `message`.
