@@ -17,7 +17,7 @@ use outpost_protocol::peer::{CallOptions, Peer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -368,8 +368,15 @@ impl<C> ServiceContext<C> {
 /// The queue of `log` notifications: bounded, never blocking the code that logs.
 #[derive(Debug)]
 pub(crate) struct LogSink {
-    tx: mpsc::Sender<LogParams>,
+    tx: mpsc::Sender<LogItem>,
     dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+enum LogItem {
+    Record(LogParams),
+    /// Answered once every record queued before it has been handed to the peer.
+    Flush(oneshot::Sender<()>),
 }
 
 /// How many log records may wait for the host.
@@ -378,15 +385,22 @@ const LOG_QUEUE: usize = 1024;
 impl LogSink {
     /// The sink, and the task that forwards its records to `peer`.
     pub(crate) fn start(peer: Peer) -> Self {
-        let (tx, mut rx) = mpsc::channel::<LogParams>(LOG_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<LogItem>(LOG_QUEUE);
         tokio::spawn(async move {
-            while let Some(record) = rx.recv().await {
-                if peer
-                    .notify::<outpost_protocol::methods::Log>(&record)
-                    .await
-                    .is_err()
-                {
-                    break;
+            while let Some(item) = rx.recv().await {
+                match item {
+                    LogItem::Record(record) => {
+                        if peer
+                            .notify::<outpost_protocol::methods::Log>(&record)
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    LogItem::Flush(done) => {
+                        let _ = done.send(());
+                    }
                 }
             }
         });
@@ -400,15 +414,23 @@ impl LogSink {
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 && self.tx.capacity() > LOG_QUEUE / 2 {
             let n = self.dropped.swap(0, Ordering::Relaxed);
-            let _ = self.tx.try_send(LogParams {
+            let _ = self.tx.try_send(LogItem::Record(LogParams {
                 level: LogLevel::Warning,
                 message: format!("{n} log records were dropped: the host read them too slowly"),
                 logger: Some("outpost-sdk".to_owned()),
                 fields: None,
-            });
+            }));
         }
-        if self.tx.try_send(record).is_err() {
+        if self.tx.try_send(LogItem::Record(record)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every record logged so far is in the peer's outbound queue.
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.tx.send(LogItem::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
         }
     }
 }

@@ -144,6 +144,8 @@ struct Running<C> {
     /// Calls running or waiting for a slot.
     admitted: AtomicUsize,
     slots: Arc<Semaphore>,
+    /// `limits.maxConcurrentRequests`.
+    max_concurrent: usize,
     max_admitted: usize,
     /// The host's `maxMessageBytes`, when it is below the peer's own limit.
     max_message_bytes: Option<usize>,
@@ -221,6 +223,7 @@ impl<C: ConfigType> Session<C> {
             running.shared.shutdown.cancel();
             running.calls.close();
             let _ = tokio::time::timeout_at(deadline, running.calls.wait()).await;
+            let _ = tokio::time::timeout_at(deadline, running.shared.logs.flush()).await;
         }
         self.flush(deadline).await;
     }
@@ -410,6 +413,7 @@ impl<C: ConfigType> Session<C> {
             calls: TaskTracker::new(),
             admitted: AtomicUsize::new(0),
             slots: Arc::new(Semaphore::new(max_concurrent.min(Semaphore::MAX_PERMITS))),
+            max_concurrent,
             max_admitted: max_concurrent.saturating_add(CALL_QUEUE),
             max_message_bytes,
             // Leave the host a quarter of its budget to read the answer.
@@ -852,7 +856,7 @@ fn spawn_call<C: ConfigType>(
 ) {
     if running.admitted.fetch_add(1, Ordering::SeqCst) >= running.max_admitted {
         running.admitted.fetch_sub(1, Ordering::SeqCst);
-        let limit = running.slots.available_permits();
+        let limit = running.max_concurrent;
         let error = ErrorObject::new(
             ErrorCode::Overloaded,
             format!(
@@ -988,6 +992,8 @@ async fn shutdown<C: ConfigType>(running: Arc<Running<C>>, responder: Responder)
     }
     running.calls.close();
     let _ = tokio::time::timeout_at(deadline, running.calls.wait()).await;
+    // Log records of the stop functions go out before the answer.
+    let _ = tokio::time::timeout_at(deadline, running.shared.logs.flush()).await;
     let _ = responder.ok(EmptyObject {}).await;
 }
 

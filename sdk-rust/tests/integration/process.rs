@@ -131,10 +131,26 @@ async fn a_session_over_real_pipes() {
         .request(7, "service/start", json!({"id": "sdk-test-service"}))
         .await;
     assert_eq!(started["result"], json!({}), "{started}");
-    let done = wire.request(8, "shutdown", json!({})).await;
+    // Its log records come before the answer, so a host that closes stdin right after
+    // the answer still gets them.
+    wire.send_request(8, "shutdown", json!({})).await;
+    let mut before = Vec::new();
+    let done = loop {
+        let message = wire.read().await.expect("the answer to `shutdown`");
+        if message["id"] == 8 {
+            break message;
+        }
+        before.push(message["params"]["message"].clone());
+    };
     assert_eq!(done["result"], json!({}));
-    wire.log("service stop function ran").await;
-    wire.log("service task: stopping").await;
+    assert!(
+        before.contains(&json!("service stop function ran")),
+        "{before:?}"
+    );
+    assert!(
+        before.contains(&json!("service task: stopping")),
+        "{before:?}"
+    );
 
     // EOF: exit 0.
     wire.close().await;
