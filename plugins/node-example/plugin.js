@@ -396,6 +396,7 @@ function handleRequest(id, method, params) {
   const controller = new AbortController();
   let result;
   try {
+    checkParams(method, params);
     const [handler, args] = route(params);
     result = handler(args, { signal: controller.signal, context, id });
   } catch (error) {
@@ -725,8 +726,9 @@ const clock = {
       throw invalidParams('/seconds', 'must be a number from 0 to 600');
     }
     if (typeof answer !== 'string') throw invalidParams('/answer', 'must be a string');
-    // Rejects with an AbortError on `$/cancel`, which is answered -32800.
-    await timers.setTimeout(seconds * 1000, undefined, { signal: call.signal });
+    // Rejects with an AbortError on `$/cancel`, which is answered -32800. (No timer for
+    // zero seconds: a timer costs at least a millisecond.)
+    if (seconds > 0) await timers.setTimeout(seconds * 1000, undefined, { signal: call.signal });
     return { content: [{ type: 'text', text: answer }] };
   },
 
@@ -772,10 +774,33 @@ function configure(config) {
 // Routing of invocations: each returns [handler, args]. A handler returns its result, or
 // a Promise for calls that wait (timers, the host); either way the read loop goes on.
 
-function objectArg(value, path) {
-  if (value === undefined) return {};
-  if (!isObject(value)) throw invalidParams(path, 'must be an object');
-  return value;
+// The members of each call's params this plugin reads: [name, JSON type, required].
+// Wrongly typed params are answered -32602 before any name is looked up.
+const PARAMS = {
+  'tool/invoke': [['name', 'string', true], ['arguments', 'object', false]],
+  'hook/run': [['event', 'string', true]],
+  'command/run': [['name', 'string', true], ['commandBody', 'string', true], ['args', 'string', false]],
+  'method/call': [['method', 'string', true]],
+  'http/handle': [['route', 'string', true], ['request', 'object', true]],
+  'service/start': [['id', 'string', true]],
+  'service/stop': [['id', 'string', true]],
+  'provider/call': [['capability', 'string', true], ['id', 'string', true], ['operation', 'string', true]],
+  'channel/call': [['id', 'string', true], ['operation', 'string', true]],
+  'contextEngine/call': [['id', 'string', true], ['operation', 'string', true]],
+};
+
+function checkParams(method, params) {
+  for (const [name, type, required] of [...PARAMS[method], ['context', 'object', false]]) {
+    const value = params[name];
+    if ((value === undefined || value === null) && !required) continue;
+    const fits = type === 'object' ? isObject(value) : typeof value === type;
+    if (!fits) {
+      const problem = value === undefined ? 'is missing' : `must be ${type === 'object' ? 'an object' : 'a string'}`;
+      throw new RpcError(INVALID_PARAMS, `invalid params for \`${method}\`: \`${name}\` ${problem}`, {
+        errors: [{ path: `/${name}`, message: problem }],
+      });
+    }
+  }
 }
 
 function nothingRegistered(kind, member) {
@@ -785,16 +810,10 @@ function nothingRegistered(kind, member) {
 const INVOCATIONS = {
   'tool/invoke': (params) => [
     clock.find('tool', params.name, { current_time: clock.currentTime, sleep_then_answer: clock.sleepThenAnswer }),
-    objectArg(params.arguments, '/arguments'),
+    params.arguments ?? {},
   ],
   'hook/run': (params) => [clock.find('hook', params.event, { before_prompt_build: clock.beforePromptBuild }), params.payload],
-  'command/run': (params) => {
-    const handler = clock.find('command', params.name, { time: clock.time });
-    if (params.args !== undefined && params.args !== null && typeof params.args !== 'string') {
-      throw invalidParams('/args', 'must be a string');
-    }
-    return [handler, params.args];
-  },
+  'command/run': (params) => [clock.find('command', params.name, { time: clock.time }), params.args],
   'method/call': (params) => [clock.find('gatewayMethod', params.method, { 'clock.now': clock.methodNow }), params.params],
   // Kinds this plugin registers none of: every name is unknown.
   'http/handle': nothingRegistered('httpRoute', 'route'),

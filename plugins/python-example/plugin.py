@@ -369,10 +369,9 @@ class Session:
             self.reply_error(request_id, UNAVAILABLE, f"`{method}` after `shutdown`",
                              {"pluginId": PLUGIN_ID, "state": "stopping"})
             return
-        context = params.get("context")
-        if not isinstance(context, dict):
-            context = {}
+        context = params.get("context") or {}
         try:
+            check_params(method, params)
             # Find the handler on the reader thread (unknown names and bad params are
             # answered at once), then run it here if it is quick or on the pool if it
             # may wait.
@@ -816,14 +815,40 @@ def tool_text(text, is_error=False):
 # may wait (for the host, for a note) and runs on the pool; the others are quick and
 # run on the reader thread.
 
+# The members of each call's params this plugin reads: (name, JSON type, required).
+# Wrongly typed params are answered -32602 before any name is looked up.
+PARAMS = {
+    "tool/invoke": [("name", str, True), ("arguments", dict, False)],
+    "hook/run": [("event", str, True)],
+    "command/run": [("name", str, True), ("commandBody", str, True), ("args", str, False)],
+    "method/call": [("method", str, True)],
+    "http/handle": [("route", str, True), ("request", dict, True)],
+    "service/start": [("id", str, True)],
+    "service/stop": [("id", str, True)],
+    "provider/call": [("capability", str, True), ("id", str, True), ("operation", str, True)],
+    "channel/call": [("id", str, True), ("operation", str, True)],
+    "contextEngine/call": [("id", str, True), ("operation", str, True)],
+}
+TYPE_NAMES = {str: "a string", dict: "an object"}
+
+
+def check_params(method, params):
+    for name, kind, required in PARAMS[method] + [("context", dict, False)]:
+        value = params.get(name)
+        if value is None and not required:
+            continue
+        if not isinstance(value, kind):
+            problem = "is missing" if value is None else f"must be {TYPE_NAMES[kind]}"
+            raise RpcError(INVALID_PARAMS, f"invalid params for `{method}`: `{name}` {problem}",
+                           {"errors": [{"path": f"/{name}", "message": problem}]})
+
+
 def invoke_tool(plugin, params):
     name = params.get("name")
     handler = plugin.find("tool", name, {"note_add": plugin.note_add,
                                          "note_list": plugin.note_list,
                                          "note_wait": plugin.note_wait})
-    arguments = params.get("arguments", {})
-    if not isinstance(arguments, dict):
-        raise invalid_params("/arguments", "must be an object")
+    arguments = params.get("arguments") or {}
     if name == "note_wait":
         # What "new" means is fixed now, on the reader thread, not when a pool thread
         # gets to it.
@@ -839,10 +864,7 @@ def invoke_hook(plugin, params):
 
 def invoke_command(plugin, params):
     handler = plugin.find("command", params.get("name"), {"notes": plugin.command_notes})
-    args = params.get("args")
-    if args is not None and not isinstance(args, str):
-        raise invalid_params("/args", "must be a string")
-    return handler, (args,), True
+    return handler, (params.get("args"),), True
 
 
 def invoke_method(plugin, params):

@@ -527,20 +527,80 @@ impl<C: ConfigType> Running<C> {
 
     /// The registration of `kind` named `key`, if the host accepted it.
     fn find(&self, kind: RegistrationKind, key: &str) -> Result<&Entry<C>, ErrorObject> {
+        self.find_as(kind, key, key)
+    }
+
+    /// [`Running::find`], naming the registration `name` in the error's data (the name
+    /// the call used).
+    fn find_as(
+        &self,
+        kind: RegistrationKind,
+        key: &str,
+        name: &str,
+    ) -> Result<&Entry<C>, ErrorObject> {
         let id = &self.plugin.info.id;
+        let what = kind_name(kind);
         let not_found = |message: String| {
             ErrorObject::new(ErrorCode::NotFound, message)
-                .with_data(json!({"kind": kind, "name": key}))
+                .with_data(json!({"kind": kind, "name": name}))
         };
         let Some(&index) = self.plugin.index.get(&(kind, key.to_owned())) else {
-            return Err(not_found(format!("plugin `{id}` has no {kind} `{key}`")));
+            return Err(not_found(format!("plugin `{id}` has no {what} `{key}`")));
         };
         if !lock(&self.accepted).get(index).copied().unwrap_or(false) {
             return Err(not_found(format!(
-                "{kind} `{key}` of plugin `{id}` was not accepted by the host, so it is not served"
+                "{what} `{key}` of plugin `{id}` was not accepted by the host, so it is not served"
             )));
         }
         Ok(&self.plugin.entries[index])
+    }
+
+    /// The route registered as `route` for a request to `path`: the exact route when the
+    /// path is the route itself, else the prefix route.
+    fn find_route(&self, route: &str, path: &str) -> Result<&Entry<C>, ErrorObject> {
+        let kind = RegistrationKind::HttpRoute;
+        let exact = route.to_owned();
+        let prefix = format!("{route} (prefix)");
+        let keys = if path == route {
+            [&exact, &prefix]
+        } else {
+            [&prefix, &exact]
+        };
+        let mut refusal = None;
+        for key in keys {
+            match self.find_as(kind, key, route) {
+                Ok(entry) => return Ok(entry),
+                Err(e) if self.plugin.index.contains_key(&(kind, key.clone())) => {
+                    refusal = refusal.or(Some(e));
+                }
+                Err(_) => {}
+            }
+        }
+        Err(refusal.unwrap_or_else(|| {
+            ErrorObject::new(
+                ErrorCode::NotFound,
+                format!(
+                    "plugin `{}` has no HTTP route `{route}`",
+                    self.plugin.info.id
+                ),
+            )
+            .with_data(json!({"kind": kind, "name": route}))
+        }))
+    }
+}
+
+/// A kind as people say it, for messages.
+fn kind_name(kind: RegistrationKind) -> &'static str {
+    match kind {
+        RegistrationKind::Tool => "tool",
+        RegistrationKind::Hook => "hook",
+        RegistrationKind::Command => "command",
+        RegistrationKind::GatewayMethod => "gateway method",
+        RegistrationKind::HttpRoute => "HTTP route",
+        RegistrationKind::Service => "service",
+        RegistrationKind::Channel => "channel",
+        RegistrationKind::Provider => "provider",
+        RegistrationKind::ContextEngine => "context engine",
     }
 }
 
@@ -647,16 +707,7 @@ fn route<C: ConfigType>(
         }
         HttpHandle::METHOD => {
             let p: HttpHandleParams = parse(method, params)?;
-            let exact = running.find(RegistrationKind::HttpRoute, &p.route);
-            let prefix = running.find(
-                RegistrationKind::HttpRoute,
-                &format!("{} (prefix)", p.route),
-            );
-            let entry = if p.request.path == p.route {
-                exact.or(prefix)
-            } else {
-                prefix.or(exact)
-            }?;
+            let entry = running.find_route(&p.route, &p.request.path)?;
             let handler = call_target(entry).clone();
             let input = serde_json::to_value(&p.request).unwrap_or(Value::Null);
             Ok(Routed {
@@ -740,7 +791,8 @@ fn operation<C: ConfigType>(
         return Err(ErrorObject::new(
             ErrorCode::MethodNotFound,
             format!(
-                "{kind} `{key}` of plugin `{}` has no operation `{operation}`; it has: {}",
+                "{} `{key}` of plugin `{}` has no operation `{operation}`; it has: {}",
+                kind_name(kind),
                 running.plugin.info.id,
                 operations.names()
             ),

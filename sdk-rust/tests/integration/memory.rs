@@ -495,6 +495,24 @@ async fn every_kind_of_registration_is_routed() {
         "{}",
         unknown_op.message
     );
+    for route in ["/nope", "/sink/a"] {
+        let error = remote(
+            host.call(
+                "http/handle",
+                json!({"route": route, "request": {"method": "GET", "path": route}}),
+            )
+            .await,
+        );
+        assert_eq!(error.code, ErrorCode::NotFound);
+        assert_eq!(
+            error.message,
+            format!("plugin `sink` has no HTTP route `{route}`")
+        );
+        assert_eq!(
+            error.data,
+            Some(json!({"kind": "httpRoute", "name": route}))
+        );
+    }
     let wrong_capability = remote(
         host.call(
             "provider/call",

@@ -76,6 +76,15 @@ const INVOCATIONS = { // host-to-plugin call methods: [registration kind, member
   'service/stop': ['service', 'id'], 'provider/call': ['provider', 'id'],
   'channel/call': ['channel', 'id'], 'contextEngine/call': ['contextEngine', 'id'],
 };
+const REQUIRED = { // members a call's params must have, with their types (else -32602)
+  'tool/invoke': { name: 'string' }, 'command/run': { name: 'string', commandBody: 'string' },
+  'hook/run': { event: 'string' }, 'method/call': { method: 'string' },
+  'http/handle': { route: 'string', request: 'object' }, 'service/start': { id: 'string' },
+  'service/stop': { id: 'string' }, 'provider/call': { id: 'string', operation: 'string' },
+  'channel/call': { id: 'string', operation: 'string' }, 'contextEngine/call': { id: 'string', operation: 'string' },
+};
+const OPTIONAL = { context: 'object', arguments: 'object', args: 'string' }; // checked when present
+const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 class RpcError extends Error {
   constructor(code, message, data) {
@@ -122,7 +131,7 @@ function answer(id, outcome) {
 function handleRequest(id, method, params) {
   if (method === 'ping') return reply(id, {});
   if (method !== 'initialize' && !state.initialized) return replyError(id, NOT_INITIALIZED, `\`${method}\` before \`initialize\``);
-  if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+  if (!isObject(params)) {
     return replyError(id, INVALID_PARAMS, 'params must be an object');
   }
   if (method === 'initialize') {
@@ -155,18 +164,19 @@ function handleRequest(id, method, params) {
   }
   if (!Object.hasOwn(INVOCATIONS, method)) return replyError(id, METHOD_NOT_FOUND, `unknown method \`${method}\``);
   if (state.stopping) return replyError(id, UNAVAILABLE, 'the plugin is shutting down', { pluginId: PLUGIN_ID, state: 'stopping' });
+  for (const [member, type] of [...Object.entries(REQUIRED[method]), ...Object.entries(OPTIONAL)]) {
+    const value = params[member];
+    if ((value === undefined || value === null) && Object.hasOwn(OPTIONAL, member)) continue;
+    if (type === 'object' ? !isObject(value) : typeof value !== type) {
+      return replyError(id, INVALID_PARAMS, `invalid params: \`${member}\` must be ${type === 'object' ? 'an object' : 'a string'}`);
+    }
+  }
   const [kind, member] = INVOCATIONS[method];
   const name = params[member];
   const table = kind === 'tool' ? TOOLS : kind === 'command' ? COMMANDS : {};
   const handler = typeof name === 'string' && Object.hasOwn(table, name) ? table[name] : undefined;
   if (handler === undefined) return replyError(id, NOT_FOUND, `no ${kind} named \`${name}\``, { kind, name });
   const args = kind === 'tool' ? params.arguments ?? {} : params.args;
-  if (kind === 'tool' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
-    return replyError(id, INVALID_PARAMS, '`arguments` must be an object');
-  }
-  if (kind === 'command' && args !== undefined && args !== null && typeof args !== 'string') {
-    return replyError(id, INVALID_PARAMS, '`args` must be a string');
-  }
   const controller = new AbortController();
   inflight.set(id, controller);
   // Promise.resolve().then(...) runs the handler after this line is done and catches

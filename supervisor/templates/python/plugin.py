@@ -91,6 +91,15 @@ INVOCATIONS = {  # host-to-plugin call methods: (registration kind, member namin
     "service/stop": ("service", "id"), "provider/call": ("provider", "id"),
     "channel/call": ("channel", "id"), "contextEngine/call": ("contextEngine", "id"),
 }
+REQUIRED = {  # members a call's params must have, with their types (else -32602)
+    "tool/invoke": {"name": str}, "command/run": {"name": str, "commandBody": str},
+    "hook/run": {"event": str}, "method/call": {"method": str},
+    "http/handle": {"route": str, "request": dict}, "service/start": {"id": str},
+    "service/stop": {"id": str}, "provider/call": {"id": str, "operation": str},
+    "channel/call": {"id": str, "operation": str},
+    "contextEngine/call": {"id": str, "operation": str},
+}
+OPTIONAL = {"context": dict, "arguments": dict, "args": str}  # checked when present
 
 
 class RpcError(Exception):
@@ -235,20 +244,18 @@ def handle_request(request_id, method, params):
     if state["stopping"]:
         return reply_error(request_id, UNAVAILABLE, "the plugin is shutting down",
                            {"pluginId": PLUGIN_ID, "state": "stopping"})
+    for member, kind in [*REQUIRED[method].items(), *OPTIONAL.items()]:
+        value = params.get(member)
+        if not isinstance(value, kind) and (value is not None or member not in OPTIONAL):
+            return reply_error(request_id, INVALID_PARAMS,
+                               f"invalid params: `{member}` must be {'a string' if kind is str else 'an object'}")
     kind, member = INVOCATIONS[method]
     name = params.get(member)
     handler = {"tool": TOOLS, "command": COMMANDS}.get(kind, {}).get(name)
     if handler is None:
         return reply_error(request_id, NOT_FOUND, f"no {kind} named `{name}`",
                            {"kind": kind, "name": name})
-    if kind == "tool":
-        arguments = params.get("arguments", {})
-        if not isinstance(arguments, dict):
-            return reply_error(request_id, INVALID_PARAMS, "`arguments` must be an object")
-    else:
-        arguments = params.get("args")
-        if arguments is not None and not isinstance(arguments, str):
-            return reply_error(request_id, INVALID_PARAMS, "`args` must be a string")
+    arguments = (params.get("arguments") or {}) if kind == "tool" else params.get("args")
     call = Call(request_id)
     with inflight_lock:
         inflight[request_id] = call

@@ -287,9 +287,23 @@ fn bad_params_are_refused(example: &Example) {
             json!({"name": name, "arguments": "not an object", "context": {}}),
         ),
         (
+            "tool/invoke",
+            json!({"name": name, "arguments": {}, "context": "none"}),
+        ),
+        (
             "command/run",
             json!({"name": example.command, "args": 42, "commandBody": "/x", "context": {}}),
         ),
+        (
+            "command/run",
+            json!({"name": example.command, "commandBody": 42, "context": {}}),
+        ),
+        (
+            "hook/run",
+            json!({"event": "message_received", "payload": {}, "context": "none"}),
+        ),
+        ("method/call", json!({"method": ["x.y"], "context": {}})),
+        ("service/start", json!({"id": {"not": "a string"}})),
     ];
     for (index, (method, params)) in cases.into_iter().enumerate() {
         let response = plugin.request(json!(index + 2), method, params.clone());

@@ -1,2 +1,0 @@
-#[path = "integration/data_plane.rs"]
-mod data_plane;
