@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod new;
 mod plugins;
 
 /// Outpost runs gateway plugins out of process and supervises them.
@@ -19,6 +20,9 @@ enum Command {
     /// Inspect discovered plugins without running them.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Write a new plugin from a template.
+    #[command(subcommand)]
+    New(new::NewCommand),
 }
 
 fn version() -> &'static str {
@@ -36,6 +40,7 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plugins(command) => plugins::run(command),
+        Command::New(command) => new::run(command),
     };
     match result {
         Ok(code) => code,

@@ -514,7 +514,12 @@ async fn an_oversized_answer_is_discarded_and_its_call_times_out() {
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::Timeout, "{error}");
     let ok = supervisor
-        .call_tool("slow", args(&json!({"ms": 0})), CallContext::default(), None)
+        .call_tool(
+            "slow",
+            args(&json!({"ms": 0})),
+            CallContext::default(),
+            None,
+        )
         .await;
     assert!(ok.is_ok(), "the connection goes on: {ok:?}");
     supervisor.shutdown().await;

@@ -1,6 +1,7 @@
 //! The integration tests of `outpost-supervisor`: one binary, one module per plane.
 
 mod control;
+mod data_plane;
 
 use std::path::{Path, PathBuf};
 
