@@ -445,7 +445,7 @@ impl Shared {
         let Registration::Tool(tool) = &registration else {
             unreachable!("owner() matched the kind")
         };
-        self.check_arguments(name, &tool.input_schema, &arguments)?;
+        self.check_arguments(&plugin, name, &tool.input_schema, &arguments)?;
         let request = ToolInvokeParams {
             name: name.to_owned(),
             arguments,
@@ -457,6 +457,7 @@ impl Shared {
 
     fn check_arguments(
         &self,
+        plugin: &str,
         tool: &str,
         schema: &Value,
         arguments: &Map<String, Value>,
@@ -473,7 +474,7 @@ impl Shared {
                     let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
                         ErrorObject::new(
                             ErrorCode::InternalError,
-                            format!("tool `{tool}` has an unusable inputSchema: {e}"),
+                            format!("tool `{tool}` of plugin `{plugin}` has an unusable inputSchema ({e}); the plugin's author must fix it"),
                         )
                     })?);
                     cache.insert(tool.to_owned(), (schema.clone(), validator.clone()));
@@ -496,7 +497,9 @@ impl Shared {
             .to_owned();
         Err(ErrorObject::new(
             ErrorCode::InvalidParams,
-            format!("arguments for tool `{tool}` do not match its inputSchema: {first}"),
+            format!(
+                "arguments for tool `{tool}` of plugin `{plugin}` do not match its inputSchema: {first}; the call was not sent"
+            ),
         )
         .with_data(json!({ "errors": problems })))
     }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod new;
 mod plugins;
+mod serve;
 
 /// Outpost runs gateway plugins out of process and supervises them.
 #[derive(Debug, Parser)]
@@ -17,6 +18,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run every enabled plugin until SIGTERM or SIGINT, then stop them all.
+    Serve(serve::ServeArgs),
+    /// Start the plugins that can own one registration, call it once, print the
+    /// result as JSON, stop them.
+    Call(serve::CallArgs),
     /// Inspect discovered plugins without running them.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -39,6 +45,8 @@ fn version() -> &'static str {
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::serve(&args),
+        Command::Call(args) => serve::call(&args),
         Command::Plugins(command) => plugins::run(command),
         Command::New(command) => new::run(command),
     };

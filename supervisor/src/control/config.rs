@@ -260,6 +260,9 @@ pub struct PluginOverride {
     /// The supervision policy keys (`timeouts`, `health`, `restart`, `stop`, `limits`);
     /// `None` when this override is malformed (the plugin then fails to get a policy).
     pub policy: Option<Value>,
+    /// `hostMethods`: the gateway methods the plugin may call through
+    /// `host/callMethod`, exact names or `prefix.*` patterns (`*`: any). Default: none.
+    pub host_methods: Vec<String>,
 }
 
 /// Environment granted to a plugin.
@@ -772,9 +775,14 @@ impl Reader<'_> {
         let Some(object) = self.object(Some(value), path) else {
             return override_;
         };
-        let mut known = vec!["env"];
+        let mut known = vec!["env", "hostMethods"];
         known.extend(POLICY_KEYS);
         self.unknown_keys(object, path, &known);
+        override_.host_methods = self
+            .strings(object.get("hostMethods"), &join_path(path, "hostMethods"))
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let mut env_ok = true;
         if let Some(env) = object.get("env") {
             let (grant, problems) = parse_env_grant(env, &join_path(path, "env"));

@@ -26,6 +26,7 @@ use super::text::{self, ReadError};
 use super::validate::Schema;
 use crate::launch::LaunchSpec;
 use crate::policy::SupervisionPolicy;
+use crate::spec::{Declarations, PluginSpec};
 
 /// A plugin's state: the one word `outpost plugins list` shows. The states are kept
 /// apart on purpose: each calls for a different action.
@@ -170,6 +171,31 @@ impl Inventory {
                 Some(launch) if record.status == Status::Enabled => Some((record, launch)),
                 _ => None,
             })
+    }
+
+    /// What the data plane needs to run each [`launchable`](Self::launchable) plugin.
+    pub fn plugin_specs(&self) -> Vec<PluginSpec> {
+        self.launchable()
+            .map(|(record, launch)| {
+                let operator = self.config.outpost.plugins.get(&normalize_id(&record.id));
+                PluginSpec {
+                    id: record.id.clone(),
+                    launch: launch.clone(),
+                    config: record.config.clone(),
+                    declarations: record
+                        .manifest
+                        .as_ref()
+                        .map(|manifest| {
+                            Declarations::from_manifest(&Value::Object(manifest.raw().clone()))
+                        })
+                        .unwrap_or_default(),
+                    allow_prompt_injection: record.allow_prompt_injection,
+                    host_methods: operator
+                        .map(|operator| operator.host_methods.clone())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
     }
 
     /// Every diagnostic: the inventory's, then each plugin's.

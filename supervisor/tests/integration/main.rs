@@ -2,6 +2,7 @@
 
 mod control;
 mod data_plane;
+mod serve;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,460 @@
+//! `outpost serve` and `outpost call`: the data plane on the command line.
+//!
+//! `serve` runs every enabled, runnable plugin of the config until SIGTERM or SIGINT,
+//! logging each state change, then stops them all with the stop escalation and exits 0.
+//! A second signal during the stop kills every plugin's process group at once.
+//!
+//! `call` is the one-shot form: it starts the plugins that can own the registration,
+//! waits for their handshakes, makes one call, prints the result as JSON and stops
+//! them again.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use outpost_protocol::methods::{CallContext, HttpRequest};
+use outpost_protocol::{ErrorObject, ManifestField, ProviderCapability};
+use outpost_supervisor::control::{self, Inventory, Severity, Status};
+use outpost_supervisor::registry::{PluginState, RegistryEvent};
+use outpost_supervisor::{PluginSpec, Supervisor};
+use serde_json::{Map, Value};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::broadcast::error::RecvError;
+
+/// How much longer than the slowest handshake timeout `call` waits for its plugins.
+const SETTLE_MARGIN: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The config file (JSON5).
+    #[arg(long, value_name = "FILE", default_value = control::DEFAULT_CONFIG_FILE)]
+    config: PathBuf,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// What to call.
+    kind: CallKind,
+    /// The tool, command, gateway method or hook event; the request path for `http`;
+    /// `<capability>:<id>` for `provider` (e.g. `embedding:text-tools-hash`); the id
+    /// for `channel` and `context-engine`.
+    name: String,
+    /// The call's input as JSON: the tool's arguments (an object), the command's
+    /// argument text (a string), the method's params, the hook's payload, the HTTP
+    /// request (`{"method": "POST", "body": "..."}`), or the operation's params.
+    #[arg(long, value_name = "JSON")]
+    args: Option<String>,
+    /// The operation, for `provider`, `channel` and `context-engine`.
+    #[arg(long, value_name = "NAME")]
+    operation: Option<String>,
+    /// The call context as JSON (docs/protocol.md, "The call context"), e.g.
+    /// `{"sessionKey": "s1", "channel": "cli"}`. The operator at the console counts as
+    /// an authorized sender unless this says `"isAuthorizedSender": false`.
+    #[arg(long, value_name = "JSON")]
+    context: Option<String>,
+    /// The call's deadline in milliseconds (default: the plugin's `timeouts.callMs`).
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+    /// The config file (JSON5).
+    #[arg(long, value_name = "FILE", default_value = control::DEFAULT_CONFIG_FILE)]
+    config: PathBuf,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CallKind {
+    Tool,
+    Command,
+    Method,
+    Hook,
+    Http,
+    Provider,
+    Channel,
+    ContextEngine,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// Log format on stderr. The level comes from `RUST_LOG` (default `info`;
+    /// `warn` for `call`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logging(args: &LogArgs, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match args.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+/// Loads the config and logs what will not run and why.
+fn load(config: &std::path::Path) -> anyhow::Result<Inventory> {
+    let inventory = control::load(config)?;
+    for diagnostic in inventory.all_diagnostics() {
+        match diagnostic.severity {
+            Severity::Error => tracing::error!("{diagnostic}"),
+            Severity::Warning => tracing::warn!("{diagnostic}"),
+            Severity::Advisory => tracing::debug!("{diagnostic}"),
+        }
+    }
+    for record in &inventory.plugins {
+        if record.status == Status::Enabled && !record.runnable() {
+            let why = record.not_runnable.as_deref().unwrap_or("no launch spec");
+            tracing::warn!(plugin = %record.id, "enabled but not runnable out of process: {why}");
+        } else if record.status != Status::Enabled && record.shadowed_by.is_none() {
+            tracing::info!(plugin = %record.id, status = %record.status, "not started: {}", record.reason);
+        }
+    }
+    Ok(inventory)
+}
+
+pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log, "info");
+    let inventory = load(&args.config)?;
+    let specs = inventory.plugin_specs();
+    if specs.is_empty() {
+        tracing::warn!(
+            config = %inventory.config.path.display(),
+            "no plugin is enabled and runnable; `outpost plugins list --config {}` says why",
+            args.config.display()
+        );
+    }
+    runtime()?.block_on(async move {
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let supervisor = Supervisor::start(specs)?;
+        let (snapshot, mut events) = supervisor.subscribe();
+        tracing::info!(plugins = snapshot.plugins.len(), "supervising");
+        let signal = loop {
+            tokio::select! {
+                _ = terminate.recv() => break "SIGTERM",
+                _ = interrupt.recv() => break "SIGINT",
+                event = events.recv() => match event {
+                    Ok(event) => log_event(&event),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "fell behind the registry's events; some state changes were not logged");
+                    }
+                    Err(RecvError::Closed) => std::future::pending().await,
+                },
+            }
+        };
+        tracing::info!("{signal}: stopping every plugin (a second signal kills them at once)");
+        tokio::select! {
+            () = supervisor.shutdown() => {
+                tracing::info!("every plugin stopped; exiting");
+                Ok(ExitCode::SUCCESS)
+            }
+            _ = terminate.recv() => Ok(forced(supervisor)),
+            _ = interrupt.recv() => Ok(forced(supervisor)),
+        }
+    })
+}
+
+/// The second signal: dropping the supervisor kills every process group.
+fn forced(supervisor: Supervisor) -> ExitCode {
+    tracing::warn!("second signal: killing every plugin's process group");
+    drop(supervisor);
+    ExitCode::FAILURE
+}
+
+fn log_event(event: &RegistryEvent) {
+    match event {
+        RegistryEvent::PluginState {
+            plugin,
+            state,
+            reason,
+            ..
+        } => {
+            let reason = reason.as_deref().unwrap_or("");
+            match state {
+                PluginState::Failed => tracing::error!(plugin = %plugin, reason, "{state}"),
+                PluginState::Restarting => tracing::warn!(plugin = %plugin, reason, "{state}"),
+                _ => tracing::info!(plugin = %plugin, reason, "{state}"),
+            }
+        }
+        RegistryEvent::Registered {
+            plugin, kind, key, ..
+        } => {
+            tracing::debug!(plugin = %plugin, kind = ?kind, key = %key, "registered");
+        }
+        RegistryEvent::Unregistered {
+            plugin, kind, key, ..
+        } => {
+            tracing::info!(plugin = %plugin, kind = ?kind, key = %key, "unregistered after a restart");
+        }
+        RegistryEvent::Changed {
+            plugin, kind, key, ..
+        } => {
+            tracing::info!(plugin = %plugin, kind = ?kind, key = %key, "registration changed after a restart");
+        }
+    }
+}
+
+pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log, "warn");
+    let input = match &args.args {
+        Some(text) => Some(
+            serde_json::from_str::<Value>(text)
+                .with_context(|| format!("--args is not valid JSON: {text}"))?,
+        ),
+        None => None,
+    };
+    let request = Request::new(args, input)?;
+    let mut context: CallContext = match &args.context {
+        Some(text) => serde_json::from_str(text)
+            .with_context(|| format!("--context is not a call context: {text}"))?,
+        None => CallContext::default(),
+    };
+    context.is_authorized_sender.get_or_insert(true);
+    let inventory = load(&args.config)?;
+    let specs = owners(&request, inventory.plugin_specs());
+    if specs.is_empty() {
+        anyhow::bail!(
+            "no enabled, runnable plugin can own {} `{}`; `outpost plugins list --config {}` shows what runs",
+            request.describe(),
+            args.name,
+            args.config.display()
+        );
+    }
+    let settle = specs
+        .iter()
+        .map(|spec| Duration::from_millis(spec.launch.policy.timeouts.handshake_ms))
+        .max()
+        .unwrap_or_default()
+        + SETTLE_MARGIN;
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    runtime()?.block_on(async move {
+        let supervisor = Supervisor::start(specs)?;
+        supervisor.wait_settled(settle).await;
+        let outcome = request.send(&supervisor, context, timeout).await;
+        supervisor.shutdown().await;
+        match outcome {
+            Ok(value) => {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                if let Some(data) = &error.data {
+                    eprintln!("{}", serde_json::to_string_pretty(data)?);
+                }
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    })
+}
+
+/// One call, its input checked before any plugin starts.
+#[derive(Debug)]
+enum Request {
+    Tool(String, Map<String, Value>),
+    Command(String),
+    Method(String, Value),
+    Hook(String, Value),
+    Http(HttpRequest),
+    Provider(ProviderCapability, String, String, Value),
+    Channel(String, String, Value),
+    ContextEngine(String, String, Value),
+}
+
+impl Request {
+    fn new(args: &CallArgs, input: Option<Value>) -> anyhow::Result<Self> {
+        let name = args.name.clone();
+        let operation = || {
+            args.operation.clone().with_context(|| {
+                format!("`outpost call {}` needs --operation NAME", args.kind.name())
+            })
+        };
+        let object = |input: Option<Value>, what: &str| match input {
+            None => Ok(Map::new()),
+            Some(Value::Object(fields)) => Ok(fields),
+            Some(other) => Err(anyhow::anyhow!("{what} must be a JSON object, not {other}")),
+        };
+        let params = input.clone().unwrap_or(Value::Null);
+        Ok(match args.kind {
+            CallKind::Tool => Self::Tool(name, object(input, "a tool's --args")?),
+            CallKind::Command => {
+                let text = match input {
+                    None => String::new(),
+                    Some(Value::String(text)) => text,
+                    Some(other) => anyhow::bail!(
+                        "a command's --args is its argument text as a JSON string (e.g. '\"list\"'), not {other}"
+                    ),
+                };
+                let name = name.trim_start_matches('/');
+                Self::Command(format!("/{name} {text}").trim_end().to_owned())
+            }
+            CallKind::Method => Self::Method(name, params),
+            CallKind::Hook => Self::Hook(name, params),
+            CallKind::Http => {
+                let mut fields = object(
+                    input,
+                    "an HTTP call's --args (method, headers, query, body)",
+                )?;
+                fields.insert("path".into(), Value::String(name));
+                fields
+                    .entry("method")
+                    .or_insert_with(|| Value::String("GET".into()));
+                Self::Http(
+                    serde_json::from_value(Value::Object(fields))
+                        .context("--args is not an HTTP request")?,
+                )
+            }
+            CallKind::Provider => {
+                let (capability, id) = name.split_once(':').with_context(|| {
+                    format!("a provider is named `<capability>:<id>` (e.g. `embedding:my-embedder`), not `{name}`")
+                })?;
+                let capability = serde_json::from_value(Value::String(capability.to_owned()))
+                    .with_context(|| {
+                        format!("`{capability}` is not a provider capability of docs/protocol.md")
+                    })?;
+                Self::Provider(capability, id.to_owned(), operation()?, params)
+            }
+            CallKind::Channel => Self::Channel(name, operation()?, params),
+            CallKind::ContextEngine => Self::ContextEngine(name, operation()?, params),
+        })
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            Self::Tool(..) => "the tool",
+            Self::Command(_) => "the command",
+            Self::Method(..) => "the gateway method",
+            Self::Hook(..) => "a hook for",
+            Self::Http(_) => "an HTTP route for",
+            Self::Provider(..) => "the provider",
+            Self::Channel(..) => "the channel",
+            Self::ContextEngine(..) => "the context engine",
+        }
+    }
+
+    /// Whether `spec` could own this call, judged from its manifest alone: tools,
+    /// providers and channels must be declared there, and a gateway method lives in
+    /// its plugin's namespace. Commands, hooks and routes are not declared, so any
+    /// plugin may own them.
+    fn may_be_owned_by(&self, spec: &PluginSpec) -> bool {
+        match self {
+            Self::Tool(name, _) => spec.declarations.tools().any(|tool| tool == name),
+            Self::Method(method, _) => method
+                .strip_prefix(spec.id.as_str())
+                .is_some_and(|rest| rest.starts_with('.')),
+            Self::Provider(capability, id, ..) => {
+                spec.declarations.declares(capability.manifest_field(), id)
+            }
+            Self::Channel(id, ..) => spec
+                .declarations
+                .declares(ManifestField::TopLevel("channels"), id),
+            Self::Command(_) | Self::Hook(..) | Self::Http(_) | Self::ContextEngine(..) => true,
+        }
+    }
+
+    async fn send(
+        self,
+        supervisor: &Supervisor,
+        context: CallContext,
+        timeout: Option<Duration>,
+    ) -> Result<Value, ErrorObject> {
+        let value = match self {
+            Self::Tool(name, arguments) => to_json(
+                supervisor
+                    .call_tool(&name, arguments, context, timeout)
+                    .await?,
+            ),
+            Self::Command(text) => match supervisor.run_command(&text, context, timeout).await? {
+                Some(result) => to_json(result),
+                None => return Err(no_match(format!("no plugin command matches `{text}`"))),
+            },
+            Self::Method(method, params) => {
+                supervisor
+                    .call_method(&method, params, context, timeout)
+                    .await?
+            }
+            Self::Hook(event, payload) => {
+                to_json(supervisor.run_hook(&event, payload, context, timeout).await)
+            }
+            Self::Http(request) => {
+                let path = request.path.clone();
+                match supervisor
+                    .handle_http(request, true, context, timeout)
+                    .await?
+                {
+                    Some(response) => to_json(response),
+                    None => return Err(no_match(format!("no plugin route matches `{path}`"))),
+                }
+            }
+            Self::Provider(capability, id, operation, params) => {
+                supervisor
+                    .call_provider(capability, &id, &operation, params, context, timeout)
+                    .await?
+            }
+            Self::Channel(id, operation, params) => {
+                supervisor
+                    .call_channel(&id, &operation, params, context, timeout)
+                    .await?
+            }
+            Self::ContextEngine(id, operation, params) => {
+                supervisor
+                    .call_context_engine(&id, &operation, params, context, timeout)
+                    .await?
+            }
+        };
+        Ok(value)
+    }
+}
+
+impl CallKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tool => "tool",
+            Self::Command => "command",
+            Self::Method => "method",
+            Self::Hook => "hook",
+            Self::Http => "http",
+            Self::Provider => "provider",
+            Self::Channel => "channel",
+            Self::ContextEngine => "context-engine",
+        }
+    }
+}
+
+/// The specs of the plugins that may own `request`.
+fn owners(request: &Request, specs: Vec<PluginSpec>) -> Vec<PluginSpec> {
+    specs
+        .into_iter()
+        .filter(|spec| request.may_be_owned_by(spec))
+        .collect()
+}
+
+fn no_match(message: String) -> ErrorObject {
+    ErrorObject::new(outpost_protocol::ErrorCode::NotFound, message)
+}
+
+fn to_json(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).expect("wire types serialize")
+}

@@ -1,0 +1,333 @@
+//! `outpost serve` and `outpost call` as an operator runs them: the real binary on the
+//! bundled example config (`plugins/outpost.json5`), whose plugins are the Rust, Python
+//! and Node examples. Each test checks that every plugin process it caused is gone.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// Generous: only a guard against hangs, never a performance assertion.
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn outpost() -> &'static str {
+    env!("CARGO_BIN_EXE_outpost")
+}
+
+fn example_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/outpost.json5")
+}
+
+/// Builds the Rust example plugin into the workspace's `target/debug`, where the example
+/// config's `outpost.binPath` looks for it (`cargo test` builds only the tested
+/// package's binaries). Once per test binary; cargo's own lock orders concurrent runs.
+fn build_rust_example() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--offline",
+                "--quiet",
+                "-p",
+                "outpost-example-rust",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the Rust example plugin does not build");
+    });
+}
+
+fn call(args: &[&str]) -> Output {
+    build_rust_example();
+    Command::new(outpost())
+        .arg("call")
+        .args(args)
+        .arg("--config")
+        .arg(example_config())
+        .stdin(Stdio::null())
+        .output()
+        .expect("outpost runs")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "outpost call failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// Whether `pid` is a live process (a zombie is dead: it only waits to be reaped).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pids: &[i32]) {
+    let start = Instant::now();
+    while pids.iter().any(|&pid| alive(pid)) {
+        assert!(
+            start.elapsed() < SETTLE,
+            "plugin processes outlived the supervisor: {:?}",
+            pids.iter().filter(|&&pid| alive(pid)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn call_runs_a_tool_of_each_example_language() {
+    let rust = stdout_json(&call(&[
+        "tool",
+        "word_count",
+        "--args",
+        r#"{"text": "one two two"}"#,
+    ]));
+    assert_eq!(rust["details"]["words"], 3, "{rust}");
+    assert_eq!(rust["details"]["uniqueWords"], 2, "{rust}");
+
+    let node = stdout_json(&call(&["tool", "current_time"]));
+    assert_eq!(node["details"]["timezone"], "UTC", "{node}");
+
+    let python = stdout_json(&call(&[
+        "tool",
+        "note_add",
+        "--args",
+        r#"{"text": "héllo"}"#,
+    ]));
+    assert_eq!(python["content"][0]["type"], "text", "{python}");
+}
+
+#[test]
+fn call_reaches_methods_commands_hooks_routes_and_providers() {
+    let now = stdout_json(&call(&["method", "clock.now"]));
+    assert_eq!(now["timezone"], "UTC", "{now}");
+
+    let command = stdout_json(&call(&["command", "wordcount", "--args", r#""a b c""#]));
+    assert!(command["text"].as_str().unwrap().contains('3'), "{command}");
+
+    let hook = stdout_json(&call(&["hook", "before_prompt_build", "--args", "{}"]));
+    let plugins: Vec<&str> = hook["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["plugin"].as_str().unwrap())
+        .collect();
+    assert!(
+        plugins.contains(&"text-tools") && plugins.contains(&"clock"),
+        "{hook}"
+    );
+
+    let route = stdout_json(&call(&[
+        "http",
+        "/text-tools/count",
+        "--args",
+        r#"{"method": "POST", "body": "x y"}"#,
+    ]));
+    assert_eq!(route["status"], 200, "{route}");
+
+    let embedding = stdout_json(&call(&[
+        "provider",
+        "embedding:text-tools-hash",
+        "--operation",
+        "embed",
+        "--args",
+        r#"{"input": "hello"}"#,
+    ]));
+    assert!(embedding.to_string().contains('.'), "{embedding}");
+}
+
+#[test]
+fn call_failures_exit_1_and_say_what_to_do() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["tool", "no_such_tool"],
+            "no enabled, runnable plugin can own the tool `no_such_tool`",
+        ),
+        (&["method", "nobody.here"], "`nobody.here`"),
+        (
+            &["tool", "word_count", "--args", "[1]"],
+            "must be a JSON object",
+        ),
+        (
+            &["tool", "word_count", "--args", "{"],
+            "--args is not valid JSON",
+        ),
+        (
+            &["provider", "embedding", "--operation", "embed"],
+            "`<capability>:<id>`",
+        ),
+        (
+            &["provider", "embedding:text-tools-hash"],
+            "needs --operation",
+        ),
+        (
+            &["tool", "word_count", "--args", r#"{"text": 5}"#],
+            "text-tools",
+        ),
+        (
+            &["command", "no-such-command"],
+            "no plugin command matches `/no-such-command`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = call(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in:\n{stderr}"
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?}: nothing on stdout on failure"
+        );
+    }
+}
+
+/// A running `outpost serve` and the pids of its plugins, read from its JSON log.
+struct Serve {
+    child: Child,
+    pids: Vec<i32>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Serve {
+    /// Starts `outpost serve` on the example config and waits until its three plugins
+    /// logged `ready`.
+    fn start() -> Self {
+        build_rust_example();
+        let mut child = Command::new(outpost())
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(example_config())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("outpost runs");
+        let lines = read_lines(child.stderr.take().unwrap());
+        let mut serve = Self {
+            child,
+            pids: Vec::new(),
+            lines,
+        };
+        let mut ready = Vec::new();
+        while ready.len() < 3 {
+            let line = serve.next_line("three plugins ready");
+            let record: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+            let fields = &record["fields"];
+            if fields["message"] == "ready"
+                && let Some(pid) = fields["pid"].as_i64()
+            {
+                ready.push(fields["plugin"].as_str().unwrap().to_owned());
+                serve.pids.push(i32::try_from(pid).unwrap());
+            }
+        }
+        ready.sort();
+        assert_eq!(ready, ["clock", "notes", "text-tools"]);
+        serve
+    }
+
+    fn next_line(&self, waiting_for: &str) -> String {
+        self.lines.recv_timeout(SETTLE).unwrap_or_else(|_| {
+            panic!("outpost serve: no log line while waiting for {waiting_for}")
+        })
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for &pid in &self.pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+fn read_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < SETTLE, "outpost serve did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_stops_every_plugin_on_sigterm_and_exits_0() {
+    let mut serve = Serve::start();
+    assert!(serve.pids.iter().all(|&pid| alive(pid)));
+    kill(serve.pid(), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut serve.child);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "outpost serve exits 0 after SIGTERM"
+    );
+    wait_gone(&serve.pids);
+    let log: Vec<String> = serve.lines.try_iter().collect();
+    assert!(
+        log.iter().any(|line| line.contains("every plugin stopped")),
+        "the last lines say the stop finished:\n{}",
+        log.join("\n")
+    );
+}
+
+#[test]
+fn serve_stops_on_sigint_too() {
+    let mut serve = Serve::start();
+    kill(serve.pid(), Signal::SIGINT).unwrap();
+    assert_eq!(wait_exit(&mut serve.child).code(), Some(0));
+    wait_gone(&serve.pids);
+}
+
+#[test]
+fn sigkill_of_the_supervisor_leaves_no_plugin_alive() {
+    let mut serve = Serve::start();
+    kill(serve.pid(), Signal::SIGKILL).unwrap();
+    let _ = wait_exit(&mut serve.child);
+    // Nobody stops the plugins now: the parent-death signal and EOF on stdin must.
+    wait_gone(&serve.pids);
+}
