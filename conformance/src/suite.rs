@@ -1791,7 +1791,7 @@ impl<'a> Runner<'a> {
                 show_error(&e)
             )),
             Err(stall) => {
-                problems.push(s.explain(&stall, "the answer to `fixture/stderr` (4 MiB)"))
+                problems.push(s.explain(&stall, "the answer to `fixture/stderr` (4 MiB)"));
             }
         }
         if let Ok(ping) = ping
