@@ -12,10 +12,15 @@
 //! - fd 0 is duplicated the same way and pointed at `/dev/null`, so a child process the
 //!   plugin starts cannot read (steal) the host's messages.
 //!
-//! The SDK then speaks only on the private copies, through `tokio::fs::File`, which does
-//! its blocking reads and writes on tokio's blocking threads. No descriptor is switched
-//! to non-blocking mode: when stdout is a terminal, its open file description is shared
-//! with stderr and with the shell, and `O_NONBLOCK` there would leak into both.
+//! The SDK then speaks only on the private copies. When a copy is a pipe (as under a
+//! host, which starts the plugin with piped stdin and stdout), it is switched to
+//! non-blocking mode and driven by tokio's reactor (`tokio::net::unix::pipe`): nobody
+//! else holds that pipe end, so the mode change is private. Anything else (a terminal
+//! when a person types messages by hand, a file) goes through `tokio::fs::File`, which
+//! does blocking reads and writes on tokio's blocking threads: a terminal's open file
+//! description is shared with stderr and the shell, and `O_NONBLOCK` there would leak
+//! into both. The reactor path saves two thread hand-offs per message (see
+//! docs/performance.md).
 //!
 //! # Caveats
 //!
@@ -58,8 +63,8 @@ impl<C: ConfigType> Plugin<C> {
             print_hint(self.id());
             return ExitCode::from(EXIT_NOT_UNDER_HOST);
         }
-        let (reader, writer) = match protocol_stdio() {
-            Ok(pair) => pair,
+        let stdio = match protocol_stdio() {
+            Ok(stdio) => stdio,
             Err(e) => {
                 eprintln!(
                     "plugin `{}`: cannot set up the protocol's stdin and stdout: {e}",
@@ -81,15 +86,15 @@ impl<C: ConfigType> Plugin<C> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return std::thread::scope(|scope| {
                 scope
-                    .spawn(|| self.run_on_runtime(reader, writer))
+                    .spawn(|| self.run_on_runtime(stdio))
                     .join()
                     .unwrap_or(ExitCode::FAILURE)
             });
         }
-        self.run_on_runtime(reader, writer)
+        self.run_on_runtime(stdio)
     }
 
-    fn run_on_runtime(self, reader: Reader, writer: Writer) -> ExitCode {
+    fn run_on_runtime(self, stdio: ProtocolStdio) -> ExitCode {
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("outpost-plugin")
@@ -104,7 +109,18 @@ impl<C: ConfigType> Plugin<C> {
                 return ExitCode::FAILURE;
             }
         };
-        let outcome = runtime.block_on(self.serve_on(reader, writer));
+        let outcome = runtime.block_on(async {
+            let (reader, writer) = match stdio.into_async() {
+                Ok(pair) => pair,
+                Err(e) => {
+                    return Err(ServeError::Connection {
+                        plugin_id: self.id().to_owned(),
+                        reason: format!("cannot use the protocol's stdin and stdout: {e}"),
+                    });
+                }
+            };
+            self.serve_on(reader, writer).await
+        });
         // A blocking read of stdin may still be in flight (on a permanent failure the
         // host has not closed stdin yet): do not wait for it.
         runtime.shutdown_timeout(Duration::from_millis(100));
@@ -153,9 +169,16 @@ fn print_hint(id: &str) {
     );
 }
 
+/// The protocol's private stdin and stdout, before the runtime exists.
+#[cfg(unix)]
+struct ProtocolStdio {
+    input: std::os::fd::OwnedFd,
+    output: std::os::fd::OwnedFd,
+}
+
 /// Takes the protocol's pipes away from the rest of the process; see the module docs.
 #[cfg(unix)]
-fn protocol_stdio() -> std::io::Result<(Reader, Writer)> {
+fn protocol_stdio() -> std::io::Result<ProtocolStdio> {
     use std::os::fd::AsFd;
 
     // `try_clone_to_owned` duplicates with F_DUPFD_CLOEXEC.
@@ -166,14 +189,46 @@ fn protocol_stdio() -> std::io::Result<(Reader, Writer)> {
     nix::unistd::dup2_stdin(&null)?;
     // A partial line printed before now was still in std's buffer: it goes to stderr.
     let _ = std::io::stdout().flush();
-    let reader = tokio::fs::File::from_std(std::fs::File::from(input));
-    let writer = tokio::fs::File::from_std(std::fs::File::from(output));
-    Ok((Box::new(reader), Box::new(writer)))
+    Ok(ProtocolStdio { input, output })
+}
+
+#[cfg(unix)]
+impl ProtocolStdio {
+    /// The async reader and writer; must be called inside the runtime (pipes register
+    /// with its reactor).
+    fn into_async(self) -> std::io::Result<(Reader, Writer)> {
+        use std::os::unix::fs::FileTypeExt;
+        use tokio::net::unix::pipe;
+
+        let input = std::fs::File::from(self.input);
+        let output = std::fs::File::from(self.output);
+        let reader: Reader = if input.metadata()?.file_type().is_fifo() {
+            Box::new(pipe::Receiver::from_file(input)?)
+        } else {
+            Box::new(tokio::fs::File::from_std(input))
+        };
+        let writer: Writer = if output.metadata()?.file_type().is_fifo() {
+            Box::new(pipe::Sender::from_file(output)?)
+        } else {
+            Box::new(tokio::fs::File::from_std(output))
+        };
+        Ok((reader, writer))
+    }
 }
 
 /// Without Unix descriptors to move, the SDK speaks on the process's own stdin and
 /// stdout, unprotected.
 #[cfg(not(unix))]
-fn protocol_stdio() -> std::io::Result<(Reader, Writer)> {
-    Ok((Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout())))
+struct ProtocolStdio;
+
+#[cfg(not(unix))]
+fn protocol_stdio() -> std::io::Result<ProtocolStdio> {
+    Ok(ProtocolStdio)
+}
+
+#[cfg(not(unix))]
+impl ProtocolStdio {
+    fn into_async(self) -> std::io::Result<(Reader, Writer)> {
+        Ok((Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout())))
+    }
 }
