@@ -775,11 +775,22 @@ impl Context<'_> {
                 record.config = config;
                 config_problems = problems.len();
                 let base = format!("plugins.entries.{entry_key}.config");
+                // A disabled plugin's config is kept and still checked, but only warned
+                // about: it does not run, and enabling it again is when it must be right.
+                let (report, suffix): (fn(Code, String) -> Diagnostic, _) = if decision.enabled {
+                    (Diagnostic::error, "")
+                } else {
+                    (
+                        Diagnostic::warning,
+                        " (the plugin is disabled; fix this before enabling it)",
+                    )
+                };
                 for problem in problems {
-                    let mut diagnostic = Diagnostic::error(Code::ConfigInvalid, problem.message)
-                        .plugin(&record.id)
-                        .file(&self.config.path)
-                        .path(join_path(&base, &problem.path));
+                    let mut diagnostic =
+                        report(Code::ConfigInvalid, format!("{}{suffix}", problem.message))
+                            .plugin(&record.id)
+                            .file(&self.config.path)
+                            .path(join_path(&base, &problem.path));
                     if let Some(key) = problem.key {
                         diagnostic = diagnostic.key(key);
                     }

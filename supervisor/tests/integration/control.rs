@@ -666,7 +666,7 @@ fn cli_validate_exits_1_with_each_problem() {
     assert_eq!(output.code, 1);
     let report = json_of(&output);
     assert_eq!(report["valid"], false);
-    assert_eq!(report["errors"], 4);
+    assert_eq!(report["errors"], 3);
     let problem = report["problems"]
         .as_array()
         .unwrap()
@@ -689,7 +689,7 @@ fn cli_validate_exits_1_with_each_problem() {
     assert!(
         output
             .stdout
-            .contains("config is invalid: 4 errors, 4 warnings"),
+            .contains("config is invalid: 3 errors, 5 warnings"),
         "{}",
         output.stdout
     );
