@@ -331,3 +331,49 @@ fn sigkill_of_the_supervisor_leaves_no_plugin_alive() {
     // Nobody stops the plugins now: the parent-death signal and EOF on stdin must.
     wait_gone(&serve.pids);
 }
+
+#[test]
+fn a_generated_plugin_runs_once_load_paths_points_at_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for lang in ["python", "node"] {
+        let root = dir.path().join(format!("hello-{lang}"));
+        let output = Command::new(outpost())
+            .args(["new", "plugin", "--lang", lang])
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    let config = dir.path().join("outpost.json5");
+    std::fs::write(
+        &config,
+        "{ plugins: { load: { paths: ['hello-python', 'hello-node'] } } }",
+    )
+    .unwrap();
+    for (tool, id) in [
+        ("hello_python_greet", "hello-python"),
+        ("hello_node_greet", "hello-node"),
+    ] {
+        let output = Command::new(outpost())
+            .args([
+                "call",
+                "tool",
+                tool,
+                "--args",
+                r#"{"name": "Ada"}"#,
+                "--config",
+            ])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let result = stdout_json(&output);
+        assert!(
+            result["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Ada"),
+            "{id}: {result}"
+        );
+    }
+}
