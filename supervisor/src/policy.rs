@@ -88,7 +88,9 @@ pub struct RestartPolicy {
     /// Each delay is moved by up to this fraction, up or down, so plugins that crashed
     /// together do not restart together. Default 0.2.
     pub jitter: f64,
-    /// Running this long without a crash forgets earlier crashes. Default 60 s.
+    /// An incarnation that was ready this long before it crashed starts the backoff
+    /// over at `initial_backoff_ms` (the give-up window still counts the crash).
+    /// Default 60 s.
     pub reset_after_ms: u64,
     /// More than this many crashes within `window_ms` gives up: state `failed`.
     /// Default 5.

@@ -6,8 +6,10 @@
 //! - resolves outside the plugin root (after symlinks and `..`);
 //! - is world-writable (any origin: Outpost never repairs permissions);
 //! - is owned by neither the current user nor root (not for bundled plugins);
-//! - is a file with more than one hard link (not for bundled plugins): a hardlink can
-//!   point into the root a file someone else can change.
+//! - is a file with a hard link outside the plugin root (not for bundled plugins): such
+//!   a link can put into the root a file someone else can change. Links that all stay
+//!   inside the root are fine: cargo's `target/release/<bin>` is a hard link to its
+//!   twin in `target/release/deps/`, both inside the plugin's own tree.
 //!
 //! # Caveats
 //!
@@ -47,6 +49,8 @@ pub(crate) enum Block {
         what: &'static str,
         path: PathBuf,
         links: u64,
+        /// How many of the links are not inside the plugin root.
+        outside: u64,
     },
     Uninspectable {
         what: &'static str,
@@ -117,9 +121,14 @@ impl fmt::Display for Block {
                 "the {what} {} is owned by uid {owner}, neither the current user (uid {expected}) nor root; chown it or install the plugin as this user",
                 path.display()
             ),
-            Self::Hardlinked { what, path, links } => write!(
+            Self::Hardlinked {
+                what,
+                path,
+                links,
+                outside,
+            } => write!(
                 f,
-                "the {what} {} has {links} hard links; replace it with a plain copy",
+                "the {what} {} has {links} hard links, {outside} of them outside the plugin root; replace it with a plain copy",
                 path.display()
             ),
             Self::Uninspectable { what, path, error } => {
@@ -228,11 +237,15 @@ impl Gate {
             return FileCheck::Blocked(block);
         }
         if self.origin != Origin::Bundled && metadata.nlink() > 1 {
-            return FileCheck::Blocked(Block::Hardlinked {
-                what,
-                path: real,
-                links: metadata.nlink(),
-            });
+            let inside = links_inside(root, &metadata);
+            if inside < metadata.nlink() {
+                return FileCheck::Blocked(Block::Hardlinked {
+                    what,
+                    path: real,
+                    links: metadata.nlink(),
+                    outside: metadata.nlink() - inside,
+                });
+            }
         }
         FileCheck::Ok(real)
     }
@@ -313,6 +326,38 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     normal
+}
+
+/// Most entries [`links_inside`] looks at before it gives up (and counts what it has).
+const MAX_SCANNED_ENTRIES: usize = 200_000;
+
+/// How many links to the file of `metadata` are under `root`, without following
+/// symlinks. A tree too large to scan counts only what was seen, which blocks.
+fn links_inside(root: &Path, metadata: &std::fs::Metadata) -> u64 {
+    let (dev, ino) = (metadata.dev(), metadata.ino());
+    let mut found = 0;
+    let mut scanned = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            scanned += 1;
+            if scanned > MAX_SCANNED_ENTRIES {
+                return found;
+            }
+            let Ok(entry_metadata) = entry.metadata() else {
+                continue;
+            };
+            if entry_metadata.is_dir() {
+                dirs.push(entry.path());
+            } else if entry_metadata.dev() == dev && entry_metadata.ino() == ino {
+                found += 1;
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -434,11 +479,32 @@ mod tests {
         assert!(
             matches!(
                 check,
-                FileCheck::Blocked(Block::Hardlinked { links: 2, .. })
+                FileCheck::Blocked(Block::Hardlinked {
+                    links: 2,
+                    outside: 1,
+                    ..
+                })
             ),
             "{check:?}"
         );
         let check = gate(Origin::Bundled, me()).file("manifest", &real, Path::new("m.json"));
+        assert!(matches!(check, FileCheck::Ok(_)), "{check:?}");
+    }
+
+    #[test]
+    fn hardlinks_that_stay_inside_the_root_are_fine() {
+        // As cargo leaves a binary: target/release/x and target/release/deps/x-hash.
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("target/release/deps")).unwrap();
+        std::fs::write(root.join("target/release/deps/x-0123"), "").unwrap();
+        std::fs::hard_link(
+            root.join("target/release/deps/x-0123"),
+            root.join("target/release/x"),
+        )
+        .unwrap();
+        let check =
+            gate(Origin::Workspace, me()).file("command", &root, Path::new("target/release/x"));
         assert!(matches!(check, FileCheck::Ok(_)), "{check:?}");
     }
 }
