@@ -59,6 +59,8 @@ const SHUTDOWN_TIMEOUT_MS: u64 = 3000;
 const MAX_CONCURRENT: u32 = 16;
 /// A version no plugin speaks.
 const FUTURE_VERSION: &str = "999";
+/// The share of the step timeout announced as `context.timeoutMs`, in percent.
+const CALL_BUDGET_PERCENT: u128 = 80;
 
 /// The steps of the main session, in order. Each step gets a live session: when a
 /// step leaves the plugin dead or stuck, the next one starts a fresh plugin.
@@ -1049,11 +1051,16 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The call context of every invocation. `timeoutMs` is [`CALL_BUDGET_PERCENT`] of
+    /// the step timeout: a plugin that uses all the budget it was given (a long poll that
+    /// answers just before its deadline) must not fail because its answer took a few
+    /// milliseconds to cross the pipe.
     fn context(&self) -> Value {
+        let budget = self.timeout().as_millis() * CALL_BUDGET_PERCENT / 100;
         json!({
             "sessionKey": "agent:conformance:1",
             "agentId": "conformance",
-            "timeoutMs": u64::try_from(self.timeout().as_millis()).unwrap_or(u64::MAX),
+            "timeoutMs": u64::try_from(budget).unwrap_or(u64::MAX),
         })
     }
 
