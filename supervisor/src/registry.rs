@@ -16,9 +16,9 @@
 //! replaces them, and the difference is published as registered, unregistered and
 //! changed events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use outpost_protocol::methods::{AcceptedRegistration, RejectedRegistration};
 use outpost_protocol::{
@@ -258,6 +258,16 @@ struct State {
     plugins: BTreeMap<String, PluginEntry>,
     /// Every registration by owner, in registration order.
     owned: BTreeMap<String, Vec<Registration>>,
+    /// The owner of each exclusive registration (every kind but hooks), for routing a
+    /// call without a scan: `owned`, indexed by kind and key.
+    owners: HashMap<RegistrationKind, HashMap<String, Owner>>,
+}
+
+/// Who owns a registration, and the registration itself.
+#[derive(Clone, Debug)]
+pub(crate) struct Owner {
+    pub(crate) plugin: String,
+    pub(crate) registration: Arc<Registration>,
 }
 
 #[derive(Debug)]
@@ -290,6 +300,7 @@ impl Registry {
                 seq: 0,
                 plugins,
                 owned: BTreeMap::new(),
+                owners: HashMap::new(),
             }),
             events: broadcast::channel(EVENT_CAPACITY).0,
         }
@@ -487,23 +498,27 @@ impl Registry {
             entry.shape = Some(Shape::of(&new));
             entry.rejected.clone_from(&admission.rejected);
         }
+        for (kind, key) in old.keys() {
+            if let Some(owners) = state.owners.get_mut(kind) {
+                owners.remove(key);
+            }
+        }
+        for registration in new.iter().filter(|r| r.kind() != RegistrationKind::Hook) {
+            state.owners.entry(registration.kind()).or_default().insert(
+                registration.key(),
+                Owner {
+                    plugin: registrant.plugin.to_owned(),
+                    registration: Arc::new(registration.clone()),
+                },
+            );
+        }
         state.owned.insert(registrant.plugin.to_owned(), new);
         admission
     }
 
     /// The owner of an exclusive registration (everything but hooks).
-    pub(crate) fn owner(
-        &self,
-        kind: RegistrationKind,
-        key: &str,
-    ) -> Option<(String, Registration)> {
-        let state = self.lock();
-        state.owned.iter().find_map(|(plugin, registrations)| {
-            registrations
-                .iter()
-                .find(|r| r.kind() == kind && r.key() == key)
-                .map(|r| (plugin.clone(), r.clone()))
-        })
+    pub(crate) fn owner(&self, kind: RegistrationKind, key: &str) -> Option<Owner> {
+        self.lock().owners.get(&kind)?.get(key).cloned()
     }
 
     /// The command called `name` (case-insensitive), by name or native alias.
@@ -968,11 +983,17 @@ mod tests {
             b.rejected[0].reason
         );
         assert_eq!(
-            registry.owner(RegistrationKind::Tool, "shared").unwrap().0,
+            registry
+                .owner(RegistrationKind::Tool, "shared")
+                .unwrap()
+                .plugin,
             "a"
         );
         assert_eq!(
-            registry.owner(RegistrationKind::Tool, "echo").unwrap().0,
+            registry
+                .owner(RegistrationKind::Tool, "echo")
+                .unwrap()
+                .plugin,
             "b"
         );
     }

@@ -38,13 +38,16 @@ use tokio::task::JoinHandle;
 use crate::hooks::{HookOutcome, HookRun as HookRunRecord, HookRunOutcome};
 use crate::os::Spawner;
 use crate::plugin::{Conn, Control, Down, Gate, Live, PluginRuntime, errors};
-use crate::registry::{PluginState, Registry, RegistryEvent, RegistrySnapshot};
+use crate::registry::{Owner, PluginState, Registry, RegistryEvent, RegistrySnapshot};
 use crate::runner;
 use crate::spec::PluginSpec;
 use crate::stderr::StderrTail;
 
 /// How long a caller whose call was cut off waits for the plugin's exit status.
 const EXIT_REPORT_WAIT: Duration = Duration::from_secs(2);
+
+/// A tool's compiled `inputSchema` and the registration it was compiled for.
+type CompiledSchema = (Arc<Registration>, Arc<jsonschema::Validator>);
 
 /// Why the supervisor could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +76,9 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) spawner: Spawner,
     pub(crate) host: ImplementationInfo,
-    /// Compiled `inputSchema`s by tool name, with the schema they were compiled from.
-    validators: Mutex<HashMap<String, (Value, Arc<jsonschema::Validator>)>>,
+    /// Compiled `inputSchema`s by tool name, with the registration they were compiled
+    /// from (a new incarnation's registration is a new `Arc`, compiled again).
+    validators: Mutex<HashMap<String, CompiledSchema>>,
 }
 
 impl Supervisor {
@@ -254,7 +258,10 @@ impl Supervisor {
         timeout: Option<Duration>,
     ) -> Result<Value, ErrorObject> {
         let key = format!("{capability}:{id}");
-        let (plugin, registration) = self.shared.owner(RegistrationKind::Provider, &key)?;
+        let Owner {
+            plugin,
+            registration,
+        } = self.shared.owner(RegistrationKind::Provider, &key)?;
         let request = ProviderCallParams {
             capability,
             id: id.to_owned(),
@@ -276,7 +283,10 @@ impl Supervisor {
         context: CallContext,
         timeout: Option<Duration>,
     ) -> Result<Value, ErrorObject> {
-        let (plugin, registration) = self.shared.owner(RegistrationKind::Channel, id)?;
+        let Owner {
+            plugin,
+            registration,
+        } = self.shared.owner(RegistrationKind::Channel, id)?;
         let request = ChannelCallParams {
             id: id.to_owned(),
             operation: operation.to_owned(),
@@ -297,7 +307,10 @@ impl Supervisor {
         context: CallContext,
         timeout: Option<Duration>,
     ) -> Result<Value, ErrorObject> {
-        let (plugin, registration) = self.shared.owner(RegistrationKind::ContextEngine, id)?;
+        let Owner {
+            plugin,
+            registration,
+        } = self.shared.owner(RegistrationKind::ContextEngine, id)?;
         let request = ContextEngineCallParams {
             id: id.to_owned(),
             operation: operation.to_owned(),
@@ -382,11 +395,7 @@ impl Shared {
     /// The plugin serving `kind`/`key`. A miss names the plugin that *would* serve it
     /// (its manifest declares it) when that plugin is not ready: "plugin X is failed:
     /// why" helps more than "no such tool".
-    fn owner(
-        &self,
-        kind: RegistrationKind,
-        key: &str,
-    ) -> Result<(String, Registration), ErrorObject> {
+    fn owner(&self, kind: RegistrationKind, key: &str) -> Result<Owner, ErrorObject> {
         if let Some(found) = self.registry.owner(kind, key) {
             return Ok(found);
         }
@@ -441,11 +450,18 @@ impl Shared {
         context: CallContext,
         timeout: Option<Duration>,
     ) -> Result<ToolResult, ErrorObject> {
-        let (plugin, registration) = self.owner(RegistrationKind::Tool, name)?;
-        let Registration::Tool(tool) = &registration else {
+        let Owner {
+            plugin,
+            registration,
+        } = self.owner(RegistrationKind::Tool, name)?;
+        let Registration::Tool(tool) = &*registration else {
             unreachable!("owner() matched the kind")
         };
-        self.check_arguments(&plugin, name, &tool.input_schema, &arguments)?;
+        let arguments = Value::Object(arguments);
+        self.check_arguments(&plugin, &registration, &tool.input_schema, &arguments)?;
+        let Value::Object(arguments) = arguments else {
+            unreachable!("built as an object above")
+        };
         let request = ToolInvokeParams {
             name: name.to_owned(),
             arguments,
@@ -458,17 +474,20 @@ impl Shared {
     fn check_arguments(
         &self,
         plugin: &str,
-        tool: &str,
+        registration: &Arc<Registration>,
         schema: &Value,
-        arguments: &Map<String, Value>,
+        arguments: &Value,
     ) -> Result<(), ErrorObject> {
+        let tool = registration.key();
         let validator = {
             let mut cache = self
                 .validators
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            match cache.get(tool) {
-                Some((compiled_from, validator)) if compiled_from == schema => validator.clone(),
+            match cache.get(&tool) {
+                Some((compiled_for, validator)) if Arc::ptr_eq(compiled_for, registration) => {
+                    validator.clone()
+                }
                 _ => {
                     // Admission already compiled it once, so this cannot fail in practice.
                     let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
@@ -477,22 +496,22 @@ impl Shared {
                             format!("tool `{tool}` of plugin `{plugin}` has an unusable inputSchema ({e}); the plugin's author must fix it"),
                         )
                     })?);
-                    cache.insert(tool.to_owned(), (schema.clone(), validator.clone()));
+                    cache.insert(tool.clone(), (registration.clone(), validator.clone()));
                     validator
                 }
             }
         };
-        let instance = Value::Object(arguments.clone());
+        if validator.is_valid(arguments) {
+            return Ok(());
+        }
         let problems: Vec<Value> = validator
-            .iter_errors(&instance)
+            .iter_errors(arguments)
             .take(20)
             .map(|e| json!({ "path": e.instance_path().to_string(), "message": e.to_string() }))
             .collect();
-        if problems.is_empty() {
-            return Ok(());
-        }
-        let first = problems[0]["message"]
-            .as_str()
+        let first = problems
+            .first()
+            .and_then(|problem| problem["message"].as_str())
             .unwrap_or_default()
             .to_owned();
         Err(ErrorObject::new(
@@ -553,7 +572,10 @@ impl Shared {
         context: CallContext,
         timeout: Option<Duration>,
     ) -> Result<Value, ErrorObject> {
-        let (plugin, registration) = self.owner(RegistrationKind::GatewayMethod, method)?;
+        let Owner {
+            plugin,
+            registration,
+        } = self.owner(RegistrationKind::GatewayMethod, method)?;
         let request = MethodCallParams {
             method: method.to_owned(),
             params,
