@@ -94,6 +94,8 @@ pub(crate) struct Entry<C> {
 pub struct Plugin<C = RawConfig> {
     pub(crate) info: PluginInfo,
     pub(crate) fixture: bool,
+    /// Worker threads of the runtime [`Plugin::run`] builds; `None`: one thread.
+    pub(crate) worker_threads: Option<usize>,
     pub(crate) entries: Vec<Entry<C>>,
     /// `(kind, key)` to the index in `entries` (= in the `initialize` result).
     pub(crate) index: HashMap<(RegistrationKind, String), usize>,
@@ -148,6 +150,7 @@ impl<C> Plugin<C> {
 pub struct PluginBuilder<C = RawConfig> {
     info: PluginInfo,
     fixture: bool,
+    worker_threads: Option<usize>,
     entries: Vec<Entry<C>>,
     setup: Option<SetupFn<C>>,
 }
@@ -170,6 +173,7 @@ impl<C: ConfigType> PluginBuilder<C> {
                 version: None,
             },
             fixture: false,
+            worker_threads: None,
             entries: Vec::new(),
             setup: None,
         }
@@ -186,6 +190,18 @@ impl<C: ConfigType> PluginBuilder<C> {
     #[must_use]
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.info.version = Some(version.into());
+        self
+    }
+
+    /// Runs the plugin on a tokio runtime with `threads` worker threads (at least one),
+    /// for handlers that do CPU-heavy work in parallel. By default [`Plugin::run`] uses
+    /// a single-threaded runtime: every message is read, handled and answered on one
+    /// thread, which is about four times faster per call (docs/performance.md). Either
+    /// way, blocking work belongs in `tokio::task::spawn_blocking`: a handler that holds
+    /// the thread delays `ping`, and a host restarts a plugin that stops answering it.
+    #[must_use]
+    pub fn worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = Some(threads.max(1));
         self
     }
 
@@ -387,6 +403,7 @@ impl<C: ConfigType> PluginBuilder<C> {
         Ok(Plugin {
             info: self.info,
             fixture: self.fixture,
+            worker_threads: self.worker_threads,
             entries: self.entries,
             index,
             setup: self.setup,

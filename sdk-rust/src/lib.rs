@@ -82,6 +82,10 @@
 //!   handler's input type are answered `-32602` with the serde error; a handler's
 //!   [`Error`] becomes the call's error; a panic becomes `-32000` with the panic
 //!   message, and the plugin goes on.
+//! - **Runtime.** [`Plugin::run`] builds a single-threaded tokio runtime unless
+//!   [`PluginBuilder::worker_threads`] asks for more: one thread reads, handles and
+//!   answers, with no hand-off between threads per message. Handlers that compute for
+//!   long should yield or use `spawn_blocking`, or `ping` waits behind them.
 //! - **Cancellation.** `$/cancel` (and shutdown) fire the call's [`Cancellation`]; the
 //!   call is answered `-32800` at once and its handler's future is dropped.
 //! - **Shutdown.** `shutdown` cancels calls in flight, stops every running service

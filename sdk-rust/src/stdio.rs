@@ -95,11 +95,15 @@ impl<C: ConfigType> Plugin<C> {
     }
 
     fn run_on_runtime(self, stdio: ProtocolStdio) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("outpost-plugin")
-            .build()
-        {
+        let mut builder = match self.worker_threads {
+            None => tokio::runtime::Builder::new_current_thread(),
+            Some(threads) => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(threads);
+                builder
+            }
+        };
+        let runtime = match builder.enable_all().thread_name("outpost-plugin").build() {
             Ok(runtime) => runtime,
             Err(e) => {
                 eprintln!(
