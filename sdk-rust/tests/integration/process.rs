@@ -20,7 +20,16 @@ struct Plugin {
 
 /// Starts the test plugin as a host would (`OUTPOST_PROTOCOL` set when `under_host`).
 fn start(under_host: bool) -> Plugin {
+    start_with_threads(under_host, None)
+}
+
+/// [`start`], on a runtime of `worker_threads` threads (`PluginBuilder::worker_threads`)
+/// instead of the default single thread.
+fn start_with_threads(under_host: bool, worker_threads: Option<usize>) -> Plugin {
     let mut command = Command::new(PLUGIN);
+    if let Some(threads) = worker_threads {
+        command.env("SDK_TEST_WORKER_THREADS", threads.to_string());
+    }
     command
         .env_remove("OUTPOST_PROTOCOL")
         .stdin(Stdio::piped())
@@ -73,7 +82,16 @@ async fn started_by_a_person_it_prints_a_hint_and_exits_2() {
 
 #[tokio::test]
 async fn a_session_over_real_pipes() {
-    let mut plugin = start(true);
+    session_over_real_pipes(None).await;
+}
+
+#[tokio::test]
+async fn a_session_over_real_pipes_on_a_multi_threaded_runtime() {
+    session_over_real_pipes(Some(2)).await;
+}
+
+async fn session_over_real_pipes(worker_threads: Option<usize>) {
+    let mut plugin = start_with_threads(true, worker_threads);
     let wire = &mut plugin.wire;
 
     let early = wire

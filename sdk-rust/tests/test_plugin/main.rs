@@ -26,7 +26,14 @@ fn explode() -> ToolResult {
 }
 
 fn main() -> ExitCode {
-    Plugin::with_config::<Config>("sdk-test")
+    let mut plugin = Plugin::with_config::<Config>("sdk-test");
+    if let Some(threads) = std::env::var("SDK_TEST_WORKER_THREADS")
+        .ok()
+        .and_then(|threads| threads.parse().ok())
+    {
+        plugin = plugin.worker_threads(threads);
+    }
+    plugin
         .fixture(true)
         .setup(|ctx| async move {
             if ctx.config().fail_permanently {
