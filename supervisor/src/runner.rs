@@ -245,12 +245,12 @@ impl Runner {
                 }
             }
             Decision::GiveUp { crashes } => Next::Failed(format!(
-                "crashed {crashes} times within {} s, so it was given up on; the last time: {}. Fix the cause, then restart it",
+                "crashed {crashes} times within {} s, so it was given up on; the last time: {}. Fix the cause, then restart it (SIGHUP to `outpost serve`)",
                 policy.window_ms / 1000,
                 report.summary()
             )),
             Decision::Permanent if kind == ExitKind::Permanent => Next::Failed(format!(
-                "exited with status 78, which means it cannot work as configured: {}. Fix its config or environment, then restart it",
+                "exited with status 78, which means it cannot work as configured: {}. Fix its config or environment, then restart it (SIGHUP to `outpost serve`)",
                 report.summary()
             )),
             Decision::Permanent => Next::Failed(format!(

@@ -2,7 +2,8 @@
 //!
 //! `serve` runs every enabled, runnable plugin of the config until SIGTERM or SIGINT,
 //! logging each state change, then stops them all with the stop escalation and exits 0.
-//! A second signal during the stop kills every plugin's process group at once.
+//! A second signal during the stop kills every plugin's process group at once. SIGHUP
+//! restarts every plugin that was given up on (`failed`), with a fresh crash history.
 //!
 //! `call` is the one-shot form: it starts the plugins that can own the registration,
 //! waits for their handshakes, makes one call, prints the result as JSON and stops
@@ -148,6 +149,7 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let supervisor = Supervisor::start(specs)?;
         let (snapshot, mut events) = supervisor.subscribe();
         tracing::info!(plugins = snapshot.plugins.len(), "supervising");
@@ -155,6 +157,7 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             tokio::select! {
                 _ = terminate.recv() => break "SIGTERM",
                 _ = interrupt.recv() => break "SIGINT",
+                _ = hangup.recv() => restart_failed(&supervisor).await,
                 event = events.recv() => match event {
                     Ok(event) => log_event(&event),
                     Err(RecvError::Lagged(missed)) => {
@@ -174,6 +177,26 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             _ = interrupt.recv() => Ok(forced(supervisor)),
         }
     })
+}
+
+/// SIGHUP: every `failed` plugin starts again.
+async fn restart_failed(supervisor: &Supervisor) {
+    let failed: Vec<String> = supervisor
+        .snapshot()
+        .plugins
+        .into_iter()
+        .filter(|plugin| plugin.state == PluginState::Failed)
+        .map(|plugin| plugin.id)
+        .collect();
+    if failed.is_empty() {
+        tracing::info!("SIGHUP: no plugin is failed; nothing to restart");
+    }
+    for plugin in failed {
+        tracing::info!(plugin = %plugin, "SIGHUP: restarting the failed plugin");
+        if let Err(error) = supervisor.restart(&plugin).await {
+            tracing::warn!(plugin = %plugin, "SIGHUP: could not restart: {error}");
+        }
+    }
 }
 
 /// The second signal: dropping the supervisor kills every process group.

@@ -217,30 +217,12 @@ impl Serve {
     /// logged `ready`.
     fn start() -> Self {
         build_rust_example();
-        let mut child = Command::new(outpost())
-            .args(["serve", "--log-format", "json", "--config"])
-            .arg(example_config())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("outpost runs");
-        let lines = read_lines(child.stderr.take().unwrap());
-        let mut serve = Self {
-            child,
-            pids: Vec::new(),
-            lines,
-        };
+        let mut serve = Self::spawn(&example_config());
         let mut ready = Vec::new();
         while ready.len() < 3 {
-            let line = serve.next_line("three plugins ready");
-            let record: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
-            let fields = &record["fields"];
-            if fields["message"] == "ready"
-                && let Some(pid) = fields["pid"].as_i64()
-            {
+            let fields =
+                serve.wait_for("three plugins ready", |fields| fields["message"] == "ready");
+            if let Some(pid) = fields["pid"].as_i64() {
                 ready.push(fields["plugin"].as_str().unwrap().to_owned());
                 serve.pids.push(i32::try_from(pid).unwrap());
             }
@@ -248,6 +230,37 @@ impl Serve {
         ready.sort();
         assert_eq!(ready, ["clock", "notes", "text-tools"]);
         serve
+    }
+
+    /// Starts `outpost serve --log-format json` on `config`.
+    fn spawn(config: &Path) -> Self {
+        let mut child = Command::new(outpost())
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("outpost runs");
+        let lines = read_lines(child.stderr.take().unwrap());
+        Self {
+            child,
+            pids: Vec::new(),
+            lines,
+        }
+    }
+
+    /// The `fields` of the next JSON log record they match.
+    fn wait_for(&self, waiting_for: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let line = self.next_line(waiting_for);
+            let record: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+            if matches(&record["fields"]) {
+                return record["fields"].clone();
+            }
+        }
     }
 
     fn next_line(&self, waiting_for: &str) -> String {
@@ -376,4 +389,56 @@ fn a_generated_plugin_runs_once_load_paths_points_at_it() {
             "{id}: {result}"
         );
     }
+}
+
+#[test]
+fn sighup_restarts_a_failed_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("flaky");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join("openclaw.plugin.json"),
+        r#"{"id": "flaky", "configSchema": {"type": "object"},
+            "outpost": {"command": "python3", "args": ["plugin.py"], "entry": "plugin.py"}}"#,
+    )
+    .unwrap();
+    // Exit 78 (permanent failure) until the marker exists, then a minimal plugin.
+    std::fs::write(
+        root.join("plugin.py"),
+        r#"import json, os, sys
+if not os.path.exists("ready-marker"):
+    print("ready-marker is missing", file=sys.stderr)
+    sys.exit(78)
+for line in sys.stdin:
+    message = json.loads(line)
+    if "id" not in message:
+        continue
+    if message["method"] == "initialize":
+        result = {"protocolVersion": "1", "plugin": {"id": "flaky"}, "registrations": []}
+    else:
+        result = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}), flush=True)
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("outpost.json5");
+    std::fs::write(&config, "{ plugins: { load: { paths: ['flaky'] } } }").unwrap();
+
+    let mut serve = Serve::spawn(&config);
+    let failed = serve.wait_for("flaky to fail", |fields| fields["message"] == "failed");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("SIGHUP"),
+        "the reason says how to restart it: {failed}"
+    );
+    std::fs::write(root.join("ready-marker"), "").unwrap();
+    kill(serve.pid(), Signal::SIGHUP).unwrap();
+    let ready = serve.wait_for("flaky ready after SIGHUP", |fields| {
+        fields["message"] == "ready" && fields["pid"].is_i64()
+    });
+    serve
+        .pids
+        .push(i32::try_from(ready["pid"].as_i64().unwrap()).unwrap());
+    kill(serve.pid(), Signal::SIGTERM).unwrap();
+    assert_eq!(wait_exit(&mut serve.child).code(), Some(0));
+    wait_gone(&serve.pids);
 }
