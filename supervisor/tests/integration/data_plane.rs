@@ -319,6 +319,22 @@ async fn crash_on_start_restarts_with_backoff_then_gives_up() {
 }
 
 #[tokio::test]
+async fn a_crash_loop_of_one_plugin_leaves_the_others_alone() {
+    let steady = Fixture::new("steady", "ok");
+    let crashy =
+        Fixture::new("crashy", "crash-on-start").policy(&json!({"restart": {"maxCrashes": 2}}));
+    let supervisor = start(&[&steady, &crashy]).await;
+    wait_for_state(&supervisor, "crashy", PluginState::Failed).await;
+    assert_eq!(crashy.pids().len(), 3, "crashy ran three times");
+    assert_eq!(supervisor.state("steady").unwrap().0, PluginState::Ready);
+    assert_eq!(steady.pids().len(), 1, "steady was never restarted");
+    assert!(echo(&supervisor, None).await.is_ok(), "steady still serves");
+    supervisor.shutdown().await;
+    steady.assert_all_gone();
+    crashy.assert_all_gone();
+}
+
+#[tokio::test]
 async fn a_crash_mid_call_fails_the_call_with_the_exit_and_the_plugin_comes_back() {
     let fixture = Fixture::new("fragile", "crash-after").env("FIXTURE_N", "2");
     let supervisor = start(&[&fixture]).await;
