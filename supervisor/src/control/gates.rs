@@ -13,10 +13,12 @@
 //!
 //! # Caveats
 //!
-//! The checks look at the files as they are when the control plane runs; a file swapped
-//! afterwards is not seen (the data plane launches the resolved real path, not the name
-//! that was checked). Only the plugin root's own directory is checked, not its parents,
-//! as in OpenClaw.
+//! - The checks look at the files as they are when the control plane runs; a file
+//!   swapped afterwards is not seen. A path command is launched by the real path that
+//!   was checked; a bare command found on `outpost.binPath` or `PATH` is launched by
+//!   the path where it was found, symlinks unresolved (an interpreter's shim stays a
+//!   shim), and only its world-writable bit is checked (docs/operators.md §4.2).
+//! - Only the plugin root's own directory is checked, not its parents, as in OpenClaw.
 
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
