@@ -84,7 +84,7 @@ fn peer_round_trip(c: &mut Criterion) {
     group.bench_function("round_trip", |b| {
         b.to_async(&runtime).iter(|| async {
             client
-                .call("tool/invoke", Some(params.clone()), CallOptions::default())
+                .call("tool/invoke", Some(&params), CallOptions::default())
                 .await
                 .unwrap()
         });
@@ -92,8 +92,8 @@ fn peer_round_trip(c: &mut Criterion) {
     group.throughput(Throughput::Elements(64));
     group.bench_function("in_flight_64", |b| {
         b.to_async(&runtime).iter(|| async {
-            let calls = (0..64)
-                .map(|_| client.call("tool/invoke", Some(params.clone()), CallOptions::default()));
+            let calls =
+                (0..64).map(|_| client.call("tool/invoke", Some(&params), CallOptions::default()));
             for result in futures_util::future::join_all(calls).await {
                 result.unwrap();
             }

@@ -304,6 +304,18 @@ impl Message {
         serde_json::to_string(self).expect("a message always serializes")
     }
 
+    /// The JSON line of a request whose params are borrowed: what
+    /// `Message::Request(..).to_json()` writes, without owning (or copying) the params.
+    pub fn request_json(id: &RequestId, method: &str, params: Option<&Value>) -> String {
+        serde_json::to_string(&WireRequest {
+            jsonrpc: VERSION,
+            id,
+            method,
+            params,
+        })
+        .expect("a message always serializes")
+    }
+
     /// The method of a request or a notification.
     pub fn method(&self) -> Option<&str> {
         match self {

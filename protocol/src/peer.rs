@@ -405,15 +405,16 @@ impl Peer {
         options: CallOptions,
     ) -> Result<M::Result, CallError> {
         let params = serde_json::to_value(params).map_err(CallError::Decode)?;
-        let value = self.call(M::METHOD, Some(params), options).await?;
+        let value = self.call(M::METHOD, Some(&params), options).await?;
         serde_json::from_value(value).map_err(CallError::Decode)
     }
 
-    /// A request with raw params; the raw result.
+    /// A request with raw params; the raw result. The params are borrowed: a caller that
+    /// may send the same request again (after a restart, say) keeps them without a copy.
     pub async fn call(
         &self,
         method: &str,
-        params: Option<Value>,
+        params: Option<&Value>,
         options: CallOptions,
     ) -> Result<Value, CallError> {
         let CallOptions {
@@ -445,7 +446,7 @@ impl Peer {
     async fn call_inner(
         &self,
         method: &str,
-        params: Option<Value>,
+        params: Option<&Value>,
         progress: Option<mpsc::Sender<ProgressParams>>,
     ) -> Result<Value, CallError> {
         let shared = &self.shared;
@@ -456,13 +457,7 @@ impl Peer {
             .await
             .map_err(|_| CallError::NotSent(shared.close_reason()))?;
         let id = RequestId::from(shared.next_id.fetch_add(1, Ordering::Relaxed));
-        let line = Message::Request(Request {
-            id: id.clone(),
-            method: method.to_owned(),
-            params,
-        })
-        .to_json()
-        .into_bytes();
+        let line = Message::request_json(&id, method, params).into_bytes();
         if line.len() > shared.max_message_bytes {
             return Err(CallError::TooLarge {
                 size: line.len(),
@@ -1014,7 +1009,7 @@ mod tests {
                 let answer = from
                     .call(
                         "echo",
-                        Some(json!({"n": i, "sleepMs": delay})),
+                        Some(&json!({"n": i, "sleepMs": delay})),
                         CallOptions::default(),
                     )
                     .await
@@ -1075,9 +1070,10 @@ mod tests {
         let ((a, _a_in), (_b, b_in)) = memory_pair(&PeerConfig::default());
         echo_server(b_in);
         let token = CancellationToken::new();
+        let params = json!({"sleepMs": 60_000});
         let call = a.call(
             "echo",
-            Some(json!({"sleepMs": 60_000})),
+            Some(&params),
             CallOptions::default().with_cancel(token.clone()),
         );
         let cancel_soon = async {
@@ -1089,7 +1085,7 @@ mod tests {
         // The echo server saw `$/cancel` and answered -32800, which arrives late; the
         // connection is still fine for the next call.
         let answer = a
-            .call("echo", Some(json!({"n": 1})), CallOptions::default())
+            .call("echo", Some(&json!({"n": 1})), CallOptions::default())
             .await
             .unwrap();
         assert_eq!(answer["n"], 1);
@@ -1249,8 +1245,7 @@ mod tests {
         let ((a, _a_in), (_b, mut b_in)) = memory_pair(&config);
         let big = json!({"x": "y".repeat(300)});
         assert!(matches!(
-            a.call("big", Some(big.clone()), CallOptions::default())
-                .await,
+            a.call("big", Some(&big), CallOptions::default()).await,
             Err(CallError::TooLarge { .. })
         ));
         let call = a.call("small", None, CallOptions::timeout(Duration::from_secs(5)));

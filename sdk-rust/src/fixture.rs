@@ -62,7 +62,7 @@ pub(crate) fn route<C: ConfigType>(
                     let answer = ctx
                         .shared
                         .peer
-                        .call(&p.method, Some(p.params), options)
+                        .call(&p.method, Some(&p.params), options)
                         .await;
                     let result = match answer {
                         Ok(value) => FixtureCallHostResult {

@@ -186,7 +186,7 @@ impl TestHost {
     /// A raw request to the plugin, failing after [`TEST_TIMEOUT`].
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
         self.peer
-            .call(method, Some(params), CallOptions::timeout(TEST_TIMEOUT))
+            .call(method, Some(&params), CallOptions::timeout(TEST_TIMEOUT))
             .await
     }
 

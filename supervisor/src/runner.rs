@@ -431,7 +431,7 @@ async fn handshake(
     let timeout = Duration::from_millis(policy.timeouts.handshake_ms);
     let params = serde_json::to_value(params).expect("initialize params serialize");
     let answer = match peer
-        .call("initialize", Some(params), CallOptions::timeout(timeout))
+        .call("initialize", Some(&params), CallOptions::timeout(timeout))
         .await
     {
         Ok(answer) => answer,

@@ -716,7 +716,7 @@ impl Shared {
             }
             match live
                 .peer
-                .call(method, Some(params.clone()), CallOptions::timeout(left))
+                .call(method, Some(&params), CallOptions::timeout(left))
                 .await
             {
                 Ok(value) => return Ok(value),

@@ -619,7 +619,7 @@ async fn progress_and_logs_reach_the_host() {
     let params = json!({"name": "progress", "arguments": {}});
     let answer = host
         .peer()
-        .call("tool/invoke", Some(params), options)
+        .call("tool/invoke", Some(&params), options)
         .await
         .unwrap();
     assert_eq!(answer["content"][0]["text"], "done");
