@@ -1,7 +1,10 @@
-//! The integration tests of `outpost-supervisor`: one binary, one module per plane.
+//! The integration tests of `outpost-supervisor`: one binary, one module per subject:
+//! the control plane, the data plane, the example plugins and templates (`scaffold`),
+//! and the `outpost serve` and `outpost call` commands.
 
 mod control;
 mod data_plane;
+mod scaffold;
 mod serve;
 
 use std::path::{Path, PathBuf};

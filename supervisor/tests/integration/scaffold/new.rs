@@ -1,6 +1,6 @@
 //! `outpost new plugin`: the scaffolder's rules, and each language's template generated
 //! into a temporary directory and run through the generic protocol checks of
-//! [`crate::examples`] (and the conformance suite).
+//! [`super::examples`] (and the conformance suite).
 //!
 //! The scaffolder lives in the binary (`src/cli/new.rs`); this test crate compiles the
 //! same file as a module to call it directly, and also runs it through the built
@@ -11,9 +11,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::examples::{Example, run_generic_checks};
+use super::examples::{Example, run_generic_checks};
 
-#[path = "../../src/cli/new.rs"]
+#[path = "../../../src/cli/new.rs"]
 #[expect(
     dead_code,
     reason = "the command's entry point is exercised through the built binary"
@@ -141,8 +141,8 @@ fn conformance_suite_passes_on_the_examples_and_the_script_templates() {
     let python = subject(Lang::Python, "py-conform");
     let node = subject(Lang::Node, "node-conform");
     for root in [
-        crate::examples::python().root,
-        crate::examples::node().root,
+        super::examples::python().root,
+        super::examples::node().root,
         python.root.clone(),
         node.root.clone(),
     ] {

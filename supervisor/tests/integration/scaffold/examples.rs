@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::client::PluginProcess;
+use super::client::PluginProcess;
 
 /// What the protocol tests need to know about a plugin: an example, or a plugin
 /// generated from a template.
@@ -80,7 +80,7 @@ impl Example {
     }
 
     pub(crate) fn spawn_with(&self, by_hand: bool) -> PluginProcess {
-        crate::spawn_from_manifest(&self.root, &self.manifest(), &self.id, by_hand)
+        super::spawn_from_manifest(&self.root, &self.manifest(), &self.id, by_hand)
     }
 
     /// Starts the plugin and completes the handshake, accepting every registration.
@@ -89,9 +89,9 @@ impl Example {
         let result = plugin.call(
             json!(1),
             "initialize",
-            crate::initialize_params(&self.id, &self.config),
+            super::initialize_params(&self.id, &self.config),
         );
-        crate::accept_all(&mut plugin, &result);
+        super::accept_all(&mut plugin, &result);
         (plugin, result)
     }
 
@@ -171,7 +171,7 @@ fn manifest_declares_what_the_plugin_registers(example: &Example) {
 
 fn handshake_picks_a_version_and_names_the_plugin(example: &Example) {
     let mut plugin = example.spawn();
-    let mut params = crate::initialize_params(&example.id, &example.config);
+    let mut params = super::initialize_params(&example.id, &example.config);
     params["protocolVersions"] = json!(["7", "1"]);
     let result = plugin.call(json!(1), "initialize", params);
     assert_eq!(result["protocolVersion"], "1");
@@ -198,7 +198,7 @@ fn ping_and_not_initialized_before_initialize(example: &Example) {
     plugin.call(
         json!(4),
         "initialize",
-        crate::initialize_params(&example.id, &example.config),
+        super::initialize_params(&example.id, &example.config),
     );
 }
 
@@ -207,7 +207,7 @@ fn second_initialize_is_refused(example: &Example) {
     let response = plugin.request(
         json!(2),
         "initialize",
-        crate::initialize_params(&example.id, &example.config),
+        super::initialize_params(&example.id, &example.config),
     );
     assert_eq!(error_code(&response), -32007, "{response}");
     // The session is unaffected.
@@ -217,7 +217,7 @@ fn second_initialize_is_refused(example: &Example) {
 
 fn unsupported_version_is_refused_with_both_lists(example: &Example) {
     let mut plugin = example.spawn();
-    let mut params = crate::initialize_params(&example.id, &example.config);
+    let mut params = super::initialize_params(&example.id, &example.config);
     params["protocolVersions"] = json!(["2", "3"]);
     let response = plugin.request(json!(1), "initialize", params);
     assert_eq!(error_code(&response), -32004, "{response}");
@@ -369,7 +369,7 @@ fn garbage_is_answered_and_the_session_goes_on(example: &Example) {
 
 fn framing_tolerates_crlf_bom_and_blank_lines(example: &Example) {
     let mut plugin = example.spawn();
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": crate::initialize_params(&example.id, &example.config)});
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": super::initialize_params(&example.id, &example.config)});
     let mut bytes = b"\xef\xbb\xbf".to_vec();
     bytes.extend_from_slice(init.to_string().as_bytes());
     bytes.extend_from_slice(b"\r\n\n   \t\r\n\r\n");
@@ -441,7 +441,7 @@ fn long_lines_are_read_and_oversized_lines_skipped(example: &Example) {
 
     // With a small announced limit, a longer line is skipped and answered -32006.
     let mut plugin = example.spawn();
-    let mut params = crate::initialize_params(&example.id, &example.config);
+    let mut params = super::initialize_params(&example.id, &example.config);
     params["limits"]["maxMessageBytes"] = json!(8192);
     plugin.call(json!(1), "initialize", params);
     let long = format!(
@@ -544,7 +544,7 @@ fn rejected_registrations_are_not_served(example: &Example) {
     let result = plugin.call(
         json!(1),
         "initialize",
-        crate::initialize_params(&example.id, &example.config),
+        super::initialize_params(&example.id, &example.config),
     );
     let registrations = result["registrations"].as_array().unwrap();
     let index = registrations
@@ -610,7 +610,7 @@ fn unusable_config_exits_78_with_a_reason(example: &Example) {
     plugin.request_no_wait(
         json!(1),
         "initialize",
-        crate::initialize_params(&example.id, &example.bad_config),
+        super::initialize_params(&example.id, &example.bad_config),
     );
     let status = plugin.wait_exit();
     assert_eq!(status.code(), Some(78), "stderr:\n{}", plugin.stderr());

@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-const SPEC: &str = include_str!("../../docs/protocol.md");
+const SPEC: &str = include_str!("../../../docs/protocol.md");
 const SPEC_PATH: &str = "docs/protocol.md";
 
 // ---------------------------------------------------------------------------------

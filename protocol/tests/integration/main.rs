@@ -1,0 +1,7 @@
+//! The integration tests of `outpost-protocol`: one binary, one module per subject.
+//!
+//! - [`wire`]: the checked-in JSON Schema against the types;
+//! - [`spec_examples`]: every JSON-RPC example of docs/protocol.md against both.
+
+mod spec_examples;
+mod wire;
