@@ -9,7 +9,7 @@
 //! in order. The event channel is bounded: a subscriber that falls behind gets
 //! `Lagged` from tokio's broadcast channel and should take a fresh snapshot.
 //!
-//! Admission ([`Registry::admit`]) checks a plugin's registrations against the rules of
+//! Admission (`Registry::admit`) checks a plugin's registrations against the rules of
 //! docs/protocol.md §9 and commits the accepted set in one step. A plugin's entries
 //! outlive its process: while it restarts they stay, *unavailable*, and keep their
 //! names (another plugin cannot take them meanwhile). The next incarnation's set
