@@ -2,10 +2,11 @@
 //!
 //! `cargo bench -p outpost-supervisor --bench data_plane`
 //!
-//! This binary plays three parts. Run by `cargo bench` it is the benchmark; started
-//! with `--plugin` it is a minimal Rust plugin on outpost-sdk (tools `echo` and
-//! `crash`); started with `--raw-echo` it copies each stdin line back to stdout and
-//! nothing else (the floor: two pipe hops and two process wake-ups, no JSON).
+//! This binary plays four parts. Run by `cargo bench` it is the benchmark; started
+//! with `--plugin` it is a Rust plugin on outpost-sdk (tools `echo` and `crash`); with
+//! `--minimal-plugin`, the protocol written by hand (also the JSON-RPC baseline, driven
+//! without the supervisor); with `--raw-echo` it copies each stdin line back to stdout
+//! and nothing else (the floor: two pipe hops and two process wake-ups, no JSON).
 //!
 //! What it reports (docs/performance.md holds the targets and the figures):
 //!
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
         return minimal_plugin();
     }
     if args.iter().any(|arg| arg == "--raw-echo") {
-        return raw_echo(args.iter().any(|arg| arg == "json"));
+        return raw_echo();
     }
     // `cargo test --benches` runs benches with no `--bench`: build, do not measure.
     if !args.iter().any(|arg| arg == "--bench") {
@@ -155,26 +156,13 @@ fn minimal_plugin() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--raw-echo`: copies each line back. `--raw-echo json`: answers each line as a
-/// minimal JSON-RPC plugin would, with `serde_json` and blocking std I/O on one thread.
-fn raw_echo(json: bool) -> ExitCode {
+/// `--raw-echo`: copies each line back.
+fn raw_echo() -> ExitCode {
     use std::io::{BufRead, Write};
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.split(b'\n') {
         let Ok(mut line) = line else { break };
-        if json {
-            let Ok(request) = serde_json::from_slice::<Value>(&line) else {
-                break;
-            };
-            let text = &request["params"]["arguments"]["text"];
-            let answer = json!({
-                "jsonrpc": "2.0",
-                "id": request["id"],
-                "result": {"content": [{"type": "text", "text": text}]},
-            });
-            line = serde_json::to_vec(&answer).expect("JSON serializes");
-        }
         line.push(b'\n');
         if stdout
             .write_all(&line)
@@ -249,8 +237,9 @@ impl Target {
     }
 }
 
-/// The two baselines: a byte echo (the floor of two pipe hops) and a JSON-RPC echo (the
-/// same wire work without Outpost: a request serialized, parsed, answered, parsed).
+/// The two baselines: a byte echo (the floor of two pipe hops) and a JSON-RPC echo: the
+/// minimal plugin driven without the supervisor, so the same wire work without Outpost
+/// (a request serialized, parsed, answered, parsed).
 const BASELINES: [(&str, bool); 2] = [
     ("raw NDJSON echo over a pipe (bytes)", false),
     ("raw NDJSON echo over a pipe (JSON-RPC)", true),
@@ -572,9 +561,10 @@ fn request_line(id: usize) -> String {
     format!("{line}\n")
 }
 
-/// The baseline: a child that copies lines back, over two pipes.
+/// A baseline: a child driven over two pipes without the supervisor.
 struct RawEcho {
-    /// Whether the child answers JSON-RPC (and the answers are parsed here).
+    /// Whether the child is the minimal plugin answering JSON-RPC (and the answers are
+    /// parsed here), rather than the byte echo.
     json: bool,
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
@@ -585,8 +575,11 @@ struct RawEcho {
 impl RawEcho {
     fn start(json: bool) -> Self {
         let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .arg("--raw-echo")
-            .args(json.then_some("json"))
+            .arg(if json {
+                "--minimal-plugin"
+            } else {
+                "--raw-echo"
+            })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
