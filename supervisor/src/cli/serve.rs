@@ -153,17 +153,18 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let supervisor = Supervisor::start(specs)?;
         let (snapshot, mut events) = supervisor.subscribe();
         tracing::info!(plugins = snapshot.plugins.len(), "supervising");
+        let mut events_open = true;
         let signal = loop {
             tokio::select! {
                 _ = terminate.recv() => break "SIGTERM",
                 _ = interrupt.recv() => break "SIGINT",
                 _ = hangup.recv() => restart_failed(&supervisor).await,
-                event = events.recv() => match event {
+                event = events.recv(), if events_open => match event {
                     Ok(event) => log_event(&event),
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "fell behind the registry's events; some state changes were not logged");
                     }
-                    Err(RecvError::Closed) => std::future::pending().await,
+                    Err(RecvError::Closed) => events_open = false,
                 },
             }
         };
