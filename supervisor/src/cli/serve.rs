@@ -215,7 +215,7 @@ fn log_event(event: &RegistryEvent) {
             reason,
             ..
         } => {
-            let reason = reason.as_deref().unwrap_or("");
+            let reason = reason.as_deref();
             match state {
                 PluginState::Failed => tracing::error!(plugin = %plugin, reason, "{state}"),
                 PluginState::Restarting => tracing::warn!(plugin = %plugin, reason, "{state}"),
