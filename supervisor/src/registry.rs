@@ -1036,6 +1036,18 @@ mod tests {
         assert_eq!(again.added, [(RegistrationKind::Tool, "echo".to_owned())]);
         assert_eq!(again.removed, [(RegistrationKind::Tool, "t2".to_owned())]);
         assert_eq!(again.changed, [(RegistrationKind::Tool, "t1".to_owned())]);
+        // The owner index follows: the removed tool has no owner, the changed one is the
+        // new registration.
+        assert!(registry.owner(RegistrationKind::Tool, "t2").is_none());
+        let t1 = registry.owner(RegistrationKind::Tool, "t1").unwrap();
+        assert!(matches!(&*t1.registration, Registration::Tool(t) if t.description == "changed"));
+        assert_eq!(
+            registry
+                .owner(RegistrationKind::Tool, "echo")
+                .unwrap()
+                .plugin,
+            "a"
+        );
         let mut kinds = Vec::new();
         while let Ok(event) = events.try_recv() {
             kinds.push(match event {
