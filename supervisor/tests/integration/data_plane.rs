@@ -21,12 +21,19 @@ fn fixture_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/fixture.py")
 }
 
+/// The real Python interpreter: `python3` on PATH may be a shim (pyenv's is a shell
+/// script that adds variables of its own to the environment).
 fn python() -> PathBuf {
-    let path = std::env::var_os("PATH").expect("PATH is set");
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("python3"))
-        .find(|candidate| candidate.is_file())
-        .expect("python3 on PATH")
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let output = std::process::Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .expect("python3 on PATH");
+            PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+        })
+        .clone()
 }
 
 /// A fixture plugin in its own temporary root.
@@ -289,6 +296,56 @@ async fn a_healthy_plugin_serves_every_kind_of_call_and_stops_cleanly() {
         .await
         .unwrap_err();
     assert_eq!(after.code, ErrorCode::Unavailable);
+}
+
+#[tokio::test]
+async fn the_launch_is_scrubbed_rooted_grouped_and_limited() {
+    let fixture = Fixture::new("launched", "ok")
+        .env("GRANTED", "yes")
+        .policy(&json!({"limits": {"openFiles": 64, "memoryMib": 4096}}));
+    let supervisor = start(&[&fixture]).await;
+    let process = echo(&supervisor, None).await.unwrap()["process"].clone();
+    let env: Vec<&str> = process["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    // The allowlist, what the spec grants, and the protocol's own variables; nothing of
+    // the test's environment (cargo sets CARGO_MANIFEST_DIR and CARGO_PKG_* for it).
+    let allowed = |name: &str| {
+        [
+            "PATH",
+            "HOME",
+            "LANG",
+            "TZ",
+            "TMPDIR",
+            "GRANTED",
+            "OUTPOST_PLUGIN_ID",
+            "OUTPOST_PROTOCOL",
+        ]
+        .contains(&name)
+            || name.starts_with("LC_")
+            || name.starts_with("FIXTURE_")
+    };
+    assert!(env.iter().all(|name| allowed(name)), "{env:?}");
+    assert!(env.contains(&"GRANTED"), "{env:?}");
+    assert!(!env.iter().any(|name| name.starts_with("CARGO")), "{env:?}");
+    assert_eq!(process["pluginId"], "launched");
+    assert_eq!(process["protocol"], outpost_protocol::PROTOCOL_VERSION);
+    assert_eq!(
+        Path::new(process["cwd"].as_str().unwrap()),
+        fixture.dir.path().canonicalize().unwrap(),
+        "cwd is the plugin root"
+    );
+    assert_eq!(
+        process["ownGroup"], true,
+        "the plugin leads its own process group"
+    );
+    assert_eq!(process["openFiles"], 64);
+    assert_eq!(process["addressSpace"], 4096_u64 * 1024 * 1024);
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
 }
 
 #[tokio::test]
