@@ -184,7 +184,7 @@ pub(crate) mod errors {
             (PluginState::Restarting | PluginState::Starting, Some(after)) => {
                 format!("; retry in {} ms", after.as_millis())
             }
-            (PluginState::Failed, _) => "; fix the cause, then restart the plugin (`outpost serve` restarts failed plugins on SIGHUP)".to_owned(),
+            // A failed plugin's reason already says what to do.
             _ => String::new(),
         };
         let mut data = json!({ "pluginId": plugin, "state": state, "reason": reason });

@@ -58,6 +58,10 @@ const ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
 /// behind may hold the pipe open.
 const STDERR_SETTLE: Duration = Duration::from_millis(250);
 
+/// What the reason of every `failed` plugin ends with.
+const RESTART_ADVICE: &str =
+    "fix the cause, then restart it (`outpost serve` restarts failed plugins on SIGHUP)";
+
 /// After stdout closes, how long the process has to exit on its own.
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(1);
 
@@ -80,6 +84,8 @@ pub(crate) async fn run(
                 runner.after_crash(&report, ran_for, &mut orders).await
             }
             Next::Failed(reason) => {
+                // Every way into `failed` needs a person; say what to do once, here.
+                let reason = format!("{reason}; {RESTART_ADVICE}");
                 tracing::error!(plugin = %runner.runtime.id(), "{reason}");
                 runner.set_down(PluginState::Failed, reason, None);
                 Next::Idle
@@ -245,12 +251,12 @@ impl Runner {
                 }
             }
             Decision::GiveUp { crashes } => Next::Failed(format!(
-                "crashed {crashes} times within {} s, so it was given up on; the last time: {}. Fix the cause, then restart it (SIGHUP to `outpost serve`)",
+                "crashed {crashes} times within {} s, so it was given up on; the last time: {}",
                 policy.window_ms / 1000,
                 report.summary()
             )),
             Decision::Permanent if kind == ExitKind::Permanent => Next::Failed(format!(
-                "exited with status 78, which means it cannot work as configured: {}. Fix its config or environment, then restart it (SIGHUP to `outpost serve`)",
+                "exited with status 78, which means it cannot work with its config or environment: {}",
                 report.summary()
             )),
             Decision::Permanent => Next::Failed(format!(
