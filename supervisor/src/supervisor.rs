@@ -458,7 +458,13 @@ impl Shared {
             unreachable!("owner() matched the kind")
         };
         let arguments = Value::Object(arguments);
-        self.check_arguments(&plugin, &registration, &tool.input_schema, &arguments)?;
+        self.check_arguments(
+            &plugin,
+            &registration,
+            &tool.name,
+            &tool.input_schema,
+            &arguments,
+        )?;
         let Value::Object(arguments) = arguments else {
             unreachable!("built as an object above")
         };
@@ -475,16 +481,16 @@ impl Shared {
         &self,
         plugin: &str,
         registration: &Arc<Registration>,
+        tool: &str,
         schema: &Value,
         arguments: &Value,
     ) -> Result<(), ErrorObject> {
-        let tool = registration.key();
         let validator = {
             let mut cache = self
                 .validators
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            match cache.get(&tool) {
+            match cache.get(tool) {
                 Some((compiled_for, validator)) if Arc::ptr_eq(compiled_for, registration) => {
                     validator.clone()
                 }
@@ -496,7 +502,7 @@ impl Shared {
                             format!("tool `{tool}` of plugin `{plugin}` has an unusable inputSchema ({e}); the plugin's author must fix it"),
                         )
                     })?);
-                    cache.insert(tool.clone(), (registration.clone(), validator.clone()));
+                    cache.insert(tool.to_owned(), (registration.clone(), validator.clone()));
                     validator
                 }
             }
