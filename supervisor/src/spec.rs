@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use outpost_protocol::ManifestField;
+use outpost_protocol::{ManifestField, ProviderCapability, RegistrationKind};
 use serde_json::{Map, Value};
 
 use crate::launch::LaunchSpec;
@@ -23,6 +23,32 @@ pub struct PluginSpec {
     /// Gateway methods this plugin may call through `host/callMethod`: exact names or
     /// `prefix.*` patterns. Empty: none.
     pub host_methods: Vec<String>,
+}
+
+impl PluginSpec {
+    /// Whether this plugin's manifest claims the registration `kind`/`key`, judged
+    /// without running it: tools, channels and providers (`<capability>:<id>`) must be
+    /// declared in the manifest, and a gateway method lives in the plugin's namespace.
+    /// `None` for kinds a manifest does not declare (commands, hooks, routes...), which
+    /// any plugin may register.
+    pub fn claims(&self, kind: RegistrationKind, key: &str) -> Option<bool> {
+        let declarations = &self.declarations;
+        Some(match kind {
+            RegistrationKind::Tool => declarations.declares(ManifestField::Contracts("tools"), key),
+            RegistrationKind::Channel => {
+                declarations.declares(ManifestField::TopLevel("channels"), key)
+            }
+            RegistrationKind::Provider => key.split_once(':').is_some_and(|(capability, id)| {
+                ProviderCapability::ALL.iter().any(|c| {
+                    c.as_str() == capability && declarations.declares(c.manifest_field(), id)
+                })
+            }),
+            RegistrationKind::GatewayMethod => key
+                .strip_prefix(self.id.as_str())
+                .is_some_and(|rest| rest.starts_with('.')),
+            _ => return None,
+        })
+    }
 }
 
 /// The ids a manifest declares per field (`contracts.tools`, `providers`, ...).
@@ -76,15 +102,6 @@ impl Declarations {
             .get(&field.to_string())
             .is_some_and(|ids| ids.contains(id))
     }
-
-    /// Every declared tool name (`contracts.tools`).
-    pub fn tools(&self) -> impl Iterator<Item = &str> {
-        self.fields
-            .get("contracts.tools")
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-    }
 }
 
 /// Whether `method` matches one of `patterns` (exact, or `prefix.*`).
@@ -117,7 +134,44 @@ mod tests {
         assert!(declarations.declares(ManifestField::Contracts("tools"), "b"));
         assert!(declarations.declares(ManifestField::Contracts("speechProviders"), "voice"));
         assert!(!declarations.declares(ManifestField::Contracts("tools"), "c"));
-        assert_eq!(declarations.tools().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn what_a_manifest_claims() {
+        let spec = |manifest: Value| PluginSpec {
+            id: "acme".into(),
+            launch: crate::launch::LaunchSpec {
+                program: "/bin/true".into(),
+                args: Vec::new(),
+                root: "/".into(),
+                env_passthrough: Vec::new(),
+                env_set: BTreeMap::new(),
+                policy: crate::policy::SupervisionPolicy::default(),
+            },
+            config: Map::new(),
+            declarations: Declarations::from_manifest(&manifest),
+            allow_prompt_injection: true,
+            host_methods: Vec::new(),
+        };
+        let acme = spec(json!({
+            "channels": ["acmechat"],
+            "contracts": {"tools": ["search"], "embeddingProviders": ["vec"]},
+        }));
+        let cases = [
+            (RegistrationKind::Tool, "search", Some(true)),
+            (RegistrationKind::Tool, "other", Some(false)),
+            (RegistrationKind::Channel, "acmechat", Some(true)),
+            (RegistrationKind::Provider, "embedding:vec", Some(true)),
+            (RegistrationKind::Provider, "speech:vec", Some(false)),
+            (RegistrationKind::Provider, "vec", Some(false)),
+            (RegistrationKind::GatewayMethod, "acme.status", Some(true)),
+            (RegistrationKind::GatewayMethod, "acmex.status", Some(false)),
+            (RegistrationKind::Command, "anything", None),
+            (RegistrationKind::Hook, "before_prompt_build", None),
+        ];
+        for (kind, key, expected) in cases {
+            assert_eq!(acme.claims(kind, key), expected, "{kind:?} {key}");
+        }
     }
 
     #[test]

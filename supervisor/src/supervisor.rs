@@ -27,8 +27,8 @@ use outpost_protocol::methods::{
 };
 use outpost_protocol::peer::{CallError, CallOptions};
 use outpost_protocol::{
-    ErrorCode, ErrorObject, ManifestField, ProviderCapability, Registration, RegistrationKind,
-    RequestType, RouteAuth,
+    ErrorCode, ErrorObject, ProviderCapability, Registration, RegistrationKind, RequestType,
+    RouteAuth,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -399,29 +399,10 @@ impl Shared {
         if let Some(found) = self.registry.owner(kind, key) {
             return Ok(found);
         }
-        let declared_by = self.plugins.values().find(|runtime| {
-            let declarations = &runtime.spec.declarations;
-            match kind {
-                RegistrationKind::Tool => {
-                    declarations.declares(ManifestField::Contracts("tools"), key)
-                }
-                RegistrationKind::Channel => {
-                    declarations.declares(ManifestField::TopLevel("channels"), key)
-                }
-                RegistrationKind::Provider => {
-                    key.split_once(':').is_some_and(|(capability, id)| {
-                        ProviderCapability::ALL.iter().any(|c| {
-                            c.as_str() == capability
-                                && declarations.declares(c.manifest_field(), id)
-                        })
-                    })
-                }
-                RegistrationKind::GatewayMethod => key
-                    .strip_prefix(runtime.id())
-                    .is_some_and(|rest| rest.starts_with('.')),
-                _ => false,
-            }
-        });
+        let declared_by = self
+            .plugins
+            .values()
+            .find(|runtime| runtime.spec.claims(kind, key) == Some(true));
         if let Some(runtime) = declared_by
             && let Some((state, reason)) = self.registry.state_of(runtime.id())
             && state != PluginState::Ready

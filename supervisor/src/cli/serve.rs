@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use outpost_protocol::methods::{CallContext, HttpRequest};
-use outpost_protocol::{ErrorObject, ManifestField, ProviderCapability};
+use outpost_protocol::{ErrorObject, ProviderCapability, RegistrationKind};
 use outpost_supervisor::control::{self, Inventory, Severity, Status};
 use outpost_supervisor::registry::{PluginState, RegistryEvent};
 use outpost_supervisor::{PluginSpec, Supervisor};
@@ -257,7 +257,16 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
     };
     context.is_authorized_sender.get_or_insert(true);
     let inventory = load(&args.config)?;
-    let specs = owners(&request, inventory.plugin_specs());
+    // Only the plugins whose manifest does not rule out owning the call.
+    let key = request.key();
+    let specs: Vec<PluginSpec> = inventory
+        .plugin_specs()
+        .into_iter()
+        .filter(|spec| {
+            key.as_ref()
+                .is_none_or(|(kind, key)| spec.claims(*kind, key) != Some(false))
+        })
+        .collect();
     if specs.is_empty() {
         anyhow::bail!(
             "no enabled, runnable plugin can own {} `{}`; `outpost plugins list --config {}` shows what runs",
@@ -312,7 +321,11 @@ impl Request {
         let name = args.name.clone();
         let operation = || {
             args.operation.clone().with_context(|| {
-                format!("`outpost call {}` needs --operation NAME", args.kind.name())
+                let kind = args
+                    .kind
+                    .to_possible_value()
+                    .expect("no variant is skipped");
+                format!("`outpost call {}` needs --operation NAME", kind.get_name())
             })
         };
         let object = |input: Option<Value>, what: &str| match input {
@@ -378,24 +391,19 @@ impl Request {
         }
     }
 
-    /// Whether `spec` could own this call, judged from its manifest alone: tools,
-    /// providers and channels must be declared there, and a gateway method lives in
-    /// its plugin's namespace. Commands, hooks and routes are not declared, so any
-    /// plugin may own them.
-    fn may_be_owned_by(&self, spec: &PluginSpec) -> bool {
-        match self {
-            Self::Tool(name, _) => spec.declarations.tools().any(|tool| tool == name),
-            Self::Method(method, _) => method
-                .strip_prefix(spec.id.as_str())
-                .is_some_and(|rest| rest.starts_with('.')),
+    /// The registration this call needs, as the registry keys it; `None` for a command,
+    /// a hook or a route, which no manifest declares.
+    fn key(&self) -> Option<(RegistrationKind, String)> {
+        Some(match self {
+            Self::Tool(name, _) => (RegistrationKind::Tool, name.clone()),
+            Self::Method(method, _) => (RegistrationKind::GatewayMethod, method.clone()),
             Self::Provider(capability, id, ..) => {
-                spec.declarations.declares(capability.manifest_field(), id)
+                (RegistrationKind::Provider, format!("{capability}:{id}"))
             }
-            Self::Channel(id, ..) => spec
-                .declarations
-                .declares(ManifestField::TopLevel("channels"), id),
-            Self::Command(_) | Self::Hook(..) | Self::Http(_) | Self::ContextEngine(..) => true,
-        }
+            Self::Channel(id, ..) => (RegistrationKind::Channel, id.clone()),
+            Self::ContextEngine(id, ..) => (RegistrationKind::ContextEngine, id.clone()),
+            Self::Command(_) | Self::Hook(..) | Self::Http(_) => return None,
+        })
     }
 
     async fn send(
@@ -450,29 +458,6 @@ impl Request {
         };
         Ok(value)
     }
-}
-
-impl CallKind {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Tool => "tool",
-            Self::Command => "command",
-            Self::Method => "method",
-            Self::Hook => "hook",
-            Self::Http => "http",
-            Self::Provider => "provider",
-            Self::Channel => "channel",
-            Self::ContextEngine => "context-engine",
-        }
-    }
-}
-
-/// The specs of the plugins that may own `request`.
-fn owners(request: &Request, specs: Vec<PluginSpec>) -> Vec<PluginSpec> {
-    specs
-        .into_iter()
-        .filter(|spec| request.may_be_owned_by(spec))
-        .collect()
 }
 
 fn no_match(message: String) -> ErrorObject {
