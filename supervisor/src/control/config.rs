@@ -1088,4 +1088,30 @@ mod tests {
             Path::new("/etc/outpost/~other")
         );
     }
+
+    #[test]
+    fn host_methods_grants_are_read_per_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outpost.json5");
+        std::fs::write(
+            &path,
+            "{ outpost: { plugins: { Acme: { hostMethods: ['clock.*', 3, 'notes.count'] } } } }",
+        )
+        .unwrap();
+        let host = Host {
+            home: None,
+            bundled_dir: None,
+        };
+        let (config, diagnostics) = read(&path, &host).unwrap();
+        assert_eq!(
+            config.outpost.plugins["acme"].host_methods,
+            ["clock.*", "notes.count"]
+        );
+        let paths: Vec<_> = diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::control::Severity::Error)
+            .filter_map(|d| d.path.as_deref())
+            .collect();
+        assert_eq!(paths, ["outpost.plugins.Acme.hostMethods[1]"]);
+    }
 }
