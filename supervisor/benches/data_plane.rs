@@ -117,15 +117,9 @@ fn plugin() -> ExitCode {
 /// thread with blocking std I/O and `serde_json`: the handshake, `echo`, `ping`,
 /// `shutdown`, exit at EOF. What a plugin costs when it does nothing else.
 fn minimal_plugin() -> ExitCode {
-    use std::io::{BufRead, Write};
     let id = std::env::var(outpost_protocol::ENV_PLUGIN_ID).unwrap_or_else(|_| "bench".into());
-    let stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
-    for line in stdin.split(b'\n') {
-        let Ok(line) = line else { break };
-        let Ok(request) = serde_json::from_slice::<Value>(&line) else {
-            continue;
-        };
+    answer_lines(|line| {
+        let request = serde_json::from_slice::<Value>(&line).ok()?;
         let result = match request["method"].as_str() {
             Some("initialize") => json!({
                 "protocolVersion": "1",
@@ -140,36 +134,36 @@ fn minimal_plugin() -> ExitCode {
                 "content": [{"type": "text", "text": request["params"]["arguments"]["text"]}],
             }),
             Some("ping" | "shutdown") => json!({}),
-            _ => continue,
+            _ => return None,
         };
         // Built by hand: `json!` would copy `result` once more.
         let mut answer = Map::new();
         answer.insert("jsonrpc".into(), "2.0".into());
         answer.insert("id".into(), request["id"].clone());
         answer.insert("result".into(), result);
-        let mut bytes = serde_json::to_vec(&answer).expect("JSON serializes");
-        bytes.push(b'\n');
-        if stdout
-            .write_all(&bytes)
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            break;
-        }
-    }
-    ExitCode::SUCCESS
+        Some(serde_json::to_vec(&answer).expect("JSON serializes"))
+    })
 }
 
 /// `--raw-echo`: copies each line back.
 fn raw_echo() -> ExitCode {
+    answer_lines(Some)
+}
+
+/// Reads stdin line by line with blocking std I/O and writes what `answer` makes of
+/// each line (nothing for `None`), one flushed line each, until EOF.
+fn answer_lines(mut answer: impl FnMut(Vec<u8>) -> Option<Vec<u8>>) -> ExitCode {
     use std::io::{BufRead, Write};
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.split(b'\n') {
-        let Ok(mut line) = line else { break };
-        line.push(b'\n');
+        let Ok(line) = line else { break };
+        let Some(mut out) = answer(line) else {
+            continue;
+        };
+        out.push(b'\n');
         if stdout
-            .write_all(&line)
+            .write_all(&out)
             .and_then(|()| stdout.flush())
             .is_err()
         {
