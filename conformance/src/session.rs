@@ -561,7 +561,7 @@ impl Session {
                         id,
                         Answer {
                             at: Instant::now(),
-                            outcome: response.outcome,
+                            outcome: response.result(),
                         },
                     );
                 } else if self.answered.contains(&id) {
@@ -583,11 +583,7 @@ impl Session {
                         .add(|| format!("{label}: `{method}` before the host sent `initialized`"));
                 }
                 let outcome = self.host_answer(&request);
-                let answer = Message::Response(Response {
-                    id: Some(request.id.clone()),
-                    outcome,
-                })
-                .to_json();
+                let answer = Message::response_json(Some(&request.id), outcome.as_ref());
                 self.push_event(EventKind::Request {
                     method: request.method,
                 });

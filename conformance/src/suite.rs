@@ -3012,7 +3012,7 @@ fn show_response(response: &outpost_protocol::Response) -> String {
         .id
         .as_ref()
         .map_or_else(|| "null".to_owned(), ToString::to_string);
-    format!("{} (id {id})", show_outcome(&response.outcome))
+    format!("{} (id {id})", show_outcome(&response.result()))
 }
 
 /// Where two JSON values first differ, for people.

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::{ErrorCode, ErrorObject, RequestId};
 
@@ -46,13 +47,17 @@ pub struct Notification {
 }
 
 /// A response to a request.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// The result stays the JSON text it arrived as, so that its receiver, which knows the
+/// result's type, reads it once, straight into that type ([`Response::result`] reads it
+/// as a [`Value`]).
+#[derive(Clone, Debug)]
 pub struct Response {
     /// The id of the request answered; `None` (`null` on the wire) only in an error
     /// response to a line whose id could not be read.
     pub id: Option<RequestId>,
     /// The `result` member, or the `error` member.
-    pub outcome: Result<Value, ErrorObject>,
+    pub outcome: Result<Box<RawValue>, ErrorObject>,
 }
 
 impl Request {
@@ -78,10 +83,18 @@ impl Notification {
 
 impl Response {
     /// A success response.
-    pub fn ok(id: RequestId, result: Value) -> Self {
+    pub fn ok(id: RequestId, result: &Value) -> Self {
         Self {
             id: Some(id),
-            outcome: Ok(result),
+            outcome: Ok(serde_json::value::to_raw_value(result).expect("a JSON value serializes")),
+        }
+    }
+
+    /// The outcome with the result read as a [`Value`].
+    pub fn result(&self) -> Result<Value, ErrorObject> {
+        match &self.outcome {
+            Ok(raw) => Ok(serde_json::from_str(raw.get()).expect("a raw result is JSON")),
+            Err(error) => Err(error.clone()),
         }
     }
 
@@ -91,6 +104,14 @@ impl Response {
             id,
             outcome: Err(error),
         }
+    }
+}
+
+/// Two responses are equal when their ids are and their results are the same JSON value
+/// (however it is spaced) or their errors are equal.
+impl PartialEq for Response {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.result() == other.result()
     }
 }
 
@@ -169,22 +190,36 @@ impl fmt::Display for InvalidMessage {
 
 impl std::error::Error for InvalidMessage {}
 
-/// The envelope as it arrives: every member optional, checked by [`Message::from_raw`].
-#[derive(Deserialize)]
-struct RawMessage {
-    jsonrpc: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Value>,
-    method: Option<Value>,
-    params: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Value>,
-    error: Option<Value>,
+/// The envelope as it arrives: every member optional and still raw JSON text (borrowed
+/// from the line), checked and read by [`Message::from_raw`]. Only the members a message
+/// keeps are ever parsed, and a result is never parsed at all: its receiver reads it
+/// straight into its own type. `null` counts as absent, except for `id` and `result`.
+#[derive(Clone, Copy, Deserialize)]
+struct RawMessage<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
 }
 
-/// Keeps `Some(Value::Null)` for a member that is present with the value `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+/// Keeps `Some` for a member that is present with the value `null` (a plain `Option`
+/// would read it as absent).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Whether raw JSON text is the string `"2.0"`, however it is escaped.
+fn is_version(raw: &RawValue) -> bool {
+    raw.get() == "\"2.0\""
+        || serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()).is_ok_and(|v| v == VERSION)
 }
 
 impl Message {
@@ -213,25 +248,23 @@ impl Message {
                 Err(e) => Err(ParseFailure::NotJson(e.to_string())),
             };
         }
-        let raw: RawMessage =
+        let raw: RawMessage<'_> =
             serde_json::from_str(line).map_err(|e| ParseFailure::NotJson(e.to_string()))?;
         Self::from_raw(raw).map_err(ParseFailure::Invalid)
     }
 
     /// Checks an envelope from a JSON value (for callers that already hold one).
-    pub fn from_value(value: Value) -> Result<Self, InvalidMessage> {
+    pub fn from_value(value: &Value) -> Result<Self, InvalidMessage> {
         match value {
             Value::Array(_) => Err(InvalidMessage {
                 id: None,
                 reason: InvalidReason::Batch,
             }),
-            Value::Object(_) => {
-                let raw = RawMessage::deserialize(value).map_err(|_| InvalidMessage {
-                    id: None,
-                    reason: InvalidReason::NotAnObject,
-                })?;
-                Self::from_raw(raw)
-            }
+            Value::Object(_) => match Self::parse(&value.to_string()) {
+                Ok(message) => Ok(message),
+                Err(ParseFailure::Invalid(invalid)) => Err(invalid),
+                Err(ParseFailure::NotJson(_)) => unreachable!("a JSON value prints as JSON"),
+            },
             _ => Err(InvalidMessage {
                 id: None,
                 reason: InvalidReason::NotAnObject,
@@ -239,14 +272,18 @@ impl Message {
         }
     }
 
-    fn from_raw(raw: RawMessage) -> Result<Self, InvalidMessage> {
+    fn from_raw(raw: RawMessage<'_>) -> Result<Self, InvalidMessage> {
         // Recover the id first, so every later complaint can name the request.
-        let id = match &raw.id {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(RequestId::from_value(value).ok_or(InvalidMessage {
-                id: None,
-                reason: InvalidReason::BadId,
-            })?),
+        let id = match raw.id.map(RawValue::get) {
+            None | Some("null") => None,
+            Some(text) => {
+                Some(
+                    serde_json::from_str::<RequestId>(text).map_err(|_| InvalidMessage {
+                        id: None,
+                        reason: InvalidReason::BadId,
+                    })?,
+                )
+            }
         };
         let invalid = {
             let id = id.clone();
@@ -255,16 +292,17 @@ impl Message {
                 reason,
             }
         };
-        if raw.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
+        if !raw.jsonrpc.is_some_and(is_version) {
             return Err(invalid(InvalidReason::Version));
         }
         if let Some(method) = raw.method {
-            let Value::String(method) = method else {
-                return Err(invalid(InvalidReason::MethodNotString));
-            };
+            let method = serde_json::from_str::<String>(method.get())
+                .map_err(|_| invalid(InvalidReason::MethodNotString))?;
             let params = match raw.params {
                 None => None,
-                Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
+                Some(p) if p.get().starts_with(['{', '[']) => {
+                    Some(serde_json::from_str(p.get()).expect("raw JSON is JSON"))
+                }
                 Some(_) => return Err(invalid(InvalidReason::BadParams)),
             };
             return match (raw.id, id) {
@@ -286,13 +324,16 @@ impl Message {
                 "a response must carry `result` or `error`",
             ))),
             (Some(result), None) => match id {
-                Some(id) => Ok(Self::Response(Response::ok(id, result))),
+                Some(id) => Ok(Self::Response(Response {
+                    id: Some(id),
+                    outcome: Ok(result.to_owned()),
+                })),
                 None => Err(invalid(InvalidReason::Shape(
                     "a success response must carry the id of the request it answers",
                 ))),
             },
             (None, Some(error)) => {
-                let error = serde_json::from_value::<ErrorObject>(error)
+                let error = serde_json::from_str::<ErrorObject>(error.get())
                     .map_err(|e| invalid(InvalidReason::BadError(e.to_string())))?;
                 Ok(Self::Response(Response::error(id, error)))
             }
@@ -301,19 +342,47 @@ impl Message {
 
     /// The message as one line of JSON, without the newline.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a message always serializes")
+        to_line(self)
     }
 
-    /// The JSON line of a request whose params are borrowed: what
-    /// `Message::Request(..).to_json()` writes, without owning (or copying) the params.
-    pub fn request_json(id: &RequestId, method: &str, params: Option<&Value>) -> String {
-        serde_json::to_string(&WireRequest {
+    /// The JSON line of a request whose params are borrowed and of any serializable type:
+    /// what `Message::Request(..).to_json()` writes, without building a [`Value`] first.
+    pub fn request_json<P: Serialize + ?Sized>(
+        id: &RequestId,
+        method: &str,
+        params: Option<&P>,
+    ) -> String {
+        to_line(&WireRequest {
             jsonrpc: VERSION,
             id,
             method,
             params,
         })
-        .expect("a message always serializes")
+    }
+
+    /// The JSON line of a response to request `id` (`None`: its id could not be read),
+    /// with a result of any serializable type.
+    pub fn response_json<R: Serialize + ?Sized>(
+        id: Option<&RequestId>,
+        outcome: Result<&R, &ErrorObject>,
+    ) -> String {
+        match (id, outcome) {
+            (Some(id), Ok(result)) => to_line(&WireSuccess {
+                jsonrpc: VERSION,
+                id,
+                result,
+            }),
+            (None, Ok(_)) => to_line(&WireError {
+                jsonrpc: VERSION,
+                id: None,
+                error: &success_without_id(),
+            }),
+            (id, Err(error)) => to_line(&WireError {
+                jsonrpc: VERSION,
+                id,
+                error,
+            }),
+        }
     }
 
     /// The method of a request or a notification.
@@ -359,13 +428,31 @@ impl ParseFailure {
 
 const VERSION: &str = "2.0";
 
+/// Room for a typical line, so that writing one does not grow its buffer step by step.
+const LINE_CAPACITY: usize = 256;
+
+fn to_line(message: &impl Serialize) -> String {
+    let mut line = Vec::with_capacity(LINE_CAPACITY);
+    serde_json::to_writer(&mut line, message).expect("a message always serializes");
+    String::from_utf8(line).expect("serde_json writes UTF-8")
+}
+
+/// What a success response without an id degrades to: the other side could not
+/// correlate it.
+fn success_without_id() -> ErrorObject {
+    ErrorObject::new(
+        ErrorCode::InternalError,
+        "a success response without an id was suppressed",
+    )
+}
+
 #[derive(Serialize)]
-struct WireRequest<'a> {
+struct WireRequest<'a, P: ?Sized> {
     jsonrpc: &'static str,
     id: &'a RequestId,
     method: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    params: Option<&'a Value>,
+    params: Option<&'a P>,
 }
 
 #[derive(Serialize)]
@@ -377,10 +464,10 @@ struct WireNotification<'a> {
 }
 
 #[derive(Serialize)]
-struct WireSuccess<'a> {
+struct WireSuccess<'a, R: ?Sized> {
     jsonrpc: &'static str,
     id: &'a RequestId,
-    result: &'a Value,
+    result: &'a R,
 }
 
 #[derive(Serialize)]
@@ -412,21 +499,16 @@ impl Serialize for Message {
             }) => WireSuccess {
                 jsonrpc: VERSION,
                 id,
-                result,
+                result: &**result,
             }
             .serialize(serializer),
-            // A success without an id cannot be sent; it degrades to an internal error
-            // rather than a line the other side cannot correlate.
             Self::Response(Response {
                 id: None,
                 outcome: Ok(_),
             }) => WireError {
                 jsonrpc: VERSION,
                 id: None,
-                error: &ErrorObject::new(
-                    ErrorCode::InternalError,
-                    "a success response without an id was suppressed",
-                ),
+                error: &success_without_id(),
             }
             .serialize(serializer),
             Self::Response(Response {
@@ -445,7 +527,7 @@ impl Serialize for Message {
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
-        Self::from_value(value).map_err(serde::de::Error::custom)
+        Self::from_value(&value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -541,6 +623,55 @@ mod tests {
             let message = parse(line).unwrap();
             assert_eq!(message.to_json(), line);
         }
+    }
+
+    #[test]
+    fn an_escaped_version_is_still_the_version() {
+        let message = parse(r#"{"jsonrpc":"2\u002e0","id":1,"method":"ping"}"#).unwrap();
+        assert_eq!(message, Message::Request(Request::new(1, "ping", None)));
+    }
+
+    #[test]
+    fn null_counts_as_absent_except_for_id_and_result() {
+        // `params`, `error` and `method` that are `null` are not there.
+        let message = parse(r#"{"jsonrpc":"2.0","method":"log","params":null}"#).unwrap();
+        assert_eq!(
+            message,
+            Message::Notification(Notification::new("log", None))
+        );
+        let message = parse(r#"{"jsonrpc":"2.0","id":3,"result":7,"error":null}"#).unwrap();
+        assert_eq!(
+            message,
+            Message::Response(Response::ok(3.into(), &json!(7)))
+        );
+        let message = parse(r#"{"jsonrpc":"2.0","id":3,"method":null,"result":1}"#).unwrap();
+        assert!(matches!(message, Message::Response(_)));
+        // A `null` result is a result.
+        let message = parse(r#"{"jsonrpc":"2.0","id":3,"result":null}"#).unwrap();
+        assert_eq!(
+            message,
+            Message::Response(Response::ok(3.into(), &Value::Null))
+        );
+    }
+
+    #[test]
+    fn a_result_stays_the_text_it_arrived_as() {
+        let line = r#"{"jsonrpc":"2.0","id":"r","result":{"b": [1, 2.50], "a": "\u00e9"}}"#;
+        let Message::Response(response) = parse(line).unwrap() else {
+            panic!("a response")
+        };
+        let raw = response.outcome.as_ref().unwrap();
+        assert_eq!(raw.get(), r#"{"b": [1, 2.50], "a": "\u00e9"}"#);
+        assert_eq!(response.result().unwrap(), json!({"a": "é", "b": [1, 2.5]}));
+        // Sent on as it came; equal to the same value spaced otherwise.
+        assert_eq!(
+            Message::Response(response.clone()).to_json(),
+            r#"{"jsonrpc":"2.0","id":"r","result":{"b": [1, 2.50], "a": "\u00e9"}}"#
+        );
+        assert_eq!(
+            response,
+            Response::ok("r".into(), &json!({"a": "é", "b": [1, 2.5]}))
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::codec::FramedRead;
@@ -325,7 +326,7 @@ struct Shared {
 
 #[derive(Debug)]
 struct Pending {
-    tx: oneshot::Sender<Result<Value, ErrorObject>>,
+    tx: oneshot::Sender<Result<Box<RawValue>, ErrorObject>>,
     progress: Option<mpsc::Sender<ProgressParams>>,
     method: String,
 }
@@ -398,15 +399,15 @@ impl Peer {
         &self.shared.name
     }
 
-    /// A typed request.
+    /// A typed request: the params are serialized straight into the line and the result
+    /// is read straight from it, with no [`Value`] in between.
     pub async fn request<M: RequestType>(
         &self,
         params: &M::Params,
         options: CallOptions,
     ) -> Result<M::Result, CallError> {
-        let params = serde_json::to_value(params).map_err(CallError::Decode)?;
-        let value = self.call(M::METHOD, Some(&params), options).await?;
-        serde_json::from_value(value).map_err(CallError::Decode)
+        let raw = self.call_raw(M::METHOD, Some(params), options).await?;
+        serde_json::from_str(raw.get()).map_err(CallError::Decode)
     }
 
     /// A request with raw params; the raw result. The params are borrowed: a caller that
@@ -417,6 +418,17 @@ impl Peer {
         params: Option<&Value>,
         options: CallOptions,
     ) -> Result<Value, CallError> {
+        let raw = self.call_raw(method, params, options).await?;
+        serde_json::from_str(raw.get()).map_err(CallError::Decode)
+    }
+
+    /// A request whose answer is the result's JSON text, as it arrived.
+    async fn call_raw<P: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        params: Option<&P>,
+        options: CallOptions,
+    ) -> Result<Box<RawValue>, CallError> {
         let CallOptions {
             timeout,
             cancel,
@@ -443,12 +455,12 @@ impl Peer {
         }
     }
 
-    async fn call_inner(
+    async fn call_inner<P: Serialize + ?Sized>(
         &self,
         method: &str,
-        params: Option<&Value>,
+        params: Option<&P>,
         progress: Option<mpsc::Sender<ProgressParams>>,
-    ) -> Result<Value, CallError> {
+    ) -> Result<Box<RawValue>, CallError> {
         let shared = &self.shared;
         shared.check_open().map_err(CallError::NotSent)?;
         let _slot = shared
@@ -487,7 +499,7 @@ impl Peer {
         let answer = rx.await;
         guard.id = None;
         match answer {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(raw)) => Ok(raw),
             Ok(Err(error)) => Err(CallError::Remote(error)),
             Err(_) => Err(CallError::Closed(shared.close_reason())),
         }
@@ -617,10 +629,15 @@ impl Shared {
     }
 }
 
-fn response_line(id: Option<RequestId>, outcome: Result<Value, ErrorObject>) -> Vec<u8> {
-    Message::Response(Response { id, outcome })
-        .to_json()
-        .into_bytes()
+fn response_line<R: Serialize + ?Sized>(
+    id: Option<&RequestId>,
+    outcome: Result<&R, &ErrorObject>,
+) -> Vec<u8> {
+    Message::response_json(id, outcome).into_bytes()
+}
+
+fn error_line(id: Option<&RequestId>, error: &ErrorObject) -> Vec<u8> {
+    response_line::<Value>(id, Err(error))
 }
 
 /// Removes a pending request that ends without its answer, and tells the other side.
@@ -682,10 +699,28 @@ impl Responder {
 
     /// Sends the result. A result over the size limit is replaced by a `-32006` error,
     /// and that is reported as `Err`.
-    pub async fn respond(mut self, outcome: Result<Value, ErrorObject>) -> Result<(), SendError> {
+    pub async fn respond(self, outcome: Result<Value, ErrorObject>) -> Result<(), SendError> {
+        match outcome {
+            Ok(result) => self.ok(result).await,
+            Err(error) => self.error(error).await,
+        }
+    }
+
+    /// Sends a serializable result, serialized straight into the line.
+    pub async fn ok(self, result: impl Serialize) -> Result<(), SendError> {
+        let line = response_line(Some(&self.id), Ok(&result));
+        self.send(line).await
+    }
+
+    /// Sends an error.
+    pub async fn error(self, error: ErrorObject) -> Result<(), SendError> {
+        let line = error_line(Some(&self.id), &error);
+        self.send(line).await
+    }
+
+    async fn send(mut self, line: Vec<u8>) -> Result<(), SendError> {
         self.answered = true;
         lock(&self.shared.inbound).remove(&self.id);
-        let line = response_line(Some(self.id.clone()), outcome);
         if line.len() > self.shared.max_message_bytes {
             let (size, limit) = (line.len(), self.shared.max_message_bytes);
             let error = ErrorObject::new(
@@ -697,22 +732,11 @@ impl Responder {
             )
             .with_data(serde_json::json!({ "limit": limit, "size": size }));
             self.shared
-                .send_line(response_line(Some(self.id.clone()), Err(error)))
+                .send_line(error_line(Some(&self.id), &error))
                 .await?;
             return Err(SendError::TooLarge { size, limit });
         }
         self.shared.send_line(line).await
-    }
-
-    /// Sends a serializable result.
-    pub async fn ok(self, result: impl Serialize) -> Result<(), SendError> {
-        let value = serde_json::to_value(result).expect("results serialize");
-        self.respond(Ok(value)).await
-    }
-
-    /// Sends an error.
-    pub async fn error(self, error: ErrorObject) -> Result<(), SendError> {
-        self.respond(Err(error)).await
     }
 
     /// Sends `$/progress` for this request.
@@ -750,7 +774,7 @@ impl Drop for Responder {
                 self.method
             ),
         );
-        let line = response_line(Some(self.id.clone()), Err(error));
+        let line = error_line(Some(&self.id), &error);
         self.shared.send_line_detached(line);
     }
 }
@@ -825,8 +849,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             Some(Ok(Frame::Invalid(line))) => {
                 if config.answer_invalid {
-                    let Response { id, outcome } = line.to_response();
-                    let _ = shared.send_line(response_line(id, outcome)).await;
+                    let answer = Message::Response(line.to_response()).to_json().into_bytes();
+                    let _ = shared.send_line(answer).await;
                 }
                 Some(Event::Problem(Problem::InvalidLine(line)))
             }
@@ -885,7 +909,7 @@ async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> O
         Message::Request(Request { id, method, params }) => {
             if config.answer_ping && method == crate::methods::Ping::METHOD {
                 let _ = shared
-                    .send_line(response_line(Some(id), Ok(serde_json::json!({}))))
+                    .send_line(response_line(Some(&id), Ok(&serde_json::json!({}))))
                     .await;
                 return None;
             }
@@ -903,9 +927,7 @@ async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> O
                     ErrorCode::InvalidRequest,
                     format!("request id {id} is already in flight; use a new id for each request"),
                 );
-                let _ = shared
-                    .send_line(response_line(Some(id.clone()), Err(error)))
-                    .await;
+                let _ = shared.send_line(error_line(Some(&id), &error)).await;
                 return Some(Event::Problem(Problem::DuplicateRequestId { id }));
             }
             Some(Event::Request(IncomingRequest {
@@ -991,6 +1013,44 @@ mod tests {
                 }
             }
         });
+    }
+
+    #[tokio::test]
+    async fn typed_requests_read_their_result_and_name_a_wrong_shape() {
+        use crate::methods::{CallContext, Content, ToolInvoke, ToolInvokeParams, ToolResult};
+        let ((host, _host_in), (_plugin, mut plugin_in)) = memory_pair(&PeerConfig::default());
+        tokio::spawn(async move {
+            while let Some(Event::Request(request)) = plugin_in.next().await {
+                let params: ToolInvokeParams =
+                    serde_json::from_value(request.params.unwrap()).unwrap();
+                let _ = if params.name == "good" {
+                    request
+                        .responder
+                        .ok(ToolResult::text(params.context.session_key.unwrap()))
+                        .await
+                } else {
+                    request.responder.ok(json!({"content": "not a list"})).await
+                };
+            }
+        });
+        let params = |name: &str| ToolInvokeParams {
+            name: name.to_owned(),
+            arguments: serde_json::Map::new(),
+            context: CallContext {
+                session_key: Some("s-1".into()),
+                ..CallContext::default()
+            },
+        };
+        let good = host
+            .request::<ToolInvoke>(&params("good"), CallOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(good.content, [Content::Text { text: "s-1".into() }]);
+        let bad = host
+            .request::<ToolInvoke>(&params("bad"), CallOptions::default())
+            .await;
+        assert!(matches!(bad, Err(CallError::Decode(_))), "{bad:?}");
+        assert_eq!(host.pending(), 0);
     }
 
     #[tokio::test]

@@ -30,7 +30,6 @@ use outpost_protocol::{
     ErrorCode, ErrorObject, ProviderCapability, Registration, RegistrationKind, RequestType,
     RouteAuth,
 };
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -270,7 +269,7 @@ impl Supervisor {
             context,
         };
         self.shared
-            .invoke::<ProviderCall>(&plugin, &registration, &request, timeout)
+            .invoke::<ProviderCall>(&plugin, &registration, request, timeout)
             .await
     }
 
@@ -294,7 +293,7 @@ impl Supervisor {
             context,
         };
         self.shared
-            .invoke::<ChannelCall>(&plugin, &registration, &request, timeout)
+            .invoke::<ChannelCall>(&plugin, &registration, request, timeout)
             .await
     }
 
@@ -318,7 +317,7 @@ impl Supervisor {
             context,
         };
         self.shared
-            .invoke::<ContextEngineCall>(&plugin, &registration, &request, timeout)
+            .invoke::<ContextEngineCall>(&plugin, &registration, request, timeout)
             .await
     }
 
@@ -454,7 +453,7 @@ impl Shared {
             arguments,
             context,
         };
-        self.invoke::<ToolInvoke>(&plugin, &registration, &request, timeout)
+        self.invoke::<ToolInvoke>(&plugin, &registration, request, timeout)
             .await
     }
 
@@ -547,7 +546,7 @@ impl Shared {
             command_body: text.to_owned(),
             context,
         };
-        self.invoke::<CommandRun>(&plugin, &registration, &request, timeout)
+        self.invoke::<CommandRun>(&plugin, &registration, request, timeout)
             .await
             .map(Some)
     }
@@ -568,7 +567,7 @@ impl Shared {
             params,
             context,
         };
-        self.invoke::<MethodCall>(&plugin, &registration, &request, timeout)
+        self.invoke::<MethodCall>(&plugin, &registration, request, timeout)
             .await
     }
 
@@ -598,7 +597,7 @@ impl Shared {
             request,
             context,
         };
-        self.invoke::<HttpHandle>(&plugin, &registration, &params, timeout)
+        self.invoke::<HttpHandle>(&plugin, &registration, params, timeout)
             .await
             .map(Some)
     }
@@ -622,7 +621,7 @@ impl Shared {
             };
             let registration = Registration::Hook(hook.clone());
             let result = self
-                .invoke::<HookRun>(&plugin, &registration, &request, left)
+                .invoke::<HookRun>(&plugin, &registration, request, left)
                 .await;
             let allow_prompt_injection = self
                 .plugins
@@ -644,53 +643,26 @@ impl Shared {
         outcome
     }
 
-    /// Sends one typed call to `plugin`: see the module docs for the routing rules.
+    /// Sends one typed call to `plugin`: see the module docs for the routing rules. The
+    /// params are serialized straight into each attempt's line, with the time left as
+    /// their `timeoutMs`, and the result is read straight from the answer.
     async fn invoke<M: RequestType>(
         &self,
         plugin: &str,
         registration: &Registration,
-        params: &M::Params,
+        mut params: M::Params,
         timeout: Option<Duration>,
     ) -> Result<M::Result, ErrorObject>
     where
-        M::Result: DeserializeOwned,
+        M::Params: Routed,
     {
-        let params = serde_json::to_value(params).expect("params serialize");
-        let value = self
-            .call(
-                plugin,
-                registration.replay_safe(),
-                M::METHOD,
-                params,
-                timeout,
-            )
-            .await?;
-        serde_json::from_value(value).map_err(|e| {
-            ErrorObject::new(
-                ErrorCode::InternalError,
-                format!(
-                    "plugin `{plugin}` answered `{}` with a malformed result: {e}",
-                    M::METHOD
-                ),
-            )
-            .with_data(json!({ "pluginId": plugin }))
-        })
-    }
-
-    async fn call(
-        &self,
-        plugin: &str,
-        replay_safe: bool,
-        method: &str,
-        mut params: Value,
-        timeout: Option<Duration>,
-    ) -> Result<Value, ErrorObject> {
+        let method = M::METHOD;
         let runtime = self
             .plugins
             .get(plugin)
             .ok_or_else(|| errors::not_found(RegistrationKind::Tool, plugin))?;
         let (deadline, budget) = self.deadline(plugin, timeout);
-        let mut replays_left = u8::from(replay_safe);
+        let mut replays_left = u8::from(registration.replay_safe());
         loop {
             let live = wait_live(runtime, deadline).await?;
             let _slot = runtime.gate.enter(plugin, deadline).await?;
@@ -698,15 +670,14 @@ impl Shared {
             if left.is_zero() {
                 return Err(errors::timeout(plugin, method, budget));
             }
-            if let Some(context) = params.get_mut("context") {
-                context["timeoutMs"] = json!(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
-            }
+            params.context_mut().timeout_ms =
+                Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
             match live
                 .peer
-                .call(method, Some(&params), CallOptions::timeout(left))
+                .request::<M>(&params, CallOptions::timeout(left))
                 .await
             {
-                Ok(value) => return Ok(value),
+                Ok(result) => return Ok(result),
                 Err(CallError::Remote(error)) => return Err(error),
                 Err(CallError::Timeout(_)) => return Err(errors::timeout(plugin, method, budget)),
                 // The connection was gone before the request left: nothing happened, so
@@ -731,6 +702,15 @@ impl Shared {
                     )
                     .with_data(json!({ "limit": limit, "size": size })));
                 }
+                Err(CallError::Decode(e)) => {
+                    return Err(ErrorObject::new(
+                        ErrorCode::InternalError,
+                        format!(
+                            "plugin `{plugin}` answered `{method}` with a malformed result: {e}"
+                        ),
+                    )
+                    .with_data(json!({ "pluginId": plugin })));
+                }
                 Err(error) => {
                     return Err(ErrorObject::new(
                         ErrorCode::InternalError,
@@ -741,6 +721,33 @@ impl Shared {
         }
     }
 }
+
+/// The params of a call the supervisor routes: each carries the caller's context, whose
+/// `timeoutMs` [`Shared::invoke`] sets to the time left before every attempt.
+trait Routed: serde::Serialize {
+    fn context_mut(&mut self) -> &mut CallContext;
+}
+
+macro_rules! routed {
+    ($($params:ty),* $(,)?) => {
+        $(impl Routed for $params {
+            fn context_mut(&mut self) -> &mut CallContext {
+                &mut self.context
+            }
+        })*
+    };
+}
+
+routed!(
+    ToolInvokeParams,
+    CommandRunParams,
+    MethodCallParams,
+    HttpHandleParams,
+    HookRunParams,
+    ProviderCallParams,
+    ChannelCallParams,
+    ContextEngineCallParams,
+);
 
 /// The plugin's connection once it is ready, within `deadline`.
 async fn wait_live(runtime: &PluginRuntime, deadline: Instant) -> Result<Live, ErrorObject> {

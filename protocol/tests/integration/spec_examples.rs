@@ -574,7 +574,7 @@ impl Checker {
                             found.map(|s| s.method.clone())
                         }
                     };
-                    match response.outcome {
+                    match response.result() {
                         Ok(result) => {
                             if let Some(method) = method {
                                 self.check_result(line, &method, &result);

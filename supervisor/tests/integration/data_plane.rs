@@ -578,6 +578,33 @@ async fn garbage_on_stdout_is_survived() {
 }
 
 #[tokio::test]
+async fn a_malformed_result_fails_its_call_and_the_plugin_serves_on() {
+    let fixture = Fixture::new("sloppy", "malformed-result");
+    let supervisor = start(&[&fixture]).await;
+    let error = echo(&supervisor, None).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::InternalError, "{error}");
+    assert!(
+        error
+            .message
+            .starts_with("plugin `sloppy` answered `tool/invoke` with a malformed result: "),
+        "{error}"
+    );
+    assert_eq!(error.data.as_ref().unwrap()["pluginId"], "sloppy");
+    let ok = supervisor
+        .call_tool(
+            "slow",
+            args(&json!({"ms": 0})),
+            CallContext::default(),
+            None,
+        )
+        .await;
+    assert!(ok.is_ok(), "the plugin serves on: {ok:?}");
+    assert_eq!(supervisor.state("sloppy").unwrap().0, PluginState::Ready);
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
 async fn an_oversized_answer_is_discarded_and_its_call_times_out() {
     let fixture = Fixture::new("huge", "oversized")
         .policy(&json!({"limits": {"maxMessageBytes": 1_048_576}}));
