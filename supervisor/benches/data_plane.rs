@@ -14,7 +14,8 @@
 //!   to the Rust plugin (and the Python and Node examples, when `python3` and `node`
 //!   are on PATH), in alternating rounds;
 //! - `throughput`: 64 calls in flight, calls per second, raw vs supervisor, in
-//!   alternating rounds (the median round of each);
+//!   alternating rounds (the median round of each). The supervisor's calls come from 64
+//!   tasks (a gateway's request handlers) and, for comparison, from one task;
 //! - `spawn`: start to ready of one Rust plugin (spawn + handshake), median of runs;
 //! - `fleet`: 100 Rust plugins from start to all ready;
 //! - `memory`: the supervisor's resident memory per idle plugin, with 100 running;
@@ -23,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -39,7 +41,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 /// round, so that both see the same machine (a shared machine drifts within a run).
 const ROUNDS: usize = 10;
 const LATENCY_CALLS: usize = 500;
-const THROUGHPUT_CALLS: u32 = 4_000;
+/// A multiple of `IN_FLIGHT`, so that every caller task makes as many calls.
+const THROUGHPUT_CALLS: u32 = 16_384;
 const IN_FLIGHT: usize = 64;
 const SPAWN_RUNS: usize = 30;
 const FLEET: usize = 100;
@@ -114,53 +117,134 @@ fn plugin() -> ExitCode {
 }
 
 /// `--minimal-plugin`: the protocol by hand, as docs/protocol.md describes it, on one
-/// thread with blocking std I/O and `serde_json`: the handshake, `echo`, `ping`,
-/// `shutdown`, exit at EOF. What a plugin costs when it does nothing else.
+/// thread with blocking std I/O: the handshake, `echo`, `ping`, `shutdown`, exit at
+/// EOF. What a plugin costs when it does nothing else: the lines are read with typed
+/// `serde` structs that borrow from the line, and the answer is written straight into
+/// the output buffer, as a careful Rust plugin would.
 fn minimal_plugin() -> ExitCode {
-    let id = std::env::var(outpost_protocol::ENV_PLUGIN_ID).unwrap_or_else(|_| "bench".into());
-    answer_lines(|line| {
-        let request = serde_json::from_slice::<Value>(&line).ok()?;
-        let result = match request["method"].as_str() {
-            Some("initialize") => json!({
-                "protocolVersion": "1",
-                "plugin": {"id": id},
-                "capabilities": {},
-                "registrations": [{
-                    "kind": "tool", "name": "echo", "description": "Returns its text",
-                    "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
-                }],
-            }),
-            Some("tool/invoke") => json!({
-                "content": [{"type": "text", "text": request["params"]["arguments"]["text"]}],
-            }),
-            Some("ping" | "shutdown") => json!({}),
+    use std::borrow::Cow;
+
+    use serde_json::value::RawValue;
+
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        id: &'a RawValue,
+        #[serde(borrow)]
+        method: Cow<'a, str>,
+        #[serde(borrow)]
+        params: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Invoke<'a> {
+        #[serde(borrow)]
+        arguments: Arguments<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Arguments<'a> {
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Answer<'a, R> {
+        jsonrpc: &'static str,
+        id: &'a RawValue,
+        result: R,
+    }
+    #[derive(serde::Serialize)]
+    struct Echoed<'a> {
+        content: [Text<'a>; 1],
+    }
+    #[derive(serde::Serialize)]
+    struct Text<'a> {
+        r#type: &'static str,
+        text: &'a str,
+    }
+
+    let plugin_id =
+        std::env::var(outpost_protocol::ENV_PLUGIN_ID).unwrap_or_else(|_| "bench".into());
+    answer_lines(|line, out| {
+        let request = serde_json::from_slice::<Request<'_>>(line).ok()?;
+        let id = request.id;
+        let written = match &*request.method {
+            "tool/invoke" => {
+                let invoke: Invoke<'_> = serde_json::from_str(request.params?.get()).ok()?;
+                let text = &invoke.arguments.text;
+                let result = Echoed {
+                    content: [Text {
+                        r#type: "text",
+                        text,
+                    }],
+                };
+                serde_json::to_writer(
+                    out,
+                    &Answer {
+                        jsonrpc: "2.0",
+                        id,
+                        result,
+                    },
+                )
+            }
+            "initialize" => {
+                let result = json!({
+                    "protocolVersion": "1",
+                    "plugin": {"id": plugin_id},
+                    "capabilities": {},
+                    "registrations": [{
+                        "kind": "tool", "name": "echo", "description": "Returns its text",
+                        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                    }],
+                });
+                serde_json::to_writer(
+                    out,
+                    &Answer {
+                        jsonrpc: "2.0",
+                        id,
+                        result,
+                    },
+                )
+            }
+            "ping" | "shutdown" => serde_json::to_writer(
+                out,
+                &Answer {
+                    jsonrpc: "2.0",
+                    id,
+                    result: json!({}),
+                },
+            ),
             _ => return None,
         };
-        // Built by hand: `json!` would copy `result` once more.
-        let mut answer = Map::new();
-        answer.insert("jsonrpc".into(), "2.0".into());
-        answer.insert("id".into(), request["id"].clone());
-        answer.insert("result".into(), result);
-        Some(serde_json::to_vec(&answer).expect("JSON serializes"))
+        written.ok()
     })
 }
 
 /// `--raw-echo`: copies each line back.
 fn raw_echo() -> ExitCode {
-    answer_lines(Some)
+    answer_lines(|line, out| {
+        out.extend_from_slice(line);
+        Some(())
+    })
 }
 
-/// Reads stdin line by line with blocking std I/O and writes what `answer` makes of
-/// each line (nothing for `None`), one flushed line each, until EOF.
-fn answer_lines(mut answer: impl FnMut(Vec<u8>) -> Option<Vec<u8>>) -> ExitCode {
+/// Reads stdin line by line with blocking std I/O and writes what `answer` writes into
+/// its buffer for each line (nothing when it returns `None`), one flushed line each,
+/// until EOF. Both buffers are reused from line to line.
+fn answer_lines(mut answer: impl FnMut(&[u8], &mut Vec<u8>) -> Option<()>) -> ExitCode {
     use std::io::{BufRead, Write};
-    let stdin = std::io::stdin().lock();
+    let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
-    for line in stdin.split(b'\n') {
-        let Ok(line) = line else { break };
-        let Some(mut out) = answer(line) else {
+    let (mut line, mut out) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        out.clear();
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if answer(text, &mut out).is_none() {
             continue;
-        };
+        }
         out.push(b'\n');
         if stdout
             .write_all(&out)
@@ -308,22 +392,47 @@ async fn latencies() {
     }
 }
 
+/// How the supervisor's 64 calls in flight are made.
+#[derive(Clone, Copy)]
+enum Callers {
+    /// 64 tasks, each making its calls one after another: a gateway's request handlers,
+    /// each in its own task. The shape the target is judged on.
+    Tasks,
+    /// One task keeping 64 calls in flight (`buffer_unordered`): every completion is
+    /// handled by that one task, as in the raw echo's driver.
+    OneTask,
+}
+
+impl Callers {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Tasks => "64 callers, a task each",
+            Self::OneTask => "64 in flight from one task",
+        }
+    }
+}
+
 async fn throughputs() {
     let mut baselines = BASELINES.map(|(_, json)| (RawEcho::start(json), Vec::new()));
     let mut minimal = rust_spec("minimal", policy(&json!({})));
     minimal.launch.args = vec!["--minimal-plugin".into()];
-    let mut targets = [
-        (
+    let sdk = Arc::new(start(vec![rust_spec("bench", policy(&json!({})))]).await);
+    let minimal = Arc::new(start(vec![minimal]).await);
+    let mut targets = Vec::new();
+    for callers in [Callers::Tasks, Callers::OneTask] {
+        targets.push((
             "supervisor -> Rust plugin on outpost-sdk",
-            start(vec![rust_spec("bench", policy(&json!({})))]).await,
+            sdk.clone(),
+            callers,
             Vec::new(),
-        ),
-        (
+        ));
+        targets.push((
             "supervisor -> minimal Rust plugin, blocking std",
-            start(vec![minimal]).await,
+            minimal.clone(),
+            callers,
             Vec::new(),
-        ),
-    ];
+        ));
+    }
     for round in 0..=ROUNDS {
         for (echo, samples) in &mut baselines {
             let rate = echo.throughput().await;
@@ -331,8 +440,8 @@ async fn throughputs() {
                 samples.push(rate);
             }
         }
-        for (_, supervisor, samples) in &mut targets {
-            let rate = throughput(supervisor).await;
+        for (_, supervisor, callers, samples) in &mut targets {
+            let rate = throughput(supervisor, *callers).await;
             if round > 0 {
                 samples.push(rate);
             }
@@ -345,13 +454,16 @@ async fn throughputs() {
         floors.push(rate);
         echo.stop().await;
     }
-    for (what, supervisor, samples) in targets {
+    for (what, _, callers, samples) in targets {
         let rate = median(samples);
         println!(
-            "throughput  {what}, {IN_FLIGHT} in flight: {rate:.0} calls/s ({:.0}% of bytes, {:.0}% of JSON-RPC)",
+            "throughput  {what}, {}: {rate:.0} calls/s ({:.0}% of bytes, {:.0}% of JSON-RPC)",
+            callers.label(),
             100.0 * rate / floors[0],
             100.0 * rate / floors[1],
         );
+    }
+    for supervisor in [sdk, minimal] {
         supervisor.shutdown().await;
     }
 }
@@ -535,18 +647,42 @@ async fn start(specs: Vec<PluginSpec>) -> Supervisor {
     supervisor
 }
 
-/// Calls per second with `IN_FLIGHT` calls in flight.
-async fn throughput(supervisor: &Supervisor) -> f64 {
+/// Calls per second with `IN_FLIGHT` calls in flight, made by `callers`.
+async fn throughput(supervisor: &Arc<Supervisor>, callers: Callers) -> f64 {
     let arguments = json!({ "text": TEXT }).as_object().cloned().unwrap();
     let begin = Instant::now();
-    futures_util::stream::iter(0..THROUGHPUT_CALLS)
-        .map(|_| supervisor.call_tool("echo", arguments.clone(), CallContext::default(), None))
-        .buffer_unordered(IN_FLIGHT)
-        .for_each(|result| {
-            result.expect("a call");
-            std::future::ready(())
-        })
-        .await;
+    match callers {
+        Callers::Tasks => {
+            let each = THROUGHPUT_CALLS as usize / IN_FLIGHT;
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..IN_FLIGHT {
+                let (supervisor, arguments) = (supervisor.clone(), arguments.clone());
+                tasks.spawn(async move {
+                    for _ in 0..each {
+                        supervisor
+                            .call_tool("echo", arguments.clone(), CallContext::default(), None)
+                            .await
+                            .expect("a call");
+                    }
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.expect("a caller task");
+            }
+        }
+        Callers::OneTask => {
+            futures_util::stream::iter(0..THROUGHPUT_CALLS)
+                .map(|_| {
+                    supervisor.call_tool("echo", arguments.clone(), CallContext::default(), None)
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .for_each(|result| {
+                    result.expect("a call");
+                    std::future::ready(())
+                })
+                .await;
+        }
+    }
     f64::from(THROUGHPUT_CALLS) / begin.elapsed().as_secs_f64()
 }
 
