@@ -13,8 +13,10 @@
 //!   requests right there, so an answer never waits behind the owner's queue. `$/cancel`
 //!   and `$/progress` are also handled in the reader. Requests, other notifications and
 //!   [`Problem`]s go to the owner through a bounded queue;
-//! - the **writer** owns the write half. Everything to send goes through one bounded
-//!   queue, written in order and flushed when the queue runs dry.
+//! - the **writer** drains the outbound queue. A line goes straight into the write half
+//!   from the sender's own task when nothing is queued ahead of it and the write half
+//!   takes it whole without waiting; otherwise it joins one bounded queue, which the
+//!   writer writes in order, a batch at a time (see `outbox`).
 //!
 //! Every queue is bounded: a slow owner slows the reader (and so the other side), a slow
 //! other side slows senders, and outbound requests in flight are capped by
@@ -38,6 +40,8 @@
 //! - A line over the size limit cannot be matched to a request (the peer does not parse
 //!   it); a request whose answer was too long ends at its timeout.
 
+mod outbox;
+
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -48,11 +52,12 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use self::outbox::{Outbox, Refused};
 use crate::methods::{CancelParams, ProgressParams};
 use crate::{
     ErrorCode, ErrorObject, Frame, InvalidLine, Message, NdjsonCodec, Notification,
@@ -66,7 +71,8 @@ pub struct PeerConfig {
     pub name: String,
     /// Longest line accepted or sent, newline excluded. Default 16 MiB.
     pub max_message_bytes: usize,
-    /// Messages waiting for the writer. Default 256.
+    /// Lines waiting for the writer (a line the writer takes at once never waits).
+    /// Default 256.
     pub outbound_queue: usize,
     /// Requests, notifications and problems waiting for the owner. Default 256.
     pub inbound_queue: usize,
@@ -310,7 +316,7 @@ pub struct Peer {
 struct Shared {
     name: String,
     max_message_bytes: usize,
-    out: mpsc::Sender<Outbound>,
+    out: Outbox,
     pending: Mutex<HashMap<RequestId, Pending>>,
     /// Requests that timed out or were cancelled, newest last, to recognise late answers.
     abandoned: Mutex<VecDeque<(RequestId, String)>>,
@@ -331,12 +337,6 @@ struct Pending {
     method: String,
 }
 
-#[derive(Debug)]
-enum Outbound {
-    Line(Vec<u8>),
-    Close,
-}
-
 const ABANDONED_MEMORY: usize = 256;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -349,12 +349,11 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out_tx, out_rx) = mpsc::channel(config.outbound_queue.max(1));
     let (event_tx, event_rx) = mpsc::channel(config.inbound_queue.max(1));
     let shared = Arc::new(Shared {
         name: config.name.clone(),
         max_message_bytes: config.max_message_bytes,
-        out: out_tx,
+        out: Outbox::new(Box::new(writer), config.outbound_queue),
         pending: Mutex::default(),
         abandoned: Mutex::default(),
         inbound: Mutex::default(),
@@ -364,7 +363,7 @@ where
         closed: CancellationToken::new(),
         reason: OnceLock::new(),
     });
-    tokio::spawn(write_loop(shared.clone(), writer, out_rx));
+    tokio::spawn(write_loop(shared.clone()));
     tokio::spawn(read_loop(shared.clone(), reader, event_tx, config));
     (Peer { shared }, Incoming { rx: event_rx })
 }
@@ -491,8 +490,7 @@ impl Peer {
             sent: false,
         };
         shared
-            .out
-            .send(Outbound::Line(line))
+            .enqueue(line)
             .await
             .map_err(|_| CallError::NotSent(shared.close_reason()))?;
         guard.sent = true;
@@ -525,18 +523,14 @@ impl Peer {
     /// conformance suite, which must be able to send what a broken peer would.
     pub async fn send_raw(&self, bytes: impl Into<Vec<u8>>) -> Result<(), SendError> {
         self.shared.check_open().map_err(SendError::Closed)?;
-        self.shared
-            .out
-            .send(Outbound::Line(bytes.into()))
-            .await
-            .map_err(|_| SendError::Closed(self.shared.close_reason()))
+        self.shared.enqueue(bytes.into()).await
     }
 
     /// Ends the output after everything queued so far: the other side reads EOF. The
     /// connection stays open for reading until the other side closes its output.
-    pub async fn close(&self) {
+    pub fn close(&self) {
         if !self.shared.write_closed.swap(true, Ordering::SeqCst) {
-            let _ = self.shared.out.send(Outbound::Close).await;
+            self.shared.out.close();
         }
     }
 
@@ -586,31 +580,38 @@ impl Shared {
                 limit: self.max_message_bytes,
             });
         }
-        self.out
-            .send(Outbound::Line(line))
-            .await
-            .map_err(|_| SendError::Closed(self.close_reason()))
+        self.enqueue(line).await
     }
 
-    /// Queues a line from a context that cannot wait (a `Drop`): immediately if there is
-    /// room, else from a spawned task.
-    fn send_line_detached(&self, line: Vec<u8>) {
+    /// Hands `line` (without its newline) to the outbox, waiting for room.
+    async fn enqueue(&self, mut line: Vec<u8>) -> Result<(), SendError> {
+        line.push(b'\n');
+        let refused = match self.out.send(line).await {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        self.refused(refused);
+        Err(SendError::Closed(self.close_reason()))
+    }
+
+    /// Queues a line from a context that cannot wait (a `Drop`), over the queue's bound
+    /// if need be: such lines are few and small.
+    fn send_line_detached(&self, mut line: Vec<u8>) {
         if self.reason.get().is_some() {
             return;
         }
-        match self.out.try_send(Outbound::Line(line)) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(Outbound::Line(line))) => {
-                let out = self.out.clone();
-                if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                    handle.spawn(async move {
-                        let _ = out.send(Outbound::Line(line)).await;
-                    });
-                }
-            }
-            Err(mpsc::error::TrySendError::Full(Outbound::Close)) => {
-                unreachable!("only lines are sent here")
-            }
+        line.push(b'\n');
+        if let Err(refused) = self.out.push(line, false) {
+            self.refused(refused);
+        }
+    }
+
+    fn refused(&self, refused: Refused) {
+        if let Refused::Failed(e) = refused {
+            self.close(CloseReason::Io(format!(
+                "writing to {} failed: {e}",
+                self.name
+            )));
         }
     }
 
@@ -620,6 +621,7 @@ impl Shared {
             return;
         }
         self.closed.cancel();
+        self.out.end();
         self.slots.close();
         // Dropping the senders wakes every waiting request with `Closed`.
         drop(std::mem::take(&mut *lock(&self.pending)));
@@ -779,42 +781,8 @@ impl Drop for Responder {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    shared: Arc<Shared>,
-    writer: W,
-    mut rx: mpsc::Receiver<Outbound>,
-) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    let result: std::io::Result<()> = async {
-        loop {
-            let item = tokio::select! {
-                item = rx.recv() => item,
-                () = shared.closed.cancelled() => None,
-            };
-            let Some(mut item) = item else { return Ok(()) };
-            // Write everything already queued, then flush once.
-            loop {
-                match item {
-                    Outbound::Line(line) => {
-                        writer.write_all(&line).await?;
-                        writer.write_all(b"\n").await?;
-                    }
-                    Outbound::Close => {
-                        writer.flush().await?;
-                        writer.shutdown().await?;
-                        return Ok(());
-                    }
-                }
-                match rx.try_recv() {
-                    Ok(next) => item = next,
-                    Err(_) => break,
-                }
-            }
-            writer.flush().await?;
-        }
-    }
-    .await;
-    if let Err(e) = result {
+async fn write_loop(shared: Arc<Shared>) {
+    if let Err(e) = shared.out.run(&shared.closed).await {
         shared.close(CloseReason::Io(format!(
             "writing to {} failed: {e}",
             shared.name
@@ -1329,7 +1297,7 @@ mod tests {
     async fn close_ends_the_output_and_eof_ends_the_connection() {
         let ((a, _a_in), (b, mut b_in)) = memory_pair(&PeerConfig::default());
         a.notify_raw("bye", None).await.unwrap();
-        a.close().await;
+        a.close();
         assert!(matches!(b_in.next().await, Some(Event::Notification(n)) if n.method == "bye"));
         assert!(b_in.next().await.is_none());
         assert_eq!(b.closed().await, CloseReason::Eof);

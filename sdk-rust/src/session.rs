@@ -232,7 +232,7 @@ impl<C: ConfigType> Session<C> {
     /// written.
     async fn flush(&self, deadline: tokio::time::Instant) {
         let flushed = async {
-            self.peer.close().await;
+            self.peer.close();
             self.flushed.cancelled().await;
         };
         let _ = tokio::time::timeout_at(deadline, flushed).await;

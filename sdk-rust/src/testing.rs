@@ -227,7 +227,7 @@ impl TestHost {
 
     /// Closes the plugin's input (EOF) and waits until it stops serving.
     pub async fn close(self) -> Result<(), ServeError> {
-        self.peer.close().await;
+        self.peer.close();
         let Ok(joined) = tokio::time::timeout(TEST_TIMEOUT, self.serving).await else {
             panic!(
                 "plugin `{}` did not stop within {TEST_TIMEOUT:?} of EOF",

@@ -633,8 +633,7 @@ impl Incarnation {
         let status = if let Some(status) = early {
             status
         } else {
-            let _ =
-                tokio::time::timeout(Duration::from_millis(stop.eof_ms), self.peer.close()).await;
+            self.peer.close();
             self.escalate(
                 Duration::from_millis(stop.eof_ms),
                 Duration::from_millis(stop.term_ms),
@@ -648,7 +647,7 @@ impl Incarnation {
     async fn kill(&mut self, cause: &str) -> Arc<ExitReport> {
         self.go_down(PluginState::Restarting, cause);
         let term = Duration::from_millis(self.policy().stop.term_ms);
-        let _ = tokio::time::timeout(Duration::from_millis(100), self.peer.close()).await;
+        self.peer.close();
         let status = self.escalate(Duration::ZERO, term).await;
         self.finish(status, cause.to_owned(), false).await
     }
