@@ -190,11 +190,11 @@ impl fmt::Display for InvalidMessage {
 
 impl std::error::Error for InvalidMessage {}
 
-/// The envelope as it arrives: every member optional and still raw JSON text (borrowed
-/// from the line), checked and read by [`Message::from_raw`]. Only the members a message
-/// keeps are ever parsed, and a result is never parsed at all: its receiver reads it
-/// straight into its own type. `null` counts as absent, except for `id` and `result`.
-#[derive(Clone, Copy, Deserialize)]
+/// The envelope as it arrives: every member optional and, but for `params`, still raw
+/// JSON text borrowed from the line, checked and read by [`Message::from_raw`]. A result
+/// is never parsed here at all: its receiver reads it straight into its own type.
+/// `null` counts as absent, except for `id` and `result`.
+#[derive(Deserialize)]
 struct RawMessage<'a> {
     #[serde(borrow, default)]
     jsonrpc: Option<&'a RawValue>,
@@ -202,8 +202,9 @@ struct RawMessage<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     method: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
+    /// Parsed at once: a request's params are kept as a [`Value`] anyway.
+    #[serde(default)]
+    params: Option<Value>,
     #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -300,9 +301,7 @@ impl Message {
                 .map_err(|_| invalid(InvalidReason::MethodNotString))?;
             let params = match raw.params {
                 None => None,
-                Some(p) if p.get().starts_with(['{', '[']) => {
-                    Some(serde_json::from_str(p.get()).expect("raw JSON is JSON"))
-                }
+                Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
                 Some(_) => return Err(invalid(InvalidReason::BadParams)),
             };
             return match (raw.id, id) {
