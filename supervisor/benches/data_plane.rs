@@ -151,6 +151,20 @@ fn minimal_plugin() -> ExitCode {
         id: &'a RawValue,
         result: R,
     }
+    fn write_answer(
+        out: &mut Vec<u8>,
+        id: &RawValue,
+        result: impl serde::Serialize,
+    ) -> serde_json::Result<()> {
+        serde_json::to_writer(
+            out,
+            &Answer {
+                jsonrpc: "2.0",
+                id,
+                result,
+            },
+        )
+    }
     #[derive(serde::Serialize)]
     struct Echoed<'a> {
         content: [Text<'a>; 1],
@@ -176,17 +190,12 @@ fn minimal_plugin() -> ExitCode {
                         text,
                     }],
                 };
-                serde_json::to_writer(
-                    out,
-                    &Answer {
-                        jsonrpc: "2.0",
-                        id,
-                        result,
-                    },
-                )
+                write_answer(out, id, result)
             }
-            "initialize" => {
-                let result = json!({
+            "initialize" => write_answer(
+                out,
+                id,
+                json!({
                     "protocolVersion": "1",
                     "plugin": {"id": plugin_id},
                     "capabilities": {},
@@ -194,24 +203,9 @@ fn minimal_plugin() -> ExitCode {
                         "kind": "tool", "name": "echo", "description": "Returns its text",
                         "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
                     }],
-                });
-                serde_json::to_writer(
-                    out,
-                    &Answer {
-                        jsonrpc: "2.0",
-                        id,
-                        result,
-                    },
-                )
-            }
-            "ping" | "shutdown" => serde_json::to_writer(
-                out,
-                &Answer {
-                    jsonrpc: "2.0",
-                    id,
-                    result: json!({}),
-                },
+                }),
             ),
+            "ping" | "shutdown" => write_answer(out, id, json!({})),
             _ => return None,
         };
         written.ok()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outpost_protocol::methods::CallContext;
+use outpost_protocol::methods::{CallContext, ToolResult};
 use outpost_protocol::{ErrorCode, ErrorObject, ManifestField, RejectionCode};
 use outpost_supervisor::launch::LaunchSpec;
 use outpost_supervisor::policy::SupervisionPolicy;
@@ -194,6 +194,18 @@ async fn echo(supervisor: &Supervisor, timeout: Option<Duration>) -> Result<Valu
         panic!("{result:?}")
     };
     Ok(serde_json::from_str(text).unwrap())
+}
+
+/// A call of the `slow` tool that returns at once.
+async fn quick_call(supervisor: &Supervisor) -> Result<ToolResult, ErrorObject> {
+    supervisor
+        .call_tool(
+            "slow",
+            args(&json!({"ms": 0})),
+            CallContext::default(),
+            None,
+        )
+        .await
 }
 
 fn args(value: &Value) -> Map<String, Value> {
@@ -590,14 +602,7 @@ async fn a_malformed_result_fails_its_call_and_the_plugin_serves_on() {
         "{error}"
     );
     assert_eq!(error.data.as_ref().unwrap()["pluginId"], "sloppy");
-    let ok = supervisor
-        .call_tool(
-            "slow",
-            args(&json!({"ms": 0})),
-            CallContext::default(),
-            None,
-        )
-        .await;
+    let ok = quick_call(&supervisor).await;
     assert!(ok.is_ok(), "the plugin serves on: {ok:?}");
     assert_eq!(supervisor.state("sloppy").unwrap().0, PluginState::Ready);
     supervisor.shutdown().await;
@@ -613,14 +618,7 @@ async fn an_oversized_answer_is_discarded_and_its_call_times_out() {
         .await
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::Timeout, "{error}");
-    let ok = supervisor
-        .call_tool(
-            "slow",
-            args(&json!({"ms": 0})),
-            CallContext::default(),
-            None,
-        )
-        .await;
+    let ok = quick_call(&supervisor).await;
     assert!(ok.is_ok(), "the connection goes on: {ok:?}");
     supervisor.shutdown().await;
     fixture.assert_all_gone();
