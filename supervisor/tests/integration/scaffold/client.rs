@@ -32,6 +32,8 @@ pub(crate) struct PluginProcess {
     stdin: Option<ChildStdin>,
     lines: Receiver<Line>,
     stderr: Arc<Mutex<String>>,
+    /// Disconnects when the stderr reader has read to EOF.
+    stderr_done: Receiver<()>,
     name: String,
     /// Messages read while looking for something else (notifications, plugin requests).
     pub(crate) skipped: Vec<Line>,
@@ -94,7 +96,9 @@ impl PluginProcess {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("stderr is piped");
         let sink = Arc::clone(&stderr);
+        let (stderr_open, stderr_done) = mpsc::channel::<()>();
         thread::spawn(move || {
+            let _open = stderr_open;
             let mut buf = [0_u8; 8192];
             while let Ok(n @ 1..) = pipe.read(&mut buf) {
                 sink.lock()
@@ -107,6 +111,7 @@ impl PluginProcess {
             child,
             lines,
             stderr,
+            stderr_done,
             name,
             skipped: Vec::new(),
         }
@@ -222,11 +227,13 @@ impl PluginProcess {
         self.stdin = None;
     }
 
-    /// Waits for the process to exit (hang guard: then kill and fail).
+    /// Waits for the process to exit (hang guard: then kill and fail), and for what it
+    /// wrote to stderr to be read (for a moment: a child of its may keep the pipe open).
     pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + HANG_GUARD;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let _ = self.stderr_done.recv_timeout(Duration::from_secs(5));
                 return status;
             }
             assert!(
