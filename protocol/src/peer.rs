@@ -783,10 +783,7 @@ impl Drop for Responder {
 
 async fn write_loop(shared: Arc<Shared>) {
     if let Err(e) = shared.out.run(&shared.closed).await {
-        shared.close(CloseReason::Io(format!(
-            "writing to {} failed: {e}",
-            shared.name
-        )));
+        shared.refused(Refused::Failed(e));
     }
 }
 

@@ -580,6 +580,11 @@ fn shutdown_cancels_calls_then_eof_exits_0(example: &Example) {
     assert_eq!(plugin.call(json!(33), "ping", json!({})), json!({}));
     let response = plugin.request(json!(34), "tool/invoke", example.quick_tool_params());
     assert_eq!(error_code(&response), -32003, "{response}");
+    closes_cleanly_at_eof(&mut plugin);
+}
+
+/// Closes the plugin's stdin and expects it to exit 0.
+fn closes_cleanly_at_eof(plugin: &mut PluginProcess) {
     plugin.close_stdin();
     assert_eq!(
         plugin.wait_exit().code(),
@@ -596,13 +601,7 @@ fn eof_without_shutdown_exits_0_at_once(example: &Example) {
         assert_eq!(plugin.call(json!(41), "ping", json!({})), json!({}));
         // The slow call would run for minutes; EOF must not wait for it.
     }
-    plugin.close_stdin();
-    assert_eq!(
-        plugin.wait_exit().code(),
-        Some(0),
-        "stderr:\n{}",
-        plugin.stderr()
-    );
+    closes_cleanly_at_eof(&mut plugin);
 }
 
 fn unusable_config_exits_78_with_a_reason(example: &Example) {
