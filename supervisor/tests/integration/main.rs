@@ -1,11 +1,11 @@
 //! The integration tests of `outpost-supervisor`: one binary, one module per subject:
-//! the control plane, the data plane, the example plugins and templates (`scaffold`),
-//! and the `outpost serve` and `outpost call` commands.
+//! the control plane and the data plane. The `outpost` command's tests are in
+//! `supervisor/cli/tests`.
 
+#[path = "../support/cases.rs"]
+mod cases;
 mod control;
 mod data_plane;
-mod scaffold;
-mod serve;
 
 use std::path::{Path, PathBuf};
 

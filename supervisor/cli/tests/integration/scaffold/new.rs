@@ -2,7 +2,7 @@
 //! into a temporary directory and run through the generic protocol checks of
 //! [`super::examples`] (and the conformance suite).
 //!
-//! The scaffolder lives in the binary (`src/cli/new.rs`); this test crate compiles the
+//! The scaffolder lives in the binary (`supervisor/cli/src/new.rs`); this test crate compiles the
 //! same file as a module to call it directly, and also runs it through the built
 //! `outpost` binary.
 
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::examples::{Example, run_generic_checks};
 
-#[path = "../../../src/cli/new.rs"]
+#[path = "../../../src/new.rs"]
 #[expect(
     dead_code,
     reason = "the command's entry point is exercised through the built binary"
@@ -109,7 +109,7 @@ fn rust_template_builds_and_works_as_generated() {
     let (dir, root) = generate(Lang::Rust, id);
     let cargo_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../sdk-rust")
+        .join("../../sdk-rust")
         .canonicalize()
         .unwrap();
     assert!(
@@ -192,10 +192,7 @@ fn cargo() -> String {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The target directory this test binary was built in: `<target>/debug/deps/scaffold-*`.

@@ -33,7 +33,7 @@ pub(crate) struct Example {
 
 fn example_root(dir: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins")
+        .join("../../plugins")
         .join(dir)
 }
 

@@ -21,7 +21,7 @@ fn outpost() -> &'static str {
 }
 
 fn example_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/outpost.json5")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/outpost.json5")
 }
 
 /// Builds the Rust example plugin into the workspace's `target/debug`, where the example

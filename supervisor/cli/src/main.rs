@@ -1,4 +1,4 @@
-//! Command-line interface: parsing, logging setup, dispatch.
+//! The `outpost` command: parsing, logging setup, dispatch.
 
 use std::process::ExitCode;
 
@@ -42,7 +42,7 @@ fn version() -> &'static str {
     })
 }
 
-pub(crate) fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(&args),

@@ -1,5 +1,5 @@
 //! `outpost new plugin --lang rust|python|node DIR`: writes a working plugin root
-//! (manifest, code, README) from the templates in `supervisor/templates/`.
+//! (manifest, code, README) from the templates in `supervisor/cli/templates/`.
 //!
 //! The templates are embedded in the binary. Each is a complete plugin that passes the
 //! conformance suite as generated: one tool, one command, `ping`, cancellation,
@@ -65,7 +65,7 @@ struct TemplateFile {
 
 macro_rules! template {
     ($($path:literal => $source:literal),* $(,)?) => {
-        &[$(TemplateFile { path: $path, text: include_str!(concat!("../../templates/", $source)) }),*]
+        &[$(TemplateFile { path: $path, text: include_str!(concat!("../templates/", $source)) }),*]
     };
 }
 
@@ -384,7 +384,7 @@ impl Names {
 /// How a generated Rust plugin depends on the SDK: by path when this `outpost` was
 /// built from a source checkout that is still there, else by version from crates.io.
 fn sdk_dependency() -> String {
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk-rust");
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk-rust");
     if let Ok(manifest) = checkout.join("Cargo.toml").canonicalize() {
         let dir = manifest.parent().unwrap_or(&manifest).to_string_lossy();
         let escaped = dir.replace('\\', "\\\\").replace('"', "\\\"");

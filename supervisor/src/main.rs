@@ -1,9 +1,0 @@
-//! The `outpost` command.
-
-use std::process::ExitCode;
-
-mod cli;
-
-fn main() -> ExitCode {
-    cli::main()
-}
