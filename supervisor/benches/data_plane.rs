@@ -21,7 +21,6 @@
 //! - `memory`: the supervisor's resident memory per idle plugin, with 100 running;
 //! - `restart`: from a crash to serving again, with the first backoff at 250 ms.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
@@ -29,11 +28,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use outpost_protocol::ManifestField;
-use outpost_protocol::methods::CallContext;
 use outpost_sdk::{Context, Error, Plugin, Tool, ToolResult};
-use outpost_supervisor::launch::LaunchSpec;
-use outpost_supervisor::policy::SupervisionPolicy;
-use outpost_supervisor::{Declarations, PluginSpec, Supervisor};
+use outpost_supervisor::{
+    Call, Declarations, LaunchSpec, PluginSpec, SupervisionPolicy, Supervisor,
+};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -301,12 +299,7 @@ impl Target {
     async fn call(&self) -> Duration {
         let begin = Instant::now();
         self.supervisor
-            .call_tool(
-                self.tool,
-                self.arguments.clone(),
-                CallContext::default(),
-                None,
-            )
+            .call(Call::tool(self.tool, self.arguments.clone()))
             .await
             .expect("a call");
         begin.elapsed()
@@ -559,21 +552,10 @@ fn spec(
     let declarations = tools.iter().fold(Declarations::default(), |d, tool| {
         d.with(ManifestField::Contracts("tools"), tool)
     });
-    PluginSpec {
-        id: id.to_owned(),
-        launch: LaunchSpec {
-            program,
-            args: args.iter().map(|&arg| arg.to_owned()).collect(),
-            root,
-            env_passthrough: Vec::new(),
-            env_set: BTreeMap::new(),
-            policy,
-        },
-        config: Map::new(),
-        declarations,
-        allow_prompt_injection: true,
-        host_methods: Vec::new(),
-    }
+    let launch = LaunchSpec::new(program, root)
+        .with_args(args.iter().copied())
+        .with_policy(policy);
+    PluginSpec::new(id, launch).with_declarations(declarations)
 }
 
 fn rust_spec(id: &str, policy: SupervisionPolicy) -> PluginSpec {
@@ -654,7 +636,7 @@ async fn throughput(supervisor: &Arc<Supervisor>, callers: Callers) -> f64 {
                 tasks.spawn(async move {
                     for _ in 0..each {
                         supervisor
-                            .call_tool("echo", arguments.clone(), CallContext::default(), None)
+                            .call(Call::tool("echo", arguments.clone()))
                             .await
                             .expect("a call");
                     }
@@ -666,9 +648,7 @@ async fn throughput(supervisor: &Arc<Supervisor>, callers: Callers) -> f64 {
         }
         Callers::OneTask => {
             futures_util::stream::iter(0..THROUGHPUT_CALLS)
-                .map(|_| {
-                    supervisor.call_tool("echo", arguments.clone(), CallContext::default(), None)
-                })
+                .map(|_| supervisor.call(Call::tool("echo", arguments.clone())))
                 .buffer_unordered(IN_FLIGHT)
                 .for_each(|result| {
                     result.expect("a call");
@@ -790,17 +770,10 @@ async fn restart() {
     for _ in 0..RESTART_RUNS {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let begin = Instant::now();
-        let crashed = supervisor
-            .call_tool("crash", Map::new(), CallContext::default(), None)
-            .await;
+        let crashed = supervisor.call(Call::tool("crash", Map::new())).await;
         assert!(crashed.is_err(), "the crash call fails");
         supervisor
-            .call_tool(
-                "echo",
-                echo_args.clone(),
-                CallContext::default(),
-                Some(Duration::from_secs(10)),
-            )
+            .call(Call::tool("echo", echo_args.clone()).with_timeout(Duration::from_secs(10)))
             .await
             .expect("served again");
         samples.push(begin.elapsed());

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 /// Everything that governs how one plugin is supervised.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SupervisionPolicy {
     /// Handshake and call deadlines.
     pub timeouts: Timeouts,
@@ -35,6 +36,7 @@ pub struct SupervisionPolicy {
 /// Deadlines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// From spawn to the `initialize` answer. Default 10 s: interpreted plugins need room.
     pub handshake_ms: u64,
@@ -54,6 +56,7 @@ impl Default for Timeouts {
 /// Liveness pings while a plugin is ready.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HealthPolicy {
     /// Between pings. Default 15 s. `0` disables pings.
     pub interval_ms: u64,
@@ -76,6 +79,7 @@ impl Default for HealthPolicy {
 /// Restarts after a crash (any exit not asked for, except exit code 78).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RestartPolicy {
     /// Restart at all. Default true.
     pub enabled: bool,
@@ -118,6 +122,7 @@ impl Default for RestartPolicy {
 /// SIGKILL to the group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct StopPolicy {
     /// How long the `shutdown` request may take. Default 3 s.
     pub shutdown_ms: u64,
@@ -140,6 +145,7 @@ impl Default for StopPolicy {
 /// Resource and traffic limits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Limits {
     /// Calls in flight to the plugin at once. Default 16.
     pub max_concurrent_requests: u32,

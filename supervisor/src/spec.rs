@@ -7,8 +7,15 @@ use serde_json::{Map, Value};
 
 use crate::launch::LaunchSpec;
 
-/// One plugin the supervisor runs.
-#[derive(Clone, Debug)]
+/// One plugin the supervisor runs: what the control plane decided, and all the data
+/// plane knows about it.
+///
+/// Build one with [`PluginSpec::new`] and the `with_` methods (the control plane builds
+/// them from the config: [`Inventory::plugin_specs`](crate::control::Inventory::plugin_specs)).
+/// Two specs are equal when every field is: that is how
+/// [`Supervisor::apply`](crate::Supervisor::apply) tells an unchanged plugin.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PluginSpec {
     /// The manifest id.
     pub id: String,
@@ -26,6 +33,51 @@ pub struct PluginSpec {
 }
 
 impl PluginSpec {
+    /// The plugin `id`, started as `launch` says, with an empty config, no manifest
+    /// declarations, prompt injection allowed and no host methods granted.
+    pub fn new(id: impl Into<String>, launch: LaunchSpec) -> Self {
+        Self {
+            id: id.into(),
+            launch,
+            config: Map::new(),
+            declarations: Declarations::default(),
+            allow_prompt_injection: true,
+            host_methods: Vec::new(),
+        }
+    }
+
+    /// The plugin's config (already validated against its schema).
+    #[must_use]
+    pub fn with_config(mut self, config: Map<String, Value>) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// What its manifest declares, for the coverage rule.
+    #[must_use]
+    pub fn with_declarations(mut self, declarations: Declarations) -> Self {
+        self.declarations = declarations;
+        self
+    }
+
+    /// `hooks.allowPromptInjection`.
+    #[must_use]
+    pub fn with_prompt_injection(mut self, allowed: bool) -> Self {
+        self.allow_prompt_injection = allowed;
+        self
+    }
+
+    /// The gateway methods it may call through `host/callMethod`: exact names,
+    /// `prefix.*` patterns or `*`.
+    #[must_use]
+    pub fn with_host_methods(
+        mut self,
+        methods: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.host_methods = methods.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Whether this plugin's manifest claims the registration `kind`/`key`, judged
     /// without running it: tools, channels and providers (`<capability>:<id>`) must be
     /// declared in the manifest, and a gateway method lives in the plugin's namespace.
@@ -138,20 +190,9 @@ mod tests {
 
     #[test]
     fn what_a_manifest_claims() {
-        let spec = |manifest: Value| PluginSpec {
-            id: "acme".into(),
-            launch: crate::launch::LaunchSpec {
-                program: "/bin/true".into(),
-                args: Vec::new(),
-                root: "/".into(),
-                env_passthrough: Vec::new(),
-                env_set: BTreeMap::new(),
-                policy: crate::policy::SupervisionPolicy::default(),
-            },
-            config: Map::new(),
-            declarations: Declarations::from_manifest(&manifest),
-            allow_prompt_injection: true,
-            host_methods: Vec::new(),
+        let spec = |manifest: Value| {
+            PluginSpec::new("acme", LaunchSpec::new("/bin/true", "/"))
+                .with_declarations(Declarations::from_manifest(&manifest))
         };
         let acme = spec(json!({
             "channels": ["acmechat"],

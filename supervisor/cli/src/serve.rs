@@ -16,12 +16,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use outpost_protocol::methods::{CallContext, HttpRequest};
-use outpost_protocol::{ErrorObject, ProviderCapability, RegistrationKind};
+use outpost_protocol::methods::CallContext;
 use outpost_supervisor::control::{self, Inventory, Severity, Status};
-use outpost_supervisor::registry::{PluginState, RegistryEvent};
-use outpost_supervisor::{PluginSpec, Supervisor};
-use serde_json::{Map, Value};
+use outpost_supervisor::{Call, PluginSpec, PluginState, RegistryEvent, Supervisor};
+use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -78,6 +76,21 @@ enum CallKind {
     Provider,
     Channel,
     ContextEngine,
+}
+
+impl From<CallKind> for outpost_supervisor::CallKind {
+    fn from(kind: CallKind) -> Self {
+        match kind {
+            CallKind::Tool => Self::Tool,
+            CallKind::Command => Self::Command,
+            CallKind::Method => Self::GatewayMethod,
+            CallKind::Hook => Self::Hook,
+            CallKind::Http => Self::HttpRoute,
+            CallKind::Provider => Self::Provider,
+            CallKind::Channel => Self::Channel,
+            CallKind::ContextEngine => Self::ContextEngine,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -194,7 +207,7 @@ async fn restart_failed(supervisor: &Supervisor) {
     }
     for plugin in failed {
         tracing::info!(plugin = %plugin, "SIGHUP: restarting the failed plugin");
-        if let Err(error) = supervisor.restart(&plugin).await {
+        if let Err(error) = supervisor.restart_plugin(&plugin).await {
             tracing::warn!(plugin = %plugin, "SIGHUP: could not restart: {error}");
         }
     }
@@ -213,14 +226,28 @@ fn log_event(event: &RegistryEvent) {
             plugin,
             state,
             reason,
+            pid,
             ..
         } => {
-            let reason = reason.as_deref();
+            let text = reason.as_ref().map(|reason| {
+                if reason.needs_operator() {
+                    format!("{reason}; fix the cause, then `outpost reload` (or `outpost plugins restart {plugin}`)")
+                } else {
+                    reason.to_string()
+                }
+            });
+            let reason = text.as_deref();
             match state {
                 PluginState::Failed => tracing::error!(plugin = %plugin, reason, "{state}"),
                 PluginState::Restarting => tracing::warn!(plugin = %plugin, reason, "{state}"),
-                _ => tracing::info!(plugin = %plugin, reason, "{state}"),
+                _ => tracing::info!(plugin = %plugin, pid, reason, "{state}"),
             }
+        }
+        RegistryEvent::PluginAdded { plugin, .. } => {
+            tracing::info!(plugin = %plugin, "added by a reload");
+        }
+        RegistryEvent::PluginRemoved { plugin, .. } => {
+            tracing::info!(plugin = %plugin, "removed by a reload");
         }
         RegistryEvent::Registered {
             plugin, kind, key, ..
@@ -237,6 +264,7 @@ fn log_event(event: &RegistryEvent) {
         } => {
             tracing::info!(plugin = %plugin, kind = ?kind, key = %key, "registration changed after a restart");
         }
+        other => tracing::debug!(event = ?other, "registry event"),
     }
 }
 
@@ -249,16 +277,31 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let request = Request::new(args, input)?;
     let mut context: CallContext = match &args.context {
         Some(text) => serde_json::from_str(text)
             .with_context(|| format!("--context is not a call context: {text}"))?,
         None => CallContext::default(),
     };
     context.is_authorized_sender.get_or_insert(true);
+    let kind = outpost_supervisor::CallKind::from(args.kind);
+    if kind.takes_operation() && args.operation.is_none() {
+        let word = args
+            .kind
+            .to_possible_value()
+            .expect("no variant is skipped");
+        anyhow::bail!("`outpost call {}` needs --operation NAME", word.get_name());
+    }
+    let mut call = Call::from_parts(kind, &args.name, input, args.operation.as_deref())
+        .map_err(|error| anyhow::anyhow!("{}", error.message))?
+        .with_context(context)
+        // The operator at the console passed the gateway's authentication.
+        .gateway_authenticated(true);
+    if let Some(ms) = args.timeout_ms {
+        call = call.with_timeout(Duration::from_millis(ms));
+    }
     let inventory = load(&args.config)?;
     // Only the plugins whose manifest does not rule out owning the call.
-    let key = request.key();
+    let key = call.registration_key();
     let specs: Vec<PluginSpec> = inventory
         .plugin_specs()
         .into_iter()
@@ -270,7 +313,7 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
     if specs.is_empty() {
         anyhow::bail!(
             "no enabled, runnable plugin can own {} `{}`; `outpost plugins list --config {}` shows what runs",
-            request.describe(),
+            call.kind(),
             args.name,
             args.config.display()
         );
@@ -281,15 +324,14 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or_default()
         + SETTLE_MARGIN;
-    let timeout = args.timeout_ms.map(Duration::from_millis);
     runtime()?.block_on(async move {
         let supervisor = Supervisor::start(specs)?;
         supervisor.wait_settled(settle).await;
-        let outcome = request.send(&supervisor, context, timeout).await;
+        let outcome = supervisor.call(call).await;
         supervisor.shutdown().await;
         match outcome {
-            Ok(value) => {
-                println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(answer) => {
+                println!("{}", serde_json::to_string_pretty(&answer.into_value())?);
                 Ok(ExitCode::SUCCESS)
             }
             Err(error) => {
@@ -301,169 +343,4 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })
-}
-
-/// One call, its input checked before any plugin starts.
-#[derive(Debug)]
-enum Request {
-    Tool(String, Map<String, Value>),
-    Command(String),
-    Method(String, Value),
-    Hook(String, Value),
-    Http(HttpRequest),
-    Provider(ProviderCapability, String, String, Value),
-    Channel(String, String, Value),
-    ContextEngine(String, String, Value),
-}
-
-impl Request {
-    fn new(args: &CallArgs, input: Option<Value>) -> anyhow::Result<Self> {
-        let name = args.name.clone();
-        let operation = || {
-            args.operation.clone().with_context(|| {
-                let kind = args
-                    .kind
-                    .to_possible_value()
-                    .expect("no variant is skipped");
-                format!("`outpost call {}` needs --operation NAME", kind.get_name())
-            })
-        };
-        let object = |input: Option<Value>, what: &str| match input {
-            None => Ok(Map::new()),
-            Some(Value::Object(fields)) => Ok(fields),
-            Some(other) => Err(anyhow::anyhow!("{what} must be a JSON object, not {other}")),
-        };
-        let params = input.clone().unwrap_or(Value::Null);
-        Ok(match args.kind {
-            CallKind::Tool => Self::Tool(name, object(input, "a tool's --args")?),
-            CallKind::Command => {
-                let text = match input {
-                    None => String::new(),
-                    Some(Value::String(text)) => text,
-                    Some(other) => anyhow::bail!(
-                        "a command's --args is its argument text as a JSON string (e.g. '\"list\"'), not {other}"
-                    ),
-                };
-                let name = name.trim_start_matches('/');
-                Self::Command(format!("/{name} {text}").trim_end().to_owned())
-            }
-            CallKind::Method => Self::Method(name, params),
-            CallKind::Hook => Self::Hook(name, params),
-            CallKind::Http => {
-                let mut fields = object(
-                    input,
-                    "an HTTP call's --args (method, headers, query, body)",
-                )?;
-                fields.insert("path".into(), Value::String(name));
-                fields
-                    .entry("method")
-                    .or_insert_with(|| Value::String("GET".into()));
-                Self::Http(
-                    serde_json::from_value(Value::Object(fields))
-                        .context("--args is not an HTTP request")?,
-                )
-            }
-            CallKind::Provider => {
-                let (capability, id) = name.split_once(':').with_context(|| {
-                    format!("a provider is named `<capability>:<id>` (e.g. `embedding:my-embedder`), not `{name}`")
-                })?;
-                let capability = serde_json::from_value(Value::String(capability.to_owned()))
-                    .with_context(|| {
-                        format!("`{capability}` is not a provider capability of docs/protocol.md")
-                    })?;
-                Self::Provider(capability, id.to_owned(), operation()?, params)
-            }
-            CallKind::Channel => Self::Channel(name, operation()?, params),
-            CallKind::ContextEngine => Self::ContextEngine(name, operation()?, params),
-        })
-    }
-
-    fn describe(&self) -> &'static str {
-        match self {
-            Self::Tool(..) => "the tool",
-            Self::Command(_) => "the command",
-            Self::Method(..) => "the gateway method",
-            Self::Hook(..) => "a hook for",
-            Self::Http(_) => "an HTTP route for",
-            Self::Provider(..) => "the provider",
-            Self::Channel(..) => "the channel",
-            Self::ContextEngine(..) => "the context engine",
-        }
-    }
-
-    /// The registration this call needs, as the registry keys it; `None` for a command,
-    /// a hook or a route, which no manifest declares.
-    fn key(&self) -> Option<(RegistrationKind, String)> {
-        Some(match self {
-            Self::Tool(name, _) => (RegistrationKind::Tool, name.clone()),
-            Self::Method(method, _) => (RegistrationKind::GatewayMethod, method.clone()),
-            Self::Provider(capability, id, ..) => {
-                (RegistrationKind::Provider, format!("{capability}:{id}"))
-            }
-            Self::Channel(id, ..) => (RegistrationKind::Channel, id.clone()),
-            Self::ContextEngine(id, ..) => (RegistrationKind::ContextEngine, id.clone()),
-            Self::Command(_) | Self::Hook(..) | Self::Http(_) => return None,
-        })
-    }
-
-    async fn send(
-        self,
-        supervisor: &Supervisor,
-        context: CallContext,
-        timeout: Option<Duration>,
-    ) -> Result<Value, ErrorObject> {
-        let value = match self {
-            Self::Tool(name, arguments) => to_json(
-                supervisor
-                    .call_tool(&name, arguments, context, timeout)
-                    .await?,
-            ),
-            Self::Command(text) => match supervisor.run_command(&text, context, timeout).await? {
-                Some(result) => to_json(result),
-                None => return Err(no_match(format!("no plugin command matches `{text}`"))),
-            },
-            Self::Method(method, params) => {
-                supervisor
-                    .call_method(&method, params, context, timeout)
-                    .await?
-            }
-            Self::Hook(event, payload) => {
-                to_json(supervisor.run_hook(&event, payload, context, timeout).await)
-            }
-            Self::Http(request) => {
-                let path = request.path.clone();
-                match supervisor
-                    .handle_http(request, true, context, timeout)
-                    .await?
-                {
-                    Some(response) => to_json(response),
-                    None => return Err(no_match(format!("no plugin route matches `{path}`"))),
-                }
-            }
-            Self::Provider(capability, id, operation, params) => {
-                supervisor
-                    .call_provider(capability, &id, &operation, params, context, timeout)
-                    .await?
-            }
-            Self::Channel(id, operation, params) => {
-                supervisor
-                    .call_channel(&id, &operation, params, context, timeout)
-                    .await?
-            }
-            Self::ContextEngine(id, operation, params) => {
-                supervisor
-                    .call_context_engine(&id, &operation, params, context, timeout)
-                    .await?
-            }
-        };
-        Ok(value)
-    }
-}
-
-fn no_match(message: String) -> ErrorObject {
-    ErrorObject::new(outpost_protocol::ErrorCode::NotFound, message)
-}
-
-fn to_json(value: impl serde::Serialize) -> Value {
-    serde_json::to_value(value).expect("wire types serialize")
 }

@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outpost_protocol::methods::{CallContext, ToolResult};
+use outpost_protocol::methods::{CallContext, CommandResult, ToolResult};
 use outpost_protocol::{ErrorCode, ErrorObject, ManifestField, RejectionCode};
-use outpost_supervisor::launch::LaunchSpec;
-use outpost_supervisor::policy::SupervisionPolicy;
-use outpost_supervisor::registry::{PluginState, RegistryEvent};
-use outpost_supervisor::{Declarations, PluginSpec, Supervisor};
+use outpost_supervisor::{
+    Answer, Call, Declarations, Gateway, GatewayFuture, HookOutcome, LaunchSpec, MethodRequest,
+    PluginSpec, PluginState, RegistryEvent, SupervisionPolicy, Supervisor,
+};
 use serde_json::{Map, Value, json};
 
 /// Generous: only a guard against hangs, never a performance assertion.
@@ -69,22 +70,13 @@ impl Fixture {
         let declarations = Declarations::default()
             .with(ManifestField::Contracts("tools"), "echo")
             .with(ManifestField::Contracts("tools"), "slow")
-            .with(ManifestField::Contracts("tools"), "replayable");
-        let spec = PluginSpec {
-            id: id.to_owned(),
-            launch: LaunchSpec {
-                program: python(),
-                args: vec![fixture_script().display().to_string()],
-                root: dir.path().to_owned(),
-                env_passthrough: Vec::new(),
-                env_set,
-                policy,
-            },
-            config: Map::new(),
-            declarations,
-            allow_prompt_injection: true,
-            host_methods: Vec::new(),
-        };
+            .with(ManifestField::Contracts("tools"), "replayable")
+            .with(ManifestField::Contracts("tools"), "ask");
+        let mut launch = LaunchSpec::new(python(), dir.path())
+            .with_args([fixture_script().display().to_string()])
+            .with_policy(policy);
+        launch.env_set = env_set;
+        let spec = PluginSpec::new(id, launch).with_declarations(declarations);
         Self { spec, dir }
     }
 
@@ -153,7 +145,7 @@ async fn wait_for_state(
         .iter()
         .find(|p| p.id == plugin && p.state == wanted)
     {
-        return p.reason.clone();
+        return p.reason.as_ref().map(ToString::to_string);
     }
     tokio::time::timeout(SETTLE, async {
         loop {
@@ -163,7 +155,7 @@ async fn wait_for_state(
                     state,
                     reason,
                     ..
-                } if p == plugin && state == wanted => return reason,
+                } if p == plugin && state == wanted => return reason.map(|r| r.to_string()),
                 _ => {}
             }
         }
@@ -186,10 +178,83 @@ async fn start(fixtures: &[&Fixture]) -> Supervisor {
     supervisor
 }
 
+/// `call` with `context` and `timeout`.
+async fn make(
+    supervisor: &Supervisor,
+    call: Call,
+    context: CallContext,
+    timeout: Option<Duration>,
+) -> Result<Answer, ErrorObject> {
+    let call = call.with_context(context);
+    let call = match timeout {
+        Some(timeout) => call.with_timeout(timeout),
+        None => call,
+    };
+    supervisor.call(call).await
+}
+
+async fn call_tool(
+    supervisor: &Supervisor,
+    name: &str,
+    arguments: Map<String, Value>,
+    context: CallContext,
+    timeout: Option<Duration>,
+) -> Result<ToolResult, ErrorObject> {
+    match make(supervisor, Call::tool(name, arguments), context, timeout).await? {
+        Answer::Tool(result) => Ok(result),
+        other => panic!("not a tool result: {other:?}"),
+    }
+}
+
+async fn run_command(
+    supervisor: &Supervisor,
+    text: &str,
+    context: CallContext,
+) -> Result<CommandResult, ErrorObject> {
+    match make(supervisor, Call::command(text), context, None).await? {
+        Answer::Command(result) => Ok(result),
+        other => panic!("not a command result: {other:?}"),
+    }
+}
+
+async fn call_method(
+    supervisor: &Supervisor,
+    method: &str,
+    params: Value,
+) -> Result<Value, ErrorObject> {
+    make(
+        supervisor,
+        Call::method(method, params),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .map(Answer::into_value)
+}
+
+async fn run_hook(supervisor: &Supervisor, event: &str, payload: Value) -> HookOutcome {
+    match make(
+        supervisor,
+        Call::hook(event, payload),
+        CallContext::default(),
+        None,
+    )
+    .await
+    {
+        Ok(Answer::Hook(outcome)) => outcome,
+        other => panic!("not a hook outcome: {other:?}"),
+    }
+}
+
 async fn echo(supervisor: &Supervisor, timeout: Option<Duration>) -> Result<Value, ErrorObject> {
-    let result = supervisor
-        .call_tool("echo", Map::new(), CallContext::default(), timeout)
-        .await?;
+    let result = call_tool(
+        supervisor,
+        "echo",
+        Map::new(),
+        CallContext::default(),
+        timeout,
+    )
+    .await?;
     let outpost_protocol::methods::Content::Text { text } = &result.content[0] else {
         panic!("{result:?}")
     };
@@ -198,14 +263,14 @@ async fn echo(supervisor: &Supervisor, timeout: Option<Duration>) -> Result<Valu
 
 /// A call of the `slow` tool that returns at once.
 async fn quick_call(supervisor: &Supervisor) -> Result<ToolResult, ErrorObject> {
-    supervisor
-        .call_tool(
-            "slow",
-            args(&json!({"ms": 0})),
-            CallContext::default(),
-            None,
-        )
-        .await
+    call_tool(
+        supervisor,
+        "slow",
+        args(&json!({"ms": 0})),
+        CallContext::default(),
+        None,
+    )
+    .await
 }
 
 fn args(value: &Value) -> Map<String, Value> {
@@ -226,57 +291,55 @@ async fn a_healthy_plugin_serves_every_kind_of_call_and_stops_cleanly() {
         "the call carries its remaining budget: {budget}"
     );
 
-    let command = supervisor
-        .run_command(
-            "/ALPHA-CMD  hello there",
-            CallContext {
-                is_authorized_sender: Some(true),
-                ..CallContext::default()
-            },
-            None,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let command = run_command(
+        &supervisor,
+        "/ALPHA-CMD  hello there",
+        CallContext {
+            is_authorized_sender: Some(true),
+            ..CallContext::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(command.text, "ran /alpha-cmd with 'hello there'");
-    assert!(
-        supervisor
-            .run_command("/nope", CallContext::default(), None)
-            .await
-            .unwrap()
-            .is_none()
+    let unmatched = run_command(&supervisor, "/nope", CallContext::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unmatched.code,
+        ErrorCode::NotFound,
+        "the gateway's to handle"
     );
-    let unauthorized = supervisor
-        .run_command("/alpha-cmd", CallContext::default(), None)
+    assert_eq!(unmatched.data.unwrap()["kind"], "command");
+    let unauthorized = run_command(&supervisor, "/alpha-cmd", CallContext::default())
         .await
         .unwrap_err();
     assert_eq!(unauthorized.code, ErrorCode::Forbidden);
 
-    let method = supervisor
-        .call_method(
-            "alpha.status",
-            json!({"x": 1}),
-            CallContext::default(),
-            None,
-        )
+    let method = call_method(&supervisor, "alpha.status", json!({"x": 1}))
         .await
         .unwrap();
     assert_eq!(method, json!({"plugin": "alpha", "params": {"x": 1}}));
 
-    let missing = supervisor
-        .call_tool("nope", Map::new(), CallContext::default(), None)
-        .await
-        .unwrap_err();
+    let missing = call_tool(
+        &supervisor,
+        "nope",
+        Map::new(),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(missing.code, ErrorCode::NotFound);
-    let invalid = supervisor
-        .call_tool(
-            "slow",
-            args(&json!({"ms": "soon"})),
-            CallContext::default(),
-            None,
-        )
-        .await
-        .unwrap_err();
+    let invalid = call_tool(
+        &supervisor,
+        "slow",
+        args(&json!({"ms": "soon"})),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(invalid.code, ErrorCode::InvalidParams);
     assert_eq!(invalid.data.unwrap()["errors"][0]["path"], "/ms");
 
@@ -292,6 +355,7 @@ async fn a_healthy_plugin_serves_every_kind_of_call_and_stops_cleanly() {
             "tool:echo",
             "tool:slow",
             "tool:replayable",
+            "tool:ask",
             "command:alpha-cmd",
             "gatewayMethod:alpha.status",
             "hook:before_prompt_build",
@@ -303,10 +367,15 @@ async fn a_healthy_plugin_serves_every_kind_of_call_and_stops_cleanly() {
     supervisor.shutdown().await;
     assert_eq!(supervisor.state("alpha").unwrap().0, PluginState::Stopped);
     fixture.assert_all_gone();
-    let after = supervisor
-        .call_tool("echo", Map::new(), CallContext::default(), None)
-        .await
-        .unwrap_err();
+    let after = call_tool(
+        &supervisor,
+        "echo",
+        Map::new(),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(after.code, ErrorCode::Unavailable);
 }
 
@@ -380,7 +449,7 @@ async fn crash_on_start_restarts_with_backoff_then_gives_up() {
     assert_eq!(fixture.pids().len(), 3);
 
     // An operator restart gives it a fresh history (and it fails the same way).
-    supervisor.restart("crashy").await.unwrap();
+    supervisor.restart_plugin("crashy").await.unwrap();
     wait_for_state(&supervisor, "crashy", PluginState::Failed).await;
     assert_eq!(fixture.pids().len(), 6);
     supervisor.shutdown().await;
@@ -427,9 +496,7 @@ async fn a_crash_mid_call_fails_the_call_with_the_exit_and_the_plugin_comes_back
     while let Ok(event) = events.try_recv() {
         match event {
             RegistryEvent::PluginState { state, .. } => states.push(state),
-            RegistryEvent::Registered { .. }
-            | RegistryEvent::Unregistered { .. }
-            | RegistryEvent::Changed { .. } => changed = true,
+            _ => changed = true,
         }
     }
     assert_eq!(
@@ -479,10 +546,15 @@ async fn calls_during_a_restart_wait_or_fail_fast_with_a_retry_hint() {
 async fn only_replay_safe_calls_are_sent_again_after_a_crash() {
     let fixture = Fixture::new("replay", "crash-once");
     let supervisor = start(&[&fixture]).await;
-    let result = supervisor
-        .call_tool("replayable", Map::new(), CallContext::default(), None)
-        .await
-        .unwrap();
+    let result = call_tool(
+        &supervisor,
+        "replayable",
+        Map::new(),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .unwrap();
     let outpost_protocol::methods::Content::Text { text } = &result.content[0] else {
         panic!()
     };
@@ -526,9 +598,7 @@ async fn a_hung_call_times_out_and_is_cancelled_and_the_plugin_stays_up() {
     assert_eq!(error.code, ErrorCode::Timeout, "{error}");
     assert_eq!(error.data.unwrap()["timeoutMs"], 200);
     assert_eq!(supervisor.state("hangs").unwrap().0, PluginState::Ready);
-    let method = supervisor
-        .call_method("hangs.status", json!({}), CallContext::default(), None)
-        .await;
+    let method = call_method(&supervisor, "hangs.status", json!({})).await;
     assert!(method.is_ok(), "other calls are still served: {method:?}");
     supervisor.shutdown().await;
     fixture.assert_all_gone();
@@ -563,7 +633,7 @@ async fn a_plugin_that_ignores_sigterm_and_eof_is_killed_at_the_end_of_the_escal
 
     let fixture = Fixture::new("lingering", "no-exit-on-eof");
     let supervisor = start(&[&fixture]).await;
-    supervisor.stop("lingering").await.unwrap();
+    supervisor.stop_plugin("lingering").await.unwrap();
     fixture.assert_all_gone();
 }
 
@@ -661,10 +731,15 @@ async fn an_undeclared_tool_is_rejected_and_the_rest_is_served() {
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].code, RejectionCode::NotDeclared);
     assert_eq!(rejected[0].key.as_deref(), Some("sneaky"));
-    let error = supervisor
-        .call_tool("sneaky", Map::new(), CallContext::default(), None)
-        .await
-        .unwrap_err();
+    let error = call_tool(
+        &supervisor,
+        "sneaky",
+        Map::new(),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);
     assert!(echo(&supervisor, None).await.is_ok());
     supervisor.shutdown().await;
@@ -694,7 +769,8 @@ async fn the_concurrency_limit_queues_then_refuses() {
         .policy(&json!({"limits": {"maxConcurrentRequests": 1, "maxQueuedRequests": 1}}));
     let supervisor = start(&[&fixture]).await;
     let slow = || {
-        supervisor.call_tool(
+        call_tool(
+            &supervisor,
             "slow",
             args(&json!({"ms": 500})),
             CallContext::default(),
@@ -721,14 +797,7 @@ async fn hooks_run_by_priority_and_their_results_merge() {
     // Two fixtures register the same tool names: the second loses them (first wins)
     // but keeps its hook.
     let supervisor = start(&[&low, &high]).await;
-    let outcome = supervisor
-        .run_hook(
-            "before_prompt_build",
-            json!({}),
-            CallContext::default(),
-            None,
-        )
-        .await;
+    let outcome = run_hook(&supervisor, "before_prompt_build", json!({})).await;
     assert_eq!(outcome.result["prependContext"], "from high\n\nfrom low");
     assert_eq!(
         outcome
@@ -746,8 +815,8 @@ async fn hooks_run_by_priority_and_their_results_merge() {
         .collect();
     assert_eq!(
         rejected,
-        [RejectionCode::Conflict; 3],
-        "one plugin lost the three tools"
+        [RejectionCode::Conflict; 4],
+        "one plugin lost the four tools"
     );
     supervisor.shutdown().await;
     low.assert_all_gone();
@@ -758,7 +827,8 @@ async fn hooks_run_by_priority_and_their_results_merge() {
 async fn cancelled_callers_cancel_the_plugin_call() {
     let fixture = Fixture::new("cancel", "ok");
     let supervisor = start(&[&fixture]).await;
-    let call = supervisor.call_tool(
+    let call = call_tool(
+        &supervisor,
         "slow",
         args(&json!({"ms": 60_000})),
         CallContext::default(),
@@ -784,4 +854,248 @@ async fn cancelled_callers_cancel_the_plugin_call() {
     assert!(echo(&supervisor, None).await.is_ok());
     supervisor.shutdown().await;
     fixture.assert_all_gone();
+}
+
+/// Asks the host through the fixture's `ask` tool: the host's whole answer
+/// (`{"result": ...}` or `{"error": ...}`).
+async fn ask(supervisor: &Supervisor, method: &str, params: Value) -> Value {
+    let result = call_tool(
+        supervisor,
+        "ask",
+        args(&json!({"method": method, "params": params})),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .expect("the ask tool answers");
+    let outpost_protocol::methods::Content::Text { text } = &result.content[0] else {
+        panic!("{result:?}")
+    };
+    serde_json::from_str(text).unwrap()
+}
+
+/// A gateway with one method of its own, `gw.echo`, that records who asked.
+#[derive(Clone, Default)]
+struct EchoGateway {
+    asked: Arc<Mutex<Vec<MethodRequest>>>,
+}
+
+impl Gateway for EchoGateway {
+    fn call_method(&self, request: MethodRequest) -> GatewayFuture<'_, Result<Value, ErrorObject>> {
+        Box::pin(async move {
+            let answer = match request.method.as_str() {
+                "gw.echo" => Ok(json!({"gateway": true, "params": request.params})),
+                other => Err(ErrorObject::new(
+                    ErrorCode::NotFound,
+                    format!("the test gateway has no `{other}`"),
+                )),
+            };
+            self.asked.lock().unwrap().push(request);
+            answer
+        })
+    }
+}
+
+#[tokio::test]
+async fn host_call_method_reaches_a_plugin_method_or_else_the_gateway() {
+    let mut asker = Fixture::new("asker", "ok");
+    asker.spec = asker.spec.with_host_methods(["gw.*", "other.status"]);
+    let other = Fixture::new("other", "ok");
+    let gateway = EchoGateway::default();
+    let supervisor = Supervisor::builder()
+        .gateway(gateway.clone())
+        .start(vec![asker.spec.clone(), other.spec.clone()])
+        .unwrap();
+    assert!(supervisor.wait_settled(SETTLE).await);
+
+    // Another plugin's method: routed to it.
+    let answer = ask(
+        &supervisor,
+        "host/callMethod",
+        json!({"method": "other.status", "params": {"n": 1}}),
+    )
+    .await;
+    assert_eq!(
+        answer["result"],
+        json!({"plugin": "other", "params": {"n": 1}})
+    );
+
+    // A method no plugin registered: the gateway's, with who asked and a deadline.
+    let answer = ask(
+        &supervisor,
+        "host/callMethod",
+        json!({"method": "gw.echo", "params": [7]}),
+    )
+    .await;
+    assert_eq!(answer["result"], json!({"gateway": true, "params": [7]}));
+    let asked = gateway.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].plugin, "asker");
+    assert!(asked[0].deadline > std::time::Instant::now());
+
+    // The gateway's own errors pass through; the grant is checked first.
+    let answer = ask(
+        &supervisor,
+        "host/callMethod",
+        json!({"method": "gw.nothing"}),
+    )
+    .await;
+    assert_eq!(answer["error"]["code"], -32008, "{answer}");
+    let answer = ask(
+        &supervisor,
+        "host/callMethod",
+        json!({"method": "billing.charge"}),
+    )
+    .await;
+    assert_eq!(answer["error"]["code"], -32005, "{answer}");
+    assert_eq!(
+        gateway.asked.lock().unwrap().len(),
+        2,
+        "a refused method never reaches the gateway"
+    );
+    supervisor.shutdown().await;
+
+    // Without a gateway, a method nobody has is "not found", saying so.
+    let supervisor = start(&[&asker]).await;
+    let answer = ask(&supervisor, "host/callMethod", json!({"method": "gw.echo"})).await;
+    assert_eq!(answer["error"]["code"], -32008, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the gateway offers no method"),
+        "{answer}"
+    );
+    supervisor.shutdown().await;
+    asker.assert_all_gone();
+    other.assert_all_gone();
+}
+
+#[tokio::test]
+async fn a_request_sent_the_moment_initialized_arrives_is_answered() {
+    // protocol.md §5.3: a plugin may send requests as soon as it reads `initialized`.
+    for round in 0..5 {
+        let fixture = Fixture::new("eager", "ask-at-once");
+        let supervisor = start(&[&fixture]).await;
+        let events = fixture.dir.path().join("events");
+        let outcome = tokio::time::timeout(SETTLE, async {
+            loop {
+                let text = std::fs::read_to_string(&events).unwrap_or_default();
+                if let Some(line) = text.lines().find(|l| l.starts_with("early ")) {
+                    return line.to_owned();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the plugin recorded the answer");
+        assert_eq!(outcome, "early ok", "round {round}");
+        supervisor.shutdown().await;
+        fixture.assert_all_gone();
+    }
+}
+
+#[tokio::test]
+async fn apply_keeps_the_unchanged_restarts_the_changed_stops_the_removed_starts_the_new() {
+    let same = Fixture::new("same", "ok");
+    let changed = Fixture::new("changed", "ok");
+    let removed = Fixture::new("removed", "ok");
+    let added = Fixture::new("added", "ok");
+    let supervisor = start(&[&same, &changed, &removed]).await;
+    let pid_of = |id: &str| {
+        supervisor
+            .snapshot()
+            .plugins
+            .into_iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.pid)
+    };
+    let same_pid = pid_of("same").unwrap();
+    let changed_pid = pid_of("changed").unwrap();
+    let (_, mut events) = supervisor.subscribe();
+
+    let changed_spec = changed
+        .spec
+        .clone()
+        .with_config(args(&json!({"mode": "new"})));
+    let applied = supervisor
+        .apply(vec![same.spec.clone(), changed_spec, added.spec.clone()])
+        .await
+        .unwrap();
+    assert_eq!(applied.unchanged, ["same"]);
+    assert_eq!(applied.restarted, ["changed"]);
+    assert_eq!(applied.stopped, ["removed"]);
+    assert_eq!(applied.started, ["added"]);
+    assert!(supervisor.wait_settled(SETTLE).await);
+
+    // The unchanged plugin: the same process, never stopped, never handshaken again.
+    assert_eq!(pid_of("same"), Some(same_pid));
+    assert_eq!(same.pids().len(), 1);
+    assert_eq!(supervisor.state("same").unwrap().0, PluginState::Ready);
+    // The changed one runs a new process with the new config; the old one is gone.
+    let new_pid = pid_of("changed").unwrap();
+    assert_ne!(new_pid, changed_pid);
+    assert!(!alive(i32::try_from(changed_pid).unwrap()));
+    assert_eq!(supervisor.spec("changed").unwrap().config["mode"], "new");
+    // The removed one is gone with its registrations; the new one serves.
+    removed.assert_all_gone();
+    assert!(supervisor.state("removed").is_none());
+    assert!(
+        supervisor
+            .snapshot()
+            .registrations
+            .iter()
+            .all(|r| r.plugin != "removed")
+    );
+    assert_eq!(supervisor.state("added").unwrap().0, PluginState::Ready);
+    assert_eq!(
+        call_method(&supervisor, "added.status", json!(null))
+            .await
+            .unwrap()["plugin"],
+        "added"
+    );
+
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        match event {
+            RegistryEvent::PluginAdded { plugin, .. } => seen.push(format!("+{plugin}")),
+            RegistryEvent::PluginRemoved { plugin, .. } => seen.push(format!("-{plugin}")),
+            RegistryEvent::PluginState { plugin, state, .. } if plugin != "added" => {
+                seen.push(format!("{plugin} {state}"));
+            }
+            _ => {}
+        }
+    }
+    for expected in [
+        "changed stopping",
+        "changed stopped",
+        "changed starting",
+        "changed ready",
+        "removed stopping",
+        "removed stopped",
+        "-removed",
+        "+added",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == expected),
+            "{expected} missing from {seen:?}"
+        );
+    }
+    assert!(!seen.iter().any(|s| s.starts_with("same ")), "{seen:?}");
+
+    // Duplicate ids change nothing.
+    let error = supervisor
+        .apply(vec![same.spec.clone(), same.spec.clone()])
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("`same` appears twice"),
+        "{error}"
+    );
+    assert_eq!(supervisor.state("added").unwrap().0, PluginState::Ready);
+
+    supervisor.shutdown().await;
+    for fixture in [&same, &changed, &added] {
+        fixture.assert_all_gone();
+    }
 }

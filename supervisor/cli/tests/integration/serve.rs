@@ -162,7 +162,7 @@ fn call_failures_exit_1_and_say_what_to_do() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["tool", "no_such_tool"],
-            "no enabled, runnable plugin can own the tool `no_such_tool`",
+            "no enabled, runnable plugin can own tool `no_such_tool`",
         ),
         (&["method", "nobody.here"], "`nobody.here`"),
         (
@@ -427,7 +427,10 @@ for line in sys.stdin:
     let mut serve = Serve::spawn(&config);
     let failed = serve.wait_for("flaky to fail", |fields| fields["message"] == "failed");
     assert!(
-        failed["reason"].as_str().unwrap().contains("SIGHUP"),
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outpost reload"),
         "the reason says how to restart it: {failed}"
     );
     std::fs::write(root.join("ready-marker"), "").unwrap();

@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
-use crate::throttle::Throttle;
+use super::throttle::Throttle;
 
 /// Longest line kept; longer lines are cut into pieces of this size.
 const MAX_LINE: usize = 4096;

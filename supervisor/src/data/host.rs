@@ -3,18 +3,20 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use outpost_protocol::methods::{
-    CallContext, HostCallMethodParams, HostGetConfigResult, LogLevel, LogParams,
-};
+use outpost_protocol::methods::{HostCallMethodParams, HostGetConfigResult, LogLevel, LogParams};
 use outpost_protocol::peer::{Event, Incoming, IncomingRequest};
-use outpost_protocol::{ErrorCode, ErrorObject, Notification, NotificationType, RequestType};
+use outpost_protocol::{
+    ErrorCode, ErrorObject, Notification, NotificationType, RegistrationKind, RequestType,
+};
 use serde_json::{Map, Value, json};
 
+use super::call::{Answer, Call};
+use super::gateway::MethodRequest;
+use super::shared::Shared;
+use super::throttle::Throttle;
 use crate::spec::method_allowed;
-use crate::supervisor::Shared;
-use crate::throttle::Throttle;
 
 /// The plugin-to-host methods this host answers, announced in `initialize`.
 pub(crate) const RUNTIME_METHODS: &[&str] = &[
@@ -29,7 +31,9 @@ pub(crate) struct HostContext {
     pub(crate) plugin: Arc<str>,
     pub(crate) config: Map<String, Value>,
     pub(crate) host_methods: Vec<String>,
-    /// Set once `initialized` was sent: requests before that get `-32002`.
+    /// The plugin's `timeouts.callMs`: how long a request of its own may take.
+    pub(crate) call_timeout: Duration,
+    /// Set just before `initialized` is sent: requests before that get `-32002`.
     pub(crate) initialized: Arc<AtomicBool>,
 }
 
@@ -99,7 +103,14 @@ async fn answer(context: &HostContext, request: IncomingRequest) {
             outpost_protocol::methods::HostGetConfig::METHOD => Ok(json!(HostGetConfigResult {
                 config: context.config.clone()
             })),
-            outpost_protocol::methods::HostCallMethod::METHOD => call_method(context, params).await,
+            outpost_protocol::methods::HostCallMethod::METHOD => {
+                // The plugin's `$/cancel` (or its connection ending) drops the call.
+                let cancelled = responder.cancellation();
+                tokio::select! {
+                    () = cancelled.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "cancelled by the plugin")),
+                    outcome = call_method(context, params) => outcome,
+                }
+            }
             _ => Err(ErrorObject::method_not_found(&method)),
         }
     } else {
@@ -136,7 +147,36 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
             "the supervisor is shutting down",
         ));
     };
-    shared
-        .call_method(&target, params, CallContext::default(), None)
-        .await
+    // A plugin's method (or one a plugin that is not ready would serve), or else the
+    // gateway's own.
+    match shared.owner(RegistrationKind::GatewayMethod, &target) {
+        Ok(_) => {
+            return shared
+                .call(Call::method(target, params))
+                .await
+                .map(Answer::into_value);
+        }
+        Err(unavailable) if unavailable.code == ErrorCode::Unavailable => return Err(unavailable),
+        Err(_) => {}
+    }
+    let deadline = Instant::now() + context.call_timeout;
+    let request = MethodRequest {
+        plugin: plugin.to_string(),
+        method: target.clone(),
+        params,
+        context: outpost_protocol::methods::CallContext::default(),
+        deadline,
+    };
+    let answer = shared.gateway.0.call_method(request);
+    match tokio::time::timeout_at(deadline.into(), answer).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ErrorObject::new(
+            ErrorCode::Timeout,
+            format!(
+                "the gateway did not answer `{target}` for plugin `{plugin}` within {} ms",
+                context.call_timeout.as_millis()
+            ),
+        )
+        .with_data(json!({ "method": target, "timeoutMs": u64::try_from(context.call_timeout.as_millis()).unwrap_or(u64::MAX) }))),
+    }
 }

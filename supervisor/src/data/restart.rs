@@ -11,7 +11,7 @@ use crate::policy::RestartPolicy;
 
 /// How a plugin's process ended, as far as the restart decision cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitKind {
+pub(crate) enum ExitKind {
     /// Exit code 78: the plugin says it cannot work as configured.
     Permanent,
     /// Any other exit, signal or kill that nobody asked for (including "unresponsive"
@@ -21,7 +21,7 @@ pub enum ExitKind {
 
 /// The verdict.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Start the plugin again after this delay.
     RestartAfter(Duration),
     /// Too many crashes: `crashes` within the policy's window. State `failed` until an
@@ -36,7 +36,7 @@ pub enum Decision {
 
 /// The crashes that still count, and the backoff step.
 #[derive(Clone, Debug, Default)]
-pub struct RestartHistory {
+pub(crate) struct RestartHistory {
     /// When recent crashes happened, oldest first, pruned to the policy's window.
     crashes: VecDeque<Instant>,
     /// Crashes since the plugin last ran stably; drives the backoff exponent.
@@ -51,7 +51,7 @@ impl RestartHistory {
     ///   never got ready); running at least `reset_after_ms` forgets the backoff;
     /// - `jitter`: a sample in `[-1.0, 1.0]`; the delay moves by `jitter * policy.jitter`
     ///   of itself.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         policy: &RestartPolicy,
         kind: ExitKind,
@@ -84,13 +84,13 @@ impl RestartHistory {
     }
 
     /// Forgets everything: an operator restarted the plugin by hand.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.crashes.clear();
         self.consecutive = 0;
     }
 
     /// Crashes within the window as of the last record.
-    pub fn recent_crashes(&self) -> usize {
+    pub(crate) fn recent_crashes(&self) -> usize {
         self.crashes.len()
     }
 }

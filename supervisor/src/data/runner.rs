@@ -16,7 +16,9 @@
 //!                        |
 //!                        +--> failed  (too many crashes, exit 78, wrong version or id)
 //!
-//!   an order (stop / restart) at any point: stop escalation, then stopped / starting
+//!   an order at any point: stop -> the stop escalation, then stopped;
+//!   restart (or start, when not running) -> starting with a fresh crash history;
+//!   retire (a reload removed or replaced it) -> the stop escalation, then the runner ends
 //! ```
 //!
 //! Every wait races the process's exit and the runner's orders, so a plugin that dies or
@@ -42,14 +44,15 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::host::{self, HostContext};
-use crate::os::{ExitDescription, ProcessGroup, SpawnRequest};
-use crate::plugin::{Conn, Control, Down, ExitReport, Live, PluginRuntime, STDERR_TAIL_IN_REPORTS};
+use super::host::{self, HostContext};
+use super::os::{ExitDescription, ProcessGroup, SpawnRequest};
+use super::plugin::{Conn, Control, Down, Live, PluginRuntime, STDERR_TAIL_IN_REPORTS};
+use super::reason::{Exit, ExitCause, Reason};
+use super::registry::{PluginState, Registrant};
+use super::restart::{Decision, ExitKind, RestartHistory};
+use super::shared::Shared;
+use super::stderr;
 use crate::policy::{HealthPolicy, SupervisionPolicy};
-use crate::registry::{PluginState, Registrant};
-use crate::restart::{Decision, ExitKind, RestartHistory};
-use crate::stderr;
-use crate::supervisor::Shared;
 
 /// Environment variables passed through from the supervisor when set.
 const ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
@@ -58,14 +61,10 @@ const ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
 /// behind may hold the pipe open.
 const STDERR_SETTLE: Duration = Duration::from_millis(250);
 
-/// What the reason of every `failed` plugin ends with.
-const RESTART_ADVICE: &str =
-    "fix the cause, then restart it (`outpost serve` restarts failed plugins on SIGHUP)";
-
 /// After stdout closes, how long the process has to exit on its own.
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(1);
 
-/// Runs one plugin until the supervisor drops its orders channel.
+/// Runs one plugin until it is retired or the supervisor drops its orders channel.
 pub(crate) async fn run(
     shared: Weak<Shared>,
     runtime: Arc<PluginRuntime>,
@@ -75,18 +74,17 @@ pub(crate) async fn run(
         shared,
         runtime,
         history: RestartHistory::default(),
+        after_crash: false,
     };
     let mut next = Next::Start;
     loop {
         next = match next {
             Next::Start => runner.start_and_supervise(&mut orders).await,
             Next::Crashed { report, ran_for } => {
-                runner.after_crash(&report, ran_for, &mut orders).await
+                runner.after_crash(report, ran_for, &mut orders).await
             }
             Next::Failed(reason) => {
-                // Every way into `failed` needs a person; say what to do once, here.
-                let reason = format!("{reason}; {RESTART_ADVICE}");
-                tracing::error!(plugin = %runner.runtime.id(), "{reason}");
+                tracing::debug!(plugin = %runner.runtime.id(), "failed: {reason}");
                 runner.set_down(PluginState::Failed, reason, None);
                 Next::Idle
             }
@@ -99,10 +97,10 @@ pub(crate) async fn run(
 enum Next {
     Start,
     Crashed {
-        report: Arc<ExitReport>,
+        report: Arc<Exit>,
         ran_for: Duration,
     },
-    Failed(String),
+    Failed(Reason),
     /// Failed or stopped: waiting for an order.
     Idle,
     Exit,
@@ -112,19 +110,21 @@ struct Runner {
     shared: Weak<Shared>,
     runtime: Arc<PluginRuntime>,
     history: RestartHistory,
+    /// The next start replaces a process that crashed (it counts as a restart).
+    after_crash: bool,
 }
 
 /// Why an incarnation did not get ready.
 enum StartFailure {
-    Crash(Arc<ExitReport>),
-    Permanent(String),
+    Crash(Arc<Exit>),
+    Permanent(Reason),
     /// An order arrived meanwhile; the process was stopped.
     Ordered(Option<Control>),
 }
 
 /// How the supervision of a ready incarnation ended.
 enum End {
-    Exited(Arc<ExitReport>),
+    Exited(Arc<Exit>),
     Ordered(Option<Control>),
 }
 
@@ -137,7 +137,7 @@ impl Runner {
         &self.runtime.spec.launch.policy
     }
 
-    fn set_down(&self, state: PluginState, reason: String, retry_at: Option<Instant>) {
+    fn set_down(&self, state: PluginState, reason: Reason, retry_at: Option<Instant>) {
         if let Some(shared) = self.shared.upgrade() {
             shared
                 .registry
@@ -150,25 +150,27 @@ impl Runner {
         }));
     }
 
-    /// Carries out an order that arrived while the plugin was not running.
+    /// Carries out an order that arrived while the plugin was not running (any more).
     fn obey(&mut self, order: Option<Control>) -> Next {
+        self.after_crash = false;
         match order {
             Some(Control::Stop(reply)) => {
-                self.set_down(PluginState::Stopped, "stopped on request".into(), None);
+                self.set_down(PluginState::Stopped, Reason::StopRequested, None);
                 let _ = reply.send(());
                 Next::Idle
             }
-            Some(Control::Restart(reply)) => {
+            Some(Control::Start(reply) | Control::Restart(reply)) => {
                 self.history.clear();
                 let _ = reply.send(());
                 Next::Start
             }
+            Some(Control::Retire(reason, reply)) => {
+                self.set_down(PluginState::Stopped, reason, None);
+                let _ = reply.send(());
+                Next::Exit
+            }
             None => {
-                self.set_down(
-                    PluginState::Stopped,
-                    "the supervisor shut down".into(),
-                    None,
-                );
+                self.set_down(PluginState::Stopped, Reason::Shutdown, None);
                 Next::Exit
             }
         }
@@ -180,11 +182,12 @@ impl Runner {
     }
 
     async fn start_and_supervise(&mut self, orders: &mut mpsc::Receiver<Control>) -> Next {
-        self.set_down(PluginState::Starting, "starting".into(), None);
+        self.set_down(PluginState::Starting, Reason::Starting, None);
         let Some(shared) = self.shared.upgrade() else {
             return Next::Exit;
         };
-        let mut incarnation = match start(&shared, &self.runtime, orders).await {
+        let restart = std::mem::take(&mut self.after_crash);
+        let mut incarnation = match start(&shared, &self.runtime, restart, orders).await {
             Ok(incarnation) => incarnation,
             Err(StartFailure::Crash(report)) => {
                 return Next::Crashed {
@@ -203,7 +206,7 @@ impl Runner {
                 .set_state(self.id(), PluginState::Ready, None);
         }
         self.runtime.conn.send_replace(Conn::Up(incarnation.live()));
-        tracing::info!(plugin = %self.id(), pid = incarnation.group.id(), "ready");
+        tracing::debug!(plugin = %self.id(), pid = incarnation.group.id(), "ready");
         match incarnation.supervise(orders).await {
             End::Exited(report) => Next::Crashed {
                 report,
@@ -215,54 +218,53 @@ impl Runner {
 
     async fn after_crash(
         &mut self,
-        report: &ExitReport,
+        report: Arc<Exit>,
         ran_for: Duration,
         orders: &mut mpsc::Receiver<Control>,
     ) -> Next {
         let policy = self.policy().restart.clone();
-        let kind = if report.exit.exit_code == Some(outpost_protocol::EXIT_PERMANENT_FAILURE) {
+        let kind = if report.status.exit_code == Some(outpost_protocol::EXIT_PERMANENT_FAILURE) {
             ExitKind::Permanent
         } else {
             ExitKind::Crash
         };
         let jitter = fastrand::f64().mul_add(2.0, -1.0);
+        let exit = Exit::clone(&report);
         match self
             .history
             .record(&policy, kind, Instant::now(), ran_for, jitter)
         {
             Decision::RestartAfter(delay) => {
-                let reason = format!(
-                    "{}; restarting in {} ms (crash {} of at most {} within {} s)",
-                    report.summary(),
-                    delay.as_millis(),
-                    self.history.recent_crashes(),
-                    policy.max_crashes,
-                    policy.window_ms / 1000,
-                );
-                tracing::warn!(plugin = %self.id(), stderr_tail = ?report.stderr_tail, "{reason}");
+                tracing::debug!(plugin = %self.id(), stderr_tail = ?report.stderr_tail, "{report}");
+                let reason = Reason::Restarting {
+                    exit,
+                    backoff_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    crashes: u32::try_from(self.history.recent_crashes()).unwrap_or(u32::MAX),
+                    max_crashes: policy.max_crashes,
+                    window_ms: policy.window_ms,
+                };
                 self.set_down(
                     PluginState::Restarting,
                     reason,
                     Some(Instant::now() + delay),
                 );
                 tokio::select! {
-                    () = tokio::time::sleep(delay) => Next::Start,
+                    () = tokio::time::sleep(delay) => {
+                        self.after_crash = true;
+                        Next::Start
+                    }
                     order = orders.recv() => self.obey(order),
                 }
             }
-            Decision::GiveUp { crashes } => Next::Failed(format!(
-                "crashed {crashes} times within {} s, so it was given up on; the last time: {}",
-                policy.window_ms / 1000,
-                report.summary()
-            )),
-            Decision::Permanent if kind == ExitKind::Permanent => Next::Failed(format!(
-                "exited with status 78, which means it cannot work with its config or environment: {}",
-                report.summary()
-            )),
-            Decision::Permanent => Next::Failed(format!(
-                "{}; restarts are disabled for it (restart.enabled = false)",
-                report.summary()
-            )),
+            Decision::GiveUp { crashes } => Next::Failed(Reason::CrashLoop {
+                crashes: u32::try_from(crashes).unwrap_or(u32::MAX),
+                window_ms: policy.window_ms,
+                last: exit,
+            }),
+            Decision::Permanent if kind == ExitKind::Permanent => {
+                Next::Failed(Reason::PermanentFailure { exit })
+            }
+            Decision::Permanent => Next::Failed(Reason::RestartsDisabled { exit }),
         }
     }
 }
@@ -276,7 +278,7 @@ struct Incarnation {
     peer: Peer,
     stderr_task: Option<JoinHandle<()>>,
     host_task: JoinHandle<()>,
-    exit: watch::Sender<Option<Arc<ExitReport>>>,
+    exit: watch::Sender<Option<Arc<Exit>>>,
     services: Vec<String>,
 }
 
@@ -291,6 +293,7 @@ impl Drop for Incarnation {
 async fn start(
     shared: &Arc<Shared>,
     runtime: &Arc<PluginRuntime>,
+    restart: bool,
     orders: &mut mpsc::Receiver<Control>,
 ) -> Result<Incarnation, StartFailure> {
     let spec = &runtime.spec;
@@ -308,21 +311,27 @@ async fn start(
     let mut child = match shared.spawner.spawn(request).await {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            return Err(StartFailure::Permanent(format!("cannot be started: {e}")));
+            return Err(StartFailure::Permanent(Reason::CannotStart {
+                detail: e.to_string(),
+            }));
         }
         Err(e) => {
-            return Err(StartFailure::Crash(Arc::new(ExitReport {
-                exit: ExitDescription {
+            return Err(StartFailure::Crash(Arc::new(Exit {
+                cause: ExitCause::SpawnFailed {
+                    program: launch.program.clone(),
+                    detail: e.to_string(),
+                },
+                status: ExitDescription {
                     text: "not started".into(),
                     exit_code: None,
                     signal: None,
                 },
-                cause: format!("could not start `{}`: {e}", launch.program.display()),
                 stderr_tail: Vec::new(),
             })));
         }
     };
     let pid = child.id().expect("a child that was just spawned has a pid");
+    shared.registry.set_process(&spec.id, Some(pid), restart);
     let group = ProcessGroup::new(pid);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -347,6 +356,7 @@ async fn start(
             plugin: plugin.clone(),
             config: spec.config.clone(),
             host_methods: spec.host_methods.clone(),
+            call_timeout: Duration::from_millis(launch.policy.timeouts.call_ms),
             initialized: initialized.clone(),
         },
         incoming,
@@ -365,44 +375,60 @@ async fn start(
     };
 
     let outcome = {
-        let handshake = handshake(shared, runtime, incarnation.peer.clone());
+        let handshake = handshake(shared, runtime, incarnation.peer.clone(), &initialized);
         tokio::pin!(handshake);
-        tokio::select! {
-            result = &mut handshake => Ok(result),
-            status = incarnation.child.wait() => Err(status),
-            order = orders.recv() => {
-                incarnation.stop().await;
-                return Err(StartFailure::Ordered(order));
+        loop {
+            tokio::select! {
+                result = &mut handshake => break Ok(result),
+                status = incarnation.child.wait() => break Err(status),
+                order = orders.recv() => {
+                    if let Some(Control::Start(reply)) = order {
+                        // Already starting.
+                        let _ = reply.send(());
+                        continue;
+                    }
+                    let reason = stop_reason(order.as_ref());
+                    incarnation.stop(reason).await;
+                    return Err(StartFailure::Ordered(order));
+                }
             }
         }
     };
     match outcome {
         Ok(Ok(services)) => {
-            initialized.store(true, Ordering::SeqCst);
             incarnation.services = services;
             Ok(incarnation)
         }
         Ok(Err(HandshakeError::Permanent(reason))) => {
-            incarnation.kill(&reason).await;
+            incarnation.kill(ExitCause::Stopped).await;
             Err(StartFailure::Permanent(reason))
         }
         Ok(Err(HandshakeError::Crash(cause))) => {
-            Err(StartFailure::Crash(incarnation.kill(&cause).await))
+            Err(StartFailure::Crash(incarnation.kill(cause).await))
         }
         Err(status) => {
             let report = incarnation
-                .finish(status, "exited during the handshake".into(), false)
+                .finish(status, ExitCause::ExitedDuringHandshake, false)
                 .await;
             Err(StartFailure::Crash(report))
         }
     }
 }
 
+/// What a plugin that is stopped because of `order` is told, and why it stops.
+fn stop_reason(order: Option<&Control>) -> Reason {
+    match order {
+        Some(Control::Retire(reason, _)) => reason.clone(),
+        Some(_) => Reason::StopRequested,
+        None => Reason::Shutdown,
+    }
+}
+
 enum HandshakeError {
     /// Restarting will not help: a version or id mismatch, a malformed answer.
-    Permanent(String),
+    Permanent(Reason),
     /// Counted as a crash.
-    Crash(String),
+    Crash(ExitCause),
 }
 
 /// `initialize`, admission, `initialized`, service starts. Returns the started services.
@@ -410,14 +436,16 @@ async fn handshake(
     shared: &Shared,
     runtime: &PluginRuntime,
     peer: Peer,
+    initialized: &AtomicBool,
 ) -> Result<Vec<String>, HandshakeError> {
     let spec = &runtime.spec;
     let policy = &spec.launch.policy;
+    let offered: Vec<String> = outpost_protocol::SUPPORTED_VERSIONS
+        .iter()
+        .map(|v| (*v).to_owned())
+        .collect();
     let params = InitializeParams {
-        protocol_versions: outpost_protocol::SUPPORTED_VERSIONS
-            .iter()
-            .map(|v| (*v).to_owned())
-            .collect(),
+        protocol_versions: offered.clone(),
         host: shared.host.clone(),
         plugin_id: spec.id.clone(),
         config: spec.config.clone(),
@@ -442,31 +470,31 @@ async fn handshake(
     {
         Ok(answer) => answer,
         Err(CallError::Timeout(_)) => {
-            return Err(HandshakeError::Crash(format!(
-                "did not answer `initialize` within {} ms (timeouts.handshakeMs)",
-                timeout.as_millis()
-            )));
+            return Err(HandshakeError::Crash(ExitCause::HandshakeTimeout {
+                timeout_ms: policy.timeouts.handshake_ms,
+            }));
         }
         Err(CallError::Remote(error)) if error.code == ErrorCode::UnsupportedVersion => {
-            let theirs = error
+            let supported = error
                 .data
                 .as_ref()
                 .and_then(|d| d.get("supported"))
-                .map_or_else(|| "unknown".into(), Value::to_string);
-            return Err(HandshakeError::Permanent(format!(
-                "speaks none of this host's protocol versions ({:?}); it supports {theirs}. Update the plugin or Outpost",
-                outpost_protocol::SUPPORTED_VERSIONS
-            )));
+                .cloned()
+                .unwrap_or(Value::Null);
+            return Err(HandshakeError::Permanent(Reason::VersionMismatch {
+                offered,
+                supported,
+            }));
         }
         Err(CallError::Remote(error)) => {
-            return Err(HandshakeError::Crash(format!(
-                "answered `initialize` with an error: {error}"
-            )));
+            return Err(HandshakeError::Crash(ExitCause::HandshakeRefused {
+                error: error.to_string(),
+            }));
         }
         Err(e) => {
-            return Err(HandshakeError::Crash(format!(
-                "lost its connection during the handshake: {e}"
-            )));
+            return Err(HandshakeError::Crash(ExitCause::ConnectionLost {
+                detail: e.to_string(),
+            }));
         }
     };
 
@@ -479,29 +507,27 @@ async fn handshake(
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(values)) => values,
         Some(_) => {
-            return Err(HandshakeError::Permanent(
-                "its `initialize` result has `registrations` that is not an array; fix the plugin"
-                    .into(),
-            ));
+            return Err(HandshakeError::Permanent(Reason::BadHandshake {
+                detail: "`registrations` is not an array".into(),
+            }));
         }
     };
     let result: InitializeResult = serde_json::from_value(answer).map_err(|e| {
-        HandshakeError::Permanent(format!(
-            "its `initialize` result is malformed ({e}); fix the plugin (docs/protocol.md §5.2)"
-        ))
+        HandshakeError::Permanent(Reason::BadHandshake {
+            detail: e.to_string(),
+        })
     })?;
-    if !outpost_protocol::SUPPORTED_VERSIONS.contains(&result.protocol_version.as_str()) {
-        return Err(HandshakeError::Permanent(format!(
-            "chose protocol version {:?}, which this host did not offer (it offered {:?})",
-            result.protocol_version,
-            outpost_protocol::SUPPORTED_VERSIONS
-        )));
+    if !offered.contains(&result.protocol_version) {
+        return Err(HandshakeError::Permanent(Reason::UnofferedVersion {
+            chosen: result.protocol_version,
+            offered,
+        }));
     }
     if result.plugin.id != spec.id {
-        return Err(HandshakeError::Permanent(format!(
-            "answered as plugin `{}`, but its manifest says `{}`; the manifest is what the operator reviewed, so fix the plugin",
-            result.plugin.id, spec.id
-        )));
+        return Err(HandshakeError::Permanent(Reason::WrongId {
+            expected: spec.id.clone(),
+            answered: result.plugin.id,
+        }));
     }
 
     let admission = shared.registry.admit(
@@ -527,7 +553,7 @@ async fn handshake(
     }
     if !(admission.added.is_empty() && admission.removed.is_empty() && admission.changed.is_empty())
     {
-        tracing::info!(
+        tracing::debug!(
             plugin = %spec.id,
             added = ?admission.added, removed = ?admission.removed, changed = ?admission.changed,
             "registrations changed"
@@ -537,8 +563,13 @@ async fn handshake(
         accepted: admission.accepted,
         rejected: admission.rejected,
     };
+    // Before the notification leaves: a plugin may send a request the moment it reads
+    // `initialized` (docs/protocol.md §5.3), and that request must find the host ready.
+    initialized.store(true, Ordering::SeqCst);
     peer.notify::<Initialized>(&notice).await.map_err(|e| {
-        HandshakeError::Crash(format!("lost its connection during the handshake: {e}"))
+        HandshakeError::Crash(ExitCause::ConnectionLost {
+            detail: e.to_string(),
+        })
     })?;
 
     let call_timeout = Duration::from_millis(policy.timeouts.call_ms);
@@ -575,19 +606,27 @@ impl Incarnation {
     async fn supervise(&mut self, orders: &mut mpsc::Receiver<Control>) -> End {
         let health = tokio::spawn(health(self.peer.clone(), self.policy().health.clone()));
         let health_abort = health.abort_handle();
-        let end = tokio::select! {
-            status = self.child.wait() => End::Exited(self.finish(status, "crashed".into(), false).await),
-            Ok(reason) = health => End::Exited(self.kill(&format!("unresponsive: {reason}")).await),
-            reason = self.peer.closed() => {
-                // Usually the process is on its way out; give it a moment to say how.
-                match tokio::time::timeout(STDOUT_CLOSED_GRACE, self.child.wait()).await {
-                    Ok(status) => End::Exited(self.finish(status, "crashed".into(), false).await),
-                    Err(_) => End::Exited(self.kill(&format!("closed its protocol stream but kept running ({reason})")).await),
+        tokio::pin!(health);
+        let end = loop {
+            tokio::select! {
+                status = self.child.wait() => break End::Exited(self.finish(status, ExitCause::Crashed, false).await),
+                Ok(cause) = &mut health => break End::Exited(self.kill(cause).await),
+                reason = self.peer.closed() => {
+                    // Usually the process is on its way out; give it a moment to say how.
+                    break match tokio::time::timeout(STDOUT_CLOSED_GRACE, self.child.wait()).await {
+                        Ok(status) => End::Exited(self.finish(status, ExitCause::Crashed, false).await),
+                        Err(_) => End::Exited(self.kill(ExitCause::StreamClosed { detail: reason.to_string() }).await),
+                    };
                 }
-            }
-            order = orders.recv() => {
-                self.stop().await;
-                End::Ordered(order)
+                order = orders.recv() => {
+                    if let Some(Control::Start(reply)) = order {
+                        // Already running.
+                        let _ = reply.send(());
+                        continue;
+                    }
+                    self.stop(stop_reason(order.as_ref())).await;
+                    break End::Ordered(order);
+                }
             }
         };
         health_abort.abort();
@@ -596,15 +635,13 @@ impl Incarnation {
 
     /// The stop escalation for a stop that was asked for: `service/stop` and
     /// `shutdown`, close stdin, SIGTERM to the group, SIGKILL to the group.
-    async fn stop(&mut self) -> Arc<ExitReport> {
+    async fn stop(&mut self, reason: Reason) -> Arc<Exit> {
         if let Some(shared) = self.shared.upgrade() {
-            shared.registry.set_state(
-                self.id(),
-                PluginState::Stopping,
-                Some("stopping on request".into()),
-            );
+            shared
+                .registry
+                .set_state(self.id(), PluginState::Stopping, Some(reason.clone()));
         }
-        self.go_down(PluginState::Stopping, "stopping on request");
+        self.go_down(PluginState::Stopping, reason);
         let stop = self.policy().stop.clone();
         let deadline = Instant::now() + Duration::from_millis(stop.shutdown_ms);
         let peer = self.peer.clone();
@@ -640,16 +677,21 @@ impl Incarnation {
             )
             .await
         };
-        self.finish(status, "stopped on request".into(), true).await
+        self.finish(status, ExitCause::Stopped, true).await
     }
 
     /// Ends a process that is hung or misbehaving: close stdin, SIGTERM, SIGKILL.
-    async fn kill(&mut self, cause: &str) -> Arc<ExitReport> {
-        self.go_down(PluginState::Restarting, cause);
+    async fn kill(&mut self, cause: ExitCause) -> Arc<Exit> {
+        self.go_down(
+            PluginState::Restarting,
+            Reason::Exiting {
+                cause: cause.clone(),
+            },
+        );
         let term = Duration::from_millis(self.policy().stop.term_ms);
         self.peer.close();
         let status = self.escalate(Duration::ZERO, term).await;
-        self.finish(status, cause.to_owned(), false).await
+        self.finish(status, cause, false).await
     }
 
     /// Waits `grace` for an exit, then SIGTERM and `term`, then SIGKILL.
@@ -670,27 +712,32 @@ impl Incarnation {
         self.child.wait().await
     }
 
-    /// After the process was reaped: sweep its group, publish the exit report, fail
-    /// what was in flight.
+    /// After the process was reaped: sweep its group, publish how it ended, fail what
+    /// was in flight.
     async fn finish(
         &mut self,
         status: std::io::Result<std::process::ExitStatus>,
-        cause: String,
+        cause: ExitCause,
         requested: bool,
-    ) -> Arc<ExitReport> {
+    ) -> Arc<Exit> {
         self.go_down(
             if requested {
                 PluginState::Stopping
             } else {
                 PluginState::Restarting
             },
-            &cause,
+            Reason::Exiting {
+                cause: cause.clone(),
+            },
         );
         self.group.sweep();
+        if let Some(shared) = self.shared.upgrade() {
+            shared.registry.set_process(self.id(), None, false);
+        }
         if let Some(task) = self.stderr_task.take() {
             let _ = tokio::time::timeout(STDERR_SETTLE, task).await;
         }
-        let exit = match status {
+        let status = match status {
             Ok(status) => ExitDescription::from_status(status),
             Err(e) => ExitDescription {
                 text: format!("exit status unknown ({e})"),
@@ -698,25 +745,24 @@ impl Incarnation {
                 signal: None,
             },
         };
-        let report = Arc::new(ExitReport {
-            exit,
+        let report = Arc::new(Exit {
             cause,
+            status,
             stderr_tail: self.runtime.tail.last(STDERR_TAIL_IN_REPORTS),
         });
         self.exit.send_replace(Some(report.clone()));
-        self.peer
-            .abort(format!("plugin `{}` {}", self.id(), report.summary()));
+        self.peer.abort(format!("plugin `{}` {report}", self.id()));
         self.host_task.abort();
         report
     }
 
     /// Stops routing new calls here (calls already sent are answered or failed later).
-    fn go_down(&self, state: PluginState, reason: &str) {
+    fn go_down(&self, state: PluginState, reason: Reason) {
         self.runtime.conn.send_if_modified(|conn| {
             if matches!(conn, Conn::Up(_)) {
                 *conn = Conn::Down(Down {
                     state,
-                    reason: reason.to_owned(),
+                    reason,
                     retry_at: None,
                 });
                 true
@@ -728,7 +774,7 @@ impl Incarnation {
 }
 
 /// Pings while the plugin is ready; returns why it is unresponsive, or never.
-async fn health(peer: Peer, policy: HealthPolicy) -> String {
+async fn health(peer: Peer, policy: HealthPolicy) -> ExitCause {
     if policy.interval_ms == 0 || policy.misses == 0 {
         return std::future::pending().await;
     }
@@ -749,10 +795,10 @@ async fn health(peer: Peer, policy: HealthPolicy) -> String {
                 misses += 1;
                 tracing::warn!(plugin = %peer.name(), misses, "ping unanswered: {e}");
                 if misses >= policy.misses {
-                    return format!(
-                        "{misses} pings in a row went unanswered within {} ms",
-                        timeout.as_millis()
-                    );
+                    return ExitCause::Unresponsive {
+                        misses,
+                        timeout_ms: policy.timeout_ms,
+                    };
                 }
             }
         }

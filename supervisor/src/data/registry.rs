@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use outpost_protocol::methods::{AcceptedRegistration, RejectedRegistration};
 use outpost_protocol::{
@@ -29,6 +30,7 @@ use outpost_protocol::{
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::reason::{self, Reason};
 use crate::spec::Declarations;
 
 /// Events kept for subscribers that are behind.
@@ -110,6 +112,7 @@ impl Shape {
 /// A change, in order; `seq` increases by one per event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum RegistryEvent {
     /// A registration appeared.
     #[serde(rename_all = "camelCase")]
@@ -160,9 +163,32 @@ pub enum RegistryEvent {
         plugin: String,
         /// The new state.
         state: PluginState,
-        /// Why, for people.
+        /// Why.
+        #[serde(
+            serialize_with = "reason::with_message",
+            skip_serializing_if = "Option::is_none"
+        )]
+        reason: Option<Reason>,
+        /// The pid of its process, while one runs.
         #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
+        pid: Option<u32>,
+    },
+    /// A plugin joined the supervised set (a reload added it), `starting`.
+    #[serde(rename_all = "camelCase")]
+    PluginAdded {
+        /// Sequence number.
+        seq: u64,
+        /// The plugin.
+        plugin: String,
+    },
+    /// A plugin left the supervised set (a reload removed it); its registrations were
+    /// unregistered just before.
+    #[serde(rename_all = "camelCase")]
+    PluginRemoved {
+        /// Sequence number.
+        seq: u64,
+        /// The plugin.
+        plugin: String,
     },
 }
 
@@ -173,7 +199,21 @@ impl RegistryEvent {
             Self::Registered { seq, .. }
             | Self::Unregistered { seq, .. }
             | Self::Changed { seq, .. }
-            | Self::PluginState { seq, .. } => *seq,
+            | Self::PluginState { seq, .. }
+            | Self::PluginAdded { seq, .. }
+            | Self::PluginRemoved { seq, .. } => *seq,
+        }
+    }
+
+    /// The plugin the event is about.
+    pub fn plugin(&self) -> &str {
+        match self {
+            Self::Registered { plugin, .. }
+            | Self::Unregistered { plugin, .. }
+            | Self::Changed { plugin, .. }
+            | Self::PluginState { plugin, .. }
+            | Self::PluginAdded { plugin, .. }
+            | Self::PluginRemoved { plugin, .. } => plugin,
         }
     }
 }
@@ -181,6 +221,7 @@ impl RegistryEvent {
 /// The registry at one moment.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RegistrySnapshot {
     /// The sequence number of the last event included.
     pub seq: u64,
@@ -193,14 +234,27 @@ pub struct RegistrySnapshot {
 /// One plugin in a snapshot.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PluginSnapshot {
     /// The plugin id.
     pub id: String,
     /// Its state.
     pub state: PluginState,
     /// Why it is in that state.
+    #[serde(
+        serialize_with = "reason::with_message",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reason: Option<Reason>,
+    /// The process id of its current process (its process group's id), while one runs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub pid: Option<u32>,
+    /// When it last became ready, in milliseconds since the Unix epoch; `None` unless
+    /// it is ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_since_ms: Option<u64>,
+    /// How many times it was started again after an exit nobody asked for.
+    pub restarts: u64,
     /// Its shape, once it registered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shape: Option<Shape>,
@@ -211,6 +265,7 @@ pub struct PluginSnapshot {
 /// One registration in a snapshot.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RegistrationSnapshot {
     /// The owner.
     pub plugin: String,
@@ -247,7 +302,7 @@ pub(crate) struct Registrant<'a> {
 
 /// The registry; see the module docs.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     state: Mutex<State>,
     events: broadcast::Sender<RegistryEvent>,
 }
@@ -273,9 +328,26 @@ pub(crate) struct Owner {
 #[derive(Debug)]
 struct PluginEntry {
     state: PluginState,
-    reason: Option<String>,
+    reason: Option<Reason>,
     shape: Option<Shape>,
     rejected: Vec<RejectedRegistration>,
+    pid: Option<u32>,
+    ready_since: Option<SystemTime>,
+    restarts: u64,
+}
+
+impl PluginEntry {
+    fn new() -> Self {
+        Self {
+            state: PluginState::Starting,
+            reason: Some(Reason::Starting),
+            shape: None,
+            rejected: Vec::new(),
+            pid: None,
+            ready_since: None,
+            restarts: 0,
+        }
+    }
 }
 
 impl Registry {
@@ -283,17 +355,7 @@ impl Registry {
     pub(crate) fn new<'a>(plugins: impl IntoIterator<Item = &'a str>) -> Self {
         let plugins = plugins
             .into_iter()
-            .map(|id| {
-                (
-                    id.to_owned(),
-                    PluginEntry {
-                        state: PluginState::Starting,
-                        reason: None,
-                        shape: None,
-                        rejected: Vec::new(),
-                    },
-                )
-            })
+            .map(|id| (id.to_owned(), PluginEntry::new()))
             .collect();
         Self {
             state: Mutex::new(State {
@@ -317,12 +379,12 @@ impl Registry {
     }
 
     /// The registry now.
-    pub fn snapshot(&self) -> RegistrySnapshot {
+    pub(crate) fn snapshot(&self) -> RegistrySnapshot {
         Self::snapshot_of(&self.lock())
     }
 
     /// A snapshot and the events that follow it, with nothing missed or repeated.
-    pub fn subscribe(&self) -> (RegistrySnapshot, broadcast::Receiver<RegistryEvent>) {
+    pub(crate) fn subscribe(&self) -> (RegistrySnapshot, broadcast::Receiver<RegistryEvent>) {
         let state = self.lock();
         (Self::snapshot_of(&state), self.events.subscribe())
     }
@@ -335,6 +397,13 @@ impl Registry {
                 id: id.clone(),
                 state: entry.state,
                 reason: entry.reason.clone(),
+                pid: entry.pid,
+                ready_since_ms: entry.ready_since.map(|at| {
+                    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+                        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                    })
+                }),
+                restarts: entry.restarts,
                 shape: entry.shape,
                 rejected: entry.rejected.clone(),
             })
@@ -366,7 +435,7 @@ impl Registry {
     }
 
     /// Records a state change; publishes it when something changed.
-    pub(crate) fn set_state(&self, plugin: &str, new: PluginState, reason: Option<String>) {
+    pub(crate) fn set_state(&self, plugin: &str, new: PluginState, reason: Option<Reason>) {
         let mut state = self.lock();
         let Some(entry) = state.plugins.get_mut(plugin) else {
             return;
@@ -374,22 +443,77 @@ impl Registry {
         if entry.state == new && entry.reason == reason {
             return;
         }
+        if new == PluginState::Ready && entry.state != PluginState::Ready {
+            entry.ready_since = Some(SystemTime::now());
+        } else if new != PluginState::Ready {
+            entry.ready_since = None;
+        }
         entry.state = new;
         entry.reason.clone_from(&reason);
+        let pid = entry.pid;
         self.publish(&mut state, |seq| RegistryEvent::PluginState {
             seq,
             plugin: plugin.to_owned(),
             state: new,
             reason,
+            pid,
         });
     }
 
     /// A plugin's current state and reason.
-    pub fn state_of(&self, plugin: &str) -> Option<(PluginState, Option<String>)> {
+    pub(crate) fn state_of(&self, plugin: &str) -> Option<(PluginState, Option<Reason>)> {
         self.lock()
             .plugins
             .get(plugin)
             .map(|e| (e.state, e.reason.clone()))
+    }
+
+    /// Records the pid of the plugin's current process (`None`: none runs), and counts
+    /// a restart when `restart` says this process replaces one that crashed.
+    pub(crate) fn set_process(&self, plugin: &str, pid: Option<u32>, restart: bool) {
+        if let Some(entry) = self.lock().plugins.get_mut(plugin) {
+            entry.pid = pid;
+            entry.restarts += u64::from(restart);
+        }
+    }
+
+    /// Adds a plugin, `starting`, and publishes it. `false` if it is already known.
+    pub(crate) fn add_plugin(&self, plugin: &str) -> bool {
+        let mut state = self.lock();
+        if state.plugins.contains_key(plugin) {
+            return false;
+        }
+        state.plugins.insert(plugin.to_owned(), PluginEntry::new());
+        self.publish(&mut state, |seq| RegistryEvent::PluginAdded {
+            seq,
+            plugin: plugin.to_owned(),
+        });
+        true
+    }
+
+    /// Forgets a plugin: unregisters everything it registered, then publishes its
+    /// removal.
+    pub(crate) fn remove_plugin(&self, plugin: &str) {
+        let mut state = self.lock();
+        if state.plugins.remove(plugin).is_none() {
+            return;
+        }
+        for registration in state.owned.remove(plugin).unwrap_or_default() {
+            let (kind, key) = (registration.kind(), registration.key());
+            if let Some(owners) = state.owners.get_mut(&kind) {
+                owners.remove(&key);
+            }
+            self.publish(&mut state, |seq| RegistryEvent::Unregistered {
+                seq,
+                plugin: plugin.to_owned(),
+                kind,
+                key,
+            });
+        }
+        self.publish(&mut state, |seq| RegistryEvent::PluginRemoved {
+            seq,
+            plugin: plugin.to_owned(),
+        });
     }
 
     /// Checks a handshake's registrations and commits the accepted ones, replacing
@@ -1010,7 +1134,7 @@ mod tests {
                 json!({"kind": "service", "id": "s"}),
             ],
         );
-        registry.set_state("a", PluginState::Restarting, Some("crashed".into()));
+        registry.set_state("a", PluginState::Restarting, Some(crashed()));
         // While `a` is down, its names stay taken.
         let b = admit(&registry, "b", &[tool("t1")]);
         assert_eq!(codes(&b), [(0, RejectionCode::Conflict)]);
@@ -1054,10 +1178,51 @@ mod tests {
                 RegistryEvent::Registered { key, .. } => format!("+{key}"),
                 RegistryEvent::Unregistered { key, .. } => format!("-{key}"),
                 RegistryEvent::Changed { key, .. } => format!("~{key}"),
-                RegistryEvent::PluginState { .. } => "state".into(),
+                other => format!("{other:?}"),
             });
         }
         assert_eq!(kinds, ["-t2", "~t1", "+echo"]);
+    }
+
+    fn crashed() -> Reason {
+        Reason::Exiting {
+            cause: crate::data::reason::ExitCause::Crashed,
+        }
+    }
+
+    #[test]
+    fn plugins_come_and_go_with_their_registrations() {
+        let registry = Registry::new(["a"]);
+        admit(&registry, "a", &[tool("t1"), tool("t2")]);
+        let (_, mut events) = registry.subscribe();
+        assert!(registry.add_plugin("b"));
+        assert!(!registry.add_plugin("b"), "already known");
+        registry.set_process("b", Some(42), false);
+        registry.set_process("b", Some(43), true);
+        let b = registry
+            .snapshot()
+            .plugins
+            .into_iter()
+            .find(|p| p.id == "b")
+            .unwrap();
+        assert_eq!(
+            (b.state, b.pid, b.restarts),
+            (PluginState::Starting, Some(43), 1)
+        );
+        registry.remove_plugin("a");
+        let seen: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|event| match event {
+                RegistryEvent::PluginAdded { plugin, .. } => format!("+{plugin}"),
+                RegistryEvent::Unregistered { key, .. } => format!("-{key}"),
+                RegistryEvent::PluginRemoved { plugin, .. } => format!("gone {plugin}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seen, ["+b", "-t1", "-t2", "gone a"]);
+        assert!(registry.owner(RegistrationKind::Tool, "t1").is_none());
+        assert!(registry.state_of("a").is_none());
+        // Its names are free again.
+        assert!(admit(&registry, "b", &[tool("t1")]).rejected.is_empty());
     }
 
     #[test]
@@ -1067,8 +1232,8 @@ mod tests {
         let (snapshot, mut events) = registry.subscribe();
         assert_eq!(snapshot.seq, 1);
         admit(&registry, "a", &[tool("t1")]);
-        registry.set_state("a", PluginState::Restarting, Some("exit status 1".into()));
-        registry.set_state("a", PluginState::Restarting, Some("exit status 1".into())); // no change, no event
+        registry.set_state("a", PluginState::Restarting, Some(crashed()));
+        registry.set_state("a", PluginState::Restarting, Some(crashed())); // no change, no event
         let seqs: Vec<u64> = std::iter::from_fn(|| events.try_recv().ok())
             .map(|e| e.seq())
             .collect();

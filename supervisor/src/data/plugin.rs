@@ -9,10 +9,10 @@ use outpost_protocol::{ErrorCode, ErrorObject};
 use serde_json::json;
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot, watch};
 
-use crate::os::ExitDescription;
-use crate::registry::PluginState;
+use super::reason::{Exit, Reason};
+use super::registry::PluginState;
+use super::stderr::StderrTail;
 use crate::spec::PluginSpec;
-use crate::stderr::StderrTail;
 
 /// Stderr lines attached to `-32010` errors and crash logs.
 pub(crate) const STDERR_TAIL_IN_REPORTS: usize = 20;
@@ -40,8 +40,13 @@ impl PluginRuntime {
 pub(crate) enum Control {
     /// Stop it (the stop escalation), and keep it stopped.
     Stop(oneshot::Sender<()>),
+    /// Start it with a fresh crash history if it is stopped or failed; nothing if it
+    /// runs.
+    Start(oneshot::Sender<()>),
     /// Stop it if running, forget its crash history, start it again.
     Restart(oneshot::Sender<()>),
+    /// Stop it for good (a reload removed or replaced it), then end the runner.
+    Retire(Reason, oneshot::Sender<()>),
 }
 
 /// Whether calls can reach the plugin.
@@ -58,13 +63,13 @@ pub(crate) enum Conn {
 pub(crate) struct Live {
     pub(crate) peer: Peer,
     /// Set once when this incarnation's process has exited and been reaped.
-    pub(crate) exit: watch::Receiver<Option<Arc<ExitReport>>>,
+    pub(crate) exit: watch::Receiver<Option<Arc<Exit>>>,
 }
 
 impl Live {
-    /// The exit report, waiting at most `bound` for it (the process may still be on its
-    /// way out when its pipes close).
-    pub(crate) async fn exit_report(&self, bound: Duration) -> Option<Arc<ExitReport>> {
+    /// How the process ended, waiting at most `bound` for it (the process may still be
+    /// on its way out when its pipes close).
+    pub(crate) async fn exit_report(&self, bound: Duration) -> Option<Arc<Exit>> {
         let mut exit = self.exit.clone();
         if let Ok(Ok(report)) = tokio::time::timeout(bound, exit.wait_for(Option::is_some)).await {
             return report.clone();
@@ -77,32 +82,9 @@ impl Live {
 #[derive(Clone, Debug)]
 pub(crate) struct Down {
     pub(crate) state: PluginState,
-    pub(crate) reason: String,
+    pub(crate) reason: Reason,
     /// When it will be started again (restarting only).
     pub(crate) retry_at: Option<Instant>,
-}
-
-/// How one incarnation ended.
-#[derive(Clone, Debug)]
-pub(crate) struct ExitReport {
-    /// Exit status or signal.
-    pub(crate) exit: ExitDescription,
-    /// Why it ended, for people: "crashed", "stopped on request", "unresponsive: ...".
-    pub(crate) cause: String,
-    /// The last stderr lines.
-    pub(crate) stderr_tail: Vec<String>,
-}
-
-impl ExitReport {
-    /// One line for logs: cause, status, last stderr line.
-    pub(crate) fn summary(&self) -> String {
-        let mut text = format!("{} ({})", self.cause, self.exit);
-        if let Some(last) = self.stderr_tail.iter().rev().find(|l| !l.trim().is_empty()) {
-            text.push_str("; last stderr line: ");
-            text.push_str(last.trim());
-        }
-        text
-    }
 }
 
 /// The per-plugin concurrency limit with a bounded queue.
@@ -141,7 +123,7 @@ impl Gate {
         self.queued.fetch_sub(1, Ordering::SeqCst);
         match waited {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(errors::unavailable(plugin, PluginState::Stopped, "the supervisor is shutting down", None)),
+            Ok(Err(_)) => Err(errors::unavailable(plugin, PluginState::Stopped, &Reason::Shutdown, None)),
             Err(_) => Err(ErrorObject::new(
                 ErrorCode::Timeout,
                 format!(
@@ -161,8 +143,12 @@ pub(crate) mod errors {
     use outpost_protocol::{ErrorCode, ErrorObject, RegistrationKind};
     use serde_json::json;
 
-    use super::ExitReport;
-    use crate::registry::PluginState;
+    use super::super::reason::{Exit, Reason};
+    use super::super::registry::PluginState;
+
+    /// What an operator does about a plugin that needs one.
+    pub(crate) const OPERATOR_ADVICE: &str =
+        "fix the cause, then reload the config or restart the plugin";
 
     pub(crate) fn not_found(kind: RegistrationKind, name: &str) -> ErrorObject {
         ErrorObject::new(
@@ -177,23 +163,40 @@ pub(crate) mod errors {
     pub(crate) fn unavailable(
         plugin: &str,
         state: PluginState,
-        reason: &str,
+        reason: &Reason,
+        retry_after: Option<Duration>,
+    ) -> ErrorObject {
+        unavailable_because(plugin, state, reason, "", retry_after)
+    }
+
+    /// [`unavailable`] with a note after the reason.
+    pub(crate) fn unavailable_because(
+        plugin: &str,
+        state: PluginState,
+        reason: &Reason,
+        note: &str,
         retry_after: Option<Duration>,
     ) -> ErrorObject {
         let advice = match (state, retry_after) {
             (PluginState::Restarting | PluginState::Starting, Some(after)) => {
                 format!("; retry in {} ms", after.as_millis())
             }
-            // A failed plugin's reason already says what to do.
+            _ if reason.needs_operator() => format!("; {OPERATOR_ADVICE}"),
             _ => String::new(),
         };
-        let mut data = json!({ "pluginId": plugin, "state": state, "reason": reason });
+        let reason_text = format!("{reason}{note}");
+        let mut data = json!({
+            "pluginId": plugin,
+            "state": state,
+            "reason": reason_text,
+            "reasonKind": super::super::reason::to_value(reason)["kind"],
+        });
         if let Some(after) = retry_after {
             data["retryAfterMs"] = json!(u64::try_from(after.as_millis()).unwrap_or(u64::MAX));
         }
         ErrorObject::new(
             ErrorCode::Unavailable,
-            format!("plugin `{plugin}` is {state}: {reason}{advice}"),
+            format!("plugin `{plugin}` is {state}: {reason_text}{advice}"),
         )
         .with_data(data)
     }
@@ -217,7 +220,7 @@ pub(crate) mod errors {
         .with_data(json!({ "pluginId": plugin, "timeoutMs": u64::try_from(after.as_millis()).unwrap_or(u64::MAX) }))
     }
 
-    pub(crate) fn exited(plugin: &str, report: Option<&ExitReport>) -> ErrorObject {
+    pub(crate) fn exited(plugin: &str, report: Option<&Exit>) -> ErrorObject {
         let Some(report) = report else {
             return ErrorObject::new(
                 ErrorCode::PluginExited,
@@ -227,20 +230,19 @@ pub(crate) mod errors {
         };
         let mut data = json!({
             "pluginId": plugin,
-            "exit": report.exit.text,
+            "exit": report.status.text,
             "stderrTail": report.stderr_tail,
         });
-        if let Some(code) = report.exit.exit_code {
+        if let Some(code) = report.status.exit_code {
             data["exitCode"] = json!(code);
         }
-        if let Some(signal) = report.exit.signal {
+        if let Some(signal) = report.status.signal {
             data["signal"] = json!(signal);
         }
         ErrorObject::new(
             ErrorCode::PluginExited,
             format!(
-                "plugin `{plugin}` exited while the call was in flight ({}); it may or may not have taken effect",
-                report.summary()
+                "plugin `{plugin}` exited while the call was in flight ({report}); it may or may not have taken effect"
             ),
         )
         .with_data(data)

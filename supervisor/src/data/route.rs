@@ -1,0 +1,526 @@
+//! Routing a [`Call`] to the plugin that owns what it names.
+//!
+//! The supervisor finds the owner in the registry, waits for the owner to be ready
+//! (within the call's deadline: if the plugin is restarting and will not be back in
+//! time, the call fails at once with `-32003` and `retryAfterMs`), takes one of the
+//! owner's call slots (or a place in its bounded queue, else `-32009`), and sends the
+//! request with the time left as the call context's `timeoutMs`. When the deadline
+//! passes the plugin gets `$/cancel` and the caller `-32001`. When the plugin dies
+//! mid-call the caller gets `-32010` with the exit status and the last stderr lines, at
+//! once. A call is sent again only if its registration is replay-safe, once, within the
+//! same deadline.
+//!
+//! Every failure is an [`ErrorObject`] with a code of docs/protocol.md §11, so a gateway
+//! can pass it on as it is.
+
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use outpost_protocol::methods::{
+    CallContext, ChannelCall, ChannelCallParams, CommandRun, CommandRunParams, ContextEngineCall,
+    ContextEngineCallParams, HookRun, HookRunParams, HttpHandle, HttpHandleParams, HttpRequest,
+    MethodCall, MethodCallParams, ProviderCall, ProviderCallParams, ToolInvoke, ToolInvokeParams,
+};
+use outpost_protocol::peer::{CallError, CallOptions};
+use outpost_protocol::{ErrorCode, ErrorObject, Registration, RegistrationKind, RequestType};
+use serde_json::{Map, Value, json};
+
+use super::call::{Answer, Call, Target};
+use super::hooks::{HookOutcome, HookRun as HookRunRecord, HookRunOutcome};
+use super::plugin::{Conn, Live, PluginRuntime, errors};
+use super::registry::{Owner, PluginState};
+use super::shared::Shared;
+
+/// How long a caller whose call was cut off waits for the plugin's exit status.
+const EXIT_REPORT_WAIT: Duration = Duration::from_secs(2);
+
+impl Shared {
+    /// Routes one call; see the module docs.
+    pub(crate) async fn call(&self, call: Call) -> Result<Answer, ErrorObject> {
+        let Call {
+            target,
+            context,
+            timeout,
+            cancel,
+        } = call;
+        let routed = self.route(target, context, timeout);
+        match cancel {
+            None => routed.await,
+            Some(token) => tokio::select! {
+                // Dropping `routed` sends `$/cancel` for a request in flight.
+                () = token.cancelled() => Err(ErrorObject::new(
+                    ErrorCode::Cancelled,
+                    "the caller cancelled the call",
+                )),
+                answer = routed => answer,
+            },
+        }
+    }
+
+    async fn route(
+        &self,
+        target: Target,
+        context: CallContext,
+        timeout: Option<Duration>,
+    ) -> Result<Answer, ErrorObject> {
+        match target {
+            Target::Tool { name, arguments } => self
+                .call_tool(name, arguments, context, timeout)
+                .await
+                .map(Answer::Tool),
+            Target::Command { text } => self
+                .run_command(&text, context, timeout)
+                .await
+                .map(Answer::Command),
+            Target::Method { method, params } => {
+                let owner = self.owner(RegistrationKind::GatewayMethod, &method)?;
+                let request = MethodCallParams {
+                    method,
+                    params,
+                    context,
+                };
+                self.invoke::<MethodCall>(&owner, request, timeout)
+                    .await
+                    .map(Answer::Value)
+            }
+            Target::Hook { event, payload } => Ok(Answer::Hook(
+                self.run_hook(&event, &payload, context, timeout).await,
+            )),
+            Target::Http {
+                request,
+                gateway_authenticated,
+            } => self
+                .handle_http(request, gateway_authenticated, context, timeout)
+                .await
+                .map(Answer::Http),
+            Target::Provider {
+                capability,
+                id,
+                operation,
+                params,
+            } => {
+                let owner =
+                    self.owner(RegistrationKind::Provider, &format!("{capability}:{id}"))?;
+                let request = ProviderCallParams {
+                    capability,
+                    id,
+                    operation,
+                    params,
+                    context,
+                };
+                self.invoke::<ProviderCall>(&owner, request, timeout)
+                    .await
+                    .map(Answer::Value)
+            }
+            Target::Channel {
+                id,
+                operation,
+                params,
+            } => {
+                let owner = self.owner(RegistrationKind::Channel, &id)?;
+                let request = ChannelCallParams {
+                    id,
+                    operation,
+                    params,
+                    context,
+                };
+                self.invoke::<ChannelCall>(&owner, request, timeout)
+                    .await
+                    .map(Answer::Value)
+            }
+            Target::ContextEngine {
+                id,
+                operation,
+                params,
+            } => {
+                let owner = self.owner(RegistrationKind::ContextEngine, &id)?;
+                let request = ContextEngineCallParams {
+                    id,
+                    operation,
+                    params,
+                    context,
+                };
+                self.invoke::<ContextEngineCall>(&owner, request, timeout)
+                    .await
+                    .map(Answer::Value)
+            }
+        }
+    }
+
+    /// The plugin serving `kind`/`key`. A miss names the plugin that *would* serve it
+    /// (its manifest declares it) when that plugin is not ready: "plugin X is failed:
+    /// why" helps more than "no such tool".
+    pub(crate) fn owner(&self, kind: RegistrationKind, key: &str) -> Result<Owner, ErrorObject> {
+        if let Some(found) = self.registry.owner(kind, key) {
+            return Ok(found);
+        }
+        let declared_by = self
+            .plugins()
+            .into_iter()
+            .find(|runtime| runtime.spec.claims(kind, key) == Some(true));
+        if let Some(runtime) = declared_by
+            && let Some((state, reason)) = self.registry.state_of(runtime.id())
+            && state != PluginState::Ready
+        {
+            let reason = reason.unwrap_or(super::reason::Reason::Starting);
+            return Err(errors::unavailable(runtime.id(), state, &reason, None));
+        }
+        Err(errors::not_found(kind, key))
+    }
+
+    async fn call_tool(
+        &self,
+        name: String,
+        arguments: Map<String, Value>,
+        context: CallContext,
+        timeout: Option<Duration>,
+    ) -> Result<outpost_protocol::methods::ToolResult, ErrorObject> {
+        let owner = self.owner(RegistrationKind::Tool, &name)?;
+        let Registration::Tool(tool) = &*owner.registration else {
+            unreachable!("owner() matched the kind")
+        };
+        let arguments = Value::Object(arguments);
+        self.check_arguments(
+            &owner.plugin,
+            &owner.registration,
+            &tool.name,
+            &tool.input_schema,
+            &arguments,
+        )?;
+        let Value::Object(arguments) = arguments else {
+            unreachable!("built as an object above")
+        };
+        let request = ToolInvokeParams {
+            name,
+            arguments,
+            context,
+        };
+        self.invoke::<ToolInvoke>(&owner, request, timeout).await
+    }
+
+    fn check_arguments(
+        &self,
+        plugin: &str,
+        registration: &Arc<Registration>,
+        tool: &str,
+        schema: &Value,
+        arguments: &Value,
+    ) -> Result<(), ErrorObject> {
+        let validator = {
+            let mut cache = self
+                .validators
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match cache.get(tool) {
+                Some((compiled_for, validator)) if Arc::ptr_eq(compiled_for, registration) => {
+                    validator.clone()
+                }
+                _ => {
+                    // Admission already compiled it once, so this cannot fail in practice.
+                    let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
+                        ErrorObject::new(
+                            ErrorCode::InternalError,
+                            format!("tool `{tool}` of plugin `{plugin}` has an unusable inputSchema ({e}); the plugin's author must fix it"),
+                        )
+                    })?);
+                    cache.insert(tool.to_owned(), (registration.clone(), validator.clone()));
+                    validator
+                }
+            }
+        };
+        if validator.is_valid(arguments) {
+            return Ok(());
+        }
+        let problems: Vec<Value> = validator
+            .iter_errors(arguments)
+            .take(20)
+            .map(|e| json!({ "path": e.instance_path().to_string(), "message": e.to_string() }))
+            .collect();
+        let first = problems
+            .first()
+            .and_then(|problem| problem["message"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        Err(ErrorObject::new(
+            ErrorCode::InvalidParams,
+            format!(
+                "arguments for tool `{tool}` of plugin `{plugin}` do not match its inputSchema: {first}; the call was not sent"
+            ),
+        )
+        .with_data(json!({ "errors": problems })))
+    }
+
+    async fn run_command(
+        &self,
+        text: &str,
+        context: CallContext,
+        timeout: Option<Duration>,
+    ) -> Result<outpost_protocol::methods::CommandResult, ErrorObject> {
+        let unmatched = || {
+            ErrorObject::new(
+                ErrorCode::NotFound,
+                format!(
+                    "no plugin command matches `{text}`; the message is the gateway's to handle"
+                ),
+            )
+            .with_data(json!({ "kind": RegistrationKind::Command, "name": text }))
+        };
+        let Some(body) = text.trim_start().strip_prefix('/') else {
+            return Err(unmatched());
+        };
+        let (name, args) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+        let args = args.trim();
+        if name.is_empty() {
+            return Err(unmatched());
+        }
+        let Some((plugin, command)) = self.registry.command(name) else {
+            return Err(unmatched());
+        };
+        if !args.is_empty() && !command.accepts_args {
+            return Err(unmatched());
+        }
+        if command.require_auth && context.is_authorized_sender != Some(true) {
+            return Err(ErrorObject::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "`/{}` is only for authorized senders",
+                    command.name.to_lowercase()
+                ),
+            )
+            .with_data(json!({ "reason": "the command requires an authorized sender" })));
+        }
+        let request = CommandRunParams {
+            name: command.name.trim().to_lowercase(),
+            args: (command.accepts_args && !args.is_empty()).then(|| args.to_owned()),
+            command_body: text.to_owned(),
+            context,
+        };
+        let owner = Owner {
+            plugin,
+            registration: Arc::new(Registration::Command(command)),
+        };
+        self.invoke::<CommandRun>(&owner, request, timeout).await
+    }
+
+    async fn handle_http(
+        &self,
+        request: HttpRequest,
+        gateway_authenticated: bool,
+        context: CallContext,
+        timeout: Option<Duration>,
+    ) -> Result<outpost_protocol::methods::HttpResponse, ErrorObject> {
+        let Some((plugin, route)) = self.registry.route(&request.path) else {
+            return Err(ErrorObject::new(
+                ErrorCode::NotFound,
+                format!("no plugin route matches `{}`", request.path),
+            )
+            .with_data(json!({ "kind": RegistrationKind::HttpRoute, "name": request.path })));
+        };
+        if route.auth == outpost_protocol::RouteAuth::Gateway && !gateway_authenticated {
+            return Err(ErrorObject::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "route `{}` of plugin `{plugin}` requires gateway authentication",
+                    route.path
+                ),
+            )
+            .with_data(json!({ "reason": "unauthenticated" })));
+        }
+        let params = HttpHandleParams {
+            route: route.path.clone(),
+            request,
+            context,
+        };
+        let owner = Owner {
+            plugin,
+            registration: Arc::new(Registration::HttpRoute(route)),
+        };
+        self.invoke::<HttpHandle>(&owner, params, timeout).await
+    }
+
+    async fn run_hook(
+        &self,
+        event: &str,
+        payload: &Value,
+        context: CallContext,
+        timeout: Option<Duration>,
+    ) -> HookOutcome {
+        let hooks = self.registry.hooks(event);
+        let mut outcome = HookOutcome::default();
+        let started = Instant::now();
+        for (plugin, hook) in hooks {
+            let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+            let request = HookRunParams {
+                event: event.to_owned(),
+                payload: payload.clone(),
+                context: context.clone(),
+            };
+            let priority = hook.priority;
+            let owner = Owner {
+                plugin,
+                registration: Arc::new(Registration::Hook(hook)),
+            };
+            let result = self.invoke::<HookRun>(&owner, request, left).await;
+            let allow_prompt_injection = self
+                .plugin(&owner.plugin)
+                .is_none_or(|p| p.spec.allow_prompt_injection);
+            outcome.push(
+                event,
+                allow_prompt_injection,
+                HookRunRecord {
+                    plugin: owner.plugin,
+                    priority,
+                    outcome: match result {
+                        Ok(result) => HookRunOutcome::Result(result),
+                        Err(error) => HookRunOutcome::Error(error),
+                    },
+                },
+            );
+        }
+        outcome
+    }
+
+    /// Sends one typed call to the owner: see the module docs for the routing rules. The
+    /// params are serialized straight into each attempt's line, with the time left as
+    /// their `timeoutMs`, and the result is read straight from the answer.
+    async fn invoke<M: RequestType>(
+        &self,
+        owner: &Owner,
+        mut params: M::Params,
+        timeout: Option<Duration>,
+    ) -> Result<M::Result, ErrorObject>
+    where
+        M::Params: Routed,
+    {
+        let method = M::METHOD;
+        let plugin = owner.plugin.as_str();
+        let runtime = self.plugin(plugin).ok_or_else(|| {
+            errors::not_found(owner.registration.kind(), &owner.registration.key())
+        })?;
+        let budget = timeout
+            .unwrap_or_else(|| Duration::from_millis(runtime.spec.launch.policy.timeouts.call_ms));
+        let deadline = Instant::now() + budget;
+        let mut replays_left = u8::from(owner.registration.replay_safe());
+        loop {
+            let live = wait_live(&runtime, deadline).await?;
+            let _slot = runtime.gate.enter(plugin, deadline).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(errors::timeout(plugin, method, budget));
+            }
+            params.context_mut().timeout_ms =
+                Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+            match live
+                .peer
+                .request::<M>(&params, CallOptions::timeout(left))
+                .await
+            {
+                Ok(result) => return Ok(result),
+                Err(CallError::Remote(error)) => return Err(error),
+                Err(CallError::Timeout(_)) => return Err(errors::timeout(plugin, method, budget)),
+                // The connection was gone before the request left: nothing happened, so
+                // wait for the next incarnation like any call made during a restart.
+                Err(CallError::NotSent(_)) => {}
+                Err(CallError::Closed(_)) => {
+                    let report = live.exit_report(EXIT_REPORT_WAIT.min(left)).await;
+                    if replays_left == 0 {
+                        return Err(errors::exited(plugin, report.as_deref()));
+                    }
+                    replays_left -= 1;
+                    tracing::info!(
+                        plugin,
+                        method,
+                        "sending a replay-safe call again after the plugin exited"
+                    );
+                }
+                Err(CallError::TooLarge { size, limit }) => {
+                    return Err(ErrorObject::new(
+                        ErrorCode::MessageTooLarge,
+                        format!("the `{method}` request to plugin `{plugin}` is {size} bytes, over its {limit}-byte limit"),
+                    )
+                    .with_data(json!({ "limit": limit, "size": size })));
+                }
+                Err(CallError::Decode(e)) => {
+                    return Err(ErrorObject::new(
+                        ErrorCode::InternalError,
+                        format!(
+                            "plugin `{plugin}` answered `{method}` with a malformed result: {e}"
+                        ),
+                    )
+                    .with_data(json!({ "pluginId": plugin })));
+                }
+                Err(error) => {
+                    return Err(ErrorObject::new(
+                        ErrorCode::InternalError,
+                        format!("calling `{method}` on plugin `{plugin}` failed: {error}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The params of a call the supervisor routes: each carries the caller's context, whose
+/// `timeoutMs` [`Shared::invoke`] sets to the time left before every attempt.
+pub(crate) trait Routed: serde::Serialize {
+    fn context_mut(&mut self) -> &mut CallContext;
+}
+
+macro_rules! routed {
+    ($($params:ty),* $(,)?) => {
+        $(impl Routed for $params {
+            fn context_mut(&mut self) -> &mut CallContext {
+                &mut self.context
+            }
+        })*
+    };
+}
+
+routed!(
+    ToolInvokeParams,
+    CommandRunParams,
+    MethodCallParams,
+    HttpHandleParams,
+    HookRunParams,
+    ProviderCallParams,
+    ChannelCallParams,
+    ContextEngineCallParams,
+);
+
+/// The plugin's connection once it is ready, within `deadline`.
+async fn wait_live(runtime: &PluginRuntime, deadline: Instant) -> Result<Live, ErrorObject> {
+    let plugin = runtime.id();
+    let mut conn = runtime.conn.subscribe();
+    loop {
+        let down = match &*conn.borrow_and_update() {
+            Conn::Up(live) => return Ok(live.clone()),
+            Conn::Down(down) => down.clone(),
+        };
+        let now = Instant::now();
+        match down.state {
+            PluginState::Failed | PluginState::Stopped | PluginState::Stopping => {
+                return Err(errors::unavailable(plugin, down.state, &down.reason, None));
+            }
+            PluginState::Restarting if down.retry_at.is_some_and(|at| at > deadline) => {
+                let after = down.retry_at.map(|at| at.saturating_duration_since(now));
+                return Err(errors::unavailable(plugin, down.state, &down.reason, after));
+            }
+            _ => {}
+        }
+        if tokio::time::timeout_at(deadline.into(), conn.changed())
+            .await
+            .is_err()
+        {
+            let after = down
+                .retry_at
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            return Err(errors::unavailable_because(
+                plugin,
+                down.state,
+                &down.reason,
+                "; not ready before the call's deadline",
+                after,
+            ));
+        }
+    }
+}

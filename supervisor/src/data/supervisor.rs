@@ -1,0 +1,421 @@
+//! The [`Supervisor`]: what a gateway embeds to run its plugins out of process, and the
+//! one way in for everything else (the network API, `outpost serve` and `outpost call`
+//! are built on it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use outpost_protocol::ErrorObject;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::call::{Answer, Call};
+use super::gateway::{Gateway, GatewayHandle, NoGateway};
+use super::os::Spawner;
+use super::plugin::{Conn, Control, Down, Gate, PluginRuntime};
+use super::reason::Reason;
+use super::registry::{PluginState, RegistryEvent, RegistrySnapshot};
+use super::runner;
+use super::shared::Shared;
+use super::stderr::StderrTail;
+use crate::spec::PluginSpec;
+
+/// Why the supervisor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Two plugins share an id.
+    #[error("plugin id `{0}` appears twice; every plugin needs its own id")]
+    DuplicateId(String),
+    /// The spawner thread could not be created.
+    #[error("could not start the spawner thread")]
+    Spawner(#[source] std::io::Error),
+}
+
+/// Why [`Supervisor::apply`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// Two plugins share an id.
+    #[error("plugin id `{0}` appears twice; every plugin needs its own id")]
+    DuplicateId(String),
+    /// [`Supervisor::shutdown`] was called.
+    #[error("the supervisor is shutting down")]
+    ShuttingDown,
+}
+
+/// Why an order for one plugin (stop, start, restart) was not carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No plugin of that id is supervised.
+    #[error("no plugin `{0}` is supervised here")]
+    UnknownPlugin(String),
+    /// [`Supervisor::shutdown`] was called.
+    #[error("plugin `{0}`: the supervisor is shutting down")]
+    ShuttingDown(String),
+}
+
+/// What [`Supervisor::apply`] did, plugin ids by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Applied {
+    /// New plugins, now starting.
+    pub started: Vec<String>,
+    /// Plugins whose spec changed: stopped, and starting again with the new spec.
+    pub restarted: Vec<String>,
+    /// Plugins no longer in the set: stopped and forgotten.
+    pub stopped: Vec<String>,
+    /// Plugins left exactly as they were: same process, same connection.
+    pub unchanged: Vec<String>,
+}
+
+/// Sets up a [`Supervisor`] before it starts.
+#[derive(Default)]
+#[must_use]
+pub struct Builder {
+    gateway: Option<Box<dyn Gateway>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("gateway", &self.gateway.is_some())
+            .finish()
+    }
+}
+
+impl Builder {
+    /// What plugins may ask of the gateway (its own methods, its config). Default:
+    /// [`NoGateway`], which offers nothing.
+    pub fn gateway(mut self, gateway: impl Gateway) -> Self {
+        self.gateway = Some(Box::new(gateway));
+        self
+    }
+
+    /// Starts every plugin in `specs` concurrently and returns at once; plugins become
+    /// ready in the background (see [`Supervisor::wait_settled`]). Must be called from
+    /// within a tokio runtime.
+    pub fn start(self, specs: Vec<PluginSpec>) -> Result<Supervisor, StartError> {
+        let mut plugins = BTreeMap::new();
+        let mut receivers = Vec::new();
+        for spec in specs {
+            let (runtime, orders) = PluginRuntime::for_spec(spec);
+            let id = runtime.id().to_owned();
+            if plugins.insert(id.clone(), runtime.clone()).is_some() {
+                return Err(StartError::DuplicateId(id));
+            }
+            receivers.push((runtime, orders));
+        }
+        let spawner =
+            Spawner::new(tokio::runtime::Handle::current()).map_err(StartError::Spawner)?;
+        let gateway = GatewayHandle(self.gateway.unwrap_or_else(|| Box::new(NoGateway)));
+        let shared = Arc::new(Shared::new(plugins, spawner, gateway));
+        let supervisor = Supervisor {
+            shared,
+            runners: Mutex::default(),
+            applying: tokio::sync::Mutex::new(()),
+            closing: AtomicBool::new(false),
+        };
+        for (runtime, orders) in receivers {
+            supervisor.spawn_runner(runtime, orders);
+        }
+        Ok(supervisor)
+    }
+}
+
+impl PluginRuntime {
+    /// A plugin that is about to start, and the receiving end of its orders.
+    fn for_spec(spec: PluginSpec) -> (Arc<Self>, mpsc::Receiver<Control>) {
+        let limits = &spec.launch.policy.limits;
+        let (control, orders) = mpsc::channel(8);
+        let runtime = Arc::new(PluginRuntime {
+            tail: Arc::new(StderrTail::new(limits.stderr_lines as usize)),
+            gate: Gate::new(limits.max_concurrent_requests, limits.max_queued_requests),
+            conn: watch::channel(Conn::Down(Down {
+                state: PluginState::Starting,
+                reason: Reason::Starting,
+                retry_at: None,
+            }))
+            .0,
+            control,
+            spec,
+        });
+        (runtime, orders)
+    }
+}
+
+/// Runs a set of plugins: see the crate docs. Dropping it kills every plugin process at
+/// once (use [`Supervisor::shutdown`] for the graceful path).
+#[derive(Debug)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+    /// Each plugin's runner task, by id.
+    runners: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// One `apply` at a time.
+    applying: tokio::sync::Mutex<()>,
+    closing: AtomicBool,
+}
+
+impl Supervisor {
+    /// A [`Builder`], to give the supervisor a [`Gateway`] before it starts.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Starts every plugin in `specs` with no [`Gateway`]: see [`Builder::start`].
+    pub fn start(specs: Vec<PluginSpec>) -> Result<Self, StartError> {
+        Self::builder().start(specs)
+    }
+
+    /// Makes one call: see [`Call`].
+    pub async fn call(&self, call: Call) -> Result<Answer, ErrorObject> {
+        self.shared.call(call).await
+    }
+
+    /// The registry now: plugins, their states, their registrations.
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        self.shared.registry.snapshot()
+    }
+
+    /// A snapshot and every change after it, in order, nothing missed or repeated. The
+    /// channel is bounded: a receiver that falls behind gets `Lagged` and should take a
+    /// fresh snapshot.
+    pub fn subscribe(&self) -> (RegistrySnapshot, broadcast::Receiver<RegistryEvent>) {
+        self.shared.registry.subscribe()
+    }
+
+    /// A plugin's state and why.
+    pub fn state(&self, plugin: &str) -> Option<(PluginState, Option<Reason>)> {
+        self.shared.registry.state_of(plugin)
+    }
+
+    /// The spec a plugin runs with.
+    pub fn spec(&self, plugin: &str) -> Option<PluginSpec> {
+        self.shared
+            .plugin(plugin)
+            .map(|runtime| runtime.spec.clone())
+    }
+
+    /// Waits until no plugin is starting, restarting or stopping (each is ready, failed
+    /// or stopped), or `timeout` passes. Returns whether that happened.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        let settled = |snapshot: &RegistrySnapshot| {
+            snapshot.plugins.iter().all(|p| {
+                matches!(
+                    p.state,
+                    PluginState::Ready | PluginState::Failed | PluginState::Stopped
+                )
+            })
+        };
+        let (snapshot, mut events) = self.subscribe();
+        if settled(&snapshot) {
+            return true;
+        }
+        tokio::time::timeout(timeout, async {
+            loop {
+                match events.recv().await {
+                    Ok(RegistryEvent::PluginState { .. } | RegistryEvent::PluginRemoved { .. })
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if settled(&self.snapshot()) {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Stops one plugin (the stop escalation) and keeps it stopped.
+    pub async fn stop_plugin(&self, plugin: &str) -> Result<(), ControlError> {
+        self.order(plugin, Control::Stop).await
+    }
+
+    /// Starts a stopped or failed plugin with a fresh crash history; nothing if it
+    /// runs. Returns once it is starting: [`Supervisor::wait_settled`] waits for the
+    /// outcome.
+    pub async fn start_plugin(&self, plugin: &str) -> Result<(), ControlError> {
+        self.order(plugin, Control::Start).await
+    }
+
+    /// Restarts one plugin: stops it if it runs, forgets its crash history (so a
+    /// `failed` plugin gets a fresh start), starts it again. Returns once it is
+    /// starting.
+    pub async fn restart_plugin(&self, plugin: &str) -> Result<(), ControlError> {
+        self.order(plugin, Control::Restart).await
+    }
+
+    async fn order(
+        &self,
+        plugin: &str,
+        order: impl FnOnce(oneshot::Sender<()>) -> Control,
+    ) -> Result<(), ControlError> {
+        let runtime = self
+            .shared
+            .plugin(plugin)
+            .ok_or_else(|| ControlError::UnknownPlugin(plugin.to_owned()))?;
+        let gone = || ControlError::ShuttingDown(plugin.to_owned());
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
+        let (reply, done) = oneshot::channel();
+        runtime
+            .control
+            .send(order(reply))
+            .await
+            .map_err(|_| gone())?;
+        done.await.map_err(|_| gone())
+    }
+
+    /// Reconciles the running set with `specs`: plugins whose spec is unchanged keep
+    /// running untouched (same process, no new handshake); plugins whose spec changed
+    /// are stopped and started again with the new one; plugins not in `specs` are
+    /// stopped and forgotten (their registrations unregistered); new ones start.
+    ///
+    /// Returns once every process that had to stop is gone and every new one is
+    /// starting; registry events say what happened. Ids must be unique, or nothing
+    /// changes.
+    pub async fn apply(&self, specs: Vec<PluginSpec>) -> Result<Applied, ApplyError> {
+        let _one_at_a_time = self.applying.lock().await;
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(ApplyError::ShuttingDown);
+        }
+        let mut seen = BTreeSet::new();
+        for spec in &specs {
+            if !seen.insert(spec.id.clone()) {
+                return Err(ApplyError::DuplicateId(spec.id.clone()));
+            }
+        }
+        let current: BTreeMap<String, Arc<PluginRuntime>> = self
+            .shared
+            .plugins()
+            .into_iter()
+            .map(|runtime| (runtime.id().to_owned(), runtime))
+            .collect();
+        let mut applied = Applied::default();
+
+        let removed =
+            current
+                .iter()
+                .filter(|(id, _)| !seen.contains(*id))
+                .map(|(id, runtime)| async move {
+                    retire(runtime, Reason::Removed).await;
+                    self.forget_runner(id);
+                    self.shared.set_plugin(id, None);
+                    self.shared.registry.remove_plugin(id);
+                    id.clone()
+                });
+        let mut replaced = Vec::new();
+        let mut added = Vec::new();
+        for spec in specs {
+            match current.get(&spec.id) {
+                Some(runtime) if runtime.spec == spec => {
+                    applied.unchanged.push(spec.id);
+                }
+                Some(runtime) => replaced.push((runtime.clone(), spec)),
+                None => added.push(spec),
+            }
+        }
+        let replacements = replaced.into_iter().map(|(old, spec)| async move {
+            let (runtime, orders) = PluginRuntime::for_spec(spec);
+            // New calls find the new plugin (starting) while the old one stops.
+            self.shared.set_plugin(runtime.id(), Some(runtime.clone()));
+            retire(&old, Reason::Reconfigured).await;
+            self.forget_runner(runtime.id());
+            let id = runtime.id().to_owned();
+            self.spawn_runner(runtime, orders);
+            id
+        });
+        let (stopped, restarted) = futures_util::future::join(
+            futures_util::future::join_all(removed),
+            futures_util::future::join_all(replacements),
+        )
+        .await;
+        applied.stopped = stopped;
+        applied.restarted = restarted;
+        for spec in added {
+            let (runtime, orders) = PluginRuntime::for_spec(spec);
+            self.shared.registry.add_plugin(runtime.id());
+            self.shared.set_plugin(runtime.id(), Some(runtime.clone()));
+            applied.started.push(runtime.id().to_owned());
+            self.spawn_runner(runtime, orders);
+        }
+        Ok(applied)
+    }
+
+    /// Stops every plugin concurrently with the stop escalation and waits until all are
+    /// reaped. Calls made afterwards fail with `-32003`, and orders with
+    /// [`ControlError::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _no_apply = self.applying.lock().await;
+        let plugins = self.shared.plugins();
+        futures_util::future::join_all(
+            plugins
+                .iter()
+                .map(|runtime| retire(runtime, Reason::Shutdown)),
+        )
+        .await;
+        let runners =
+            std::mem::take(&mut *self.runners.lock().unwrap_or_else(PoisonError::into_inner));
+        for runner in runners.into_values() {
+            runner.abort();
+        }
+    }
+
+    fn spawn_runner(&self, runtime: Arc<PluginRuntime>, orders: mpsc::Receiver<Control>) {
+        let id = runtime.id().to_owned();
+        let task = tokio::spawn(runner::run(Arc::downgrade(&self.shared), runtime, orders));
+        if let Some(previous) = self
+            .runners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, task)
+        {
+            previous.abort();
+        }
+    }
+
+    fn forget_runner(&self, id: &str) {
+        self.runners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+}
+
+/// Stops a plugin's process for good and ends its runner; returns when both are done.
+async fn retire(runtime: &PluginRuntime, reason: Reason) {
+    let (reply, done) = oneshot::channel();
+    if runtime
+        .control
+        .send(Control::Retire(reason, reply))
+        .await
+        .is_ok()
+    {
+        let _ = done.await;
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // The last resort: each runner's process group is killed when its task is
+        // dropped (see os::ProcessGroup).
+        for (_, runner) in self
+            .runners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            runner.abort();
+        }
+    }
+}
