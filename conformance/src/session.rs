@@ -597,7 +597,9 @@ impl Session {
         let params = request.params.clone().unwrap_or_else(|| json!({}));
         match request.method.as_str() {
             "ping" => Ok(json!({})),
-            "host/getConfig" => Ok(json!({ "config": self.host.config })),
+            // `gateway` too, as a gateway that shares its config sends it: a plugin
+            // reads what it knows and ignores the rest (docs/protocol.md §7.3).
+            "host/getConfig" => Ok(json!({ "config": self.host.config, "gateway": {} })),
             "host/callMethod" => {
                 let method = params.get("method").and_then(Value::as_str);
                 match method {

@@ -1590,8 +1590,11 @@ impl<'a> Runner<'a> {
             ),
             (
                 json!({"method": "host/getConfig", "params": {}}),
-                Box::new(move |r: &Value| r.get("result") == Some(&json!({"config": config}))),
-                "{\"result\": {\"config\": <the config sent in initialize>}}".to_owned(),
+                Box::new(move |r: &Value| {
+                    r.get("result").and_then(|result| result.get("config")) == Some(&config)
+                }),
+                "{\"result\": {\"config\": <the config sent in initialize>, \"gateway\": {}}}"
+                    .to_owned(),
             ),
             (
                 json!({"method": "host/callMethod", "params": {"method": ECHO_METHOD, "params": {"text": "ünï ✓"}}}),

@@ -712,11 +712,15 @@ pub struct ContextEngineCallParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HostCallMethodParams {
-    /// A gateway method: the core's, or `<pluginId>.<action>` of a plugin.
+    /// A gateway method: one a plugin registered, or the gateway's own.
     pub method: String,
     /// Its params.
     #[serde(default)]
     pub params: Value,
+    /// The context of the call the plugin is serving, passed on to the method; its
+    /// `timeoutMs` bounds the request (the host caps it at the plugin's call timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<CallContext>,
 }
 
 /// `host/getConfig` result.
@@ -725,6 +729,10 @@ pub struct HostCallMethodParams {
 pub struct HostGetConfigResult {
     /// The plugin's validated config, as sent in `initialize`.
     pub config: Map<String, Value>,
+    /// What the gateway shares of its own config with this plugin; absent when it
+    /// shares nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Value>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -919,7 +927,13 @@ mod tests {
             &json!({"id": "e", "operation": "assemble", "params": {}, "context": {}}),
         );
         round_trip::<HostCallMethodParams>(&json!({"method": "other.status", "params": {}}));
+        round_trip::<HostCallMethodParams>(
+            &json!({"method": "other.status", "params": {}, "context": {"sessionKey": "s1", "timeoutMs": 500}}),
+        );
         round_trip::<HostGetConfigResult>(&json!({"config": {"a": 1}}));
+        round_trip::<HostGetConfigResult>(
+            &json!({"config": {}, "gateway": {"agents": {"default": "main"}}}),
+        );
         round_trip::<FixtureEchoParams>(&json!({"value": [1, "two"]}));
         round_trip::<FixtureSleepParams>(&json!({"ms": 10}));
         round_trip::<FixtureProgressParams>(&json!({"steps": 3}));

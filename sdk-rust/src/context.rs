@@ -264,19 +264,25 @@ impl Host<'_> {
         self.shared.runtime.iter().any(|m| m == method)
     }
 
-    /// Calls a gateway method (the core's, or `<pluginId>.<action>` of another plugin),
-    /// if the operator's policy allows it.
+    /// Calls a gateway method (one another plugin registered, or the gateway's own), if
+    /// the operator's policy allows it. The call this context serves is passed on as the
+    /// method's context, with the time it has left as its deadline.
     pub async fn call_method<R: DeserializeOwned>(
         &self,
         method: &str,
         params: impl Serialize,
     ) -> Result<R, HostError> {
+        let mut context = self.work.call.clone();
+        context.timeout_ms = self
+            .time_left()
+            .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
         let params = HostCallMethodParams {
             method: method.to_owned(),
             params: serde_json::to_value(params).map_err(|source| HostError::Decode {
                 method: HostCallMethod::METHOD.to_owned(),
                 source,
             })?,
+            context: Some(context),
         };
         let value = self.request::<HostCallMethod>(&params).await?;
         serde_json::from_value(value).map_err(|source| HostError::Decode {
@@ -288,6 +294,22 @@ impl Host<'_> {
     /// Reads the plugin's config from the host (the same object `initialize` carried).
     pub async fn config(&self) -> Result<RawConfig, HostError> {
         Ok(self.request::<HostGetConfig>(&EmptyObject {}).await?.config)
+    }
+
+    /// What the gateway shares of its own config with this plugin (`None`: nothing).
+    pub async fn gateway_config(&self) -> Result<Option<Value>, HostError> {
+        Ok(self
+            .request::<HostGetConfig>(&EmptyObject {})
+            .await?
+            .gateway)
+    }
+
+    /// What is left of the call's deadline, if it has one.
+    fn time_left(&self) -> Option<Duration> {
+        self.work.call.timeout_ms.map(|ms| {
+            (self.work.received + Duration::from_millis(ms))
+                .saturating_duration_since(Instant::now())
+        })
     }
 
     async fn request<M: RequestType>(&self, params: &M::Params) -> Result<M::Result, HostError> {
@@ -302,10 +324,7 @@ impl Host<'_> {
             });
         }
         let mut options = CallOptions::default().with_cancel(self.work.cancel.clone());
-        if let Some(ms) = self.work.call.timeout_ms {
-            let deadline = self.work.received + Duration::from_millis(ms);
-            options.timeout = Some(deadline.saturating_duration_since(Instant::now()));
-        }
+        options.timeout = self.time_left();
         self.shared
             .peer
             .request::<M>(params, options)

@@ -32,6 +32,7 @@ type MethodHandler = Box<dyn Fn(&str, Value) -> Result<Value, ErrorObject> + Sen
 
 struct HostState {
     config: Mutex<Map<String, Value>>,
+    gateway_config: Mutex<Option<Value>>,
     methods: Mutex<Option<MethodHandler>>,
 }
 
@@ -70,6 +71,7 @@ impl TestHost {
         );
         let state = Arc::new(HostState {
             config: Mutex::new(Map::new()),
+            gateway_config: Mutex::new(None),
             methods: Mutex::new(None),
         });
         let (log_tx, logs) = mpsc::channel(4096);
@@ -110,6 +112,15 @@ impl TestHost {
             .methods
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(f));
+    }
+
+    /// What `host/getConfig` answers as the gateway's config (by default nothing).
+    pub fn set_gateway_config(&self, config: Option<Value>) {
+        *self
+            .state
+            .gateway_config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = config;
     }
 
     /// The `initialize` params a real host would send with `config` (an object).
@@ -258,7 +269,15 @@ fn answer(state: &HostState, method: &str, params: Option<Value>) -> Result<Valu
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            Ok(serde_json::to_value(HostGetConfigResult { config }).unwrap_or(Value::Null))
+            let gateway = state
+                .gateway_config
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            Ok(
+                serde_json::to_value(HostGetConfigResult { config, gateway })
+                    .unwrap_or(Value::Null),
+            )
         }
         HostCallMethod::METHOD => {
             let params: HostCallMethodParams =

@@ -100,9 +100,7 @@ async fn answer(context: &HostContext, request: IncomingRequest) {
     } = request;
     let outcome = if context.initialized.load(Ordering::SeqCst) {
         match method.as_str() {
-            outpost_protocol::methods::HostGetConfig::METHOD => Ok(json!(HostGetConfigResult {
-                config: context.config.clone()
-            })),
+            outpost_protocol::methods::HostGetConfig::METHOD => get_config(context, params).await,
             outpost_protocol::methods::HostCallMethod::METHOD => {
                 // The plugin's `$/cancel` (or its connection ending) drops the call.
                 let cancelled = responder.cancellation();
@@ -124,13 +122,44 @@ async fn answer(context: &HostContext, request: IncomingRequest) {
     let _ = responder.respond(outcome).await;
 }
 
+/// `host/getConfig`: the plugin's config, and what the gateway shares of its own.
+async fn get_config(context: &HostContext, params: Option<Value>) -> Result<Value, ErrorObject> {
+    let method = outpost_protocol::methods::HostGetConfig::METHOD;
+    match params {
+        None | Some(Value::Null | Value::Object(_)) => {}
+        Some(other) => {
+            return Err(ErrorObject::new(
+                ErrorCode::InvalidParams,
+                format!(
+                    "`{method}` takes `{{}}` as params, not {}",
+                    super::call::kind_of(&other)
+                ),
+            ));
+        }
+    }
+    let gateway = match context.shared.upgrade() {
+        Some(shared) => shared.gateway.0.config(&context.plugin).await?,
+        None => None,
+    };
+    Ok(json!(HostGetConfigResult {
+        config: context.config.clone(),
+        gateway,
+    }))
+}
+
 async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Value, ErrorObject> {
     let method = outpost_protocol::methods::HostCallMethod::METHOD;
     let HostCallMethodParams {
         method: target,
         params,
+        context: call_context,
     } = serde_json::from_value(params.unwrap_or(Value::Null))
         .map_err(|e| ErrorObject::invalid_params(method, e))?;
+    let call_context = call_context.unwrap_or_default();
+    // The plugin's own deadline for the call it serves, within its call timeout.
+    let budget = call_context.timeout_ms.map_or(context.call_timeout, |ms| {
+        Duration::from_millis(ms).min(context.call_timeout)
+    });
     let plugin = &context.plugin;
     if !method_allowed(&context.host_methods, &target) {
         return Err(ErrorObject::new(
@@ -151,20 +180,20 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
     // gateway's own.
     match shared.owner(RegistrationKind::GatewayMethod, &target) {
         Ok(_) => {
-            return shared
-                .call(Call::method(target, params))
-                .await
-                .map(Answer::into_value);
+            let call = Call::method(target, params)
+                .with_context(call_context)
+                .with_timeout(budget);
+            return shared.call(call).await.map(Answer::into_value);
         }
         Err(unavailable) if unavailable.code == ErrorCode::Unavailable => return Err(unavailable),
         Err(_) => {}
     }
-    let deadline = Instant::now() + context.call_timeout;
+    let deadline = Instant::now() + budget;
     let request = MethodRequest {
         plugin: plugin.to_string(),
         method: target.clone(),
         params,
-        context: outpost_protocol::methods::CallContext::default(),
+        context: call_context,
         deadline,
     };
     let answer = shared.gateway.0.call_method(request);
@@ -174,9 +203,9 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
             ErrorCode::Timeout,
             format!(
                 "the gateway did not answer `{target}` for plugin `{plugin}` within {} ms",
-                context.call_timeout.as_millis()
+                budget.as_millis()
             ),
         )
-        .with_data(json!({ "method": target, "timeoutMs": u64::try_from(context.call_timeout.as_millis()).unwrap_or(u64::MAX) }))),
+        .with_data(json!({ "method": target, "timeoutMs": u64::try_from(budget.as_millis()).unwrap_or(u64::MAX) }))),
     }
 }

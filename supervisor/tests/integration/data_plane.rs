@@ -894,13 +894,19 @@ impl Gateway for EchoGateway {
             answer
         })
     }
+
+    fn config(&self, plugin: &str) -> GatewayFuture<'_, Result<Option<Value>, ErrorObject>> {
+        let shared = (plugin == "asker").then(|| json!({"agents": {"default": "main"}}));
+        Box::pin(async move { Ok(shared) })
+    }
 }
 
 #[tokio::test]
 async fn host_call_method_reaches_a_plugin_method_or_else_the_gateway() {
     let mut asker = Fixture::new("asker", "ok");
     asker.spec = asker.spec.with_host_methods(["gw.*", "other.status"]);
-    let other = Fixture::new("other", "ok");
+    // Only `asker` has tools (two plugins with the same tools would race for them).
+    let other = Fixture::new("other", "ok").env("FIXTURE_NO_TOOLS", "1");
     let gateway = EchoGateway::default();
     let supervisor = Supervisor::builder()
         .gateway(gateway.clone())
