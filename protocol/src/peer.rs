@@ -44,15 +44,17 @@ mod outbox;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -82,6 +84,9 @@ pub struct PeerConfig {
     pub answer_ping: bool,
     /// Answer unreadable lines with `-32700`, `-32600` or `-32006`. Default true.
     pub answer_invalid: bool,
+    /// Where the connection counts its traffic. Share one between connections to count
+    /// them together (a supervisor does, across a plugin's restarts). Default: its own.
+    pub stats: Arc<PeerStats>,
 }
 
 impl Default for PeerConfig {
@@ -94,7 +99,80 @@ impl Default for PeerConfig {
             max_pending: 1024,
             answer_ping: true,
             answer_invalid: true,
+            stats: Arc::default(),
         }
+    }
+}
+
+/// What a connection (or several sharing it) sent and received, counted as it happens.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    messages_in: AtomicU64,
+    bytes_in: AtomicU64,
+    messages_out: AtomicU64,
+    bytes_out: AtomicU64,
+    late_responses: AtomicU64,
+    problems: AtomicU64,
+}
+
+/// The counts of [`PeerStats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerCounts {
+    /// Lines read that were messages.
+    pub messages_in: u64,
+    /// Bytes read, whatever they were.
+    pub bytes_in: u64,
+    /// Lines written.
+    pub messages_out: u64,
+    /// Bytes written, newlines included.
+    pub bytes_out: u64,
+    /// Answers to requests that had already timed out or been cancelled: expected after
+    /// a cancellation (the protocol says a cancelled request is still answered).
+    pub late_responses: u64,
+    /// Everything else unusable the other side sent ([`Problem`]s but late answers).
+    pub problems: u64,
+}
+
+impl PeerStats {
+    /// The counts now.
+    pub fn counts(&self) -> PeerCounts {
+        PeerCounts {
+            messages_in: self.messages_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            messages_out: self.messages_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            late_responses: self.late_responses.load(Ordering::Relaxed),
+            problems: self.problems.load(Ordering::Relaxed),
+        }
+    }
+
+    fn wrote(&self, line: &[u8]) {
+        self.messages_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out
+            .fetch_add(line.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// A reader that counts what it reads into [`PeerStats::bytes_in`].
+struct Counted<R> {
+    inner: R,
+    stats: Arc<PeerStats>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.stats
+            .bytes_in
+            .fetch_add(read as u64, Ordering::Relaxed);
+        polled
     }
 }
 
@@ -328,6 +406,7 @@ struct Shared {
     write_closed: AtomicBool,
     closed: CancellationToken,
     reason: OnceLock<CloseReason>,
+    stats: Arc<PeerStats>,
 }
 
 #[derive(Debug)]
@@ -362,7 +441,12 @@ where
         write_closed: AtomicBool::new(false),
         closed: CancellationToken::new(),
         reason: OnceLock::new(),
+        stats: config.stats.clone(),
     });
+    let reader = Counted {
+        inner: reader,
+        stats: config.stats.clone(),
+    };
     tokio::spawn(write_loop(shared.clone()));
     tokio::spawn(read_loop(shared.clone(), reader, event_tx, config));
     (Peer { shared }, Incoming { rx: event_rx })
@@ -586,6 +670,7 @@ impl Shared {
     /// Hands `line` (without its newline) to the outbox, waiting for room.
     async fn enqueue(&self, mut line: Vec<u8>) -> Result<(), SendError> {
         line.push(b'\n');
+        self.stats.wrote(&line);
         let refused = match self.out.send(line).await {
             Ok(()) => return Ok(()),
             Err(refused) => refused,
@@ -601,6 +686,7 @@ impl Shared {
             return;
         }
         line.push(b'\n');
+        self.stats.wrote(&line);
         if let Err(refused) = self.out.push(line, false) {
             self.refused(refused);
         }
@@ -819,8 +905,20 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 Some(Event::Problem(Problem::InvalidLine(line)))
             }
-            Some(Ok(Frame::Message(message))) => route(&shared, &config, message).await,
+            Some(Ok(Frame::Message(message))) => {
+                shared.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+                route(&shared, &config, message).await
+            }
         };
+        match &event {
+            Some(Event::Problem(Problem::LateResponse { .. })) => {
+                shared.stats.late_responses.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Event::Problem(_)) => {
+                shared.stats.problems.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         let Some(event) = event else { continue };
         let delivered = tokio::select! {
             biased;
@@ -1088,6 +1186,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(a.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn traffic_is_counted_where_the_owner_asks() {
+        let stats = Arc::new(PeerStats::default());
+        let config = PeerConfig {
+            stats: stats.clone(),
+            ..PeerConfig::default()
+        };
+        let ((host, _host_in), (_plugin, plugin_in)) = memory_pair(&config);
+        echo_server(plugin_in);
+        let answer = host
+            .call("echo", Some(&json!({"a": 1})), CallOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"a": 1}));
+        // Both sides of the pair share `stats` here: one request out and in, one
+        // answer out and in.
+        let counts = stats.counts();
+        assert_eq!((counts.messages_out, counts.messages_in), (2, 2));
+        assert_eq!(counts.bytes_in, counts.bytes_out);
+        assert!(counts.bytes_out > 40, "{counts:?}");
+        assert_eq!(counts.late_responses, 0);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use outpost_protocol::methods::{HostCallMethodParams, HostGetConfigResult, LogLevel, LogParams};
-use outpost_protocol::peer::{Event, Incoming, IncomingRequest};
+use outpost_protocol::peer::{Event, Incoming, IncomingRequest, Problem};
 use outpost_protocol::{
     ErrorCode, ErrorObject, Notification, NotificationType, RegistrationKind, RequestType,
 };
@@ -47,6 +47,11 @@ pub(crate) async fn serve(context: HostContext, mut incoming: Incoming) {
             Event::Request(request) => {
                 let context = context.clone();
                 tokio::spawn(async move { answer(&context, request).await });
+            }
+            // Expected: a call the host cancelled or timed out is still answered
+            // (docs/protocol.md §8.2). Counted in the metrics by the peer.
+            Event::Problem(problem @ Problem::LateResponse { .. }) => {
+                tracing::debug!(plugin = %context.plugin, "{problem}");
             }
             Event::Problem(problem) if throttle.admit(Instant::now()) => {
                 let skipped = throttle.take_skipped();

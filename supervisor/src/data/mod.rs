@@ -17,6 +17,7 @@ mod call;
 mod gateway;
 mod hooks;
 mod host;
+mod metrics;
 mod os;
 mod plugin;
 mod reason;

@@ -9,6 +9,7 @@ use outpost_protocol::{ErrorCode, ErrorObject};
 use serde_json::json;
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot, watch};
 
+use super::metrics::PluginMetrics;
 use super::reason::{Exit, Reason};
 use super::registry::PluginState;
 use super::stderr::StderrTail;
@@ -27,6 +28,8 @@ pub(crate) struct PluginRuntime {
     pub(crate) conn: watch::Sender<Conn>,
     /// Orders for the runner.
     pub(crate) control: mpsc::Sender<Control>,
+    /// What is measured about the plugin (shared with the runtime it replaced, if any).
+    pub(crate) metrics: Arc<PluginMetrics>,
 }
 
 impl PluginRuntime {
@@ -97,6 +100,17 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
+    /// Calls holding a slot now.
+    pub(crate) fn in_flight(&self) -> u32 {
+        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        self.limit.saturating_sub(free)
+    }
+
+    /// Calls waiting for a slot now.
+    pub(crate) fn queued(&self) -> u32 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn new(limit: u32, max_queued: u32) -> Self {
         Self {
             slots: Semaphore::new(limit.max(1) as usize),

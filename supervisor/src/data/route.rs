@@ -73,7 +73,7 @@ impl Shared {
                 .await
                 .map(Answer::Command),
             Target::Method { method, params } => {
-                let owner = self.owner(RegistrationKind::GatewayMethod, &method)?;
+                let owner = self.route_to(RegistrationKind::GatewayMethod, &method)?;
                 let request = MethodCallParams {
                     method,
                     params,
@@ -117,7 +117,7 @@ impl Shared {
                 operation,
                 params,
             } => {
-                let owner = self.owner(RegistrationKind::Channel, &id)?;
+                let owner = self.route_to(RegistrationKind::Channel, &id)?;
                 let request = ChannelCallParams {
                     id,
                     operation,
@@ -133,7 +133,7 @@ impl Shared {
                 operation,
                 params,
             } => {
-                let owner = self.owner(RegistrationKind::ContextEngine, &id)?;
+                let owner = self.route_to(RegistrationKind::ContextEngine, &id)?;
                 let request = ContextEngineCallParams {
                     id,
                     operation,
@@ -145,6 +145,18 @@ impl Shared {
                     .map(Answer::Value)
             }
         }
+    }
+
+    /// Counts a call that reached no plugin, and passes its error on.
+    fn refused(&self, kind: RegistrationKind, error: ErrorObject) -> ErrorObject {
+        self.refusals.record(kind, error.code);
+        error
+    }
+
+    /// [`Shared::owner`], counting a miss as a refusal.
+    fn route_to(&self, kind: RegistrationKind, key: &str) -> Result<Owner, ErrorObject> {
+        self.owner(kind, key)
+            .map_err(|error| self.refused(kind, error))
     }
 
     /// The plugin serving `kind`/`key`. A miss names the plugin that *would* serve it
@@ -175,7 +187,7 @@ impl Shared {
         context: CallContext,
         timeout: Option<Duration>,
     ) -> Result<outpost_protocol::methods::ToolResult, ErrorObject> {
-        let owner = self.owner(RegistrationKind::Tool, &name)?;
+        let owner = self.route_to(RegistrationKind::Tool, &name)?;
         let Registration::Tool(tool) = &*owner.registration else {
             unreachable!("owner() matched the kind")
         };
@@ -186,7 +198,8 @@ impl Shared {
             &tool.name,
             &tool.input_schema,
             &arguments,
-        )?;
+        )
+        .map_err(|error| self.refused(RegistrationKind::Tool, error))?;
         let Value::Object(arguments) = arguments else {
             unreachable!("built as an object above")
         };
@@ -280,14 +293,17 @@ impl Shared {
             return Err(unmatched());
         }
         if command.require_auth && context.is_authorized_sender != Some(true) {
-            return Err(ErrorObject::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "`/{}` is only for authorized senders",
-                    command.name.to_lowercase()
-                ),
-            )
-            .with_data(json!({ "reason": "the command requires an authorized sender" })));
+            return Err(self.refused(
+                RegistrationKind::Command,
+                ErrorObject::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "`/{}` is only for authorized senders",
+                        command.name.to_lowercase()
+                    ),
+                )
+                .with_data(json!({ "reason": "the command requires an authorized sender" })),
+            ));
         }
         let request = CommandRunParams {
             name: command.name.trim().to_lowercase(),
@@ -310,21 +326,27 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> Result<outpost_protocol::methods::HttpResponse, ErrorObject> {
         let Some((plugin, route)) = self.registry.route(&request.path) else {
-            return Err(ErrorObject::new(
-                ErrorCode::NotFound,
-                format!("no plugin route matches `{}`", request.path),
-            )
-            .with_data(json!({ "kind": RegistrationKind::HttpRoute, "name": request.path })));
+            return Err(self.refused(
+                RegistrationKind::HttpRoute,
+                ErrorObject::new(
+                    ErrorCode::NotFound,
+                    format!("no plugin route matches `{}`", request.path),
+                )
+                .with_data(json!({ "kind": RegistrationKind::HttpRoute, "name": request.path })),
+            ));
         };
         if route.auth == outpost_protocol::RouteAuth::Gateway && !gateway_authenticated {
-            return Err(ErrorObject::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "route `{}` of plugin `{plugin}` requires gateway authentication",
-                    route.path
-                ),
-            )
-            .with_data(json!({ "reason": "unauthenticated" })));
+            return Err(self.refused(
+                RegistrationKind::HttpRoute,
+                ErrorObject::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "route `{}` of plugin `{plugin}` requires gateway authentication",
+                        route.path
+                    ),
+                )
+                .with_data(json!({ "reason": "unauthenticated" })),
+            ));
         }
         let params = HttpHandleParams {
             route: route.path.clone(),
@@ -380,12 +402,38 @@ impl Shared {
         outcome
     }
 
-    /// Sends one typed call to the owner: see the module docs for the routing rules. The
-    /// params are serialized straight into each attempt's line, with the time left as
-    /// their `timeoutMs`, and the result is read straight from the answer.
+    /// Sends one typed call to the owner (see the module docs for the routing rules),
+    /// and counts its outcome and latency in the owner's metrics.
     async fn invoke<M: RequestType>(
         &self,
         owner: &Owner,
+        params: M::Params,
+        timeout: Option<Duration>,
+    ) -> Result<M::Result, ErrorObject>
+    where
+        M::Params: Routed,
+    {
+        let kind = owner.registration.kind();
+        let Some(runtime) = self.plugin(&owner.plugin) else {
+            return Err(self.refused(kind, errors::not_found(kind, &owner.registration.key())));
+        };
+        let begin = Instant::now();
+        let outcome = self.attempt::<M>(owner, &runtime, params, timeout).await;
+        runtime.metrics.record(
+            kind,
+            outcome.as_ref().map(|_| ()).map_err(|error| error.code),
+            begin.elapsed(),
+        );
+        outcome
+    }
+
+    /// [`Shared::invoke`] without the counting. The params are serialized straight
+    /// into each attempt's line, with the time left as their `timeoutMs`, and the result
+    /// is read straight from the answer.
+    async fn attempt<M: RequestType>(
+        &self,
+        owner: &Owner,
+        runtime: &PluginRuntime,
         mut params: M::Params,
         timeout: Option<Duration>,
     ) -> Result<M::Result, ErrorObject>
@@ -394,15 +442,12 @@ impl Shared {
     {
         let method = M::METHOD;
         let plugin = owner.plugin.as_str();
-        let runtime = self.plugin(plugin).ok_or_else(|| {
-            errors::not_found(owner.registration.kind(), &owner.registration.key())
-        })?;
         let budget = timeout
             .unwrap_or_else(|| Duration::from_millis(runtime.spec.launch.policy.timeouts.call_ms));
         let deadline = Instant::now() + budget;
         let mut replays_left = u8::from(owner.registration.replay_safe());
         loop {
-            let live = wait_live(&runtime, deadline).await?;
+            let live = wait_live(runtime, deadline).await?;
             let _slot = runtime.gate.enter(plugin, deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

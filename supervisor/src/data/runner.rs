@@ -346,6 +346,7 @@ async fn start(
         PeerConfig {
             name: format!("plugin `{}`", spec.id),
             max_message_bytes: usize::try_from(limits.max_message_bytes).unwrap_or(usize::MAX),
+            stats: runtime.metrics.traffic.clone(),
             ..PeerConfig::default()
         },
     );

@@ -7,6 +7,7 @@ use outpost_protocol::Registration;
 use outpost_protocol::methods::ImplementationInfo;
 
 use super::gateway::GatewayHandle;
+use super::metrics::Refusals;
 use super::os::Spawner;
 use super::plugin::PluginRuntime;
 use super::registry::Registry;
@@ -27,6 +28,8 @@ pub(crate) struct Shared {
     /// Compiled `inputSchema`s by tool name, with the registration they were compiled
     /// from (a new incarnation's registration is a new `Arc`, compiled again).
     pub(crate) validators: Mutex<HashMap<String, CompiledSchema>>,
+    /// Calls that reached no plugin.
+    pub(crate) refusals: Refusals,
 }
 
 impl Shared {
@@ -45,6 +48,7 @@ impl Shared {
             },
             gateway,
             validators: Mutex::default(),
+            refusals: Refusals::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::call::{Answer, Call};
 use super::gateway::{Gateway, GatewayHandle, NoGateway};
+use super::metrics::{self, PluginMetrics};
 use super::os::Spawner;
 use super::plugin::{Conn, Control, Down, Gate, PluginRuntime};
 use super::reason::Reason;
@@ -79,12 +80,14 @@ pub struct Applied {
 #[must_use]
 pub struct Builder {
     gateway: Option<Box<dyn Gateway>>,
+    resource_sampling: Option<Duration>,
 }
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("gateway", &self.gateway.is_some())
+            .field("resource_sampling", &self.resource_sampling)
             .finish()
     }
 }
@@ -97,6 +100,14 @@ impl Builder {
         self
     }
 
+    /// Measures each plugin's resident memory and CPU use (its process and the
+    /// processes descended from it) every `interval`, for
+    /// [`Supervisor::encode_metrics`]. Default: not measured.
+    pub fn sample_resources(mut self, interval: Duration) -> Self {
+        self.resource_sampling = Some(interval);
+        self
+    }
+
     /// Starts every plugin in `specs` concurrently and returns at once; plugins become
     /// ready in the background (see [`Supervisor::wait_settled`]). Must be called from
     /// within a tokio runtime.
@@ -104,7 +115,7 @@ impl Builder {
         let mut plugins = BTreeMap::new();
         let mut receivers = Vec::new();
         for spec in specs {
-            let (runtime, orders) = PluginRuntime::for_spec(spec);
+            let (runtime, orders) = PluginRuntime::for_spec(spec, Arc::new(PluginMetrics::new()));
             let id = runtime.id().to_owned();
             if plugins.insert(id.clone(), runtime.clone()).is_some() {
                 return Err(StartError::DuplicateId(id));
@@ -115,11 +126,19 @@ impl Builder {
             Spawner::new(tokio::runtime::Handle::current()).map_err(StartError::Spawner)?;
         let gateway = GatewayHandle(self.gateway.unwrap_or_else(|| Box::new(NoGateway)));
         let shared = Arc::new(Shared::new(plugins, spawner, gateway));
+        let sampler = self
+            .resource_sampling
+            .filter(|interval| !interval.is_zero())
+            .map(|interval| {
+                tokio::spawn(metrics::sample_resources(Arc::downgrade(&shared), interval))
+            });
         let supervisor = Supervisor {
+            metrics: metrics::registry(Arc::downgrade(&shared)),
             shared,
             runners: Mutex::default(),
             applying: tokio::sync::Mutex::new(()),
             closing: AtomicBool::new(false),
+            sampler,
         };
         for (runtime, orders) in receivers {
             supervisor.spawn_runner(runtime, orders);
@@ -130,7 +149,10 @@ impl Builder {
 
 impl PluginRuntime {
     /// A plugin that is about to start, and the receiving end of its orders.
-    fn for_spec(spec: PluginSpec) -> (Arc<Self>, mpsc::Receiver<Control>) {
+    fn for_spec(
+        spec: PluginSpec,
+        metrics: Arc<PluginMetrics>,
+    ) -> (Arc<Self>, mpsc::Receiver<Control>) {
         let limits = &spec.launch.policy.limits;
         let (control, orders) = mpsc::channel(8);
         let runtime = Arc::new(PluginRuntime {
@@ -143,6 +165,7 @@ impl PluginRuntime {
             }))
             .0,
             control,
+            metrics,
             spec,
         });
         (runtime, orders)
@@ -154,6 +177,10 @@ impl PluginRuntime {
 #[derive(Debug)]
 pub struct Supervisor {
     shared: Arc<Shared>,
+    /// Encodes the metrics on each scrape.
+    metrics: prometheus_client::registry::Registry,
+    /// Samples resources, when asked to.
+    sampler: Option<JoinHandle<()>>,
     /// Each plugin's runner task, by id.
     runners: Mutex<HashMap<String, JoinHandle<()>>>,
     /// One `apply` at a time.
@@ -192,6 +219,15 @@ impl Supervisor {
     /// A plugin's state and why.
     pub fn state(&self, plugin: &str) -> Option<(PluginState, Option<Reason>)> {
         self.shared.registry.state_of(plugin)
+    }
+
+    /// Writes the supervisor's metrics (plugin states, restarts, calls by plugin, kind
+    /// and outcome, call latency, protocol traffic, queue depths, and resources when
+    /// [`Builder::sample_resources`] was asked for) in the Prometheus text format, all
+    /// named `outpost_*`. The final `# EOF` line is left out, so the caller can add
+    /// metrics of its own after them; docs/operators.md lists every metric.
+    pub fn encode_metrics(&self, out: &mut String) -> std::fmt::Result {
+        metrics::encode(&self.metrics, out)
     }
 
     /// The spec a plugin runs with.
@@ -325,7 +361,8 @@ impl Supervisor {
             }
         }
         let replacements = replaced.into_iter().map(|(old, spec)| async move {
-            let (runtime, orders) = PluginRuntime::for_spec(spec);
+            // The plugin stays the same plugin: its counters go on.
+            let (runtime, orders) = PluginRuntime::for_spec(spec, old.metrics.clone());
             // New calls find the new plugin (starting) while the old one stops.
             self.shared.set_plugin(runtime.id(), Some(runtime.clone()));
             retire(&old, Reason::Reconfigured).await;
@@ -342,7 +379,7 @@ impl Supervisor {
         applied.stopped = stopped;
         applied.restarted = restarted;
         for spec in added {
-            let (runtime, orders) = PluginRuntime::for_spec(spec);
+            let (runtime, orders) = PluginRuntime::for_spec(spec, Arc::new(PluginMetrics::new()));
             self.shared.registry.add_plugin(runtime.id());
             self.shared.set_plugin(runtime.id(), Some(runtime.clone()));
             applied.started.push(runtime.id().to_owned());
@@ -407,6 +444,9 @@ async fn retire(runtime: &PluginRuntime, reason: Reason) {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
+        if let Some(sampler) = &self.sampler {
+            sampler.abort();
+        }
         // The last resort: each runner's process group is killed when its task is
         // dropped (see os::ProcessGroup).
         for (_, runner) in self

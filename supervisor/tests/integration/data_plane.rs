@@ -1105,3 +1105,186 @@ async fn apply_keeps_the_unchanged_restarts_the_changed_stops_the_removed_starts
         fixture.assert_all_gone();
     }
 }
+
+/// The value of one sample of a parsed scrape, found by name and labels.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| s.labels.get(key) == Some(*value))
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(ref buckets) => {
+                buckets.last().map_or(0.0, |b| b.count)
+            }
+            prometheus_parse::Value::Summary(_) => f64::NAN,
+        })
+}
+
+fn scrape(supervisor: &Supervisor) -> (String, prometheus_parse::Scrape) {
+    let mut text = String::new();
+    supervisor.encode_metrics(&mut text).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("not the Prometheus text format ({e}):\n{text}"));
+    (text, scrape)
+}
+
+/// VmRSS of `pid`, in bytes.
+fn resident_bytes(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024.0
+}
+
+#[tokio::test]
+async fn metrics_count_calls_traffic_and_resources_in_the_prometheus_format() {
+    let fixture = Fixture::new("metered", "ok");
+    let supervisor = Supervisor::builder()
+        .sample_resources(Duration::from_millis(100))
+        .start(vec![fixture.spec.clone()])
+        .unwrap();
+    assert!(supervisor.wait_settled(SETTLE).await);
+    echo(&supervisor, None).await.unwrap();
+    echo(&supervisor, None).await.unwrap();
+    let late = call_tool(
+        &supervisor,
+        "slow",
+        args(&json!({"ms": 2000})),
+        CallContext::default(),
+        Some(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(late.code, ErrorCode::Timeout);
+    let missing = call_tool(
+        &supervisor,
+        "nope",
+        Map::new(),
+        CallContext::default(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
+
+    // Wait for two resource samples (the CPU rate needs two).
+    let (text, scrape) = tokio::time::timeout(SETTLE, async {
+        loop {
+            let (text, scrape) = scrape(&supervisor);
+            if sample(
+                &scrape,
+                "outpost_plugin_cpu_usage",
+                &[("plugin", "metered")],
+            )
+            .is_some()
+            {
+                return (text, scrape);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("resources were sampled");
+    let plugin = [("plugin", "metered")];
+    let calls = |outcome: &str| {
+        sample(
+            &scrape,
+            "outpost_calls_total",
+            &[
+                ("plugin", "metered"),
+                ("kind", "tool"),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(calls("ok"), Some(2.0), "{text}");
+    assert_eq!(calls("timeout"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &scrape,
+            "outpost_calls_refused_total",
+            &[("kind", "tool"), ("code", "not-found")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "outpost_plugin_state",
+            &[("plugin", "metered"), ("state", "ready")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "outpost_plugin_state",
+            &[("plugin", "metered"), ("state", "failed")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&scrape, "outpost_plugin_restarts_total", &plugin),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "outpost_call_duration_seconds_count",
+            &[("plugin", "metered"), ("kind", "tool")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&scrape, "outpost_plugin_late_responses_total", &plugin),
+        Some(1.0),
+        "the timed-out call's late answer is counted: {text}"
+    );
+    let messages_out = sample(
+        &scrape,
+        "outpost_plugin_messages_total",
+        &[("plugin", "metered"), ("direction", "out")],
+    )
+    .unwrap();
+    assert!(
+        messages_out >= 5.0,
+        "initialize, initialized, service/start, 3 calls: {text}"
+    );
+    assert!(
+        sample(
+            &scrape,
+            "outpost_plugin_message_bytes_total",
+            &[("plugin", "metered"), ("direction", "in")]
+        )
+        .unwrap()
+            > 100.0
+    );
+
+    // The resident memory matches what the kernel says, within 10%.
+    let pid = supervisor.snapshot().plugins[0].pid.unwrap();
+    let measured = sample(&scrape, "outpost_plugin_resident_memory_bytes", &plugin).unwrap();
+    let actual = resident_bytes(pid);
+    assert!(
+        (measured - actual).abs() <= actual * 0.1,
+        "metric {measured}, /proc {actual}"
+    );
+    assert_eq!(
+        sample(&scrape, "outpost_plugin_processes", &plugin),
+        Some(1.0)
+    );
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
