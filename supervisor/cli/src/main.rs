@@ -4,9 +4,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod api;
+mod call;
+mod client;
+mod logging;
 mod new;
 mod plugins;
+mod remote;
+mod routes;
 mod serve;
+mod server;
 
 /// Outpost runs gateway plugins out of process and supervises them.
 #[derive(Debug, Parser)]
@@ -18,11 +25,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every enabled plugin until SIGTERM or SIGINT, then stop them all.
+    /// Run every enabled plugin and the gateway API until SIGTERM or SIGINT, then stop
+    /// them all; SIGHUP reloads the config.
     Serve(serve::ServeArgs),
-    /// Start the plugins that can own one registration, call it once, print the
-    /// result as JSON, stop them.
-    Call(serve::CallArgs),
+    /// Call one registration through the running `outpost serve` and print the result
+    /// as JSON (or, with --standalone, start the plugins for this one call).
+    Call(call::CallArgs),
+    /// The plugins the running `outpost serve` supervises: states, pids, uptimes,
+    /// restarts.
+    Status(remote::StatusArgs),
+    /// Make the running `outpost serve` read its config again and apply it.
+    Reload(remote::ReloadArgs),
     /// Inspect discovered plugins without running them.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -46,7 +59,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(&args),
-        Command::Call(args) => serve::call(&args),
+        Command::Call(args) => call::call(&args),
+        Command::Status(args) => remote::status(&args),
+        Command::Reload(args) => remote::reload(&args),
         Command::Plugins(command) => plugins::run(command),
         Command::New(command) => new::run(command),
     };

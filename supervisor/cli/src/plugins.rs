@@ -30,6 +30,13 @@ pub(crate) enum PluginsCommand {
     /// Errors, blocked candidates, shadowing and advisories; exit 1 when something
     /// needs action.
     Doctor(Common),
+    /// Restart one plugin of the running `outpost serve` (a failed one gets a fresh
+    /// crash history).
+    Restart(crate::remote::OrderArgs),
+    /// Stop one plugin of the running `outpost serve` until it is started again.
+    Stop(crate::remote::OrderArgs),
+    /// Start a stopped or failed plugin of the running `outpost serve`.
+    Start(crate::remote::OrderArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +110,9 @@ fn execute(command: PluginsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(exit(report.ok))
         }
+        PluginsCommand::Restart(args) => crate::remote::order(crate::remote::Order::Restart, &args),
+        PluginsCommand::Stop(args) => crate::remote::order(crate::remote::Order::Stop, &args),
+        PluginsCommand::Start(args) => crate::remote::order(crate::remote::Order::Start, &args),
     }
 }
 

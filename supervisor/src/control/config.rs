@@ -247,7 +247,28 @@ pub struct OutpostSettings {
     pub plugins: BTreeMap<String, PluginOverride>,
     /// `outpost.api.listen` (default `127.0.0.1:7777`).
     pub api_listen: SocketAddr,
+    /// `outpost.api.token`: the bearer token of the gateway API (`OUTPOST_API_TOKEN`
+    /// wins over it). `None`: read or generated as `outpost serve` documents.
+    pub api_token: Option<String>,
+    /// `outpost.api.tokenFile`: where `outpost serve` writes a generated token and
+    /// clients read it. `None`: the default location (docs/gateway-api.md).
+    pub api_token_file: Option<PathBuf>,
+    /// `outpost.http.listen`: where plugin HTTP routes are served. `None` (the
+    /// default): they are not served.
+    pub http_listen: Option<SocketAddr>,
+    /// `outpost.http.maxBodyBytes`: the largest request body a plugin route accepts
+    /// (default 1 MiB).
+    pub http_max_body_bytes: u64,
+    /// `outpost.metrics.sampleMs`: how often each plugin's memory and CPU are sampled
+    /// (default 5000; 0 turns sampling off).
+    pub metrics_sample_ms: u64,
 }
+
+/// The default of `outpost.http.maxBodyBytes`.
+pub const DEFAULT_HTTP_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// The default of `outpost.metrics.sampleMs`.
+pub const DEFAULT_METRICS_SAMPLE_MS: u64 = 5000;
 
 /// `outpost.plugins.<id>`.
 #[derive(Clone, Debug, Default)]
@@ -473,6 +494,32 @@ impl Reader<'_> {
         }
     }
 
+    /// An IP address and port; an advisory when it is not loopback.
+    fn address(&mut self, value: Option<&Value>, path: &str) -> Option<SocketAddr> {
+        let text = self.string(value, path)?;
+        let Ok(address) = text.parse::<SocketAddr>() else {
+            self.error(
+                Code::InvalidValue,
+                path,
+                format!("`{text}` is not an IP address and port such as {DEFAULT_API_LISTEN}"),
+            );
+            return None;
+        };
+        if !address.ip().is_loopback() {
+            self.diagnostics.push(
+                Diagnostic::advisory(
+                    Code::InvalidValue,
+                    format!(
+                        "{path} is {address}, beyond loopback: anyone who reaches it needs only the bearer token"
+                    ),
+                )
+                .file(self.file)
+                .path_and_key(path),
+            );
+        }
+        Some(address)
+    }
+
     /// A path from the file: `~/` expanded, relative paths joined to the file's directory.
     fn resolve(&self, raw: &str) -> PathBuf {
         resolve_path(raw, self.dir, self.home)
@@ -667,6 +714,11 @@ impl Reader<'_> {
             defaults: Some(Value::Object(Map::new())),
             plugins: BTreeMap::new(),
             api_listen: DEFAULT_API_LISTEN.parse().expect("a valid default address"),
+            api_token: None,
+            api_token_file: None,
+            http_listen: None,
+            http_max_body_bytes: DEFAULT_HTTP_MAX_BODY_BYTES,
+            metrics_sample_ms: DEFAULT_METRICS_SAMPLE_MS,
         };
         let Some(block) = self.object(value, "outpost") else {
             return settings;
@@ -683,6 +735,8 @@ impl Reader<'_> {
                 "defaults",
                 "plugins",
                 "api",
+                "http",
+                "metrics",
             ],
         );
         if let Some(raw) = self.string(block.get("workspace"), "outpost.workspace") {
@@ -736,32 +790,53 @@ impl Reader<'_> {
             }
         }
         if let Some(api) = self.object(block.get("api"), "outpost.api") {
-            self.unknown_keys(api, "outpost.api", &["listen"]);
-            if let Some(listen) = self.string(api.get("listen"), "outpost.api.listen") {
-                match listen.parse::<SocketAddr>() {
-                    Ok(address) => {
-                        settings.api_listen = address;
-                        if !address.ip().is_loopback() {
-                            self.diagnostics.push(
-                                Diagnostic::advisory(
-                                    Code::InvalidValue,
-                                    format!(
-                                        "the gateway API will listen on {address}, beyond loopback: anyone who reaches it needs only the bearer token"
-                                    ),
-                                )
-                                .file(self.file)
-                                .path_and_key("outpost.api.listen"),
-                            );
-                        }
-                    }
-                    Err(_) => self.error(
+            self.unknown_keys(api, "outpost.api", &["listen", "token", "tokenFile"]);
+            if let Some(address) = self.address(api.get("listen"), "outpost.api.listen") {
+                settings.api_listen = address;
+            }
+            if let Some(token) = self.string(api.get("token"), "outpost.api.token") {
+                if token.trim().len() < 16 {
+                    self.error(
                         Code::InvalidValue,
-                        "outpost.api.listen",
+                        "outpost.api.token",
+                        "the token is shorter than 16 characters; use a long random one, or leave it out and `outpost serve` generates one",
+                    );
+                } else {
+                    settings.api_token = Some(token.trim().to_owned());
+                }
+            }
+            if let Some(raw) = self.string(api.get("tokenFile"), "outpost.api.tokenFile") {
+                settings.api_token_file = Some(self.resolve(raw));
+            }
+        }
+        if let Some(http) = self.object(block.get("http"), "outpost.http") {
+            self.unknown_keys(http, "outpost.http", &["listen", "maxBodyBytes"]);
+            settings.http_listen = self.address(http.get("listen"), "outpost.http.listen");
+            let max = http.get("maxBodyBytes");
+            self.positive_integer(max, "outpost.http.maxBodyBytes", 1 << 30);
+            if let Some(bytes) = max
+                .and_then(Value::as_u64)
+                .filter(|b| (1..=1 << 30).contains(b))
+            {
+                settings.http_max_body_bytes = bytes;
+            }
+        }
+        if let Some(metrics) = self.object(block.get("metrics"), "outpost.metrics") {
+            self.unknown_keys(metrics, "outpost.metrics", &["sampleMs"]);
+            match metrics.get("sampleMs") {
+                None => {}
+                Some(value) => match value.as_u64() {
+                    Some(ms) if ms == 0 || (100..=3_600_000).contains(&ms) => {
+                        settings.metrics_sample_ms = ms;
+                    }
+                    _ => self.error(
+                        Code::InvalidValue,
+                        "outpost.metrics.sampleMs",
                         format!(
-                            "`{listen}` is not an IP address and port such as {DEFAULT_API_LISTEN}"
+                            "expected 0 (off) or milliseconds from 100 to 3600000, found {value}"
                         ),
                     ),
-                }
+                },
             }
         }
         settings
@@ -1087,6 +1162,63 @@ mod tests {
             resolve_path("~other", base, home),
             Path::new("/etc/outpost/~other")
         );
+    }
+
+    #[test]
+    fn the_api_http_and_metrics_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outpost.json5");
+        let host = Host {
+            home: None,
+            bundled_dir: None,
+        };
+        std::fs::write(
+            &path,
+            "{ outpost: { api: { listen: '127.0.0.1:9000', token: 'a-long-enough-token', tokenFile: 'state/token' },
+               http: { listen: '127.0.0.1:9001', maxBodyBytes: 4096 }, metrics: { sampleMs: 0 } } }",
+        )
+        .unwrap();
+        let (config, diagnostics) = read(&path, &host).unwrap();
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let outpost = &config.outpost;
+        assert_eq!(outpost.api_listen.port(), 9000);
+        assert_eq!(outpost.api_token.as_deref(), Some("a-long-enough-token"));
+        assert_eq!(
+            outpost.api_token_file.as_deref(),
+            Some(dir.path().join("state/token").as_path())
+        );
+        assert_eq!(outpost.http_listen.map(|a| a.port()), Some(9001));
+        assert_eq!(outpost.http_max_body_bytes, 4096);
+        assert_eq!(outpost.metrics_sample_ms, 0);
+
+        std::fs::write(
+            &path,
+            "{ outpost: { api: { token: 'short', listen: 'nowhere' }, http: { listen: '0.0.0.0:80', maxBodyBytes: 0 }, metrics: { sampleMs: 5 } } }",
+        )
+        .unwrap();
+        let (config, diagnostics) = read(&path, &host).unwrap();
+        let errors: Vec<_> = diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::control::Severity::Error)
+            .filter_map(|d| d.path.as_deref())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "outpost.api.listen",
+                "outpost.api.token",
+                "outpost.http.maxBodyBytes",
+                "outpost.metrics.sampleMs"
+            ]
+        );
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.path.as_deref() == Some("outpost.http.listen")
+                    && d.message.contains("beyond loopback"))
+        );
+        assert_eq!(config.outpost.api_token, None);
+        assert_eq!(config.outpost.metrics_sample_ms, DEFAULT_METRICS_SAMPLE_MS);
     }
 
     #[test]

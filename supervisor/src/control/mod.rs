@@ -42,8 +42,9 @@ mod validate;
 
 pub use command::OutpostBlock;
 pub use config::{
-    Config, ConfigError, DEFAULT_API_LISTEN, DEFAULT_CONFIG_FILE, DEFAULT_MANIFEST_NAME, EnvGrant,
-    LoadPath, OutpostSettings, PluginEntry, PluginOverride, PluginsConfig, Slot, SlotKey, Slots,
+    Config, ConfigError, DEFAULT_API_LISTEN, DEFAULT_CONFIG_FILE, DEFAULT_HTTP_MAX_BODY_BYTES,
+    DEFAULT_MANIFEST_NAME, DEFAULT_METRICS_SAMPLE_MS, EnvGrant, LoadPath, OutpostSettings,
+    PluginEntry, PluginOverride, PluginsConfig, Slot, SlotKey, Slots,
 };
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use discovery::Origin;

@@ -60,6 +60,31 @@ pub struct MethodRequest {
     pub deadline: Instant,
 }
 
+impl MethodRequest {
+    /// A request from `plugin` for `method`, with an empty context.
+    pub fn new(
+        plugin: impl Into<String>,
+        method: impl Into<String>,
+        params: Value,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            plugin: plugin.into(),
+            method: method.into(),
+            params,
+            context: CallContext::default(),
+            deadline,
+        }
+    }
+
+    /// The same request with `context`.
+    #[must_use]
+    pub fn with_context(mut self, context: CallContext) -> Self {
+        self.context = context;
+        self
+    }
+}
+
 /// `-32008` for a method neither a plugin nor the gateway has.
 pub(crate) fn no_such_method(method: &str) -> ErrorObject {
     ErrorObject::new(

@@ -1,0 +1,353 @@
+//! The gateway API of `outpost serve`: JSON-RPC 2.0 over HTTP and WebSocket on one port
+//! (jsonrpsee), plus `/metrics`, `/healthz` and `/readyz`. docs/gateway-api.md is its
+//! reference.
+//!
+//! # Theory of operation
+//!
+//! One accept loop takes TCP connections. Each request passes through [`handle`]
+//! first: the health endpoints answer without a token; everything else needs
+//! `Authorization: Bearer <token>` (compared in constant time), or gets 401 and nothing
+//! else. `/metrics` is encoded there too. The rest goes to jsonrpsee, as a POST or a
+//! WebSocket upgrade, with a [`Connection`] in the request's extensions: it is cancelled
+//! when the client goes away (the TCP connection for HTTP, the session for WebSocket),
+//! which cancels the client's calls in flight.
+//!
+//! Limits are set once, here: request and response sizes, connections, subscriptions
+//! per connection and each connection's outbound buffer (so a client that does not read
+//! fills its own buffer and slows no one else).
+
+pub(crate) mod events;
+pub(crate) mod gateway;
+mod methods;
+pub(crate) mod token;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::FutureExt as _;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, StatusCode};
+use jsonrpsee::server::{
+    BatchRequestConfig, HttpBody, HttpResponse, ServerConfig, ServerHandle, StopHandle,
+    serve_with_graceful_shutdown, stop_channel,
+};
+use prometheus_client::encoding;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use subtle::ConstantTimeEq as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::Service as _;
+
+use crate::server::State;
+
+/// The largest request body: a tool call's arguments can be as large as a plugin's
+/// message limit (16 MiB by default).
+pub(crate) const MAX_REQUEST_BYTES: u32 = 16 * 1024 * 1024 + 64 * 1024;
+
+/// The largest response: a registry snapshot with every input schema.
+const MAX_RESPONSE_BYTES: u32 = 64 * 1024 * 1024;
+
+/// Clients connected at once (HTTP keep-alive connections and WebSocket sessions).
+pub(crate) const MAX_CONNECTIONS: u32 = 256;
+
+/// Subscriptions one WebSocket connection may hold.
+pub(crate) const MAX_SUBSCRIPTIONS: u32 = 64;
+
+/// Messages waiting to be sent to one WebSocket client; a subscription whose client
+/// does not read waits here, alone.
+const OUTBOUND_BUFFER: u32 = 1024;
+
+/// Requests in one batch.
+const MAX_BATCH: u32 = 32;
+
+/// What a method knows about the client connection its request came on.
+#[derive(Clone, Debug)]
+pub(crate) struct Connection {
+    /// Cancelled when the client goes away.
+    pub(crate) gone: CancellationToken,
+}
+
+/// The API's own metrics, after the supervisor's in `/metrics`.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    registry: Registry,
+    connections: Gauge,
+    unauthorized: Counter,
+}
+
+impl Counters {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("outpost_api");
+        let connections = Gauge::default();
+        let unauthorized = Counter::default();
+        registry.register(
+            "connections",
+            "Clients connected to the gateway API (HTTP connections and WebSocket sessions).",
+            connections.clone(),
+        );
+        registry.register(
+            "unauthorized",
+            "Requests refused for a missing or wrong bearer token.",
+            unauthorized.clone(),
+        );
+        Self {
+            registry,
+            connections,
+            unauthorized,
+        }
+    }
+}
+
+/// Binds the API's listener, so `outpost serve` fails at once when the port is taken.
+pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| {
+        anyhow::anyhow!(
+            "the gateway API cannot listen on {address}: {e}; is another `outpost serve` running? (outpost.api.listen or --api-listen picks another address)"
+        )
+    })
+}
+
+/// Serves the API on `listener` until the handle is stopped.
+pub(crate) fn serve(listener: TcpListener, state: Arc<State>) -> ServerHandle {
+    let (stop, handle) = stop_channel();
+    let methods = methods::module(state.clone());
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_response_body_size(MAX_RESPONSE_BYTES)
+        .max_connections(MAX_CONNECTIONS)
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS)
+        .set_message_buffer_capacity(OUTBOUND_BUFFER)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
+        .build();
+    let builder = jsonrpsee::server::Server::builder()
+        .set_config(config)
+        .to_service_builder();
+    let counters = Arc::new(Counters::new());
+    tokio::spawn(accept(listener, state, methods, builder, stop, counters));
+    handle
+}
+
+type ServiceBuilder = jsonrpsee::server::TowerServiceBuilder<
+    tower::layer::util::Identity,
+    tower::layer::util::Identity,
+>;
+
+async fn accept(
+    listener: TcpListener,
+    state: Arc<State>,
+    methods: jsonrpsee::Methods,
+    builder: ServiceBuilder,
+    stop: StopHandle,
+    counters: Arc<Counters>,
+) {
+    loop {
+        let socket = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, go on.
+                    tracing::warn!("the gateway API could not accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.clone().shutdown() => return,
+        };
+        let _ = socket.set_nodelay(true);
+        let gone = CancellationToken::new();
+        let service = {
+            let (state, methods, builder, stop, counters, gone) = (
+                state.clone(),
+                methods.clone(),
+                builder.clone(),
+                stop.clone(),
+                counters.clone(),
+                gone.clone(),
+            );
+            tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let (state, methods, builder, stop, counters, gone) = (
+                    state.clone(),
+                    methods.clone(),
+                    builder.clone(),
+                    stop.clone(),
+                    counters.clone(),
+                    gone.clone(),
+                );
+                async move {
+                    Ok::<_, Infallible>(
+                        handle(request, &state, methods, builder, stop, &counters, gone).await,
+                    )
+                }
+                .boxed()
+            })
+        };
+        let (stop, counters) = (stop.clone(), counters.clone());
+        tokio::spawn(async move {
+            counters.connections.inc();
+            let _ = serve_with_graceful_shutdown(socket, service, stop.shutdown()).await;
+            counters.connections.dec();
+            // The client went away (or the server stops): its calls are cancelled.
+            gone.cancel();
+        });
+    }
+}
+
+async fn handle(
+    mut request: hyper::Request<hyper::body::Incoming>,
+    state: &Arc<State>,
+    methods: jsonrpsee::Methods,
+    builder: ServiceBuilder,
+    stop: StopHandle,
+    counters: &Counters,
+    gone: CancellationToken,
+) -> HttpResponse {
+    let path = request.uri().path().to_owned();
+    let get = request.method() == Method::GET;
+    match (get, path.as_str()) {
+        (true, "/healthz") => return health(state),
+        (true, "/readyz") => return ready(state),
+        _ => {}
+    }
+    if !authorized(&request, &state.token) {
+        counters.unauthorized.inc();
+        return unauthorized();
+    }
+    if get && path == "/metrics" {
+        return metrics(state, counters);
+    }
+    let websocket = jsonrpsee::server::ws::is_upgrade_request(&request);
+    if path != "/" {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no such endpoint `{path}`: JSON-RPC goes to `/` (POST, or a WebSocket upgrade); `/metrics`, `/healthz` and `/readyz` are the others")}),
+        );
+    }
+    let named = methods.clone();
+    let rpc = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |inner| {
+        methods::NamedUnknown {
+            inner,
+            methods: named.clone(),
+        }
+    });
+    let mut service = builder.set_rpc_middleware(rpc).build(methods, stop);
+    let gone = if websocket {
+        // The upgrade ends this HTTP exchange at once; the session lives on its own.
+        let session = CancellationToken::new();
+        let closed = service.on_session_closed();
+        let cancel = session.clone();
+        tokio::spawn(async move {
+            closed.await;
+            cancel.cancel();
+        });
+        session
+    } else {
+        gone
+    };
+    request.extensions_mut().insert(Connection { gone });
+    match service.call(request).await {
+        Ok(response) => response,
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("the request failed: {e}")}),
+        ),
+    }
+}
+
+/// Whether the request carries the token (`Authorization: Bearer <token>`).
+fn authorized<B>(request: &hyper::Request<B>, token: &str) -> bool {
+    request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
+}
+
+fn unauthorized() -> HttpResponse {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32005,
+            "message": "missing or wrong bearer token: send `Authorization: Bearer <token>`; the token is OUTPOST_API_TOKEN, or outpost.api.token, or in the token file `outpost serve` logged when it started",
+        },
+    });
+    let mut response = json_response(StatusCode::UNAUTHORIZED, &body);
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Bearer realm=\"outpost\""),
+    );
+    response
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
+    let mut response = HttpResponse::new(HttpBody::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `/healthz`: the server answers.
+fn health(state: &State) -> HttpResponse {
+    json_response(
+        StatusCode::OK,
+        &json!({"status": "ok", "uptimeMs": state.uptime_ms()}),
+    )
+}
+
+/// `/readyz`: 200 once every plugin got past its first start (ready, failed or
+/// stopped); 503 before. The body counts plugins by state.
+fn ready(state: &State) -> HttpResponse {
+    let snapshot = state.supervisor.snapshot();
+    let mut counts = serde_json::Map::new();
+    for plugin in &snapshot.plugins {
+        let count = counts
+            .entry(plugin.state.to_string())
+            .or_insert(json!(0));
+        *count = json!(count.as_u64().unwrap_or(0) + 1);
+    }
+    let ready = state.settled();
+    json_response(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &json!({"ready": ready, "plugins": counts}),
+    )
+}
+
+/// `/metrics`: the supervisor's metrics, then the API's own.
+fn metrics(state: &State, counters: &Counters) -> HttpResponse {
+    let mut text = String::new();
+    let written = state
+        .supervisor
+        .encode_metrics(&mut text)
+        .and_then(|()| encoding::text::encode_registry(&mut text, &counters.registry))
+        .and_then(|()| encoding::text::encode_eof(&mut text));
+    if let Err(e) = written {
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("the metrics could not be encoded: {e}")}),
+        );
+    }
+    let mut response = HttpResponse::new(HttpBody::from(text));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
+}

@@ -1,0 +1,301 @@
+//! What `outpost serve` runs: the supervisor, the config it came from, and reloads.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use outpost_supervisor::control::{
+    self, ConfigError, Diagnostic, InspectReport, Inventory, ListRow, Severity,
+};
+use outpost_supervisor::{Applied, ApplyError, PluginSnapshot, PluginState, Supervisor};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::events::EventHub;
+use crate::api::gateway::RemoteGateway;
+
+/// The state every request of the API shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) supervisor: Supervisor,
+    /// The config file `outpost serve` was started with (reloads read it again).
+    pub(crate) config_path: PathBuf,
+    /// What the last successful load found, for `plugins.list` and `plugins.inspect`.
+    inventory: RwLock<Inventory>,
+    pub(crate) events: Arc<EventHub>,
+    pub(crate) gateway: Arc<RemoteGateway>,
+    /// Calls in flight that a client named (`callId`), for `call.cancel`.
+    calls: Mutex<HashMap<String, CancellationToken>>,
+    /// The bearer token every API request must carry.
+    pub(crate) token: String,
+    started: SystemTime,
+    /// Every plugin got past its first start (for `/readyz`).
+    settled: AtomicBool,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// What a reload did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Reloaded {
+    /// Plugins started, restarted, stopped and left alone.
+    pub(crate) applied: Applied,
+    /// Unchanged plugins that were `failed` and were started again: after a fix outside
+    /// the config (the plugin's code, its environment), a reload is how they get a new
+    /// chance.
+    pub(crate) retried: Vec<String>,
+    /// Warnings in the reloaded config (`outpost plugins doctor` lists them).
+    pub(crate) warnings: usize,
+    /// Settings that changed but take effect only when `outpost serve` restarts.
+    pub(crate) restart_needed: Vec<&'static str>,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReloadError {
+    /// The config file could not be read or parsed.
+    #[error("the config was not reloaded: {0}")]
+    Unreadable(#[source] ConfigError),
+    /// The config file has errors.
+    #[error("the config was not reloaded: {} error(s) in {}: {}", .errors.len(), .file.display(), .errors.join("; "))]
+    Invalid { file: PathBuf, errors: Vec<String> },
+    /// The supervisor refused the new set.
+    #[error("the config was not reloaded: {0}")]
+    Apply(#[source] ApplyError),
+}
+
+impl ReloadError {
+    /// The problems, one per item, for the API's error data.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        match self {
+            Self::Invalid { errors, .. } => errors.clone(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        supervisor: Supervisor,
+        inventory: Inventory,
+        gateway: Arc<RemoteGateway>,
+        token: String,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            events: EventHub::start(&supervisor),
+            supervisor,
+            config_path: inventory.config.path.clone(),
+            inventory: RwLock::new(inventory),
+            gateway,
+            calls: Mutex::default(),
+            token,
+            started: SystemTime::now(),
+            settled: AtomicBool::new(false),
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Marks the first start done (every plugin ready, failed or stopped once).
+    pub(crate) fn mark_settled(&self) {
+        self.settled.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn settled(&self) -> bool {
+        self.settled.load(Ordering::SeqCst)
+    }
+
+    /// Milliseconds since `outpost serve` started.
+    pub(crate) fn uptime_ms(&self) -> u64 {
+        self.started
+            .elapsed()
+            .map_or(0, |up| u64::try_from(up.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Registers a call a client named; `None` if that name is in use.
+    pub(crate) fn register_call(&self, id: &str, token: CancellationToken) -> Option<CallName<'_>> {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        if calls.contains_key(id) {
+            return None;
+        }
+        calls.insert(id.to_owned(), token);
+        Some(CallName { state: self, id: id.to_owned() })
+    }
+
+    /// `call.cancel`: whether a call of that name was in flight.
+    pub(crate) fn cancel_call(&self, id: &str) -> bool {
+        match self.calls.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads the config again, runs the control plane and applies the result. A config
+    /// that cannot be read, or has errors of its own, changes nothing.
+    pub(crate) async fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let path = self.config_path.clone();
+        let inventory = tokio::task::spawn_blocking(move || control::load(&path))
+            .await
+            .expect("the control plane does not panic")
+            .map_err(ReloadError::Unreadable)?;
+        let errors: Vec<String> = inventory
+            .all_diagnostics()
+            .filter(|d| d.severity == Severity::Error && d.file.as_deref() == Some(self.config_path.as_path()))
+            .map(Diagnostic::to_string)
+            .collect();
+        if !errors.is_empty() {
+            return Err(ReloadError::Invalid {
+                file: self.config_path.clone(),
+                errors,
+            });
+        }
+        let warnings = inventory
+            .all_diagnostics()
+            .filter(|d| d.severity == Severity::Warning)
+            .count();
+        let restart_needed = {
+            let old = &self.inventory.read().unwrap_or_else(PoisonError::into_inner).config.outpost;
+            let new = &inventory.config.outpost;
+            let mut keys = Vec::new();
+            if old.api_listen != new.api_listen {
+                keys.push("outpost.api.listen");
+            }
+            if old.api_token != new.api_token || old.api_token_file != new.api_token_file {
+                keys.push("outpost.api.token");
+            }
+            if old.http_listen != new.http_listen || old.http_max_body_bytes != new.http_max_body_bytes {
+                keys.push("outpost.http");
+            }
+            if old.metrics_sample_ms != new.metrics_sample_ms {
+                keys.push("outpost.metrics.sampleMs");
+            }
+            keys
+        };
+        let applied = self
+            .supervisor
+            .apply(inventory.plugin_specs())
+            .await
+            .map_err(ReloadError::Apply)?;
+        let mut retried = Vec::new();
+        for id in &applied.unchanged {
+            if self.supervisor.state(id).is_some_and(|(state, _)| state == PluginState::Failed)
+                && self.supervisor.restart_plugin(id).await.is_ok()
+            {
+                retried.push(id.clone());
+            }
+        }
+        *self.inventory.write().unwrap_or_else(PoisonError::into_inner) = inventory;
+        Ok(Reloaded {
+            applied,
+            retried,
+            warnings,
+            restart_needed,
+        })
+    }
+
+    /// `plugins.list`: every discovered plugin as `outpost plugins list --json` shows
+    /// it, with `runtime` for each one the supervisor runs.
+    pub(crate) fn plugin_rows(&self) -> Vec<Value> {
+        let snapshot = self.supervisor.snapshot();
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let mut rows: Vec<Value> = ListRow::all(&inventory)
+            .into_iter()
+            .map(|row| {
+                let running = row.shadowed_by.is_none();
+                let mut value = serde_json::to_value(&row).expect("list rows serialize");
+                value["runtime"] = snapshot
+                    .plugins
+                    .iter()
+                    .find(|plugin| running && plugin.id == row.id)
+                    .map_or(Value::Null, |plugin| runtime(plugin, &snapshot.registrations, false));
+                value
+            })
+            .collect();
+        // A plugin the supervisor runs that the inventory does not know (an embedder's).
+        for plugin in &snapshot.plugins {
+            if !rows.iter().any(|row| row["id"] == plugin.id.as_str()) {
+                rows.push(json!({"id": plugin.id, "runtime": runtime(plugin, &snapshot.registrations, false)}));
+            }
+        }
+        rows
+    }
+
+    /// `plugins.inspect`: what `outpost plugins inspect --json` shows (secrets
+    /// redacted), with `runtime`: state, process and every registration as made.
+    pub(crate) fn inspect(&self, id: &str) -> Option<Value> {
+        let snapshot = self.supervisor.snapshot();
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let plugin = snapshot.plugins.iter().find(|p| p.id == id);
+        let report = InspectReport::new(&inventory, id);
+        if report.is_none() && plugin.is_none() {
+            return None;
+        }
+        let mut value = report.map_or_else(|| json!({"id": id}), |r| {
+            serde_json::to_value(r).expect("inspect reports serialize")
+        });
+        value["runtime"] =
+            plugin.map_or(Value::Null, |plugin| runtime(plugin, &snapshot.registrations, true));
+        Some(value)
+    }
+
+    /// Ids the inventory or the supervisor knows, for "no such plugin" errors.
+    pub(crate) fn known_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .supervisor
+            .snapshot()
+            .plugins
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        ids.extend(inventory.plugins.iter().map(|p| p.id.clone()));
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+/// A named call; dropping it frees the name.
+pub(crate) struct CallName<'a> {
+    state: &'a State,
+    id: String,
+}
+
+impl Drop for CallName<'_> {
+    fn drop(&mut self) {
+        self.state
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// A plugin's runtime view: state, why, process, and its registrations (in full with
+/// `detailed`, else counted).
+fn runtime(
+    plugin: &PluginSnapshot,
+    registrations: &[outpost_supervisor::RegistrationSnapshot],
+    detailed: bool,
+) -> Value {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |now| u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
+    let mut value = serde_json::to_value(plugin).expect("plugin snapshots serialize");
+    value["uptimeMs"] = plugin
+        .ready_since_ms
+        .map_or(Value::Null, |since| json!(now_ms.saturating_sub(since)));
+    let own = registrations.iter().filter(|r| r.plugin == plugin.id);
+    if detailed {
+        value["registrations"] = json!(own.collect::<Vec<_>>());
+    } else {
+        value["registrations"] = json!(own.count());
+    }
+    value
+}
