@@ -20,7 +20,7 @@ const SETTLE_MARGIN: Duration = Duration::from_secs(2);
 
 /// How long a call through the server may take when no `--timeout-ms` is given: the
 /// server applies the plugin's own `timeouts.callMs`; this only bounds the wait here.
-const CLIENT_WAIT: Duration = Duration::from_secs(3600);
+const CLIENT_WAIT: Duration = Duration::from_hours(1);
 
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
@@ -107,7 +107,10 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
     context.is_authorized_sender.get_or_insert(true);
     let kind = outpost_supervisor::CallKind::from(args.kind);
     if kind.takes_operation() && args.operation.is_none() {
-        let word = args.kind.to_possible_value().expect("no variant is skipped");
+        let word = args
+            .kind
+            .to_possible_value()
+            .expect("no variant is skipped");
         anyhow::bail!("`outpost call {}` needs --operation NAME", word.get_name());
     }
     // Checked here too, so a malformed call fails before any plugin starts.
@@ -124,9 +127,9 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
         return standalone(args, request);
     }
     let settings = client::settings(&args.server)?;
-    let wait = args
-        .timeout_ms
-        .map_or(CLIENT_WAIT, |ms| Duration::from_millis(ms) + Duration::from_secs(5));
+    let wait = args.timeout_ms.map_or(CLIENT_WAIT, |ms| {
+        Duration::from_millis(ms) + Duration::from_secs(5)
+    });
     let client = match Client::new(&settings, wait) {
         Ok(client) => client,
         Err(why) => {

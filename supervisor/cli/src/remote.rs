@@ -1,6 +1,7 @@
 //! Commands that ask the running `outpost serve`: `outpost status`, `outpost reload`
 //! and `outpost plugins restart|stop|start ID`.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use crate::logging;
 
 /// How long these commands wait for the server: a stop can take the whole escalation
 /// (shutdown, EOF, SIGTERM: 8 s by default) and a reload stops what it must.
-const WAIT: Duration = Duration::from_secs(120);
+const WAIT: Duration = Duration::from_mins(2);
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
@@ -50,7 +51,11 @@ pub(crate) enum Order {
 }
 
 /// Runs one request against the server; a failure is reported on stderr.
-fn ask(server: &ServerArgs, method: &str, params: Value) -> anyhow::Result<Result<Value, ExitCode>> {
+fn ask(
+    server: &ServerArgs,
+    method: &str,
+    params: Value,
+) -> anyhow::Result<Result<Value, ExitCode>> {
     let settings = client::settings(server)?;
     let client = Client::new(&settings, WAIT)?;
     match logging::runtime()?.block_on(client.request(method, params)) {
@@ -74,7 +79,11 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"server": info, "plugins": list["plugins"]}))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"server": info, "plugins": list["plugins"]}))?
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(
@@ -95,7 +104,9 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             [
                 row["id"].as_str().unwrap_or("?").to_owned(),
                 runtime["state"].as_str().unwrap_or("?").to_owned(),
-                runtime["pid"].as_u64().map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+                runtime["pid"]
+                    .as_u64()
+                    .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
                 runtime["uptimeMs"]
                     .as_u64()
                     .map_or_else(|| "-".to_owned(), duration),
@@ -126,7 +137,7 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
             if i < 5 {
-                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
             } else {
                 text.push_str(cell);
             }
@@ -135,7 +146,11 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     };
     writeln!(out, "{}", line(header))?;
     for row in &rows {
-        writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]))?;
+        writeln!(
+            out,
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]])
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -158,7 +173,11 @@ pub(crate) fn reload(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        if ids.is_empty() { "none".to_owned() } else { ids.join(", ") }
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        }
     };
     let applied = &reloaded["applied"];
     writeln!(out, "config reloaded")?;
@@ -166,13 +185,26 @@ pub(crate) fn reload(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "  restarted: {}", list(&applied["restarted"]))?;
     writeln!(out, "  stopped:   {}", list(&applied["stopped"]))?;
     writeln!(out, "  unchanged: {}", list(&applied["unchanged"]))?;
-    if reloaded["retried"].as_array().is_some_and(|r| !r.is_empty()) {
-        writeln!(out, "  failed plugins started again: {}", list(&reloaded["retried"]))?;
+    if reloaded["retried"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+    {
+        writeln!(
+            out,
+            "  failed plugins started again: {}",
+            list(&reloaded["retried"])
+        )?;
     }
     if let Some(warnings) = reloaded["warnings"].as_u64().filter(|w| *w > 0) {
-        writeln!(out, "  {warnings} warning(s): `outpost plugins doctor` lists them")?;
+        writeln!(
+            out,
+            "  {warnings} warning(s): `outpost plugins doctor` lists them"
+        )?;
     }
-    if reloaded["restartNeeded"].as_array().is_some_and(|r| !r.is_empty()) {
+    if reloaded["restartNeeded"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+    {
         writeln!(
             out,
             "  changed but applied only when `outpost serve` restarts: {}",

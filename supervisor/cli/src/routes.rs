@@ -47,12 +47,19 @@ const HOP_BY_HOP: &[&str] = &[
 /// Binds the routes' listener.
 pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address).await.map_err(|e| {
-        anyhow::anyhow!("plugin HTTP routes cannot be served on {address} (outpost.http.listen): {e}")
+        anyhow::anyhow!(
+            "plugin HTTP routes cannot be served on {address} (outpost.http.listen): {e}"
+        )
     })
 }
 
 /// Serves plugin routes until `stop` is cancelled.
-pub(crate) fn serve(listener: TcpListener, state: Arc<State>, max_body: u64, stop: CancellationToken) {
+pub(crate) fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    max_body: u64,
+    stop: CancellationToken,
+) {
     tokio::spawn(async move {
         loop {
             let socket = tokio::select! {
@@ -98,10 +105,17 @@ async fn handle(request: Request<Incoming>, state: &State, max_body: u64) -> Res
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the request body is over the {max_body}-byte limit (outpost.http.maxBodyBytes)"),
+                &format!(
+                    "the request body is over the {max_body}-byte limit (outpost.http.maxBodyBytes)"
+                ),
             );
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("the request body could not be read: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body could not be read: {e}"),
+            );
+        }
     };
     let mut authenticated = false;
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
@@ -135,11 +149,17 @@ async fn handle(request: Request<Incoming>, state: &State, max_body: u64) -> Res
     };
     let call = Call::http(request).gateway_authenticated(authenticated);
     match state.supervisor.call(call).await {
-        Ok(Answer::Http(response)) if response.handled => respond(response),
-        Ok(Answer::Http(_)) => error(StatusCode::NOT_FOUND, "the plugin route declined the request"),
+        Ok(Answer::Http(response)) if response.handled => respond(&response),
+        Ok(Answer::Http(_)) => error(
+            StatusCode::NOT_FOUND,
+            "the plugin route declined the request",
+        ),
         Ok(other) => error(
             StatusCode::BAD_GATEWAY,
-            &format!("the plugin answered with something that is not an HTTP response: {}", other.into_value()),
+            &format!(
+                "the plugin answered with something that is not an HTTP response: {}",
+                other.into_value()
+            ),
         ),
         Err(failure) => failed(&failure),
     }
@@ -152,7 +172,7 @@ fn carries(header: &str, token: &str) -> bool {
         .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
 }
 
-fn respond(answer: outpost_protocol::methods::HttpResponse) -> Response<Full<Bytes>> {
+fn respond(answer: &outpost_protocol::methods::HttpResponse) -> Response<Full<Bytes>> {
     let body = match (&answer.body, &answer.body_base64) {
         (_, Some(encoded)) => match BASE64.decode(encoded) {
             Ok(bytes) => Bytes::from(bytes),
@@ -169,7 +189,10 @@ fn respond(answer: outpost_protocol::methods::HttpResponse) -> Response<Full<Byt
     let Ok(status) = StatusCode::from_u16(answer.status) else {
         return error(
             StatusCode::BAD_GATEWAY,
-            &format!("the plugin answered with status {}, which is not an HTTP status", answer.status),
+            &format!(
+                "the plugin answered with status {}, which is not an HTTP status",
+                answer.status
+            ),
         );
     };
     let mut response = Response::new(Full::new(body));
@@ -184,7 +207,9 @@ fn respond(answer: outpost_protocol::methods::HttpResponse) -> Response<Full<Byt
         ) else {
             return error(
                 StatusCode::BAD_GATEWAY,
-                &format!("the plugin answered with the header `{name}`, which is not a valid HTTP header"),
+                &format!(
+                    "the plugin answered with the header `{name}`, which is not a valid HTTP header"
+                ),
             );
         };
         response.headers_mut().append(name, value);
@@ -220,9 +245,10 @@ fn failed(failure: &ErrorObject) -> Response<Full<Bytes>> {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
     if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"outpost\""));
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"outpost\""),
+        );
     }
     response
 }

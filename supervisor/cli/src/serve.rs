@@ -28,7 +28,7 @@ use crate::routes;
 use crate::server::State;
 
 /// How long the first start may take before `/readyz` says ready anyway.
-const FIRST_START: Duration = Duration::from_secs(600);
+const FIRST_START: Duration = Duration::from_mins(10);
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {

@@ -121,12 +121,20 @@ impl State {
             return None;
         }
         calls.insert(id.to_owned(), token);
-        Some(CallName { state: self, id: id.to_owned() })
+        Some(CallName {
+            state: self,
+            id: id.to_owned(),
+        })
     }
 
     /// `call.cancel`: whether a call of that name was in flight.
     pub(crate) fn cancel_call(&self, id: &str) -> bool {
-        match self.calls.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+        match self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
             Some(token) => {
                 token.cancel();
                 true
@@ -146,7 +154,10 @@ impl State {
             .map_err(ReloadError::Unreadable)?;
         let errors: Vec<String> = inventory
             .all_diagnostics()
-            .filter(|d| d.severity == Severity::Error && d.file.as_deref() == Some(self.config_path.as_path()))
+            .filter(|d| {
+                d.severity == Severity::Error
+                    && d.file.as_deref() == Some(self.config_path.as_path())
+            })
             .map(Diagnostic::to_string)
             .collect();
         if !errors.is_empty() {
@@ -160,7 +171,12 @@ impl State {
             .filter(|d| d.severity == Severity::Warning)
             .count();
         let restart_needed = {
-            let old = &self.inventory.read().unwrap_or_else(PoisonError::into_inner).config.outpost;
+            let old = &self
+                .inventory
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .config
+                .outpost;
             let new = &inventory.config.outpost;
             let mut keys = Vec::new();
             if old.api_listen != new.api_listen {
@@ -169,7 +185,9 @@ impl State {
             if old.api_token != new.api_token || old.api_token_file != new.api_token_file {
                 keys.push("outpost.api.token");
             }
-            if old.http_listen != new.http_listen || old.http_max_body_bytes != new.http_max_body_bytes {
+            if old.http_listen != new.http_listen
+                || old.http_max_body_bytes != new.http_max_body_bytes
+            {
                 keys.push("outpost.http");
             }
             if old.metrics_sample_ms != new.metrics_sample_ms {
@@ -184,13 +202,19 @@ impl State {
             .map_err(ReloadError::Apply)?;
         let mut retried = Vec::new();
         for id in &applied.unchanged {
-            if self.supervisor.state(id).is_some_and(|(state, _)| state == PluginState::Failed)
+            if self
+                .supervisor
+                .state(id)
+                .is_some_and(|(state, _)| state == PluginState::Failed)
                 && self.supervisor.restart_plugin(id).await.is_ok()
             {
                 retried.push(id.clone());
             }
         }
-        *self.inventory.write().unwrap_or_else(PoisonError::into_inner) = inventory;
+        *self
+            .inventory
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = inventory;
         Ok(Reloaded {
             applied,
             retried,
@@ -203,7 +227,10 @@ impl State {
     /// it, with `runtime` for each one the supervisor runs.
     pub(crate) fn plugin_rows(&self) -> Vec<Value> {
         let snapshot = self.supervisor.snapshot();
-        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let inventory = self
+            .inventory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut rows: Vec<Value> = ListRow::all(&inventory)
             .into_iter()
             .map(|row| {
@@ -213,7 +240,9 @@ impl State {
                     .plugins
                     .iter()
                     .find(|plugin| running && plugin.id == row.id)
-                    .map_or(Value::Null, |plugin| runtime(plugin, &snapshot.registrations, false));
+                    .map_or(Value::Null, |plugin| {
+                        runtime(plugin, &snapshot.registrations, false)
+                    });
                 value
             })
             .collect();
@@ -230,17 +259,22 @@ impl State {
     /// redacted), with `runtime`: state, process and every registration as made.
     pub(crate) fn inspect(&self, id: &str) -> Option<Value> {
         let snapshot = self.supervisor.snapshot();
-        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let inventory = self
+            .inventory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let plugin = snapshot.plugins.iter().find(|p| p.id == id);
         let report = InspectReport::new(&inventory, id);
         if report.is_none() && plugin.is_none() {
             return None;
         }
-        let mut value = report.map_or_else(|| json!({"id": id}), |r| {
-            serde_json::to_value(r).expect("inspect reports serialize")
+        let mut value = report.map_or_else(
+            || json!({"id": id}),
+            |r| serde_json::to_value(r).expect("inspect reports serialize"),
+        );
+        value["runtime"] = plugin.map_or(Value::Null, |plugin| {
+            runtime(plugin, &snapshot.registrations, true)
         });
-        value["runtime"] =
-            plugin.map_or(Value::Null, |plugin| runtime(plugin, &snapshot.registrations, true));
         Some(value)
     }
 
@@ -253,7 +287,10 @@ impl State {
             .into_iter()
             .map(|p| p.id)
             .collect();
-        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let inventory = self
+            .inventory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         ids.extend(inventory.plugins.iter().map(|p| p.id.clone()));
         ids.sort();
         ids.dedup();

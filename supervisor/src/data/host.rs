@@ -194,8 +194,8 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
         Err(_) => {}
     }
     let deadline = Instant::now() + budget;
-    let request =
-        MethodRequest::new(plugin.as_ref(), target.clone(), params, deadline).with_context(call_context);
+    let request = MethodRequest::new(plugin.as_ref(), target.clone(), params, deadline)
+        .with_context(call_context);
     let answer = shared.gateway.0.call_method(request);
     match tokio::time::timeout_at(deadline.into(), answer).await {
         Ok(outcome) => outcome,

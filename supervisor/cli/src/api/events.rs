@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use outpost_supervisor::Supervisor;
-use serde_json::{Value, json};
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 /// Events kept for replay.
@@ -69,7 +69,10 @@ impl EventHub {
                         Item::Event(event.seq(), Arc::from(json))
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "the API fell behind the registry's events; subscribers start over from a snapshot");
+                        tracing::warn!(
+                            missed,
+                            "the API fell behind the registry's events; subscribers start over from a snapshot"
+                        );
                         Item::Gap
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -88,7 +91,9 @@ impl EventHub {
                 ring.bytes += json.get().len();
                 ring.events.push_back((*seq, json.clone()));
                 while ring.events.len() > RING_EVENTS || ring.bytes > RING_BYTES {
-                    let Some((_, old)) = ring.events.pop_front() else { break };
+                    let Some((_, old)) = ring.events.pop_front() else {
+                        break;
+                    };
                     ring.bytes -= old.get().len();
                 }
             }
@@ -107,14 +112,22 @@ impl EventHub {
         let live = self.items.subscribe();
         let start = match since {
             // Everything after `since` is kept (or not yet pumped): replay it.
-            Some(since) if ring.events.front().is_none_or(|(oldest, _)| *oldest <= since + 1) => {
+            Some(since)
+                if ring
+                    .events
+                    .front()
+                    .is_none_or(|(oldest, _)| *oldest <= since + 1) =>
+            {
                 let replay = ring
                     .events
                     .iter()
                     .filter(|(seq, _)| *seq > since)
                     .map(|(_, json)| json.clone())
                     .collect();
-                let last = ring.events.back().map_or(since, |(seq, _)| (*seq).max(since));
+                let last = ring
+                    .events
+                    .back()
+                    .map_or(since, |(seq, _)| (*seq).max(since));
                 Start::Replay(replay, last)
             }
             _ => Start::Snapshot,
@@ -187,7 +200,11 @@ pub(crate) async fn forward<F, Fut>(
 
 /// Sends `{"type": "snapshot", ...}` (after `{"type": "lagged", ...}` when the
 /// subscription fell behind); returns the snapshot's sequence number.
-async fn send_snapshot<F, Fut>(supervisor: &Supervisor, send: &mut F, lagged_after: Option<u64>) -> Option<u64>
+async fn send_snapshot<F, Fut>(
+    supervisor: &Supervisor,
+    send: &mut F,
+    lagged_after: Option<u64>,
+) -> Option<u64>
 where
     F: FnMut(Message) -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -218,7 +235,10 @@ mod tests {
             plugin: "notes".into(),
         };
         let json: Value = serde_json::to_value(&event).unwrap();
-        assert_eq!(json, json!({"type": "pluginAdded", "seq": 7, "plugin": "notes"}));
+        assert_eq!(
+            json,
+            json!({"type": "pluginAdded", "seq": 7, "plugin": "notes"})
+        );
     }
 
     #[test]
@@ -232,15 +252,23 @@ mod tests {
             hub.push(Item::Event(seq, Arc::from(json)));
         }
         let (start, _) = hub.subscribe(Some(3));
-        let Start::Replay(events, last) = start else { panic!("kept events replay") };
+        let Start::Replay(events, last) = start else {
+            panic!("kept events replay")
+        };
         assert_eq!(events.len(), 2);
         assert_eq!(last, 5);
         let (start, _) = hub.subscribe(Some(9));
-        assert!(matches!(start, Start::Replay(ref events, 9) if events.is_empty()), "not pumped yet: live events follow");
+        assert!(
+            matches!(start, Start::Replay(ref events, 9) if events.is_empty()),
+            "not pumped yet: live events follow"
+        );
         assert!(matches!(hub.subscribe(None).0, Start::Snapshot));
         hub.push(Item::Gap);
         let json = serde_json::value::to_raw_value(&json!({"seq": 8})).unwrap();
         hub.push(Item::Event(8, Arc::from(json)));
-        assert!(matches!(hub.subscribe(Some(5)).0, Start::Snapshot), "6 and 7 are gone");
+        assert!(
+            matches!(hub.subscribe(Some(5)).0, Start::Snapshot),
+            "6 and 7 are gone"
+        );
     }
 }

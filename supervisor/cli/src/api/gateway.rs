@@ -178,15 +178,28 @@ impl RemoteGateway {
         };
         request["requestId"] = json!(id);
         request["timeoutMs"] = json!(
-            u64::try_from(deadline.saturating_duration_since(Instant::now()).as_millis())
-                .unwrap_or(u64::MAX)
-        );
-        if sender.try_send(request).is_err() {
-            return Asked::Answered(Err(ErrorObject::new(
-                ErrorCode::Overloaded,
-                format!("the connected gateway has {OFFER_QUEUE} requests it has not read yet; retry shortly"),
+            u64::try_from(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
             )
-            .with_data(json!({ "retryAfterMs": 100, "limit": OFFER_QUEUE }))));
+            .unwrap_or(u64::MAX)
+        );
+        match sender.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Asked::Answered(Err(ErrorObject::new(
+                    ErrorCode::Overloaded,
+                    format!("the connected gateway has {OFFER_QUEUE} requests it has not read yet; retry shortly"),
+                )
+                .with_data(json!({ "retryAfterMs": 100, "limit": OFFER_QUEUE }))));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Asked::Answered(Err(ErrorObject::new(
+                    ErrorCode::Unavailable,
+                    "the gateway connection that offered this closed",
+                )));
+            }
         }
         let outcome = match tokio::time::timeout_at(deadline.into(), answered).await {
             Ok(Ok(outcome)) => outcome,
@@ -234,12 +247,14 @@ impl Drop for Pending<'_> {
 
 /// Whether `method` matches one of `patterns` (exact, `prefix.*` or `*`).
 fn offers(patterns: &[String], method: &str) -> bool {
-    patterns.iter().any(|pattern| match pattern.strip_suffix(".*") {
-        Some(prefix) => method
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('.')),
-        None => pattern == "*" || pattern == method,
-    })
+    patterns
+        .iter()
+        .any(|pattern| match pattern.strip_suffix(".*") {
+            Some(prefix) => method
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('.')),
+            None => pattern == "*" || pattern == method,
+        })
 }
 
 /// The [`Gateway`] the supervisor is given: what connected clients offer.
@@ -321,10 +336,16 @@ mod tests {
         assert!(error.message.contains("gateway.offer"), "{}", error.message);
 
         let (_old, _old_requests) = gateway
-            .offer(OfferParams { methods: vec!["gw.*".into()], config: false })
+            .offer(OfferParams {
+                methods: vec!["gw.*".into()],
+                config: false,
+            })
             .unwrap();
         let (offer, mut requests) = gateway
-            .offer(OfferParams { methods: vec!["gw.echo".into()], config: true })
+            .offer(OfferParams {
+                methods: vec!["gw.echo".into()],
+                config: true,
+            })
             .unwrap();
         let answering = {
             let gateway = gateway.clone();
@@ -335,11 +356,12 @@ mod tests {
                 let id = request["requestId"].as_u64().unwrap();
                 assert!(gateway.answer(id, Ok(json!({"echo": request["params"]}))));
                 assert!(!gateway.answer(id, Ok(json!(null))), "answered once");
+                requests
             })
         };
         let answer = remote.call_method(request("gw.echo")).await.unwrap();
         assert_eq!(answer, json!({"echo": {"n": 1}}));
-        answering.await.unwrap();
+        let _requests = answering.await.unwrap();
 
         // A client that goes away fails what waits on it at once.
         let waiting = tokio::spawn({
@@ -350,6 +372,13 @@ mod tests {
         drop(offer);
         let error = waiting.await.unwrap().unwrap_err();
         assert_eq!(error.code, ErrorCode::Unavailable);
-        assert!(gateway.offer(OfferParams { methods: vec!["a*b".into()], config: false }).is_err());
+        assert!(
+            gateway
+                .offer(OfferParams {
+                    methods: vec!["a*b".into()],
+                    config: false
+                })
+                .is_err()
+        );
     }
 }

@@ -28,7 +28,7 @@ use crate::server::State;
 pub(crate) const RELOAD_REFUSED: i32 = -32020;
 
 /// The longest deadline a client may give a call.
-const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
+const MAX_CALL_TIMEOUT: Duration = Duration::from_hours(1);
 
 /// Every method of the API.
 pub(crate) fn module(state: Arc<State>) -> jsonrpsee::Methods {
@@ -56,7 +56,7 @@ fn register(module: &mut RpcModule<State>) -> Result<(), jsonrpsee::core::Regist
 
     module.register_method("plugins.inspect", |params, state, _| {
         let Id { id } = read("plugins.inspect", &params, ID_USAGE)?;
-        state.inspect(&id).ok_or_else(|| unknown_plugin(&state, &id))
+        state.inspect(&id).ok_or_else(|| unknown_plugin(state, &id))
     })?;
 
     module.register_async_method("plugins.restart", |params, state, _| async move {
@@ -88,7 +88,11 @@ fn register(module: &mut RpcModule<State>) -> Result<(), jsonrpsee::core::Regist
     })?;
 
     module.register_method("call.cancel", |params, state, _| {
-        let CallId { call_id } = read("call.cancel", &params, "{\"callId\": \"<the callId given to call>\"}")?;
+        let CallId { call_id } = read(
+            "call.cancel",
+            &params,
+            "{\"callId\": \"<the callId given to call>\"}",
+        )?;
         Ok::<_, ErrorObjectOwned>(json!({ "cancelled": state.cancel_call(&call_id) }))
     })?;
 
@@ -111,7 +115,7 @@ fn register(module: &mut RpcModule<State>) -> Result<(), jsonrpsee::core::Regist
             _ => {
                 return Err(invalid(
                     "gateway.answer",
-                    "give exactly one of `result` and `error`".to_owned(),
+                    "give exactly one of `result` and `error`",
                     "{\"requestId\": 7, \"result\": ...}",
                 ));
             }
@@ -215,21 +219,25 @@ struct Since {
 }
 
 /// The params of `method`, read strictly. Absent params read as `{}`.
-fn read<T: DeserializeOwned>(method: &str, params: &Params<'_>, usage: &str) -> Result<T, ErrorObjectOwned> {
+fn read<T: DeserializeOwned>(
+    method: &str,
+    params: &Params<'_>,
+    usage: &str,
+) -> Result<T, ErrorObjectOwned> {
     let text = params.as_str().unwrap_or("{}");
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| invalid(method, format!("the params are not JSON: {e}"), usage))?;
+        .map_err(|e| invalid(method, &format!("the params are not JSON: {e}"), usage))?;
     if !value.is_object() {
         return Err(invalid(
             method,
-            format!("params must be an object, not {}", describe(&value)),
+            &format!("params must be an object, not {}", describe(&value)),
             usage,
         ));
     }
-    serde_json::from_value(value).map_err(|e| invalid(method, e.to_string(), usage))
+    serde_json::from_value(value).map_err(|e| invalid(method, &e.to_string(), usage))
 }
 
-fn invalid(method: &str, problem: String, usage: &str) -> ErrorObjectOwned {
+fn invalid(method: &str, problem: &str, usage: &str) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(
         code(ErrorCode::InvalidParams),
         format!("invalid params for `{method}`: {problem}; expected {usage}"),
@@ -264,7 +272,11 @@ fn unknown_plugin(state: &State, id: &str) -> ErrorObjectOwned {
         code(ErrorCode::NotFound),
         format!(
             "no plugin `{id}`; known: {}",
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         ),
         Some(json!({ "kind": "plugin", "name": id })),
     )
@@ -277,7 +289,12 @@ enum Order {
     Start,
 }
 
-async fn order(state: &State, method: &str, params: &Params<'_>, order: Order) -> Result<Value, ErrorObjectOwned> {
+async fn order(
+    state: &State,
+    method: &str,
+    params: &Params<'_>,
+    order: Order,
+) -> Result<Value, ErrorObjectOwned> {
     let Id { id } = read(method, params, ID_USAGE)?;
     let supervisor = &state.supervisor;
     let outcome = match order {
@@ -304,7 +321,11 @@ async fn order(state: &State, method: &str, params: &Params<'_>, order: Order) -
 }
 
 /// `call`: one call into a plugin, cancelled when the client goes away or cancels it.
-async fn call(state: &State, params: &Params<'_>, extensions: &Extensions) -> Result<Value, ErrorObjectOwned> {
+async fn call(
+    state: &State,
+    params: &Params<'_>,
+    extensions: &Extensions,
+) -> Result<Value, ErrorObjectOwned> {
     const USAGE: &str = "{\"kind\": \"tool\", \"name\": \"word_count\", \"args\": {...}, \"context\"?: {...}, \"timeoutMs\"?: 5000, \"callId\"?: \"...\", \"operation\"?: \"...\"}";
     let request: CallParams = read("call", params, USAGE)?;
     let mut call = Call::from_parts(
@@ -318,7 +339,7 @@ async fn call(state: &State, params: &Params<'_>, extensions: &Extensions) -> Re
     .gateway_authenticated(request.gateway_authenticated);
     if let Some(ms) = request.timeout_ms {
         if ms == 0 {
-            return Err(invalid("call", "`timeoutMs` must be at least 1".into(), USAGE));
+            return Err(invalid("call", "`timeoutMs` must be at least 1", USAGE));
         }
         call = call.with_timeout(Duration::from_millis(ms).min(MAX_CALL_TIMEOUT));
     }
@@ -345,7 +366,11 @@ async fn call(state: &State, params: &Params<'_>, extensions: &Extensions) -> Re
         .map_err(rpc)
 }
 
-async fn subscribe_registry(params: &Params<'static>, pending: PendingSubscriptionSink, state: &State) {
+async fn subscribe_registry(
+    params: &Params<'static>,
+    pending: PendingSubscriptionSink,
+    state: &State,
+) {
     let since = match read::<Since>("registry.subscribe", params, "{\"since\"?: <seq>}") {
         Ok(Since { since }) => since,
         Err(error) => {
@@ -398,7 +423,9 @@ async fn offer(params: &Params<'static>, pending: PendingSubscriptionSink, state
     let (registration, mut requests) = match state.gateway.offer(request) {
         Ok(offered) => offered,
         Err(problem) => {
-            pending.reject(invalid("gateway.offer", problem, usage)).await;
+            pending
+                .reject(invalid("gateway.offer", &problem, usage))
+                .await;
             return;
         }
     };
@@ -422,19 +449,24 @@ async fn offer(params: &Params<'static>, pending: PendingSubscriptionSink, state
     drop(registration);
 }
 
-/// An RPC layer that answers a method the API does not have with an error naming it
-/// and the methods there are (jsonrpsee's own says only "Method not found").
+/// Subscriptions: they need a WebSocket.
+const SUBSCRIPTIONS: [&str; 2] = ["registry.subscribe", "gateway.offer"];
+
+/// An RPC layer that answers what jsonrpsee would answer tersely with an error that
+/// says what is wrong: a method the API does not have (naming the ones it has), and a
+/// subscription over plain HTTP.
 #[derive(Clone, Debug)]
-pub(crate) struct NamedUnknown<S> {
+pub(crate) struct Explained<S> {
     pub(crate) inner: S,
     pub(crate) methods: jsonrpsee::Methods,
+    /// The request came over a WebSocket.
+    pub(crate) websocket: bool,
 }
 
-impl<S> jsonrpsee::server::middleware::rpc::RpcServiceT for NamedUnknown<S>
+impl<S> jsonrpsee::server::middleware::rpc::RpcServiceT for Explained<S>
 where
-    S: jsonrpsee::server::middleware::rpc::RpcServiceT<
-            MethodResponse = jsonrpsee::MethodResponse,
-        > + Send
+    S: jsonrpsee::server::middleware::rpc::RpcServiceT<MethodResponse = jsonrpsee::MethodResponse>
+        + Send
         + Sync
         + Clone
         + 'static,
@@ -449,6 +481,18 @@ where
     ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
         use futures_util::future::Either;
         let name = request.method_name();
+        if SUBSCRIPTIONS.contains(&name) && !self.websocket {
+            let error = ErrorObjectOwned::owned(
+                code(ErrorCode::InvalidRequest),
+                format!(
+                    "`{name}` is a subscription: its notifications need a WebSocket connection (ws://, the same port), not plain HTTP"
+                ),
+                Some(json!({ "method": name })),
+            );
+            return Either::Right(std::future::ready(jsonrpsee::MethodResponse::error(
+                request.id, error,
+            )));
+        }
         if self.methods.method(name).is_some() {
             return Either::Left(self.inner.call(request));
         }
@@ -460,12 +504,14 @@ where
         known.sort_unstable();
         let error = ErrorObjectOwned::owned(
             code(ErrorCode::MethodNotFound),
-            format!("the gateway API has no method `{name}`; it has: {}", known.join(", ")),
+            format!(
+                "the gateway API has no method `{name}`; it has: {}",
+                known.join(", ")
+            ),
             Some(json!({ "method": name })),
         );
         Either::Right(std::future::ready(jsonrpsee::MethodResponse::error(
-            request.id,
-            error,
+            request.id, error,
         )))
     }
 

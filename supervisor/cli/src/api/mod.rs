@@ -76,6 +76,7 @@ pub(crate) struct Connection {
 pub(crate) struct Counters {
     registry: Registry,
     connections: Gauge,
+    sessions: Gauge,
     unauthorized: Counter,
 }
 
@@ -83,11 +84,17 @@ impl Counters {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("outpost_api");
         let connections = Gauge::default();
+        let sessions = Gauge::default();
         let unauthorized = Counter::default();
         registry.register(
             "connections",
-            "Clients connected to the gateway API (HTTP connections and WebSocket sessions).",
+            "HTTP connections open to the gateway API (a WebSocket upgrade leaves this count and joins outpost_api_websocket_sessions).",
             connections.clone(),
+        );
+        registry.register(
+            "websocket_sessions",
+            "WebSocket sessions open on the gateway API.",
+            sessions.clone(),
         );
         registry.register(
             "unauthorized",
@@ -97,6 +104,7 @@ impl Counters {
         Self {
             registry,
             connections,
+            sessions,
             unauthorized,
         }
     }
@@ -228,9 +236,10 @@ async fn handle(
     }
     let named = methods.clone();
     let rpc = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |inner| {
-        methods::NamedUnknown {
+        methods::Explained {
             inner,
             methods: named.clone(),
+            websocket,
         }
     });
     let mut service = builder.set_rpc_middleware(rpc).build(methods, stop);
@@ -239,8 +248,11 @@ async fn handle(
         let session = CancellationToken::new();
         let closed = service.on_session_closed();
         let cancel = session.clone();
+        let sessions = counters.sessions.clone();
+        sessions.inc();
         tokio::spawn(async move {
             closed.await;
+            sessions.dec();
             cancel.cancel();
         });
         session
@@ -312,9 +324,7 @@ fn ready(state: &State) -> HttpResponse {
     let snapshot = state.supervisor.snapshot();
     let mut counts = serde_json::Map::new();
     for plugin in &snapshot.plugins {
-        let count = counts
-            .entry(plugin.state.to_string())
-            .or_insert(json!(0));
+        let count = counts.entry(plugin.state.to_string()).or_insert(json!(0));
         *count = json!(count.as_u64().unwrap_or(0) + 1);
     }
     let ready = state.settled();

@@ -5,6 +5,7 @@
 //! or `~/.local/state/outpost/api-token-<port>`). `outpost serve` writes a new random
 //! token there at every start when neither of the first two is set; clients read it.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -76,7 +77,11 @@ pub(crate) fn for_client(settings: &OutpostSettings) -> anyhow::Result<String> {
         )
     })?;
     let token = text.trim().to_owned();
-    anyhow::ensure!(!token.is_empty(), "the API token file {} is empty", path.display());
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the API token file {} is empty",
+        path.display()
+    );
     Ok(token)
 }
 
@@ -96,7 +101,12 @@ fn generate() -> anyhow::Result<String> {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("the operating system gave no random bytes: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(bytes
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        }))
 }
 
 /// Writes `token` to `path` with mode 0600, replacing the file in one step; creates
@@ -109,7 +119,8 @@ fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
         .create(dir)?;
     let temporary = dir.join(format!(
         ".{}.{}",
-        path.file_name().map_or_else(|| "token".into(), |n| n.to_string_lossy()),
+        path.file_name()
+            .map_or_else(|| "token".into(), |n| n.to_string_lossy()),
         std::process::id()
     ));
     let _ = std::fs::remove_file(&temporary);

@@ -2,6 +2,7 @@
 //! `outpost plugins ...` on the control plane's fixture cases, the example plugins and
 //! templates (`scaffold`), and `outpost serve` and `outpost call`.
 
+mod api;
 #[path = "../../../tests/support/cases.rs"]
 #[expect(dead_code, reason = "the expectations are the library tests' business")]
 mod cases;

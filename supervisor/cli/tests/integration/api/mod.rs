@@ -1,0 +1,872 @@
+//! The gateway API of a real `outpost serve`, over real sockets: authentication, bad
+//! input, calls and their cancellation, the registry's events, gateways connected over
+//! WebSocket, plugin HTTP routes, reload, metrics, and the commands that use the API.
+
+mod harness;
+
+use std::io::{Read as _, Write as _};
+use std::time::Duration;
+
+use jsonrpsee::core::client::{ClientT as _, Subscription, SubscriptionClientT as _};
+use serde_json::{Value, json};
+
+use harness::{Plugin, SETTLE, Server, TOKEN, alive, eventually, raw, resident_bytes};
+
+/// The params object of a `call` of the fixture's `slow` tool.
+fn slow(ms: u64) -> Value {
+    json!({"kind": "tool", "name": "slow", "args": {"ms": ms}})
+}
+
+/// The text of a tool result, as JSON.
+fn tool_text(result: &Value) -> Value {
+    serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap()
+}
+
+/// Object params for the jsonrpsee clients.
+fn object(value: &Value) -> jsonrpsee::core::params::ObjectParams {
+    let mut params = jsonrpsee::core::params::ObjectParams::new();
+    for (key, value) in value.as_object().unwrap() {
+        params.insert(key, value).unwrap();
+    }
+    params
+}
+
+#[test]
+fn every_request_needs_the_token_but_health() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "plugins.list"}).to_string();
+    let json_type = ("content-type", "application/json");
+    for headers in [
+        vec![json_type],
+        vec![
+            json_type,
+            ("authorization", "Bearer wrong-token-0123456789"),
+        ],
+        vec![json_type, ("authorization", TOKEN)],
+    ] {
+        let response = raw(server.api, "POST", "/", &headers, body.as_bytes()).unwrap();
+        assert_eq!(response.status, 401, "{headers:?}: {}", response.body);
+        assert!(response.json().get("result").is_none(), "{}", response.body);
+        assert!(response.header("www-authenticate").is_some());
+    }
+    let metrics = raw(server.api, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(metrics.status, 401);
+    // A WebSocket upgrade without the token is refused before it is one.
+    let upgrade = raw(
+        server.api,
+        "GET",
+        "/",
+        &[
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(upgrade.status, 401);
+
+    let bearer = format!("Bearer {TOKEN}");
+    let response = raw(
+        server.api,
+        "POST",
+        "/",
+        &[json_type, ("authorization", &bearer)],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["result"]["plugins"][0]["id"], "a");
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            raw(server.api, "GET", path, &[], b"").unwrap().status,
+            200,
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn bad_requests_get_errors_that_name_the_problem_and_everything_goes_on() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let bearer = format!("Bearer {TOKEN}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", bearer.as_str()),
+    ];
+    let post = |body: &[u8]| raw(server.api, "POST", "/", &headers, body).unwrap();
+
+    let malformed = post(b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ");
+    assert_eq!(
+        malformed.json()["error"]["code"],
+        -32700,
+        "{}",
+        malformed.body
+    );
+
+    let huge = vec![b' '; 17 * 1024 * 1024];
+    let too_large = post(&huge);
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
+
+    let cases = [
+        ("nope", json!({}), -32601, "no method `nope`"),
+        ("plugins.inspect", json!({}), -32602, "missing field `id`"),
+        (
+            "plugins.inspect",
+            json!([1]),
+            -32602,
+            "positional params are not accepted",
+        ),
+        (
+            "plugins.inspect",
+            json!({"id": "ghost"}),
+            -32008,
+            "no plugin `ghost`; known: a",
+        ),
+        (
+            "plugins.restart",
+            json!({"id": "ghost"}),
+            -32008,
+            "no plugin `ghost`",
+        ),
+        (
+            "call",
+            json!({"kind": "tooool", "name": "echo"}),
+            -32602,
+            "unknown variant `tooool`",
+        ),
+        (
+            "call",
+            json!({"kind": "tool", "name": "echo", "argz": {}}),
+            -32602,
+            "unknown field `argz`",
+        ),
+        (
+            "call",
+            json!({"kind": "tool", "name": "echo", "args": [1]}),
+            -32602,
+            "must be a JSON object, not an array",
+        ),
+        (
+            "call",
+            json!({"kind": "tool", "name": "nothing"}),
+            -32008,
+            "no plugin registered tool `nothing`",
+        ),
+        (
+            "call",
+            json!({"kind": "provider", "name": "vec", "operation": "x"}),
+            -32602,
+            "<capability>:<id>",
+        ),
+        (
+            "registry.subscribe",
+            json!({}),
+            -32600,
+            "need a WebSocket connection",
+        ),
+        (
+            "gateway.answer",
+            json!({"requestId": 99, "result": 1}),
+            -32602,
+            "no gateway request 99 is waiting",
+        ),
+        (
+            "gateway.answer",
+            json!({"requestId": 99}),
+            -32602,
+            "exactly one of `result` and `error`",
+        ),
+    ];
+    for (method, params, code, says) in cases {
+        let answer = server.rpc(method, &params);
+        assert_eq!(answer["error"]["code"], code, "{method} {params}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(says),
+            "{method} {params}: {answer}"
+        );
+    }
+    // The server and the plugin go on.
+    let answer = server.rpc("call", &json!({"kind": "tool", "name": "echo"}));
+    assert_eq!(tool_text(&answer["result"])["name"], "echo", "{answer}");
+}
+
+#[test]
+fn a_stateful_tool_keeps_its_state_across_two_outpost_calls() {
+    // The Python example plugin keeps notes in memory: only a running server keeps them.
+    let mut server = Server::prepare("");
+    let config = format!(
+        "{{ plugins: {{ load: {{ paths: ['{notes}'] }}, entries: {{ notes: {{ enabled: true }} }} }},
+           outpost: {{ api: {{ listen: '{api}' }} }} }}",
+        notes = harness::examples().join("python-example").display(),
+        api = server.api,
+    );
+    std::fs::write(&server.config, config).unwrap();
+    server.launch(1);
+    let added = server.outpost(&[
+        "call",
+        "tool",
+        "note_add",
+        "--args",
+        r#"{"text": "buy milk"}"#,
+    ]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = server.outpost(&["call", "tool", "note_list"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("1. buy milk"),
+        "the server kept the note: {text}"
+    );
+    assert!(
+        listed.stderr.is_empty(),
+        "no note about starting plugins locally: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+
+    // With --standalone, a plugin of its own: no notes.
+    let alone = server.outpost(&["call", "tool", "note_list", "--standalone"]);
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    assert!(String::from_utf8_lossy(&alone.stdout).contains("No notes"));
+
+    // With no server, `call` says so and starts the plugins itself.
+    server.stop();
+    let fallback = server.outpost(&["call", "tool", "note_list"]);
+    assert!(
+        fallback.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fallback.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&fallback.stderr);
+    assert!(stderr.contains("no `outpost serve` answers at"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_numbered_without_a_gap_across_a_restart_and_a_reload() {
+    let server = Server::start(&[Plugin::new("a"), Plugin::new("b").without_tools()]);
+    let since = server.rpc("registry.snapshot", &json!({}))["result"]["seq"]
+        .as_u64()
+        .unwrap();
+    let client = server.ws_client().await;
+    let mut events: Subscription<Value> = client
+        .subscribe(
+            "registry.subscribe",
+            object(&json!({"since": since})),
+            "registry.unsubscribe",
+        )
+        .await
+        .unwrap();
+
+    // A restart, then a reload that changes `b`, adds `c` and removes nothing.
+    let restarted = server.rpc("plugins.restart", &json!({"id": "a"}));
+    assert_eq!(restarted["result"]["id"], "a", "{restarted}");
+    let plugins = [
+        Plugin::new("a"),
+        Plugin::new("b").without_tools().env("CHANGED", "1"),
+        Plugin::new("c").without_tools(),
+    ];
+    server.write_config(&plugins);
+    let reloaded = server.rpc("config.reload", &json!({}));
+    let applied = &reloaded["result"]["applied"];
+    assert_eq!(applied["started"], json!(["c"]), "{reloaded}");
+    assert_eq!(applied["restarted"], json!(["b"]), "{reloaded}");
+    assert_eq!(applied["unchanged"], json!(["a"]), "{reloaded}");
+
+    let mut seen = Vec::new();
+    let mut expected_seq = since + 1;
+    let mut ready = std::collections::BTreeSet::new();
+    tokio::time::timeout(SETTLE, async {
+        while ready.len() < 3 {
+            let event = events.next().await.unwrap().unwrap();
+            assert_eq!(event["seq"], expected_seq, "no gap, no repeat: {event}");
+            expected_seq += 1;
+            let (kind, plugin) = (
+                event["type"].as_str().unwrap(),
+                event["plugin"].as_str().unwrap(),
+            );
+            if kind == "pluginState" {
+                let state = event["state"].as_str().unwrap();
+                seen.push(format!("{plugin} {state}"));
+                // Each of a (restarted), b (reconfigured) and c (new) ends ready.
+                if state == "ready" {
+                    ready.insert(plugin.to_owned());
+                }
+            } else {
+                seen.push(format!("{kind} {plugin}"));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("events so far: {seen:?}"));
+    for expected in [
+        "a stopping",
+        "a starting",
+        "b stopped",
+        "pluginAdded c",
+        "c ready",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == expected),
+            "{expected} missing from {seen:?}"
+        );
+    }
+
+    // A subscriber that asks for events no longer... or not asked: a snapshot first.
+    let mut fresh: Subscription<Value> = client
+        .subscribe(
+            "registry.subscribe",
+            object(&json!({})),
+            "registry.unsubscribe",
+        )
+        .await
+        .unwrap();
+    let first = fresh.next().await.unwrap().unwrap();
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["seq"].as_u64(), Some(expected_seq - 1), "{first}");
+    assert_eq!(first["snapshot"]["plugins"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_slows_no_one_and_a_gone_one_is_cleaned_up() {
+    let server = Server::start(&[Plugin::new("a")]);
+    // A client that subscribes as much as it may and never reads.
+    let mut deaf = std::net::TcpStream::connect(server.api).unwrap();
+    deaf.write_all(
+        format!(
+            "GET / HTTP/1.1\r\nhost: {}\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nauthorization: Bearer {TOKEN}\r\n\r\n",
+            server.api
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut head = [0_u8; 12];
+    deaf.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    for id in 0..64 {
+        let request =
+            json!({"jsonrpc": "2.0", "id": id, "method": "registry.subscribe", "params": {}});
+        deaf.write_all(&ws_frame(request.to_string().as_bytes()))
+            .unwrap();
+    }
+
+    let client = server.ws_client().await;
+    let since = server.rpc("registry.snapshot", &json!({}))["result"]["seq"]
+        .as_u64()
+        .unwrap();
+    let mut events: Subscription<Value> = client
+        .subscribe(
+            "registry.subscribe",
+            object(&json!({"since": since})),
+            "registry.unsubscribe",
+        )
+        .await
+        .unwrap();
+    let restarts = 25;
+    let mut expected = since + 1;
+    for _ in 0..restarts {
+        let answer: Value = client
+            .request("plugins.restart", object(&json!({"id": "a"})))
+            .await
+            .unwrap();
+        assert_eq!(answer["id"], "a");
+        // Every event of this restart reaches the reading client, in order.
+        tokio::time::timeout(SETTLE, async {
+            loop {
+                let event = events.next().await.unwrap().unwrap();
+                assert_eq!(event["seq"], expected, "{event}");
+                expected += 1;
+                if event["type"] == "pluginState" && event["state"] == "ready" {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the reading client got every event");
+    }
+    let answer = server.rpc("call", &json!({"kind": "tool", "name": "echo"}));
+    assert!(answer.get("result").is_some(), "{answer}");
+
+    // The deaf client goes; its connection (and its 64 subscriptions) with it.
+    let connections = |server: &Server| {
+        let response = raw(
+            server.api,
+            "GET",
+            "/metrics",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        )
+        .unwrap();
+        response
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix("outpost_api_websocket_sessions "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = connections(&server);
+    drop(deaf);
+    drop(events);
+    drop(client);
+    assert_eq!(before, 2, "the deaf client and the reading one");
+    eventually("the gone clients' sessions are closed", || {
+        connections(&server) == 0
+    })
+    .await;
+}
+
+/// One masked WebSocket text frame (clients must mask what they send).
+fn ws_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    let mask = [1_u8, 2, 3, 4];
+    match payload.len() {
+        n @ 0..=125 => frame.push(0x80 | u8::try_from(n).unwrap()),
+        n @ 126..=65535 => {
+            frame.push(0x80 | 0x7e);
+            frame.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 0x7f);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_cancels_or_goes_away_cancels_the_plugin_call() {
+    let server = Server::start(&[Plugin::new("a")]);
+    // Over WebSocket: the client goes away mid-call.
+    let client = server.ws_client().await;
+    let pending = tokio::spawn(async move {
+        let _: Result<Value, _> = client.request("call", object(&slow(60_000))).await;
+    });
+    eventually("the call reached the plugin", || {
+        server.rpc("call", &json!({"kind": "tool", "name": "echo"}))["result"].is_object()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    pending.abort();
+    eventually("the plugin saw `$/cancel`", || {
+        server.events_of("a").contains("cancelled")
+    })
+    .await;
+
+    // Over HTTP: `call.cancel` with the call's id.
+    let http = server.http_client();
+    let named = {
+        let http = http.clone();
+        tokio::spawn(async move {
+            let mut params = slow(60_000);
+            params["callId"] = json!("call-1");
+            http.request::<Value, _>("call", object(&params)).await
+        })
+    };
+    let cancelled = loop {
+        let answer: Value = http
+            .request("call.cancel", object(&json!({"callId": "call-1"})))
+            .await
+            .unwrap();
+        if answer["cancelled"] == true {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(cancelled, json!({"cancelled": true}));
+    let error = named.await.unwrap().unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("-32800") || text.contains("cancelled"),
+        "{text}"
+    );
+    eventually("the plugin saw both cancellations", || {
+        server.events_of("a").matches("cancelled").count() >= 2
+    })
+    .await;
+    // A name in use is refused.
+    let mut first = slow(2000);
+    first["callId"] = json!("dup");
+    let again = first.clone();
+    let racing = {
+        let http = http.clone();
+        tokio::spawn(async move { http.request::<Value, _>("call", object(&first)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = http
+        .request::<Value, _>("call", object(&again))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("already in flight"),
+        "{refused}"
+    );
+    racing.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_connected_over_websocket_answers_host_call_method() {
+    let server = Server::start(&[Plugin::new("a").host_methods(&["gw.*"])]);
+    let gateway = server.ws_client().await;
+    let mut requests: Subscription<Value> = gateway
+        .subscribe(
+            "gateway.offer",
+            object(&json!({"methods": ["gw.*"], "config": true})),
+            "gateway.withdraw",
+        )
+        .await
+        .unwrap();
+    let answering = tokio::spawn(async move {
+        while let Some(Ok(request)) = requests.next().await {
+            let answer = match request["type"].as_str() {
+                Some("method") => json!({
+                    "requestId": request["requestId"],
+                    "result": {
+                        "answeredBy": "websocket",
+                        "method": request["method"],
+                        "params": request["params"],
+                        "session": request["context"]["sessionKey"],
+                        "plugin": request["plugin"],
+                        "deadlineGiven": request["timeoutMs"].is_u64(),
+                    },
+                }),
+                Some("config") => {
+                    json!({"requestId": request["requestId"], "result": {"shared": request["plugin"]}})
+                }
+                _ => continue,
+            };
+            let _: Value = gateway
+                .request("gateway.answer", object(&answer))
+                .await
+                .unwrap();
+        }
+    });
+    let ask = |method: &str, params: Value| {
+        server.rpc(
+            "call",
+            &json!({"kind": "tool", "name": "ask", "args": {"method": method, "params": params}}),
+        )
+    };
+    let answer = ask(
+        "host/callMethod",
+        json!({"method": "gw.status", "params": {"x": 1}, "context": {"sessionKey": "s9"}}),
+    );
+    assert_eq!(
+        tool_text(&answer["result"])["result"],
+        json!({"answeredBy": "websocket", "method": "gw.status", "params": {"x": 1}, "session": "s9", "plugin": "a", "deadlineGiven": true}),
+        "{answer}"
+    );
+    let config = ask("host/getConfig", json!({}));
+    assert_eq!(
+        tool_text(&config["result"])["result"]["gateway"],
+        json!({"shared": "a"})
+    );
+
+    // The gateway goes away: a clear error, no hang.
+    answering.abort();
+    let _ = answering.await;
+    let answer = ask("host/callMethod", json!({"method": "gw.status"}));
+    let error = &tool_text(&answer["result"])["error"];
+    assert_eq!(error["code"], -32008, "{answer}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no gateway connected"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn plugin_http_routes_are_served_with_gateway_auth_enforced() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let bearer = format!("Bearer {TOKEN}");
+    let open = raw(
+        server.http,
+        "POST",
+        "/a/open/deeper?x=1",
+        &[("x-test", "yes")],
+        b"hello",
+    )
+    .unwrap();
+    assert_eq!(open.status, 201, "{}", open.body);
+    assert_eq!(open.header("x-plugin"), Some("a"));
+    let seen = open.json();
+    assert_eq!(seen["route"], "/a/open");
+    assert_eq!(seen["request"]["method"], "POST");
+    assert_eq!(seen["request"]["path"], "/a/open/deeper");
+    assert_eq!(seen["request"]["query"], "x=1");
+    assert_eq!(seen["request"]["body"], "hello");
+    assert_eq!(seen["request"]["headers"]["x-test"], "yes");
+
+    let refused = raw(server.http, "GET", "/a/private", &[], b"").unwrap();
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let allowed = raw(
+        server.http,
+        "GET",
+        "/a/private",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(allowed.status, 201, "{}", allowed.body);
+    assert!(
+        allowed.json()["request"]["headers"]
+            .get("authorization")
+            .is_none(),
+        "the gateway's token never reaches a plugin: {}",
+        allowed.body
+    );
+
+    assert_eq!(
+        raw(server.http, "GET", "/nowhere", &[], b"")
+            .unwrap()
+            .status,
+        404
+    );
+    let big = vec![b'x'; 8192];
+    assert_eq!(
+        raw(server.http, "POST", "/a/open", &[], &big)
+            .unwrap()
+            .status,
+        413
+    );
+
+    // A plugin that is down: 503 with a retry hint.
+    let stopped = server.rpc("plugins.stop", &json!({"id": "a"}));
+    assert_eq!(stopped["result"]["state"], "stopped", "{stopped}");
+    let down = raw(server.http, "GET", "/a/open", &[], b"").unwrap();
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert!(down.header("retry-after").is_some());
+    assert!(
+        down.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("plugin `a` is stopped")
+    );
+}
+
+#[test]
+fn a_broken_config_reload_changes_nothing_and_says_why() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let pid = server.pid("a").unwrap();
+    let good = std::fs::read_to_string(&server.config).unwrap();
+    std::fs::write(&server.config, "{ plugins: { enabled: tru } }").unwrap();
+    let answer = server.rpc("config.reload", &json!({}));
+    assert_eq!(answer["error"]["code"], -32020, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected bool"),
+        "{answer}"
+    );
+    std::fs::write(
+        &server.config,
+        good.replace("plugins: {", "plugins: { allow: 'not a list',"),
+    )
+    .unwrap();
+    let answer = server.rpc("config.reload", &json!({}));
+    assert_eq!(answer["error"]["code"], -32020, "{answer}");
+    assert!(
+        answer["error"]["data"]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("plugins.allow"),
+        "{answer}"
+    );
+    let output = server.outpost(&["reload"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("plugins.allow"));
+    // Untouched.
+    assert_eq!(server.pid("a"), Some(pid));
+    std::fs::write(&server.config, good).unwrap();
+    let output = server.outpost(&["reload"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("unchanged: a"));
+    assert_eq!(server.pid("a"), Some(pid));
+}
+
+#[test]
+fn status_and_plugin_orders_from_the_command_line() {
+    let server = Server::start(&[Plugin::new("a"), Plugin::new("b").without_tools()]);
+    let pid = server.pid("a").unwrap();
+    let status = server.outpost(&["status"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.lines().nth(1).unwrap().starts_with("ID "), "{text}");
+    assert!(text.contains(&format!("a   ready  {pid}")), "{text}");
+
+    let restarted = server.outpost(&["plugins", "restart", "a"]);
+    assert!(
+        restarted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restarted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&restarted.stdout).contains("restarted `a`"));
+    server.wait_ready(2);
+    assert_ne!(server.pid("a"), Some(pid));
+    assert!(!alive(i32::try_from(pid).unwrap()));
+
+    let stopped = server.outpost(&["plugins", "stop", "b"]);
+    assert!(stopped.status.success());
+    let json = server.outpost(&["status", "--json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let b = json["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "b")
+        .unwrap();
+    assert_eq!(b["runtime"]["state"], "stopped");
+    assert_eq!(b["runtime"]["reason"]["kind"], "stopRequested");
+    let started = server.outpost(&["plugins", "start", "b"]);
+    assert!(started.status.success());
+    server.wait_ready(2);
+
+    let unknown = server.outpost(&["plugins", "restart", "ghost"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no plugin `ghost`"));
+}
+
+#[test]
+fn metrics_parse_and_measure_what_the_kernel_measures() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let answer = server.rpc("call", &json!({"kind": "tool", "name": "echo"}));
+    assert!(answer["result"].is_object());
+    let pid = server.pid("a").unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    let deadline = std::time::Instant::now() + SETTLE;
+    let (response, scrape) = loop {
+        let response = raw(
+            server.api,
+            "GET",
+            "/metrics",
+            &[("authorization", &bearer)],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(response.status, 200);
+        let scrape =
+            prometheus_parse::Scrape::parse(response.body.lines().map(|l| Ok(l.to_owned())))
+                .unwrap_or_else(|e| {
+                    panic!("not the Prometheus text format ({e}):\n{}", response.body)
+                });
+        if scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "outpost_plugin_cpu_usage")
+        {
+            break (response, scrape);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no resource sample:\n{}",
+            response.body
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(response.body.ends_with("# EOF\n"), "{}", response.body);
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value(
+            "outpost_calls_total",
+            &[("plugin", "a"), ("kind", "tool"), ("outcome", "ok")]
+        ),
+        Some(1.0),
+        "{}",
+        response.body
+    );
+    assert_eq!(
+        value(
+            "outpost_plugin_state",
+            &[("plugin", "a"), ("state", "ready")]
+        ),
+        Some(1.0)
+    );
+    assert!(value("outpost_api_connections", &[]).unwrap() >= 1.0);
+    // The metric is a sample: compare it with /proc right after a scrape, a few times
+    // (a busy machine may change the figure between samples).
+    let mut tries = Vec::new();
+    for _ in 0..20 {
+        let response = raw(
+            server.api,
+            "GET",
+            "/metrics",
+            &[("authorization", &bearer)],
+            b"",
+        )
+        .unwrap();
+        let measured = response
+            .body
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("outpost_plugin_resident_memory_bytes{plugin=\"a\"} ")
+            })
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap();
+        let actual = resident_bytes(pid);
+        if (measured - actual).abs() <= actual * 0.1 {
+            return;
+        }
+        tries.push((measured, actual));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("metric and /proc never agreed within 10%: {tries:?}");
+}
+
+#[test]
+fn serve_refuses_to_start_when_its_port_is_taken() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["serve", "--config"])
+        .arg(&server.config)
+        .env("OUTPOST_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(
+        server.pids_of("a").len() == 1,
+        "no second copy of the plugin ran"
+    );
+}
