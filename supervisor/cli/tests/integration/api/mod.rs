@@ -427,6 +427,25 @@ async fn a_slow_subscriber_slows_no_one_and_a_gone_one_is_cleaned_up() {
     .await;
 }
 
+/// `outpost_plugin_calls_in_flight` of `plugin`.
+fn in_flight(server: &Server, plugin: &str) -> u64 {
+    let response = raw(
+        server.api,
+        "GET",
+        "/metrics",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        b"",
+    )
+    .unwrap();
+    let prefix = format!("outpost_plugin_calls_in_flight{{plugin=\"{plugin}\"}} ");
+    response
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// One masked WebSocket text frame (clients must mask what they send).
 fn ws_frame(payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![0x81];
@@ -456,13 +475,32 @@ async fn a_client_that_cancels_or_goes_away_cancels_the_plugin_call() {
         let _: Result<Value, _> = client.request("call", object(&slow(60_000))).await;
     });
     eventually("the call reached the plugin", || {
-        server.rpc("call", &json!({"kind": "tool", "name": "echo"}))["result"].is_object()
+        in_flight(&server, "a") == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     pending.abort();
     eventually("the plugin saw `$/cancel`", || {
         server.events_of("a").contains("cancelled")
+    })
+    .await;
+
+    // Over HTTP: the client closes its connection mid-call.
+    {
+        let mut socket = std::net::TcpStream::connect(server.api).unwrap();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": slow(60_000)})
+            .to_string();
+        let request = format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(request.as_bytes()).unwrap();
+        eventually("the HTTP call reached the plugin", || {
+            in_flight(&server, "a") == 1
+        })
+        .await;
+    }
+    eventually("the plugin saw `$/cancel` for the HTTP call", || {
+        server.events_of("a").matches("cancelled").count() >= 2
     })
     .await;
 
@@ -476,16 +514,15 @@ async fn a_client_that_cancels_or_goes_away_cancels_the_plugin_call() {
             http.request::<Value, _>("call", object(&params)).await
         })
     };
-    let cancelled = loop {
-        let answer: Value = http
-            .request("call.cancel", object(&json!({"callId": "call-1"})))
-            .await
-            .unwrap();
-        if answer["cancelled"] == true {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // Cancel once the call is in the plugin's hands (it holds one of its call slots).
+    eventually("the named call reached the plugin", || {
+        in_flight(&server, "a") == 1
+    })
+    .await;
+    let cancelled: Value = http
+        .request("call.cancel", object(&json!({"callId": "call-1"})))
+        .await
+        .unwrap();
     assert_eq!(cancelled, json!({"cancelled": true}));
     let error = named.await.unwrap().unwrap_err();
     let text = error.to_string();
@@ -493,8 +530,8 @@ async fn a_client_that_cancels_or_goes_away_cancels_the_plugin_call() {
         text.contains("-32800") || text.contains("cancelled"),
         "{text}"
     );
-    eventually("the plugin saw both cancellations", || {
-        server.events_of("a").matches("cancelled").count() >= 2
+    eventually("the plugin saw all three cancellations", || {
+        server.events_of("a").matches("cancelled").count() >= 3
     })
     .await;
     // A name in use is refused.
