@@ -161,6 +161,8 @@ impl Runner {
             }
             Some(Control::Start(reply) | Control::Restart(reply)) => {
                 self.history.clear();
+                // Starting before the reply: whoever ordered it sees it so at once.
+                self.set_down(PluginState::Starting, Reason::Starting, None);
                 let _ = reply.send(());
                 Next::Start
             }

@@ -368,6 +368,10 @@ impl Supervisor {
             retire(&old, Reason::Reconfigured).await;
             self.forget_runner(runtime.id());
             let id = runtime.id().to_owned();
+            // Starting before `apply` returns, so `wait_settled` right after it waits.
+            self.shared
+                .registry
+                .set_state(&id, PluginState::Starting, Some(Reason::Starting));
             self.spawn_runner(runtime, orders);
             id
         });

@@ -225,16 +225,18 @@ fn read<T: DeserializeOwned>(
     usage: &str,
 ) -> Result<T, ErrorObjectOwned> {
     let text = params.as_str().unwrap_or("{}");
+    // Straight into `T` when the params are an object (the usual case)...
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(text).map_err(|e| invalid(method, &e.to_string(), usage));
+    }
+    // ...else say what they are.
     let value: Value = serde_json::from_str(text)
         .map_err(|e| invalid(method, &format!("the params are not JSON: {e}"), usage))?;
-    if !value.is_object() {
-        return Err(invalid(
-            method,
-            &format!("params must be an object, not {}", describe(&value)),
-            usage,
-        ));
-    }
-    serde_json::from_value(value).map_err(|e| invalid(method, &e.to_string(), usage))
+    Err(invalid(
+        method,
+        &format!("params must be an object, not {}", describe(&value)),
+        usage,
+    ))
 }
 
 fn invalid(method: &str, problem: &str, usage: &str) -> ErrorObjectOwned {
@@ -325,7 +327,7 @@ async fn call(
     state: &State,
     params: &Params<'_>,
     extensions: &Extensions,
-) -> Result<Value, ErrorObjectOwned> {
+) -> Result<outpost_supervisor::Answer, ErrorObjectOwned> {
     const USAGE: &str = "{\"kind\": \"tool\", \"name\": \"word_count\", \"args\": {...}, \"context\"?: {...}, \"timeoutMs\"?: 5000, \"callId\"?: \"...\", \"operation\"?: \"...\"}";
     let request: CallParams = read("call", params, USAGE)?;
     let mut call = Call::from_parts(
@@ -343,27 +345,35 @@ async fn call(
         }
         call = call.with_timeout(Duration::from_millis(ms).min(MAX_CALL_TIMEOUT));
     }
-    // Cancelled by `call.cancel`, or when the client's connection goes.
-    let cancel = match extensions.get::<Connection>() {
-        Some(connection) => connection.gone.child_token(),
-        None => CancellationToken::new(),
-    };
+    // Cancelled by `call.cancel` when named...
     let _name = match &request.call_id {
-        Some(id) => Some(state.register_call(id, cancel.clone()).ok_or_else(|| {
-            ErrorObjectOwned::owned(
-                code(ErrorCode::InvalidRequest),
-                format!("callId `{id}` is already in flight; give each call its own id"),
-                Some(json!({ "callId": id })),
-            )
-        })?),
+        Some(id) => {
+            let cancel = CancellationToken::new();
+            let name = state.register_call(id, cancel.clone()).ok_or_else(|| {
+                ErrorObjectOwned::owned(
+                    code(ErrorCode::InvalidRequest),
+                    format!("callId `{id}` is already in flight; give each call its own id"),
+                    Some(json!({ "callId": id })),
+                )
+            })?;
+            call = call.with_cancel(cancel);
+            Some(name)
+        }
         None => None,
     };
-    state
-        .supervisor
-        .call(call.with_cancel(cancel))
-        .await
-        .map(outpost_supervisor::Answer::into_value)
-        .map_err(rpc)
+    // ...and when the client's connection goes (dropping the call cancels it).
+    let answer = state.supervisor.call(call);
+    match extensions.get::<Connection>() {
+        Some(connection) => tokio::select! {
+            answer = answer => answer.map_err(rpc),
+            () = connection.gone.cancelled() => Err(ErrorObjectOwned::owned(
+                code(ErrorCode::Cancelled),
+                "the client went away",
+                None::<()>,
+            )),
+        },
+        None => answer.await.map_err(rpc),
+    }
 }
 
 async fn subscribe_registry(
