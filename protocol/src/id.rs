@@ -2,13 +2,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A JSON-RPC request id, kept with its exact JSON type.
+/// A JSON-RPC request id: a string or a number, with its JSON type.
 ///
-/// A peer must echo the id it received byte for byte in meaning: `7`, `7.5` and `"7"`
-/// are three different ids. `null` is not a valid request id in this protocol (JSON-RPC
-/// only discourages it; we refuse it, because a `null` id cannot be told apart from the
+/// Ids are compared by JSON type and value (docs/protocol.md §4): `7` and `7.0` are the
+/// same id (a JavaScript plugin cannot tell them apart), `"7"` is another. Written back
+/// as received. `null` is not a valid request id in this protocol (JSON-RPC only
+/// discourages it; we refuse it, because a `null` id cannot be told apart from the
 /// `null` of an error response to an unreadable request).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum RequestId {
@@ -16,6 +17,56 @@ pub enum RequestId {
     Number(serde_json::Number),
     /// A JSON string.
     String(String),
+}
+
+/// A number's value, for comparing ids: integers exactly, other numbers by their bits.
+#[derive(PartialEq, Eq, Hash)]
+enum NumberKey {
+    Integer(i128),
+    Float(u64),
+}
+
+fn number_key(n: &serde_json::Number) -> NumberKey {
+    if let Some(i) = n.as_i64() {
+        return NumberKey::Integer(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return NumberKey::Integer(i128::from(u));
+    }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    // An integral value within i128 is the integer it is: `7.0` is `7`.
+    if f.fract() == 0.0 && f.abs() < 1.0e38 {
+        #[expect(clippy::cast_possible_truncation, reason = "integral and within range")]
+        return NumberKey::Integer(f as i128);
+    }
+    NumberKey::Float(f.to_bits())
+}
+
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Number(a), Self::Number(b)) => number_key(a) == number_key(b),
+            (Self::String(a), Self::String(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Number(n) => {
+                0_u8.hash(state);
+                number_key(n).hash(state);
+            }
+            Self::String(s) => {
+                1_u8.hash(state);
+                s.hash(state);
+            }
+        }
+    }
 }
 
 impl RequestId {
@@ -70,6 +121,21 @@ mod tests {
         let number: RequestId = serde_json::from_str("7").unwrap();
         let string: RequestId = serde_json::from_str("\"7\"").unwrap();
         assert_ne!(number, string);
+    }
+
+    #[test]
+    fn ids_compare_by_json_type_and_value() {
+        use std::collections::HashSet;
+        let id = |text: &str| serde_json::from_str::<RequestId>(text).unwrap();
+        assert_eq!(id("7"), id("7.0"));
+        assert_eq!(id("7"), id("7e0"));
+        assert_eq!(id("-0"), id("0"));
+        assert_eq!(id("9007199254740991"), id("9007199254740991.0"));
+        assert_ne!(id("7"), id("7.5"));
+        assert_ne!(id("7"), id("\"7\""));
+        assert_ne!(id("18446744073709551615"), id("18446744073709551614"));
+        let set: HashSet<RequestId> = ["7", "7.0", "\"7\"", "7.5"].into_iter().map(id).collect();
+        assert_eq!(set.len(), 3, "7 and 7.0 are one id");
     }
 
     #[test]

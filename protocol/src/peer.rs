@@ -986,11 +986,14 @@ async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> O
                 duplicate
             };
             if duplicate {
+                // Answered with a `null` id: the reused id would be taken for the
+                // answer of the request still in flight (docs/protocol.md §4).
                 let error = ErrorObject::new(
                     ErrorCode::InvalidRequest,
                     format!("request id {id} is already in flight; use a new id for each request"),
-                );
-                let _ = shared.send_line(error_line(Some(&id), &error)).await;
+                )
+                .with_data(serde_json::json!({ "id": id }));
+                let _ = shared.send_line(error_line(None, &error)).await;
                 return Some(Event::Problem(Problem::DuplicateRequestId { id }));
             }
             Some(Event::Request(IncomingRequest {
@@ -1444,6 +1447,12 @@ mod tests {
         let refusal: Value =
             serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
         assert_eq!(refusal["error"]["code"], -32600);
+        assert_eq!(
+            refusal["id"],
+            Value::Null,
+            "not the id of the request in flight"
+        );
+        assert_eq!(refusal["error"]["data"]["id"], 1);
         first.responder.ok(json!(1)).await.unwrap();
         let answer: Value =
             serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
