@@ -1,9 +1,50 @@
 //! Outpost's supervisor: runs every enabled gateway plugin as its own child process and
 //! supervises it over the protocol of `outpost-protocol`.
 //!
-//! A gateway embeds it in three steps: the control plane turns a config file into
-//! [`PluginSpec`]s without running anything, a [`Supervisor`] runs them, and every call
-//! goes through [`Supervisor::call`]:
+//! A gateway embeds it with a [`Supervisor`] started on [`PluginSpec`]s, and makes every
+//! call through [`Supervisor::call`]. This example runs a plugin of eight lines of
+//! Python:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use outpost_protocol::ManifestField;
+//! use outpost_supervisor::{Answer, Call, Declarations, LaunchSpec, PluginSpec, Supervisor};
+//! use serde_json::json;
+//!
+//! const PLUGIN: &str = r#"
+//! import json, sys
+//! for line in sys.stdin:
+//!     msg = json.loads(line)
+//!     if "id" not in msg: continue
+//!     tool = {"kind": "tool", "name": "greet", "description": "Greets", "inputSchema": {"type": "object"}}
+//!     result = {"protocolVersion": "1", "plugin": {"id": "hello"}, "registrations": [tool]} if msg["method"] == "initialize" else {}
+//!     if msg["method"] == "tool/invoke": result = {"content": [{"type": "text", "text": "hello " + msg["params"]["arguments"]["name"]}]}
+//!     print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+//! "#;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let root = tempfile::tempdir()?;
+//! std::fs::write(root.path().join("plugin.py"), PLUGIN)?;
+//! // What the plugin may register: a manifest's `contracts.tools`.
+//! let declarations = Declarations::default().with(ManifestField::Contracts("tools"), "greet");
+//! let launch = LaunchSpec::new("/usr/bin/env", root.path()).with_args(["python3", "plugin.py"]);
+//! let supervisor = Supervisor::start(vec![PluginSpec::new("hello", launch).with_declarations(declarations)])?;
+//! supervisor.wait_settled(Duration::from_secs(10)).await;
+//!
+//! let arguments = json!({"name": "Ada"}).as_object().cloned().unwrap_or_default();
+//! let call = Call::tool("greet", arguments).with_timeout(Duration::from_secs(5));
+//! let Answer::Tool(result) = supervisor.call(call).await? else { unreachable!() };
+//! assert_eq!(serde_json::to_value(&result.content)?, json!([{"type": "text", "text": "hello Ada"}]));
+//!
+//! supervisor.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A gateway with a config file lets the control plane make the specs, without running
+//! anything, and applies a changed config without touching what did not change:
 //!
 //! ```no_run
 //! use std::path::Path;
