@@ -10,6 +10,7 @@ mod client;
 mod logging;
 mod new;
 mod plugins;
+mod registry_file;
 mod remote;
 mod routes;
 mod serve;

@@ -81,6 +81,13 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let (_, mut events) = state.supervisor.subscribe();
 
         let api = crate::api::serve(api_listener, state.clone());
+        let registry_file = token::registry_file(&settings)?;
+        crate::registry_file::keep(
+            state.clone(),
+            registry_file.clone(),
+            format!("http://{}", settings.api_listen),
+        );
+        tracing::info!(registry_file = %registry_file.display(), "the registry is kept in the registry file");
         match &source {
             token::Source::Generated(path) => tracing::info!(
                 token_file = %path.display(),

@@ -253,6 +253,10 @@ pub struct OutpostSettings {
     /// `outpost.api.tokenFile`: where `outpost serve` writes a generated token and
     /// clients read it. `None`: the default location (docs/gateway-api.md).
     pub api_token_file: Option<PathBuf>,
+    /// `outpost.api.registryFile`: where `outpost serve` keeps a copy of the registry
+    /// for clients that cannot wait for the API (the OpenClaw bridge at load). `None`:
+    /// the default location, beside the token file.
+    pub api_registry_file: Option<PathBuf>,
     /// `outpost.http.listen`: where plugin HTTP routes are served. `None` (the
     /// default): they are not served.
     pub http_listen: Option<SocketAddr>,
@@ -716,6 +720,7 @@ impl Reader<'_> {
             api_listen: DEFAULT_API_LISTEN.parse().expect("a valid default address"),
             api_token: None,
             api_token_file: None,
+            api_registry_file: None,
             http_listen: None,
             http_max_body_bytes: DEFAULT_HTTP_MAX_BODY_BYTES,
             metrics_sample_ms: DEFAULT_METRICS_SAMPLE_MS,
@@ -790,7 +795,11 @@ impl Reader<'_> {
             }
         }
         if let Some(api) = self.object(block.get("api"), "outpost.api") {
-            self.unknown_keys(api, "outpost.api", &["listen", "token", "tokenFile"]);
+            self.unknown_keys(
+                api,
+                "outpost.api",
+                &["listen", "token", "tokenFile", "registryFile"],
+            );
             if let Some(address) = self.address(api.get("listen"), "outpost.api.listen") {
                 settings.api_listen = address;
             }
@@ -807,6 +816,9 @@ impl Reader<'_> {
             }
             if let Some(raw) = self.string(api.get("tokenFile"), "outpost.api.tokenFile") {
                 settings.api_token_file = Some(self.resolve(raw));
+            }
+            if let Some(raw) = self.string(api.get("registryFile"), "outpost.api.registryFile") {
+                settings.api_registry_file = Some(self.resolve(raw));
             }
         }
         if let Some(http) = self.object(block.get("http"), "outpost.http") {

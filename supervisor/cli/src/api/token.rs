@@ -27,21 +27,34 @@ pub(crate) enum Source {
 
 /// The token file for these settings.
 pub(crate) fn token_file(settings: &OutpostSettings) -> anyhow::Result<PathBuf> {
-    if let Some(path) = &settings.api_token_file {
-        return Ok(path.clone());
+    match &settings.api_token_file {
+        Some(path) => Ok(path.clone()),
+        None => Ok(state_dir("outpost.api.tokenFile")?
+            .join(format!("api-token-{}", settings.api_listen.port()))),
     }
+}
+
+/// The registry file for these settings (see `crate::registry_file`).
+pub(crate) fn registry_file(settings: &OutpostSettings) -> anyhow::Result<PathBuf> {
+    match &settings.api_registry_file {
+        Some(path) => Ok(path.clone()),
+        None => Ok(state_dir("outpost.api.registryFile")?
+            .join(format!("registry-{}.json", settings.api_listen.port()))),
+    }
+}
+
+/// `$XDG_STATE_HOME/outpost`, else `~/.local/state/outpost`.
+fn state_dir(key: &str) -> anyhow::Result<PathBuf> {
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|dir| !dir.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => std::env::home_dir()
             .filter(|home| !home.as_os_str().is_empty())
             .map(|home| home.join(".local/state"))
-            .context(
-                "neither XDG_STATE_HOME nor HOME is set, so the API token file has no default place; set outpost.api.tokenFile",
-            )?,
+            .with_context(|| {
+                format!("neither XDG_STATE_HOME nor HOME is set, so there is no default place for {key}; set it")
+            })?,
     };
-    Ok(state
-        .join("outpost")
-        .join(format!("api-token-{}", settings.api_listen.port())))
+    Ok(state.join("outpost"))
 }
 
 /// The token `outpost serve` requires: from the environment or the config, else a new
@@ -109,9 +122,9 @@ fn generate() -> anyhow::Result<String> {
         }))
 }
 
-/// Writes `token` to `path` with mode 0600, replacing the file in one step; creates
+/// Writes `text` to `path` with mode 0600, replacing the file in one step; creates
 /// the directory (mode 0700) if needed.
-fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -129,7 +142,7 @@ fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(&temporary)?;
-    file.write_all(token.as_bytes())?;
+    file.write_all(text.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()?;
     // The mode is the one asked for whatever the umask; say so once more.

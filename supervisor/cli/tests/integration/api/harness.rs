@@ -173,7 +173,7 @@ impl Server {
             "{{
   plugins: {{ load: {{ paths: {paths} }}, entries: {entries} }},
   outpost: {{
-    api: {{ listen: '{api}' }},
+    api: {{ listen: '{api}', registryFile: 'registry.json' }},
     http: {{ listen: '{http}', maxBodyBytes: 4096 }},
     metrics: {{ sampleMs: 200 }},
     defaults: {{ timeouts: {{ callMs: 15000 }}, health: {{ intervalMs: 0 }}, restart: {{ initialBackoffMs: 50, jitter: 0 }} }},

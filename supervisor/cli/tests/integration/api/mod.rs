@@ -891,6 +891,55 @@ fn metrics_parse_and_measure_what_the_kernel_measures() {
 }
 
 #[test]
+fn the_registry_file_follows_the_registry() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let path = server.dir.path().join("registry.json");
+    let read = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+            .unwrap_or(Value::Null)
+    };
+    let deadline = std::time::Instant::now() + SETTLE;
+    let first = loop {
+        let file = read();
+        if file["plugins"][0]["state"] == "ready" {
+            break file;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no registry file: {file}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(first["api"], format!("http://{}", server.api));
+    assert!(
+        first["registrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "tool"
+                && r["key"] == "echo"
+                && r["registration"]["inputSchema"].is_object()),
+        "{first}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let restarted = server.rpc("plugins.restart", &json!({"id": "a"}));
+    assert!(restarted["result"].is_object(), "{restarted}");
+    server.wait_ready(1);
+    let deadline = std::time::Instant::now() + SETTLE;
+    while read()["seq"].as_u64() <= first["seq"].as_u64()
+        || read()["plugins"][0]["state"] != "ready"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file did not follow the restart"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn serve_refuses_to_start_when_its_port_is_taken() {
     let server = Server::start(&[Plugin::new("a")]);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
