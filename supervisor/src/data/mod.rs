@@ -18,6 +18,7 @@ mod gateway;
 mod hooks;
 mod host;
 mod metrics;
+mod observe;
 mod os;
 mod plugin;
 mod reason;

@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 
 use super::call::{Answer, Call};
 use super::gateway::{Gateway, GatewayHandle, NoGateway};
-use super::metrics::{self, PluginMetrics};
+use super::metrics::PluginMetrics;
+use super::observe;
 use super::os::Spawner;
 use super::plugin::{Conn, Control, Down, Gate, PluginRuntime};
 use super::reason::Reason;
@@ -130,10 +131,10 @@ impl Builder {
             .resource_sampling
             .filter(|interval| !interval.is_zero())
             .map(|interval| {
-                tokio::spawn(metrics::sample_resources(Arc::downgrade(&shared), interval))
+                tokio::spawn(observe::sample_resources(Arc::downgrade(&shared), interval))
             });
         let supervisor = Supervisor {
-            metrics: metrics::registry(Arc::downgrade(&shared)),
+            metrics: observe::registry(Arc::downgrade(&shared)),
             shared,
             runners: Mutex::default(),
             applying: tokio::sync::Mutex::new(()),
@@ -227,7 +228,7 @@ impl Supervisor {
     /// named `outpost_*`. The final `# EOF` line is left out, so the caller can add
     /// metrics of its own after them; docs/operators.md lists every metric.
     pub fn encode_metrics(&self, out: &mut String) -> std::fmt::Result {
-        metrics::encode(&self.metrics, out)
+        observe::encode(&self.metrics, out)
     }
 
     /// The spec a plugin runs with.
