@@ -46,6 +46,7 @@ mod error;
 mod id;
 mod message;
 pub mod methods;
+pub mod nesting;
 mod registration;
 #[cfg(feature = "schema")]
 pub mod schema;

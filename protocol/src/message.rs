@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::nesting::{self, MAX_NESTING};
 use crate::{ErrorCode, ErrorObject, RequestId};
 
 /// One line of the protocol.
@@ -228,7 +229,16 @@ impl Message {
     ///
     /// The line must already be known to be UTF-8; the codec checks that first so that
     /// a non-UTF-8 line is reported as such.
+    ///
+    /// Lines that nest arrays and objects deeper than [`MAX_NESTING`] are refused as
+    /// parse errors before they are parsed, wherever the nesting is (results included,
+    /// which are otherwise passed on unparsed).
     pub fn parse(line: &str) -> Result<Self, ParseFailure> {
+        if nesting::exceeds(line, MAX_NESTING).is_some() {
+            return Err(ParseFailure::NotJson(format!(
+                "arrays and objects nest deeper than {MAX_NESTING} levels"
+            )));
+        }
         let trimmed = line.trim_start();
         if trimmed.starts_with('[') {
             return match serde_json::from_str::<IgnoredAny>(line) {
@@ -621,6 +631,27 @@ mod tests {
         for line in cases {
             let message = parse(line).unwrap();
             assert_eq!(message.to_json(), line);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // 100,000 nested arrays: 200 KB, far under the line limit.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        for line in [
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"a":{deep}}}}}"#),
+            format!(r#"{{"jsonrpc":"2.0","id":1,"result":{deep}}}"#),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"error":{{"code":1,"message":"m","data":{deep}}}}}"#
+            ),
+            deep.clone(),
+        ] {
+            let failure = parse(&line).unwrap_err();
+            assert!(
+                matches!(&failure, ParseFailure::NotJson(text) if text.contains("deeper than 128")),
+                "{}",
+                &format!("{failure:?}")[..100]
+            );
         }
     }
 

@@ -324,16 +324,13 @@ pub(crate) fn read(path: &Path, host: &Host) -> Result<(Config, Vec<Diagnostic>)
             path: path.clone(),
             source,
         },
-        ReadError::TooLarge { limit } => ConfigError::Unreadable {
+        ReadError::TooLarge { .. } => ConfigError::Unreadable {
             path: path.clone(),
-            reason: format!(
-                "larger than {} MiB; is this really the config file?",
-                limit >> 20
-            ),
+            reason: format!("{error}; is this really the config file?"),
         },
-        ReadError::NotUtf8 => ConfigError::Unreadable {
+        ReadError::NotAFile | ReadError::NotUtf8 => ConfigError::Unreadable {
             path: path.clone(),
-            reason: "not UTF-8 text".to_owned(),
+            reason: error.to_string(),
         },
     })?;
     let value = text::parse_json5(&text).map_err(|error| ConfigError::Syntax {

@@ -50,6 +50,9 @@ pub enum Code {
     UnknownPlugin,
     /// A lower-precedence copy of a plugin id, ignored.
     Shadowed,
+    /// A plugin whose id differs only in case from one found earlier: refused, since
+    /// config entries, grants and allowlists match ids case-insensitively.
+    IdCaseCollision,
     /// A safety gate refused a file or directory that resolves outside the plugin root.
     EscapesRoot,
     /// A safety gate refused a world-writable file or directory.

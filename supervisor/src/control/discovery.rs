@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::config::Config;
 use super::diagnostic::{Code, Diagnostic, index_path};
+use super::plugin_id;
 use super::text::{self, ReadError};
 
 /// The largest `package.json` read.
@@ -88,9 +89,11 @@ pub(crate) struct FoundRoot {
 impl FoundRoot {
     /// The id to report before the manifest is read: `package.json`'s
     /// `openclaw.plugin.id`, `openclaw.channel.id`, the unscoped package name without
-    /// `-plugin`/`-provider`, or the directory name.
+    /// `-plugin`/`-provider`, or the directory name; escaped for display (it has not
+    /// been checked as an id).
     pub(crate) fn id_hint(&self) -> String {
-        self.package
+        let hint = self
+            .package
             .as_ref()
             .and_then(|package| {
                 package
@@ -99,7 +102,8 @@ impl FoundRoot {
                     .or_else(|| package.channel_id.clone())
                     .or_else(|| package.name.as_deref().and_then(package_id_hint))
             })
-            .unwrap_or_else(|| file_name(&self.root))
+            .unwrap_or_else(|| file_name(&self.root));
+        plugin_id::printable(&hint)
     }
 }
 
@@ -309,13 +313,8 @@ fn read_package_json(dir: &Path) -> Option<PackageRead> {
         Ok(text) => text,
         Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => return None,
         Err(error) => {
-            let reason = match error {
-                ReadError::Io(error) => error.to_string(),
-                ReadError::TooLarge { .. } => "larger than 1 MiB".to_owned(),
-                ReadError::NotUtf8 => "not UTF-8".to_owned(),
-            };
             return Some(PackageRead {
-                problem: Some(format!("package.json ignored: {reason}")),
+                problem: Some(format!("package.json ignored: {error}")),
                 json: PackageJson {
                     path,
                     ..PackageJson::default()

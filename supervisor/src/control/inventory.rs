@@ -22,6 +22,7 @@ use super::discovery::{self, Extensions, FoundRoot, Origin, file_base};
 use super::enablement::{self, Cause, Enablement, Subject};
 use super::gates::{Block, FileCheck, Gate};
 use super::manifest::{MAX_MANIFEST_BYTES, Manifest};
+use super::plugin_id;
 use super::text::{self, ReadError};
 use super::validate::Schema;
 use crate::launch::LaunchSpec;
@@ -402,7 +403,16 @@ impl Context<'_> {
         let manifest_path = match gate.file("manifest", &root, Path::new(manifest_name)) {
             FileCheck::Ok(path) => path,
             FileCheck::Blocked(block) => return vec![done(Self::blocked(record, &block))],
-            FileCheck::Missing(path) | FileCheck::NotAFile(path) => {
+            FileCheck::NotAFile(path) => {
+                let reason = format!("{} is {}", path.display(), ReadError::NotAFile);
+                return vec![done(Self::failed(
+                    record,
+                    Code::ManifestInvalid,
+                    &path,
+                    reason,
+                ))];
+            }
+            FileCheck::Missing(path) => {
                 let reason = format!(
                     "no {manifest_name} in {}: every plugin root needs a manifest with `id` and `configSchema`",
                     root.display()
@@ -530,6 +540,17 @@ impl Context<'_> {
                     let file = root.join("package.json");
                     drafts.push(done(Self::failed(record, Code::PackInvalid, &file, reason)));
                 }
+                continue;
+            }
+            if multi && let Err(problem) = plugin_id::check_part(&file_base(entry)) {
+                record.id = plugin_id::printable(&id);
+                let reason = format!(
+                    "package.json openclaw.extensions entry \"{}\" would give the plugin id \"{}\", whose part after `/` {problem}; rename the file",
+                    plugin_id::printable(entry),
+                    record.id,
+                );
+                let file = root.join("package.json");
+                drafts.push(done(Self::failed(record, Code::PackInvalid, &file, reason)));
                 continue;
             }
             match gate.file("pack entry", root, Path::new(entry)) {
@@ -739,7 +760,8 @@ impl Context<'_> {
     /// Enablement, config validation and the final status of one record.
     fn settle(&self, draft: &mut Draft) {
         let record = &mut draft.record;
-        if record.status == Status::Blocked || record.manifest.is_none() {
+        // Blocked, broken before its manifest was accepted, or refused for its id.
+        if record.status == Status::Blocked || record.manifest.is_none() || !record.claims {
             return;
         }
         if record.shadowed_by.is_some() {
@@ -873,10 +895,7 @@ fn plural(count: usize) -> &'static str {
 fn read_manifest(path: &Path) -> Result<Manifest, String> {
     let text = text::read_bounded(path, MAX_MANIFEST_BYTES).map_err(|error| match error {
         ReadError::Io(error) => format!("cannot read the manifest: {error}"),
-        ReadError::TooLarge { limit } => {
-            format!("the manifest is larger than {} KiB", limit / 1024)
-        }
-        ReadError::NotUtf8 => "the manifest is not UTF-8 text".to_owned(),
+        other => format!("the manifest is {other}"),
     })?;
     Manifest::parse(&text).map_err(|error| match error {
         super::manifest::ManifestError::Syntax { .. } => {
@@ -888,18 +907,42 @@ fn read_manifest(path: &Path) -> Result<Manifest, String> {
 
 /// The first copy of each id wins; later copies are shadowed, with a warning. Blocked
 /// and broken roots never claim an id.
+///
+/// Ids are compared as config keys are, ignoring case: a copy whose id differs from the
+/// winner's only in case is not shadowed but refused, since it would receive the
+/// winner's config entry, allowlist place and grants.
 fn shadow(drafts: &mut [Draft]) {
-    let mut winners: BTreeMap<String, (PathBuf, Origin)> = BTreeMap::new();
+    let mut winners: BTreeMap<String, (String, PathBuf, Origin)> = BTreeMap::new();
     for draft in drafts.iter_mut() {
         let record = &mut draft.record;
         if !record.claims || record.status == Status::Blocked {
             continue;
         }
-        match winners.get(&record.id) {
+        match winners.get(&normalize_id(&record.id)) {
             None => {
-                winners.insert(record.id.clone(), (record.source.clone(), record.origin));
+                winners.insert(
+                    normalize_id(&record.id),
+                    (record.id.clone(), record.source.clone(), record.origin),
+                );
             }
-            Some((source, origin)) => {
+            Some((id, source, origin)) if *id != record.id => {
+                let reason = format!(
+                    "its id `{}` differs only in case from `{id}`, found first in the {origin} copy at {}; config matches ids ignoring case, so this one would receive that plugin's config and grants. Give one of them another id",
+                    record.id,
+                    source.display()
+                );
+                record.diagnostics.push(
+                    Diagnostic::error(Code::IdCaseCollision, reason.clone())
+                        .plugin(&record.id)
+                        .file(&record.manifest_path)
+                        .path_and_key("id"),
+                );
+                record.claims = false;
+                record.status = Status::Error;
+                record.reason = reason;
+                record.not_runnable = Some("the plugin is broken (see its diagnostics)".to_owned());
+            }
+            Some((_, source, origin)) => {
                 let by = format!(
                     "shadowed by the {origin} copy at {}, which comes first in discovery order",
                     source.display()

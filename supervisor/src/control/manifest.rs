@@ -16,6 +16,7 @@ use outpost_protocol::ManifestField;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::plugin_id;
 use super::text::{self, type_name};
 
 /// The largest manifest read, as in OpenClaw: 256 KiB.
@@ -194,6 +195,14 @@ pub enum ManifestError {
     /// No usable `id`.
     #[error("`id` is required: a non-blank string naming the plugin")]
     MissingId,
+    /// An id no plugin may have.
+    #[error("plugin id \"{shown}\" {problem}")]
+    InvalidId {
+        /// The id, escaped for display.
+        shown: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// An id OpenClaw core keeps for itself.
     #[error("plugin id `{id}` is reserved by OpenClaw core; choose another id")]
     ReservedId {
@@ -280,6 +289,10 @@ impl Manifest {
             });
         };
         let id = optional_string(raw.get("id")).ok_or(ManifestError::MissingId)?;
+        plugin_id::check(&id).map_err(|problem| ManifestError::InvalidId {
+            shown: plugin_id::printable(&id),
+            problem: problem.to_string(),
+        })?;
         if RESERVED_PLUGIN_IDS
             .iter()
             .any(|reserved| reserved.eq_ignore_ascii_case(&id))

@@ -36,6 +36,7 @@ mod enablement;
 mod gates;
 mod inventory;
 mod manifest;
+mod plugin_id;
 mod report;
 mod text;
 mod validate;
@@ -57,4 +58,5 @@ pub use manifest::{
     CONTRACT_KEYS, KNOWN_FIELDS, MAX_MANIFEST_BYTES, Manifest, ManifestError, PluginKind,
     RESERVED_PLUGIN_IDS,
 };
+pub use plugin_id::MAX_ID_CHARS;
 pub use report::{DoctorReport, InspectReport, ListRow, ValidateReport};

@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use outpost_protocol::nesting::{self, MAX_NESTING};
 use serde_json::Value;
 
 /// A JSON5 syntax error, positioned (1-based line and column).
@@ -21,9 +23,20 @@ impl fmt::Display for SyntaxError {
 }
 
 /// Parses JSON5 (comments, trailing commas, unquoted keys, single quotes, hex numbers...).
+/// Documents nested deeper than [`MAX_NESTING`] are refused before they are parsed.
 pub(crate) fn parse_json5(text: &str) -> Result<Value, SyntaxError> {
     // A byte order mark is not JSON5 whitespace, but editors write one.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = nesting::exceeds(text, MAX_NESTING) {
+        let (line, column) = position(text, at);
+        return Err(SyntaxError {
+            line,
+            column,
+            message: format!(
+                "arrays and objects nest deeper than {MAX_NESTING} levels here; nothing Outpost reads needs that many, so flatten the document"
+            ),
+        });
+    }
     json5::from_str::<Value>(text).map_err(|error| {
         let (line, column) = error
             .position()
@@ -46,17 +59,58 @@ pub(crate) fn parse_json5(text: &str) -> Result<Value, SyntaxError> {
     })
 }
 
+/// The 1-based line and column (in characters) of byte offset `at`.
+fn position(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at];
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
+}
+
 /// Why a bounded read failed.
 #[derive(Debug)]
 pub(crate) enum ReadError {
     Io(std::io::Error),
-    TooLarge { limit: u64 },
+    /// A FIFO, a device, a socket or a directory: reading one could block for ever or
+    /// never end.
+    NotAFile,
+    TooLarge {
+        limit: u64,
+    },
     NotUtf8,
 }
 
-/// Reads a UTF-8 file of at most `limit` bytes.
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(error) => error.fmt(f),
+            Self::NotAFile => f.write_str(
+                "not a regular file (a FIFO, device, socket or directory); only regular files are read",
+            ),
+            Self::TooLarge { limit } if *limit >= 1 << 20 => {
+                write!(f, "larger than {} MiB", limit >> 20)
+            }
+            Self::TooLarge { limit } => write!(f, "larger than {} KiB", limit >> 10),
+            Self::NotUtf8 => f.write_str("not UTF-8 text"),
+        }
+    }
+}
+
+/// Reads a UTF-8 regular file of at most `limit` bytes.
+///
+/// The file is opened without blocking and checked on the open descriptor, so a FIFO
+/// (or a file swapped for one after a check) is refused instead of hanging the reader.
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadError> {
-    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    if !file.metadata().map_err(ReadError::Io)?.is_file() {
+        return Err(ReadError::NotAFile);
+    }
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
@@ -100,5 +154,32 @@ mod tests {
         let error = parse_json5("{\n  a: 1\n  b: 2\n}").unwrap_err();
         assert_eq!((error.line, error.column), (3, 3), "{error}");
         assert!(!error.message.contains(" at line "), "{error}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        // Deep enough to overflow a recursive parser's stack.
+        let deep = format!("{{a: {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let error = parse_json5(&deep).unwrap_err();
+        assert_eq!((error.line, error.column), (1, MAX_NESTING + 4), "{error}");
+        assert!(error.message.contains("nest deeper than 128"), "{error}");
+        let fine = format!("{}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        parse_json5(&fine).unwrap();
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("outpost-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("package.json");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Blocked for ever before: nobody ever writes to this FIFO.
+        let error = read_bounded(&fifo, 1024).unwrap_err();
+        assert!(matches!(error, ReadError::NotAFile), "{error}");
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+        let error = read_bounded(&dir, 1024).unwrap_err();
+        assert!(matches!(error, ReadError::NotAFile), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -238,6 +238,42 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn the_deepest_accepted_schema_compiles_and_checks_on_a_small_stack() {
+        // Manifests nest at most 128 levels (text::parse_json5); a schema that deep
+        // must compile and check on a 2 MiB stack, a tokio worker's.
+        let depth = outpost_protocol::nesting::MAX_NESTING - 3;
+        let text = format!(
+            "{}{}",
+            r#"{"items":"#.repeat(depth),
+            "{}".to_owned() + &"}".repeat(depth)
+        );
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let config = format!(
+            r#"{{"a":{}{}}}"#,
+            "[".repeat(depth - 2),
+            "]".repeat(depth - 2)
+        );
+        let config: Value = serde_json::from_str(&config).unwrap();
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let Value::Object(map) = json!({"type": "object", "properties": {"a": value}})
+                else {
+                    unreachable!()
+                };
+                let schema = Schema::compile(&map).unwrap();
+                let Value::Object(config) = config else {
+                    unreachable!()
+                };
+                let (_, problems) = schema.check(Some(&config));
+                assert!(problems.is_empty());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     fn schema(value: Value) -> Schema {
         let Value::Object(map) = value else {
             panic!("not an object")

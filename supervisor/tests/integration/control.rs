@@ -63,6 +63,7 @@ cases! {
     config_states => "config-states",
     config_file_problems => "config-file-problems",
     packs => "packs",
+    hostile_input => "hostile-input",
 }
 
 #[test]

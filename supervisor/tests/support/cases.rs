@@ -72,6 +72,21 @@ fn apply(step: &Value, root: &Path, options: &mut LoadOptions) -> anyhow::Result
         } else {
             options.trusted_uid = nix::unistd::getuid().as_raw() + 1;
         }
+    } else if let Some(path) = step.get("write").and_then(Value::as_str) {
+        // `template` with its n-th `@@` replaced by `fill[n]` repeated `times` times:
+        // files too big or too odd to keep in git.
+        let times = usize::try_from(step["times"].as_u64().context("times")?)?;
+        let mut text = step["template"].as_str().context("template")?.to_owned();
+        for fill in step["fill"].as_array().context("fill")? {
+            let fill = fill
+                .as_str()
+                .context("fill entries are strings")?
+                .repeat(times);
+            text = text.replacen("@@", &fill, 1);
+        }
+        std::fs::write(root.join(path), text)?;
+    } else if let Some(path) = step.get("fifo").and_then(Value::as_str) {
+        nix::unistd::mkfifo(&root.join(path), nix::sys::stat::Mode::S_IRWXU)?;
     } else {
         bail!("unknown setup step");
     }

@@ -258,3 +258,34 @@ fn cli_doctor_sorts_problems_into_sections() {
         output.stdout
     );
 }
+
+#[test]
+fn cli_hostile_roots_neither_crash_nor_hang_nor_forge_lines() {
+    // Before: SIGABRT on the deep manifest, a hang on the FIFO `package.json`, and the
+    // newline id printed a line of its own.
+    let prepared = prepare("hostile-input").unwrap();
+    for (args, code) in [
+        (&["plugins", "list"][..], 0),
+        (&["plugins", "validate"], 1),
+        (&["plugins", "doctor"], 1),
+    ] {
+        let output = outpost(args, &prepared);
+        assert_eq!(
+            output.code, code,
+            "{args:?}: {}{}",
+            output.stdout, output.stderr
+        );
+        let text = format!("{}{}", output.stdout, output.stderr);
+        assert!(text.contains("acme"), "{args:?}: {text}");
+        for line in text.lines() {
+            assert!(
+                !line.trim_start().starts_with("2026-12-05T00:00:00Z"),
+                "{args:?}: a forged line: {text}"
+            );
+        }
+        assert!(
+            !text.contains('\u{202e}'),
+            "{args:?}: a raw bidi override: {text}"
+        );
+    }
+}
