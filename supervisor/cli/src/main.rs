@@ -9,6 +9,7 @@ mod call;
 mod client;
 mod logging;
 mod new;
+mod openclaw;
 mod plugins;
 mod registry_file;
 mod remote;
@@ -43,6 +44,9 @@ enum Command {
     /// Write a new plugin from a template.
     #[command(subcommand)]
     New(new::NewCommand),
+    /// Connect an OpenClaw gateway to `outpost serve` through the bridge plugin.
+    #[command(subcommand)]
+    Openclaw(openclaw::OpenclawCommand),
 }
 
 fn version() -> &'static str {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Reload(args) => remote::reload(&args),
         Command::Plugins(command) => plugins::run(command),
         Command::New(command) => new::run(command),
+        Command::Openclaw(command) => openclaw::run(command),
     };
     match result {
         Ok(code) => code,
