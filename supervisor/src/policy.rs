@@ -160,6 +160,9 @@ pub struct Limits {
     pub memory_mib: Option<u64>,
     /// Recent stderr lines kept for crash reports. Default 200.
     pub stderr_lines: u32,
+    /// Registrations one handshake may make; a plugin that makes more fails to start.
+    /// Default 10,000.
+    pub max_registrations: u32,
 }
 
 impl Default for Limits {
@@ -171,6 +174,7 @@ impl Default for Limits {
             open_files: None,
             memory_mib: None,
             stderr_lines: 200,
+            max_registrations: 10_000,
         }
     }
 }
@@ -185,6 +189,97 @@ impl SupervisionPolicy {
             merge(&mut merged, layer);
         }
         serde_json::from_value(merged)
+    }
+}
+
+impl SupervisionPolicy {
+    /// Values that deserialize but cannot work, as `(section.field, message)`: checked
+    /// with the config (`outpost plugins validate`), not first at launch.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let mut at_least = |path: &'static str, value: u64, min: u64, why: &str| {
+            if value < min {
+                problems.push((path, format!("is {value}; {why} (use {min} or more)")));
+            }
+        };
+        let limits = &self.limits;
+        if let Some(open_files) = limits.open_files {
+            at_least(
+                "limits.openFiles",
+                open_files,
+                8,
+                "a plugin needs its three standard streams and a few more",
+            );
+        }
+        if let Some(mib) = limits.memory_mib {
+            at_least(
+                "limits.memoryMib",
+                mib,
+                32,
+                "no runtime starts in less address space (Node and the JVM want several GiB)",
+            );
+        }
+        at_least(
+            "limits.maxConcurrentRequests",
+            limits.max_concurrent_requests.into(),
+            1,
+            "no call could ever be sent",
+        );
+        at_least(
+            "limits.maxMessageBytes",
+            limits.max_message_bytes,
+            4096,
+            "the handshake alone needs more",
+        );
+        at_least(
+            "limits.maxRegistrations",
+            limits.max_registrations.into(),
+            1,
+            "a plugin registers at least one thing",
+        );
+        at_least(
+            "timeouts.handshakeMs",
+            self.timeouts.handshake_ms,
+            1,
+            "no plugin could start",
+        );
+        at_least(
+            "timeouts.callMs",
+            self.timeouts.call_ms,
+            1,
+            "every call would time out",
+        );
+        if self.health.interval_ms > 0 {
+            at_least(
+                "health.timeoutMs",
+                self.health.timeout_ms,
+                1,
+                "every ping would be missed",
+            );
+            at_least(
+                "health.misses",
+                self.health.misses.into(),
+                1,
+                "the first ping would restart the plugin",
+            );
+        }
+        let restart = &self.restart;
+        if !(restart.multiplier >= 1.0 && restart.multiplier.is_finite()) {
+            problems.push((
+                "restart.multiplier",
+                format!(
+                    "is {}; backoff must not shrink (use 1 or more)",
+                    restart.multiplier
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&restart.jitter) {
+            problems.push((
+                "restart.jitter",
+                format!("is {}; it is a fraction from 0 to 1", restart.jitter),
+            ));
+        }
+        problems
     }
 }
 
@@ -227,6 +322,27 @@ mod tests {
         assert_eq!(policy.restart.max_crashes, 2);
         assert_eq!(policy.restart.initial_backoff_ms, 250);
         assert_eq!(policy.limits.open_files, Some(64));
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_problems() {
+        let policy = SupervisionPolicy::from_layers([&json!({
+            "limits": {"openFiles": 3, "memoryMib": 0, "maxConcurrentRequests": 0},
+            "restart": {"jitter": 2.0, "multiplier": 0.5},
+        })])
+        .unwrap();
+        let paths: Vec<&str> = policy.problems().iter().map(|(path, _)| *path).collect();
+        assert_eq!(
+            paths,
+            [
+                "limits.openFiles",
+                "limits.memoryMib",
+                "limits.maxConcurrentRequests",
+                "restart.multiplier",
+                "restart.jitter"
+            ]
+        );
+        assert!(SupervisionPolicy::default().problems().is_empty());
     }
 
     #[test]

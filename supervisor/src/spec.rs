@@ -30,6 +30,10 @@ pub struct PluginSpec {
     /// Gateway methods this plugin may call through `host/callMethod`: exact names or
     /// `prefix.*` patterns. Empty: none.
     pub host_methods: Vec<String>,
+    /// `outpost.plugins.<id>.allowCatchAllRoute` (default false): whether the plugin
+    /// may register a prefix route on `/`, which receives every request no other
+    /// route takes.
+    pub allow_catch_all_route: bool,
 }
 
 impl PluginSpec {
@@ -43,6 +47,7 @@ impl PluginSpec {
             declarations: Declarations::default(),
             allow_prompt_injection: true,
             host_methods: Vec::new(),
+            allow_catch_all_route: false,
         }
     }
 
@@ -64,6 +69,13 @@ impl PluginSpec {
     #[must_use]
     pub fn with_prompt_injection(mut self, allowed: bool) -> Self {
         self.allow_prompt_injection = allowed;
+        self
+    }
+
+    /// Whether it may register a prefix route on `/` (a catch-all).
+    #[must_use]
+    pub fn with_catch_all_route(mut self, allowed: bool) -> Self {
+        self.allow_catch_all_route = allowed;
         self
     }
 

@@ -288,6 +288,9 @@ pub struct PluginOverride {
     /// `hostMethods`: the gateway methods the plugin may call through
     /// `host/callMethod`, exact names or `prefix.*` patterns (`*`: any). Default: none.
     pub host_methods: Vec<String>,
+    /// `allowCatchAllRoute`: the plugin may register a prefix route on `/`. Default
+    /// false.
+    pub allow_catch_all_route: bool,
 }
 
 /// Environment granted to a plugin.
@@ -859,9 +862,15 @@ impl Reader<'_> {
         let Some(object) = self.object(Some(value), path) else {
             return override_;
         };
-        let mut known = vec!["env", "hostMethods"];
+        let mut known = vec!["env", "hostMethods", "allowCatchAllRoute"];
         known.extend(POLICY_KEYS);
         self.unknown_keys(object, path, &known);
+        override_.allow_catch_all_route = self
+            .bool(
+                object.get("allowCatchAllRoute"),
+                &join_path(path, "allowCatchAllRoute"),
+            )
+            .unwrap_or(false);
         override_.host_methods = self
             .strings(object.get("hostMethods"), &join_path(path, "hostMethods"))
             .into_iter()
@@ -971,8 +980,20 @@ pub(crate) fn check_policy_layer(layer: &Value, path: &str) -> Vec<(String, Stri
                 continue;
             }
             let single = serde_json::json!({ section: { field: field_value } });
-            if let Err(error) = SupervisionPolicy::from_layers([&single]) {
-                problems.push((field_path, format!("invalid value {field_value}: {error}")));
+            match SupervisionPolicy::from_layers([&single]) {
+                Err(error) => {
+                    problems.push((field_path, format!("invalid value {field_value}: {error}")));
+                }
+                Ok(policy) => {
+                    let leaf = format!("{section}.{field}");
+                    problems.extend(
+                        policy
+                            .problems()
+                            .into_iter()
+                            .filter(|(path, _)| *path == leaf)
+                            .map(|(_, message)| (field_path.clone(), format!("{field} {message}"))),
+                    );
+                }
             }
         }
     }

@@ -40,6 +40,9 @@ pub enum Code {
     UnknownKey,
     /// A value of the wrong type or out of range.
     InvalidValue,
+    /// A manifest asks for a variable of the supervisor's environment the operator has
+    /// not granted: it is not passed.
+    EnvNotGranted,
     /// A config entry that names the same plugin as another one after normalisation.
     DuplicateEntry,
     /// Top-level config keys other than `plugins` and `outpost`, ignored.

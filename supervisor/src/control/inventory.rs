@@ -194,6 +194,8 @@ impl Inventory {
                     host_methods: operator
                         .map(|operator| operator.host_methods.clone())
                         .unwrap_or_default(),
+                    allow_catch_all_route: operator
+                        .is_some_and(|operator| operator.allow_catch_all_route),
                 }
             })
             .collect()
@@ -609,7 +611,7 @@ impl Context<'_> {
         };
         let id = manifest.id.clone();
         match Schema::compile(&manifest.config_schema) {
-            Ok(schema) => draft.schema = Some(schema),
+            Ok(schema) => draft.schema = Some(schema.with_hints(&manifest.ui_hints)),
             Err(error) => {
                 let reason = format!("its configSchema is not a usable JSON Schema: {error}");
                 draft.record.diagnostics.push(
@@ -737,24 +739,47 @@ impl Context<'_> {
                 return;
             }
         };
-        let mut env_passthrough = block.env.passthrough.clone();
+        // The supervisor's environment holds the operator's secrets: a manifest names
+        // the variables it wants, and gets those the operator granted too (or the
+        // harmless ones in SAFE_PASSTHROUGH).
+        let granted: &[String] = operator.map_or(&[], |operator| &operator.env.passthrough);
+        let mut env_passthrough = Vec::new();
+        for name in &block.env.passthrough {
+            if granted.contains(name) || SAFE_PASSTHROUGH.contains(&name.as_str()) {
+                env_passthrough.push(name.clone());
+            } else {
+                draft.record.diagnostics.push(
+                    Diagnostic::warning(
+                        Code::EnvNotGranted,
+                        format!(
+                            "the manifest asks for {name} from the supervisor's environment; it is not passed until the operator grants it in outpost.plugins.{}.env.passthrough",
+                            draft.record.id
+                        ),
+                    )
+                    .plugin(&draft.record.id)
+                    .file(&draft.record.manifest_path)
+                    .path_and_key("outpost.env.passthrough"),
+                );
+            }
+        }
+        for name in granted {
+            if !env_passthrough.contains(name) {
+                env_passthrough.push(name.clone());
+            }
+        }
         let mut env_set = block.env.set.clone();
         if let Some(operator) = operator {
-            for name in &operator.env.passthrough {
-                if !env_passthrough.contains(name) {
-                    env_passthrough.push(name.clone());
-                }
-            }
             env_set.extend(operator.env.set.clone());
         }
-        draft.record.launch = Some(LaunchSpec {
-            program: resolved.program,
-            args: block.args.clone(),
-            root: root.to_path_buf(),
-            env_passthrough,
-            env_set,
-            policy,
-        });
+        draft.record.launch = Some(
+            LaunchSpec::new(resolved.program, root)
+                .with_args(block.args.clone())
+                .with_policy(policy),
+        );
+        if let Some(launch) = &mut draft.record.launch {
+            launch.env_passthrough = env_passthrough;
+            launch.env_set = env_set;
+        }
     }
 
     /// Enablement, config validation and the final status of one record.
@@ -887,6 +912,15 @@ fn done(record: PluginRecord) -> Draft {
         schema: None,
     }
 }
+
+/// Variables a manifest may take from the supervisor's environment without the
+/// operator's grant: where trusted certificates are, nothing secret.
+pub const SAFE_PASSTHROUGH: &[&str] = &[
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+];
 
 fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }

@@ -51,8 +51,8 @@ pub use diagnostic::{Code, Diagnostic, Severity};
 pub use discovery::Origin;
 pub use enablement::{Cause, Enablement, Step, Verdict};
 pub use inventory::{
-    Inventory, LoadOptions, MissingPlugin, PluginRecord, Status, default_bundled_dir, load,
-    load_with,
+    Inventory, LoadOptions, MissingPlugin, PluginRecord, SAFE_PASSTHROUGH, Status,
+    default_bundled_dir, load, load_with,
 };
 pub use manifest::{
     CONTRACT_KEYS, KNOWN_FIELDS, MAX_MANIFEST_BYTES, Manifest, ManifestError, PluginKind,

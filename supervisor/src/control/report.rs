@@ -14,27 +14,8 @@ use super::discovery::Origin;
 use super::enablement::Enablement;
 use super::inventory::{Inventory, MissingPlugin, PluginRecord, Status};
 use super::manifest::PluginKind;
+use super::validate::{REDACTED, is_secret_key};
 use crate::launch::LaunchSpec;
-
-/// What replaces a secret in `inspect` output.
-const REDACTED: &str = "[redacted]";
-
-/// Config keys redacted in `inspect` output even without a `sensitive` UI hint.
-const SECRET_KEYS: &[&str] = &[
-    "apikey",
-    "api_key",
-    "token",
-    "accesstoken",
-    "access_token",
-    "authtoken",
-    "auth_token",
-    "secret",
-    "clientsecret",
-    "client_secret",
-    "password",
-    "privatekey",
-    "private_key",
-];
 
 /// One row of `outpost plugins list --json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -176,7 +157,8 @@ pub struct InspectReport {
     pub config_schema: Option<SchemaSummary>,
     /// The manifest's `outpost` block as checked (`null` when absent or invalid).
     pub outpost: Option<OutpostBlock>,
-    /// The resolved launch (`null` when not runnable).
+    /// The resolved launch (`null` when not runnable), with the values of `envSet`
+    /// redacted.
     pub launch: Option<LaunchSpec>,
     /// Whether it can run out of process.
     pub runnable: bool,
@@ -304,7 +286,14 @@ impl InspectReport {
             config_schema: manifest
                 .map(|manifest| summarize_schema(&manifest.config_schema, &manifest.ui_hints)),
             outpost: record.outpost.clone(),
-            launch: record.launch.clone(),
+            launch: record.launch.clone().map(|mut launch| {
+                // Fixed values are often credentials; the names are what an operator
+                // needs to check.
+                for value in launch.env_set.values_mut() {
+                    REDACTED.clone_into(value);
+                }
+                launch
+            }),
             runnable: record.runnable(),
             not_runnable_reason: record.not_runnable.clone(),
             config: redact(&record.config, hints),
@@ -366,10 +355,6 @@ fn summarize_schema(schema: &Map<String, Value>, hints: &Map<String, Value>) -> 
         }),
         properties,
     }
-}
-
-fn is_secret_key(key: &str) -> bool {
-    SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str())
 }
 
 /// Replaces secret values: keys marked `sensitive` in the UI hints (dotted paths such

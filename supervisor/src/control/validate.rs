@@ -57,6 +57,8 @@ impl jsonschema::Retrieve for Offline {
 pub(crate) struct Schema {
     validator: jsonschema::Validator,
     schema: Value,
+    /// Dotted config paths whose values problems never show.
+    sensitive: Vec<String>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -85,7 +87,13 @@ impl Schema {
             options = options.with_format(*format, |_: &str| true);
         }
         let validator = options.build(&schema).map_err(|error| error.to_string())?;
-        Ok(Self { validator, schema })
+        let mut sensitive = Vec::new();
+        schema_secrets(&schema, "", 0, &mut sensitive);
+        Ok(Self {
+            validator,
+            schema,
+            sensitive,
+        })
     }
 
     /// Applies defaults to `config` (absent: `{}`) and validates it. Returns the config
@@ -124,8 +132,8 @@ impl Schema {
                 }
                 _ => problems.push(Problem {
                     key: last_object_key(&value, error.instance_path().as_str()),
+                    message: self.shown(&error.to_string(), error.instance(), &base),
                     path: base,
-                    message: error.to_string(),
                 }),
             }
         }
@@ -134,6 +142,95 @@ impl Schema {
             unreachable!("an object stays an object");
         };
         (map, problems)
+    }
+}
+
+impl Schema {
+    /// Marks the config paths whose values a problem never shows: the dotted paths
+    /// marked `sensitive` in the manifest's `uiHints`.
+    pub(crate) fn with_hints(mut self, hints: &Map<String, Value>) -> Self {
+        self.sensitive.extend(
+            hints
+                .iter()
+                .filter(|(_, hint)| hint.get("sensitive").and_then(Value::as_bool) == Some(true))
+                .map(|(path, _)| path.clone()),
+        );
+        self
+    }
+
+    /// A validator's message with the failing value hidden when it is a secret (a key
+    /// named like one, a path marked sensitive, a `writeOnly` or `password` property)
+    /// and always when it is an object or an array (which may hold secrets).
+    fn shown(&self, message: &str, instance: &Value, path: &str) -> String {
+        let replacement = match instance {
+            Value::Object(_) => "the object",
+            Value::Array(_) => "the array",
+            _ if self.is_secret(path) => REDACTED,
+            _ => return message.to_owned(),
+        };
+        let text = instance.to_string();
+        if message.contains(&text) {
+            message.replace(&text, replacement)
+        } else {
+            format!("the value at `{path}` does not match the configSchema")
+        }
+    }
+
+    fn is_secret(&self, path: &str) -> bool {
+        path.split('.')
+            .map(|segment| segment.split('[').next().unwrap_or(segment))
+            .any(is_secret_key)
+            || self.sensitive.iter().any(|marked| {
+                path == marked
+                    || path
+                        .strip_prefix(marked.as_str())
+                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+            })
+    }
+}
+
+/// What replaces a secret wherever config is shown.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// Config keys whose values are never shown, even without a `sensitive` UI hint.
+const SECRET_KEYS: &[&str] = &[
+    "apikey",
+    "api_key",
+    "token",
+    "accesstoken",
+    "access_token",
+    "authtoken",
+    "auth_token",
+    "secret",
+    "clientsecret",
+    "client_secret",
+    "password",
+    "privatekey",
+    "private_key",
+];
+
+/// Whether a config key names a secret (`apiKey`, `token`, `password`...).
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str())
+}
+
+/// The dotted paths of properties a schema marks secret (`writeOnly`, or the
+/// `password` format).
+fn schema_secrets(schema: &Value, path: &str, depth: usize, found: &mut Vec<String>) {
+    let Some(Value::Object(properties)) = schema.get("properties") else {
+        return;
+    };
+    if depth > MAX_DEFAULT_DEPTH {
+        return;
+    }
+    for (key, property) in properties {
+        let here = join_path(path, key);
+        if property.get("writeOnly").and_then(Value::as_bool) == Some(true)
+            || property.get("format").and_then(Value::as_str) == Some("password")
+        {
+            found.push(here.clone());
+        }
+        schema_secrets(property, &here, depth + 1, found);
     }
 }
 
@@ -272,6 +369,50 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn failing_secrets_are_never_shown() {
+        let schema = schema(json!({
+            "type": "object",
+            "minProperties": 9,
+            "properties": {
+                "password": {"type": "integer"},
+                "region": {"type": "integer"},
+                "pin": {"type": "string", "format": "password", "maxLength": 2},
+                "twilio": {"type": "object", "properties": {"sid": {"type": "integer"}}},
+                "nested": {"type": "array", "maxItems": 0},
+            }
+        }))
+        .with_hints(
+            json!({"twilio.sid": {"sensitive": true}})
+                .as_object()
+                .unwrap(),
+        );
+        let config = json!({
+            "password": "hunter2",
+            "region": "eu-west",
+            "pin": "1234",
+            "twilio": {"sid": "AC-secret"},
+            "nested": [{"token": "tok-secret"}],
+        });
+        let (_, problems) = schema.check(config.as_object());
+        let text: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        let all = text.join("\n");
+        for secret in ["hunter2", "1234", "AC-secret", "tok-secret"] {
+            assert!(!all.contains(secret), "{secret} shown:\n{all}");
+        }
+        assert!(all.contains("password: [redacted] is not of type"), "{all}");
+        // Values that are not secret are still shown: they are what the operator
+        // needs to see.
+        assert!(all.contains("\"eu-west\" is not of type"), "{all}");
+        assert!(
+            all.contains(": the object has less than 9 properties"),
+            "{all}"
+        );
     }
 
     fn schema(value: Value) -> Schema {

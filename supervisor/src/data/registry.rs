@@ -16,7 +16,7 @@
 //! replaces them, and the difference is published as registered, unregistered and
 //! changed events.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,8 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use outpost_protocol::methods::{AcceptedRegistration, RejectedRegistration};
 use outpost_protocol::{
     CommandRegistration, HookRegistration, HttpRouteRegistration, ManifestField,
-    PROMPT_INJECTION_HOOKS, Registration, RegistrationKind, RejectionCode, route_matches,
-    routes_overlap,
+    PROMPT_INJECTION_HOOKS, Registration, RegistrationKind, RejectionCode, RouteAuth, RouteMatch,
+    route_matches, routes_overlap,
 };
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -298,6 +298,7 @@ pub(crate) struct Registrant<'a> {
     pub(crate) plugin: &'a str,
     pub(crate) declarations: &'a Declarations,
     pub(crate) allow_prompt_injection: bool,
+    pub(crate) allow_catch_all_route: bool,
 }
 
 /// The registry; see the module docs.
@@ -313,9 +314,8 @@ struct State {
     plugins: BTreeMap<String, PluginEntry>,
     /// Every registration by owner, in registration order.
     owned: BTreeMap<String, Vec<Registration>>,
-    /// The owner of each exclusive registration (every kind but hooks), for routing a
-    /// call without a scan: `owned`, indexed by kind and key.
-    owners: HashMap<RegistrationKind, HashMap<String, Owner>>,
+    /// `owned`, indexed for routing and admission without a scan.
+    index: Index,
 }
 
 /// Who owns a registration, and the registration itself.
@@ -362,7 +362,7 @@ impl Registry {
                 seq: 0,
                 plugins,
                 owned: BTreeMap::new(),
-                owners: HashMap::new(),
+                index: Index::default(),
             }),
             events: broadcast::channel(EVENT_CAPACITY).0,
         }
@@ -498,11 +498,10 @@ impl Registry {
         if state.plugins.remove(plugin).is_none() {
             return;
         }
-        for registration in state.owned.remove(plugin).unwrap_or_default() {
+        let registrations = state.owned.remove(plugin).unwrap_or_default();
+        state.index.remove(plugin, registrations.iter());
+        for registration in registrations {
             let (kind, key) = (registration.kind(), registration.key());
-            if let Some(owners) = state.owners.get_mut(&kind) {
-                owners.remove(&key);
-            }
             self.publish(&mut state, |seq| RegistryEvent::Unregistered {
                 seq,
                 plugin: plugin.to_owned(),
@@ -518,26 +517,47 @@ impl Registry {
 
     /// Checks a handshake's registrations and commits the accepted ones, replacing
     /// what the plugin registered before.
+    ///
+    /// What needs only the registrations themselves (their fields, the manifest's
+    /// declarations, operator policy, compiling tool schemas) is checked before the lock
+    /// is taken; under it, duplicates and conflicts are looked up in indexes, so the
+    /// lock is held for time linear in this plugin's registrations alone.
     pub(crate) fn admit(
         &self,
         registrant: Registrant<'_>,
         parsed: Vec<Result<Registration, RejectedRegistration>>,
     ) -> Admission {
-        let mut state = self.lock();
         let mut admission = Admission::default();
-        let mut batch: Vec<(usize, Registration)> = Vec::new();
-        for (index, parsed) in parsed.into_iter().enumerate() {
-            let registration = match parsed {
-                Ok(registration) => registration,
-                Err(rejected) => {
-                    admission.rejected.push(rejected);
-                    continue;
+        let candidates: Vec<(usize, Registration)> = parsed
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, parsed)| {
+                let registration = match parsed {
+                    Ok(registration) => registration,
+                    Err(rejected) => {
+                        admission.rejected.push(rejected);
+                        return None;
+                    }
+                };
+                match check_alone(registrant, &registration) {
+                    Ok(()) => Some((index, registration)),
+                    Err((code, reason)) => {
+                        admission
+                            .rejected
+                            .push(rejection(index, &registration, code, reason));
+                        None
+                    }
                 }
-            };
-            match check(&state, registrant, &batch, &registration) {
-                Ok(None) => batch.push((index, registration)),
-                Ok(Some(replaced)) => {
-                    let (old_index, old) = batch.remove(replaced);
+            })
+            .collect();
+
+        let mut state = self.lock();
+        let mut batch = Batch::default();
+        for (index, registration) in candidates {
+            match batch.check(&state, registrant.plugin, &registration) {
+                Ok(None) => batch.push(index, registration),
+                Ok(Some(position)) => {
+                    let (old_index, old) = batch.take(position);
                     admission.rejected.push(rejection(
                         old_index,
                         &old,
@@ -546,7 +566,7 @@ impl Registry {
                             "replaced by registration {index} of the same plugin (replaceExisting)"
                         ),
                     ));
-                    batch.push((index, registration));
+                    batch.push(index, registration);
                 }
                 Err((code, reason)) => {
                     admission
@@ -556,19 +576,24 @@ impl Registry {
             }
         }
         admission.rejected.sort_by_key(|r| r.index);
+        let batch: Vec<(usize, Registration)> = batch.entries.into_iter().flatten().collect();
 
         // Commit: the new set replaces the old one; publish the difference.
-        let old: BTreeMap<(RegistrationKind, String), Registration> = state
+        let old: HashMap<(RegistrationKind, String), Registration> = state
             .owned
             .remove(registrant.plugin)
             .unwrap_or_default()
             .into_iter()
             .map(|r| ((r.kind(), r.key()), r))
             .collect();
+        state.index.remove(registrant.plugin, old.values());
         let new: Vec<Registration> = batch.iter().map(|(_, r)| r.clone()).collect();
-        let new_keys: BTreeSet<(RegistrationKind, String)> =
+        let new_keys: HashSet<(RegistrationKind, String)> =
             new.iter().map(|r| (r.kind(), r.key())).collect();
-        for ((kind, key), _) in old.iter().filter(|(k, _)| !new_keys.contains(*k)) {
+        let mut gone: Vec<&(RegistrationKind, String)> =
+            old.keys().filter(|k| !new_keys.contains(*k)).collect();
+        gone.sort();
+        for (kind, key) in gone {
             admission.removed.push((*kind, key.clone()));
             self.publish(&mut state, |seq| RegistryEvent::Unregistered {
                 seq,
@@ -622,79 +647,362 @@ impl Registry {
             entry.shape = Some(Shape::of(&new));
             entry.rejected.clone_from(&admission.rejected);
         }
-        for (kind, key) in old.keys() {
-            if let Some(owners) = state.owners.get_mut(kind) {
-                owners.remove(key);
-            }
-        }
-        for registration in new.iter().filter(|r| r.kind() != RegistrationKind::Hook) {
-            state.owners.entry(registration.kind()).or_default().insert(
-                registration.key(),
-                Owner {
-                    plugin: registrant.plugin.to_owned(),
-                    registration: Arc::new(registration.clone()),
-                },
-            );
-        }
+        state.index.insert(registrant.plugin, &new);
         state.owned.insert(registrant.plugin.to_owned(), new);
         admission
     }
 
     /// The owner of an exclusive registration (everything but hooks).
     pub(crate) fn owner(&self, kind: RegistrationKind, key: &str) -> Option<Owner> {
-        self.lock().owners.get(&kind)?.get(key).cloned()
+        self.lock().index.owners.get(&kind)?.get(key).cloned()
     }
 
     /// The command called `name` (case-insensitive), by name or native alias.
     pub(crate) fn command(&self, name: &str) -> Option<(String, CommandRegistration)> {
         let wanted = name.trim().to_lowercase();
         let state = self.lock();
-        state.owned.iter().find_map(|(plugin, registrations)| {
-            registrations.iter().find_map(|r| match r {
-                Registration::Command(c) if command_names(c).any(|n| n == wanted) => {
-                    Some((plugin.clone(), c.clone()))
-                }
-                _ => None,
-            })
-        })
+        let owner = state.index.commands.get(&wanted)?;
+        match owner.registration.as_ref() {
+            Registration::Command(command) => Some((owner.plugin.clone(), command.clone())),
+            _ => None,
+        }
     }
 
     /// The route for a request path: an exact route first, else the longest prefix.
     pub(crate) fn route(&self, path: &str) -> Option<(String, HttpRouteRegistration)> {
         let state = self.lock();
-        let routes = state.owned.iter().flat_map(|(plugin, registrations)| {
-            registrations.iter().filter_map(move |r| match r {
-                Registration::HttpRoute(route) if route_matches(route, path) => {
-                    Some((plugin, route))
-                }
-                _ => None,
-            })
-        });
-        routes
-            .max_by_key(|(_, route)| {
-                (
-                    route.match_kind == outpost_protocol::RouteMatch::Exact,
-                    route.path.len(),
-                )
-            })
-            .map(|(plugin, route)| (plugin.clone(), route.clone()))
+        if let Some(owner) = state
+            .index
+            .owners
+            .get(&RegistrationKind::HttpRoute)
+            .and_then(|routes| routes.get(path))
+            && let Registration::HttpRoute(route) = owner.registration.as_ref()
+        {
+            return Some((owner.plugin.clone(), route.clone()));
+        }
+        state
+            .index
+            .routes
+            .longest_prefix(path)
+            .map(|(plugin, route)| (plugin.to_owned(), route.clone()))
     }
 
     /// The hooks for `event`, highest priority first (ties by plugin id).
     pub(crate) fn hooks(&self, event: &str) -> Vec<(String, HookRegistration)> {
-        let state = self.lock();
-        let mut hooks: Vec<(String, HookRegistration)> = state
-            .owned
-            .iter()
-            .flat_map(|(plugin, registrations)| {
-                registrations.iter().filter_map(move |r| match r {
-                    Registration::Hook(h) if h.event == event => Some((plugin.clone(), h.clone())),
-                    _ => None,
-                })
-            })
-            .collect();
+        let mut hooks = self
+            .lock()
+            .index
+            .hooks
+            .get(event)
+            .cloned()
+            .unwrap_or_default();
         hooks.sort_by(|(pa, a), (pb, b)| b.priority.cmp(&a.priority).then_with(|| pa.cmp(pb)));
         hooks
+    }
+}
+
+/// Lookups over every plugin's accepted registrations, kept in step with `owned`.
+#[derive(Debug, Default)]
+struct Index {
+    /// The owner of each exclusive registration (every kind but hooks), by kind and key.
+    owners: HashMap<RegistrationKind, HashMap<String, Owner>>,
+    /// Every command name and native alias (lowercase), with its command's owner.
+    commands: HashMap<String, Owner>,
+    /// Every route, for overlap checks and prefix matching.
+    routes: RouteIndex,
+    /// Hooks by event.
+    hooks: HashMap<String, Vec<(String, HookRegistration)>>,
+}
+
+impl Index {
+    fn insert(&mut self, plugin: &str, registrations: &[Registration]) {
+        for registration in registrations {
+            let owner = Owner {
+                plugin: plugin.to_owned(),
+                registration: Arc::new(registration.clone()),
+            };
+            match registration {
+                Registration::Hook(hook) => {
+                    self.hooks
+                        .entry(hook.event.clone())
+                        .or_default()
+                        .push((plugin.to_owned(), hook.clone()));
+                    continue;
+                }
+                Registration::Command(command) => {
+                    for name in command_names(command) {
+                        self.commands.insert(name, owner.clone());
+                    }
+                }
+                Registration::HttpRoute(route) => self.routes.insert(plugin, route),
+                _ => {}
+            }
+            self.owners
+                .entry(registration.kind())
+                .or_default()
+                .insert(registration.key(), owner);
+        }
+    }
+
+    fn remove<'a>(&mut self, plugin: &str, registrations: impl Iterator<Item = &'a Registration>) {
+        for registration in registrations {
+            match registration {
+                Registration::Hook(hook) => {
+                    if let Some(hooks) = self.hooks.get_mut(&hook.event) {
+                        hooks.retain(|(owner, _)| owner != plugin);
+                        if hooks.is_empty() {
+                            self.hooks.remove(&hook.event);
+                        }
+                    }
+                    continue;
+                }
+                Registration::Command(command) => {
+                    for name in command_names(command) {
+                        if self.commands.get(&name).is_some_and(|o| o.plugin == plugin) {
+                            self.commands.remove(&name);
+                        }
+                    }
+                }
+                Registration::HttpRoute(route) => self.routes.remove(plugin, route),
+                _ => {}
+            }
+            if let Some(owners) = self.owners.get_mut(&registration.kind()) {
+                owners.remove(&registration.key());
+            }
+        }
+    }
+}
+
+/// Routes by auth, then by path without its trailing `/` (so `/` is the empty string):
+/// the routes that can overlap a path are at that path, above it (a shorter key that
+/// it continues after a `/`), or below it (a range of keys).
+#[derive(Debug, Default)]
+struct RouteIndex {
+    by_auth: [BTreeMap<String, Vec<(String, HttpRouteRegistration)>>; 2],
+}
+
+impl RouteIndex {
+    fn slot(auth: RouteAuth) -> usize {
+        match auth {
+            RouteAuth::Gateway => 0,
+            RouteAuth::Plugin => 1,
+        }
+    }
+
+    fn trimmed(path: &str) -> &str {
+        path.trim_end_matches('/')
+    }
+
+    fn insert(&mut self, plugin: &str, route: &HttpRouteRegistration) {
+        self.by_auth[Self::slot(route.auth)]
+            .entry(Self::trimmed(&route.path).to_owned())
+            .or_default()
+            .push((plugin.to_owned(), route.clone()));
+    }
+
+    fn remove(&mut self, plugin: &str, route: &HttpRouteRegistration) {
+        let map = &mut self.by_auth[Self::slot(route.auth)];
+        let key = Self::trimmed(&route.path);
+        if let Some(entries) = map.get_mut(key) {
+            entries.retain(|(owner, r)| {
+                !(owner == plugin && r.path == route.path && r.match_kind == route.match_kind)
+            });
+            if entries.is_empty() {
+                map.remove(key);
+            }
+        }
+    }
+
+    /// The keys at and above `path`: `/a/b` gives `/a/b`, `/a` and ``.
+    fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+        let path = Self::trimmed(path);
+        std::iter::once(path)
+            .chain(path.rmatch_indices('/').map(move |(at, _)| &path[..at]))
+            .filter({
+                let mut last = None;
+                move |key| std::mem::replace(&mut last, Some(*key)) != Some(*key)
+            })
+    }
+
+    /// A route with another auth that overlaps `route`, if any.
+    fn overlap_with_other_auth(
+        &self,
+        route: &HttpRouteRegistration,
+    ) -> Option<(&str, &HttpRouteRegistration)> {
+        let other = &self.by_auth[1 - Self::slot(route.auth)];
+        let above = Self::ancestors(&route.path)
+            .filter_map(|key| other.get(key))
+            .flatten();
+        let below = (route.match_kind == RouteMatch::Prefix).then(|| {
+            let start = format!("{}/", Self::trimmed(&route.path));
+            other
+                .range(start.clone()..)
+                .take_while(move |(key, _)| key.starts_with(&start))
+                .flat_map(|(_, entries)| entries)
+        });
+        above
+            .chain(below.into_iter().flatten())
+            .find(|(_, existing)| routes_overlap(existing, route))
+            .map(|(owner, existing)| (owner.as_str(), existing))
+    }
+
+    /// The longest prefix route matching a request path.
+    fn longest_prefix(&self, path: &str) -> Option<(&str, &HttpRouteRegistration)> {
+        Self::ancestors(path).find_map(|key| {
+            self.by_auth
+                .iter()
+                .filter_map(|map| map.get(key))
+                .flatten()
+                .filter(|(_, route)| {
+                    route.match_kind == RouteMatch::Prefix && route_matches(route, path)
+                })
+                .max_by_key(|(_, route)| route.path.len())
+                .map(|(owner, route)| (owner.as_str(), route))
+        })
+    }
+}
+
+/// One plugin's registrations accepted so far in a handshake, with the lookups its
+/// duplicate checks need.
+#[derive(Default)]
+struct Batch {
+    /// In registration order; `None` where `replaceExisting` took one out.
+    entries: Vec<Option<(usize, Registration)>>,
+    positions: HashMap<(RegistrationKind, String), usize>,
+    command_names: HashMap<String, usize>,
+    routes: RouteIndex,
+}
+
+impl Batch {
+    fn push(&mut self, index: usize, registration: Registration) {
+        let position = self.entries.len();
+        self.positions
+            .insert((registration.kind(), registration.key()), position);
+        match &registration {
+            Registration::Command(command) => {
+                for name in command_names(command) {
+                    self.command_names.insert(name, index);
+                }
+            }
+            Registration::HttpRoute(route) => self.routes.insert("", route),
+            _ => {}
+        }
+        self.entries.push(Some((index, registration)));
+    }
+
+    fn take(&mut self, position: usize) -> (usize, Registration) {
+        let (index, registration) = self.entries[position]
+            .take()
+            .expect("a position in `positions` is filled");
+        if let Registration::HttpRoute(route) = &registration {
+            self.routes.remove("", route);
+        }
+        (index, registration)
+    }
+
+    /// The rules that compare a registration with this plugin's others and with
+    /// everyone else's. `Ok(Some(position))`: accepted, replacing the entry there.
+    fn check(
+        &self,
+        state: &State,
+        plugin: &str,
+        registration: &Registration,
+    ) -> Result<Option<usize>, (RejectionCode, String)> {
+        let (kind, key) = (registration.kind(), registration.key());
+        // Twice from this plugin.
+        if let Some(&position) = self.positions.get(&(kind, key.clone()))
+            && let Some((first, _)) = &self.entries[position]
+        {
+            if let Registration::HttpRoute(route) = registration
+                && route.replace_existing
+            {
+                return Ok(Some(position));
+            }
+            return Err((
+                RejectionCode::Duplicate,
+                format!(
+                    "{kind} `{key}` is registered twice by this plugin (first at index {first})"
+                ),
+            ));
+        }
+        let other_owner = |kind: RegistrationKind, key: &str| {
+            state
+                .index
+                .owners
+                .get(&kind)
+                .and_then(|owners| owners.get(key))
+                .filter(|owner| owner.plugin != plugin)
+        };
+        match registration {
+            // Hooks of many plugins coexist.
+            Registration::Hook(_) => {}
+            Registration::Command(command) => {
+                for name in command_names(command) {
+                    if let Some(first) = self.command_names.get(&name) {
+                        return Err((
+                            RejectionCode::Duplicate,
+                            format!(
+                                "command name `/{name}` is used twice by this plugin (first at index {first})"
+                            ),
+                        ));
+                    }
+                    if let Some(owner) = state.index.commands.get(&name)
+                        && owner.plugin != plugin
+                    {
+                        return Err((
+                            RejectionCode::Conflict,
+                            format!(
+                                "command `/{name}` is already registered by plugin `{}`; first registration wins: rename it",
+                                owner.plugin
+                            ),
+                        ));
+                    }
+                }
+            }
+            Registration::HttpRoute(route) => {
+                if let Some(owner) = other_owner(kind, &key) {
+                    return Err((
+                        RejectionCode::Conflict,
+                        format!(
+                            "route `{key}` is already registered by plugin `{}`; a plugin can only replace its own routes",
+                            owner.plugin
+                        ),
+                    ));
+                }
+                let own = self
+                    .routes
+                    .overlap_with_other_auth(route)
+                    .map(|(_, r)| (plugin, r));
+                let others = || {
+                    state
+                        .index
+                        .routes
+                        .overlap_with_other_auth(route)
+                        .filter(|(owner, _)| *owner != plugin)
+                };
+                if let Some((owner, other)) = own.or_else(others) {
+                    return Err((
+                        RejectionCode::Conflict,
+                        format!(
+                            "route `{key}` (auth {:?}) overlaps route `{}` of plugin `{owner}` (auth {:?}); overlapping routes must use the same auth",
+                            route.auth, other.path, other.auth
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                if let Some(owner) = other_owner(kind, &key) {
+                    return Err((
+                        RejectionCode::Conflict,
+                        format!(
+                            "{kind} `{key}` is already registered by plugin `{}`; first registration wins",
+                            owner.plugin
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -722,13 +1030,12 @@ fn rejection(
     }
 }
 
-/// The rules for one registration. `Ok(Some(i))`: accepted, replacing `batch[i]`.
-fn check(
-    state: &State,
+/// The rules that need only the registration, the plugin's manifest and the
+/// operator's policy for it.
+fn check_alone(
     registrant: Registrant<'_>,
-    batch: &[(usize, Registration)],
     registration: &Registration,
-) -> Result<Option<usize>, (RejectionCode, String)> {
+) -> Result<(), (RejectionCode, String)> {
     let plugin = registrant.plugin;
     registration.check(plugin).map_err(|p| (p.code, p.reason))?;
     check_declared(registrant.declarations, registration)?;
@@ -744,6 +1051,18 @@ fn check(
             ),
         ));
     }
+    if let Registration::HttpRoute(route) = registration
+        && route.match_kind == RouteMatch::Prefix
+        && route.path.trim_end_matches('/').is_empty()
+        && !registrant.allow_catch_all_route
+    {
+        return Err((
+            RejectionCode::Forbidden,
+            format!(
+                "a prefix route on `/` would receive every request no other plugin's route takes; the operator must allow it with outpost.plugins.{plugin}.allowCatchAllRoute: true"
+            ),
+        ));
+    }
     if let Registration::Tool(tool) = registration {
         jsonschema::validator_for(&tool.input_schema).map_err(|e| {
             (
@@ -755,99 +1074,7 @@ fn check(
             )
         })?;
     }
-
-    let (kind, key) = (registration.kind(), registration.key());
-    let others = || {
-        state
-            .owned
-            .iter()
-            .filter(move |(owner, _)| owner.as_str() != plugin)
-    };
-
-    // Twice from this plugin.
-    if let Some(i) = batch
-        .iter()
-        .position(|(_, r)| r.kind() == kind && r.key() == key)
-    {
-        if let Registration::HttpRoute(route) = registration
-            && route.replace_existing
-        {
-            return Ok(Some(i));
-        }
-        return Err((
-            RejectionCode::Duplicate,
-            format!(
-                "{kind} `{key}` is registered twice by this plugin (first at index {})",
-                batch[i].0
-            ),
-        ));
-    }
-
-    match registration {
-        // Hooks of many plugins coexist.
-        Registration::Hook(_) => {}
-        Registration::Command(command) => {
-            for name in command_names(command) {
-                if let Some(i) = batch.iter().position(|(_, r)| matches!(r, Registration::Command(c) if command_names(c).any(|n| n == name))) {
-                    return Err((
-                        RejectionCode::Duplicate,
-                        format!("command name `/{name}` is used twice by this plugin (first at index {})", batch[i].0),
-                    ));
-                }
-                for (owner, registrations) in others() {
-                    if registrations.iter().any(|r| matches!(r, Registration::Command(c) if command_names(c).any(|n| n == name))) {
-                        return Err((
-                            RejectionCode::Conflict,
-                            format!("command `/{name}` is already registered by plugin `{owner}`; first registration wins: rename it"),
-                        ));
-                    }
-                }
-            }
-        }
-        Registration::HttpRoute(route) => {
-            let batch_routes = batch.iter().map(|(_, r)| (plugin, r));
-            let other_routes =
-                others().flat_map(|(owner, rs)| rs.iter().map(move |r| (owner.as_str(), r)));
-            for (owner, other) in batch_routes.chain(other_routes) {
-                let Registration::HttpRoute(other) = other else {
-                    continue;
-                };
-                if owner != plugin
-                    && other.path == route.path
-                    && other.match_kind == route.match_kind
-                {
-                    return Err((
-                        RejectionCode::Conflict,
-                        format!(
-                            "route `{key}` is already registered by plugin `{owner}`; a plugin can only replace its own routes"
-                        ),
-                    ));
-                }
-                if other.auth != route.auth && routes_overlap(other, route) {
-                    return Err((
-                        RejectionCode::Conflict,
-                        format!(
-                            "route `{key}` (auth {:?}) overlaps route `{}` of plugin `{owner}` (auth {:?}); overlapping routes must use the same auth",
-                            route.auth, other.path, other.auth
-                        ),
-                    ));
-                }
-            }
-        }
-        _ => {
-            if let Some((owner, _)) =
-                others().find(|(_, rs)| rs.iter().any(|r| r.kind() == kind && r.key() == key))
-            {
-                return Err((
-                    RejectionCode::Conflict,
-                    format!(
-                        "{kind} `{key}` is already registered by plugin `{owner}`; first registration wins"
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(None)
+    Ok(())
 }
 
 fn check_declared(
@@ -897,6 +1124,7 @@ mod tests {
                 plugin,
                 declarations: &declarations,
                 allow_prompt_injection: plugin != "strict",
+                allow_catch_all_route: plugin == "a",
             },
             parse_registrations(registrations),
         )
@@ -973,6 +1201,26 @@ mod tests {
                 "b",
                 json!({"kind": "httpRoute", "path": "/ab", "auth": "gateway"}),
                 None,
+            ),
+            (
+                "b",
+                json!({"kind": "httpRoute", "path": "/", "auth": "plugin", "match": "prefix"}),
+                Some(RejectionCode::Forbidden),
+            ),
+            (
+                "a",
+                json!({"kind": "httpRoute", "path": "/", "auth": "plugin", "match": "prefix"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "httpRoute", "path": "/", "auth": "gateway"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "httpRoute", "path": "/a/deep/er", "auth": "gateway", "match": "prefix"}),
+                Some(RejectionCode::Conflict),
             ),
             (
                 "b",
@@ -1242,6 +1490,50 @@ mod tests {
     }
 
     #[test]
+    fn many_registrations_are_checked_against_indexes() {
+        // 20,000 commands and routes: quadratic admission took minutes for this.
+        let registry = Registry::new(["a", "b"]);
+        let many: Vec<Value> = (0..10_000)
+            .flat_map(|i| {
+                [
+                    json!({"kind": "command", "name": format!("c{i}"), "description": "d"}),
+                    json!({"kind": "httpRoute", "path": format!("/a/{i}"), "auth": "plugin"}),
+                ]
+            })
+            .collect();
+        let first = admit(&registry, "a", &many);
+        assert!(first.rejected.is_empty());
+        assert_eq!(first.accepted.len(), 20_000);
+        let second = admit(
+            &registry,
+            "b",
+            &[
+                json!({"kind": "command", "name": "C9999", "description": "d"}),
+                json!({"kind": "httpRoute", "path": "/a", "auth": "gateway", "match": "prefix"}),
+                json!({"kind": "httpRoute", "path": "/a/77", "auth": "plugin"}),
+                json!({"kind": "httpRoute", "path": "/b", "auth": "gateway", "match": "prefix"}),
+            ],
+        );
+        assert_eq!(
+            codes(&second),
+            [
+                (0, RejectionCode::Conflict),
+                (1, RejectionCode::Conflict),
+                (2, RejectionCode::Conflict)
+            ]
+        );
+        assert!(
+            second.rejected[1].reason.contains("overlaps route `/a/"),
+            "{:?}",
+            second.rejected[1]
+        );
+        // The same set again: nothing changes, nothing conflicts with itself.
+        let again = admit(&registry, "a", &many);
+        assert!(again.rejected.is_empty());
+        assert!(again.added.is_empty() && again.removed.is_empty());
+    }
+
+    #[test]
     fn lookups() {
         let registry = Registry::new(["a", "b"]);
         admit(
@@ -1268,6 +1560,10 @@ mod tests {
         assert_eq!(registry.route("/a/x").unwrap().1.path, "/a");
         assert_eq!(registry.route("/a/b/x").unwrap().1.path, "/a/b");
         assert_eq!(registry.route("/a/b/c").unwrap().1.path, "/a/b/c");
+        assert_eq!(registry.route("/a/b/c/d").unwrap().1.path, "/a/b");
+        assert_eq!(registry.route("/a/b/").unwrap().1.path, "/a/b");
+        assert_eq!(registry.route("/a").unwrap().1.path, "/a");
+        assert!(registry.route("/ab").is_none());
         assert!(registry.route("/z").is_none());
         let order: Vec<_> = registry
             .hooks("agent_end")
@@ -1275,6 +1571,14 @@ mod tests {
             .map(|(p, _)| p)
             .collect();
         assert_eq!(order, ["b", "a"]);
+        // Gone with its plugin.
+        registry.remove_plugin("b");
+        assert_eq!(registry.route("/a/b/c").unwrap().1.path, "/a");
+        assert_eq!(registry.hooks("agent_end").len(), 1);
+        admit(&registry, "a", &[]);
+        assert!(registry.command("nb").is_none());
+        assert!(registry.route("/a").is_none());
+        assert!(registry.hooks("agent_end").is_empty());
     }
 
     #[test]

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use outpost_protocol::methods::{
     EmptyObject, HostCapabilities, InitializeParams, InitializeResult, Initialized,
-    InitializedParams, Limits, Ping, ServiceParams, ServiceStart, ServiceStop, Shutdown,
+    InitializedParams, Limits, Ping, RejectedRegistration, ServiceParams, ServiceStart,
+    ServiceStop, Shutdown,
 };
 use outpost_protocol::peer::{self, CallError, CallOptions, Peer, PeerConfig};
 use outpost_protocol::{ErrorCode, LEGACY_HOOKS, RegistrationKind, parse_registrations};
@@ -54,8 +55,23 @@ use super::shared::Shared;
 use super::stderr;
 use crate::policy::{HealthPolicy, SupervisionPolicy};
 
-/// Environment variables passed through from the supervisor when set.
-const ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
+/// Environment variables passed through from the supervisor when set: named one by
+/// one (no `LC_*` wildcard: any name can start with `LC_`).
+const ENV_ALLOWLIST: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_COLLATE",
+    "LC_MESSAGES",
+    "LC_MONETARY",
+    "LC_NUMERIC",
+    "LC_TIME",
+    "TZ",
+    "TMPDIR",
+];
 
 /// How long to wait for the last stderr lines after an exit: a helper the plugin left
 /// behind may hold the pipe open.
@@ -63,6 +79,14 @@ const STDERR_SETTLE: Duration = Duration::from_millis(250);
 
 /// After stdout closes, how long the process has to exit on its own.
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(1);
+
+/// Rejected registrations logged one by one at a handshake; the rest are counted.
+const LOGGED_REJECTIONS: usize = 20;
+
+/// Rejected registrations whose reason `initialized` spells out; the rest carry a
+/// short one, so the host's notice is never much larger than the plugin's own
+/// registrations (which fit its line limit).
+const EXPLAINED_REJECTIONS: usize = 100;
 
 /// Runs one plugin until it is retired or the supervisor drops its orders channel.
 pub(crate) async fn run(
@@ -436,8 +460,8 @@ enum HandshakeError {
 
 /// `initialize`, admission, `initialized`, service starts. Returns the started services.
 async fn handshake(
-    shared: &Shared,
-    runtime: &PluginRuntime,
+    shared: &Arc<Shared>,
+    runtime: &Arc<PluginRuntime>,
     peer: Peer,
     initialized: &AtomicBool,
 ) -> Result<Vec<String>, HandshakeError> {
@@ -533,20 +557,53 @@ async fn handshake(
         }));
     }
 
-    let admission = shared.registry.admit(
-        Registrant {
-            plugin: &spec.id,
-            declarations: &spec.declarations,
-            allow_prompt_injection: spec.allow_prompt_injection,
-        },
-        parse_registrations(&raw_registrations),
-    );
-    for rejected in &admission.rejected {
+    let cap = policy.limits.max_registrations;
+    if raw_registrations.len() > cap as usize {
+        return Err(HandshakeError::Permanent(Reason::BadHandshake {
+            detail: format!(
+                "it made {} registrations, over the limit of {cap} per plugin; register fewer, or raise outpost.plugins.{}.limits.maxRegistrations",
+                raw_registrations.len(),
+                spec.id
+            ),
+        }));
+    }
+    // Off the async workers: checking thousands of registrations (tool schemas are
+    // compiled) must not hold up other plugins' calls.
+    let admission = {
+        let (shared, runtime) = (shared.clone(), runtime.clone());
+        tokio::task::spawn_blocking(move || {
+            let spec = &runtime.spec;
+            shared.registry.admit(
+                Registrant {
+                    plugin: &spec.id,
+                    declarations: &spec.declarations,
+                    allow_prompt_injection: spec.allow_prompt_injection,
+                    allow_catch_all_route: spec.allow_catch_all_route,
+                },
+                parse_registrations(&raw_registrations),
+            )
+        })
+        .await
+        .expect("admission does not panic")
+    };
+    for rejected in admission.rejected.iter().take(LOGGED_REJECTIONS) {
         let what = match (&rejected.kind, &rejected.key) {
             (Some(kind), Some(key)) => format!("{kind} `{key}`"),
             _ => format!("registration {}", rejected.index),
         };
         tracing::warn!(plugin = %spec.id, code = %rejected.code, "{what} rejected: {}", rejected.reason);
+    }
+    if let Some(more) = admission
+        .rejected
+        .len()
+        .checked_sub(LOGGED_REJECTIONS)
+        .filter(|n| *n > 0)
+    {
+        tracing::warn!(
+            plugin = %spec.id,
+            "{more} more registrations rejected; `outpost plugins inspect {}` lists them all",
+            spec.id
+        );
     }
     for accepted in &admission.accepted {
         if accepted.kind == RegistrationKind::Hook && LEGACY_HOOKS.contains(&accepted.key.as_str())
@@ -564,8 +621,18 @@ async fn handshake(
     }
     let notice = InitializedParams {
         accepted: admission.accepted,
-        rejected: admission.rejected,
+        rejected: summarised(admission.rejected),
     };
+    // The host's lines obey the plugin's limit too.
+    let size = serde_json::to_vec(&notice).map_or(0, |bytes| bytes.len());
+    if size as u64 + 64 > policy.limits.max_message_bytes {
+        return Err(HandshakeError::Permanent(Reason::BadHandshake {
+            detail: format!(
+                "acknowledging its registrations takes a {size}-byte `initialized`, over its limits.maxMessageBytes of {}; register fewer, or raise the limit",
+                policy.limits.max_message_bytes
+            ),
+        }));
+    }
     // Before the notification leaves: a plugin may send a request the moment it reads
     // `initialized` (docs/protocol.md §5.3), and that request must find the host ready.
     initialized.store(true, Ordering::SeqCst);
@@ -588,6 +655,15 @@ async fn handshake(
         }
     }
     Ok(admission.services)
+}
+
+/// `rejected` for `initialized`: past [`EXPLAINED_REJECTIONS`], each reason is only
+/// its code. The registry keeps every reason for `outpost plugins inspect`.
+fn summarised(mut rejected: Vec<RejectedRegistration>) -> Vec<RejectedRegistration> {
+    for rejection in rejected.iter_mut().skip(EXPLAINED_REJECTIONS) {
+        rejection.reason = rejection.code.as_str().to_owned();
+    }
+    rejected
 }
 
 impl Incarnation {
@@ -814,11 +890,20 @@ fn environment(
     passthrough: &[String],
     set: &std::collections::BTreeMap<String, String>,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+    environment_from(std::env::vars_os(), plugin, passthrough, set)
+}
+
+/// [`environment`], taking the supervisor's variables from `vars`.
+fn environment_from(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+    plugin: &str,
+    passthrough: &[String],
+    set: &std::collections::BTreeMap<String, String>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = vars
         .filter(|(name, _)| {
             let name = name.to_string_lossy();
             ENV_ALLOWLIST.contains(&name.as_ref())
-                || name.starts_with("LC_")
                 || passthrough.iter().any(|granted| *granted == name)
         })
         .collect();
@@ -837,10 +922,34 @@ mod tests {
 
     #[test]
     fn the_environment_is_scrubbed() {
-        // Whatever the test process has, only the allowlist and grants pass.
+        // Whatever the supervisor has, only the allowlist and grants pass.
         let set = [("ACME_MODE".to_owned(), "dev".to_owned())]
             .into_iter()
             .collect();
+        let host = [
+            ("PATH", "/usr/bin"),
+            ("LC_ALL", "C.UTF-8"),
+            ("LC_SECRET_TOKEN", "hunter2"),
+            ("AWS_SECRET_ACCESS_KEY", "hunter3"),
+            ("CARGO", "/usr/bin/cargo"),
+        ]
+        .map(|(name, value)| (OsString::from(name), OsString::from(value)));
+        let env = environment_from(host.into_iter(), "notes", &["CARGO".to_owned()], &set);
+        let names: Vec<String> = env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "PATH",
+                "LC_ALL",
+                "CARGO",
+                "ACME_MODE",
+                "OUTPOST_PROTOCOL",
+                "OUTPOST_PLUGIN_ID"
+            ]
+        );
         let env = environment("notes", &["CARGO".to_owned()], &set);
         let names: Vec<String> = env
             .iter()
@@ -849,7 +958,6 @@ mod tests {
         for name in &names {
             assert!(
                 ENV_ALLOWLIST.contains(&name.as_str())
-                    || name.starts_with("LC_")
                     || [
                         "CARGO",
                         "ACME_MODE",

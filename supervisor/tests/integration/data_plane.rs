@@ -749,6 +749,72 @@ async fn an_undeclared_tool_is_rejected_and_the_rest_is_served() {
 }
 
 #[tokio::test]
+async fn too_many_registrations_fail_the_plugin_with_one_clear_error() {
+    let fixture = Fixture::new("greedy", "many-undeclared")
+        .env("FIXTURE_N", "2000")
+        .policy(&json!({"limits": {"maxRegistrations": 1000}}));
+    let supervisor = start(&[&fixture]).await;
+    let reason = wait_for_state(&supervisor, "greedy", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        reason.contains("it made 2010 registrations, over the limit of 1000 per plugin")
+            && reason.contains("outpost.plugins.greedy.limits.maxRegistrations"),
+        "{reason}"
+    );
+    assert_eq!(fixture.pids().len(), 1, "never restarted");
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn thousands_of_rejections_are_summarised_in_initialized() {
+    // 5,000 undeclared tools: every rejection explained made `initialized` larger than
+    // the plugin's own registrations.
+    let fixture = Fixture::new("sly", "many-undeclared").env("FIXTURE_N", "5000");
+    let supervisor = start(&[&fixture]).await;
+    assert_eq!(supervisor.state("sly").unwrap().0, PluginState::Ready);
+    let snapshot = supervisor.snapshot();
+    let rejected = &snapshot.plugins[0].rejected;
+    assert_eq!(rejected.len(), 5000);
+    assert!(
+        rejected[4999].reason.contains("is not declared"),
+        "the registry keeps every reason: {:?}",
+        rejected[4999]
+    );
+    let events = std::fs::read_to_string(fixture.dir.path().join("events")).unwrap();
+    let line = events
+        .lines()
+        .find(|l| l.starts_with("initialized "))
+        .unwrap();
+    let bytes: usize = line.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(line.ends_with("5000 rejected"), "{line}");
+    assert!(bytes < 5000 * 100, "{line}");
+    assert!(echo(&supervisor, None).await.is_ok());
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn acknowledgements_larger_than_the_line_limit_fail_the_handshake_instead() {
+    // Each short registration gets a longer rejection: 100 KB of registrations take
+    // 280 KB to acknowledge.
+    let fixture = Fixture::new("wordy", "many-unknown-hooks")
+        .env("FIXTURE_N", "3000")
+        .policy(&json!({"limits": {"maxMessageBytes": 140_000}}));
+    let supervisor = start(&[&fixture]).await;
+    let reason = wait_for_state(&supervisor, "wordy", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        reason.contains("over its limits.maxMessageBytes of 140000"),
+        "{reason}"
+    );
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
 async fn a_plugin_that_never_answers_initialize_times_out_and_is_given_up_on() {
     let fixture = Fixture::new("mute", "never-initialize")
         .policy(&json!({"timeouts": {"handshakeMs": 1000}, "restart": {"maxCrashes": 1}}));
