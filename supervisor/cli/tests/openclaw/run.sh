@@ -40,7 +40,8 @@ isolate "$WORK"
 API_PORT=$(free_port)
 GW_PORT=$(free_port)
 GW_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-CONFIG=$REPO/plugins/outpost.json5
+HERE=$(cd "$(dirname "$0")" && pwd)
+CONFIG=$WORK/outpost.json5
 API=http://127.0.0.1:$API_PORT
 GW=http://127.0.0.1:$GW_PORT
 TOKEN_FILE=$XDG_STATE_HOME/outpost/api-token-$API_PORT
@@ -111,16 +112,39 @@ reply_text() {
 
 echo "# in $WORK: outpost API on $API_PORT, OpenClaw on $GW_PORT"
 
+# The example plugins as plugins/outpost.json5 runs them, and a fixture that calls a
+# gateway method through the host.
+cat >"$CONFIG" <<EOF
+{
+  plugins: {
+    load: { paths: ['$HERE/fixtures/asker'] },
+    entries: {
+      'text-tools': { enabled: true, config: { maxWords: 5000 } },
+      notes: { enabled: true, config: { maxNotes: 500 } },
+      clock: { enabled: true, config: { defaultTimezone: 'UTC' } },
+      asker: { enabled: true },
+    },
+  },
+  outpost: {
+    bundledDir: '$REPO/plugins',
+    binPath: ['$REPO/target/debug'],
+    defaults: { timeouts: { callMs: 10000 } },
+    plugins: { asker: { hostMethods: ['health'] } },
+  },
+}
+EOF
+
 # --- Link ----------------------------------------------------------------------------
 start_serve
 pass "outpost serve runs the example plugins on 127.0.0.1:$API_PORT"
-write_openclaw_config "$OPENCLAW_CONFIG_PATH" "$GW_PORT" "$GW_TOKEN" ""
+# The operator's own setting in the bridge's entry, which link must keep.
+write_openclaw_config "$OPENCLAW_CONFIG_PATH" "$GW_PORT" "$GW_TOKEN" "" "outpost: { config: { offerMethods: ['health'] } },"
 "$OUTPOST" openclaw link --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT" \
     --openclaw-config "$OPENCLAW_CONFIG_PATH" >"$WORK/link.out"
-check "link keeps the config's comments and adds the bridge" \
-    '"must survive" in t and "outpost-bridge" in t and "\"outpost\"" in t' "$OPENCLAW_CONFIG_PATH"
+check "link keeps the config's comments and the operator's settings, and adds the bridge" \
+    '"must survive" in t and "outpost-bridge" in t and "offerMethods: [\x27health\x27]" in t and "registryFile" in t' "$OPENCLAW_CONFIG_PATH"
 check "the bridge's manifest lists the tools of the enabled plugins" \
-    'sorted(d["contracts"]["tools"]) == ["current_time", "note_add", "note_list", "note_wait", "sleep_then_answer", "word_count"]' \
+    'sorted(d["contracts"]["tools"]) == ["ask_gateway", "current_time", "note_add", "note_list", "note_wait", "sleep_then_answer", "word_count"]' \
     "$WORK/outpost-bridge/openclaw.plugin.json"
 cp "$OPENCLAW_CONFIG_PATH" "$WORK/linked.json5"
 "$OUTPOST" openclaw link --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT" \
@@ -203,6 +227,15 @@ sleep 0.5
 inflight=$(metric 'outpost_plugin_calls_in_flight{plugin="clock"}')
 [ "$inflight" = 0 ] || fail "the aborted call is still in flight in the clock plugin ($inflight)"
 pass "a caller that goes away cancels the plugin call through OpenClaw and the bridge"
+
+# OpenClaw's own methods, offered to Outpost's plugins: asker calls `health`.
+for _ in $(seq 1 25); do
+    invoke '{"tool":"ask_gateway","args":{"method":"health"}}' "$WORK/r.json" >/dev/null
+    grep -q '"ok":true' "$WORK/r.json" && break
+    sleep 0.4
+done
+check "an Outpost plugin calls OpenClaw's own gateway method \`health\` through the bridge" \
+    'd["ok"] and d["result"]["details"]["result"]["ok"] is True' "$WORK/r.json"
 
 # --- A plugin dies -------------------------------------------------------------------
 old_pid=$(plugin_pid notes)

@@ -106,7 +106,8 @@ isolate() {
     unset OUTPOST_API_TOKEN OPENCLAW_GATEWAY_TOKEN
 }
 
-# write_openclaw_config FILE PORT TOKEN [PLUGINS_EXTRA]: an isolated, offline config.
+# write_openclaw_config FILE PORT TOKEN ALLOW [ENTRIES]: an isolated, offline config with
+# ALLOW in plugins.allow and ENTRIES in plugins.entries (JSON5 text).
 write_openclaw_config() {
     cat >"$1" <<EOF
 // Written by supervisor/cli/tests/openclaw for one isolated run; \`outpost openclaw
@@ -124,6 +125,7 @@ write_openclaw_config() {
     slots: { memory: 'none' },
     allow: [$4],
     load: { paths: [] },
+    entries: { ${5:-} },
   },
 }
 EOF
