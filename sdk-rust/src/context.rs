@@ -138,7 +138,9 @@ impl<C> Context<C> {
     }
 
     /// When the caller stops waiting, from the call's `timeoutMs`. The host cancels the
-    /// call then; work that cannot finish before it is wasted.
+    /// call then, and the SDK gives up on it at this instant if no `$/cancel` came first
+    /// (answered `-32001`, the handler dropped): work that cannot finish before it is
+    /// wasted.
     pub fn deadline(&self) -> Option<Instant> {
         self.work
             .call

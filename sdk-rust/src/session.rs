@@ -2,8 +2,14 @@
 //!
 //! The loop in [`serve`] only reads and routes: every call runs in its own task, so a
 //! slow handler never delays a ping, a `$/cancel` or another call. A call task races the
-//! handler against the call's cancellation; a cancelled call is answered `-32800` at once
-//! and its handler future is dropped.
+//! handler against the call's cancellation and its deadline (`context.timeoutMs`): a
+//! cancelled call is answered `-32800` at once, one still running at its deadline
+//! `-32001` with `data.timeoutMs`, and either way its handler future is dropped.
+//!
+//! Params are read as docs/protocol.md §4 says: `null` or absent params are no params,
+//! an array or a scalar is `-32602` (the codec refuses a scalar as an invalid envelope;
+//! the session answers that line `-32602` under the request's id). A hook's payload is
+//! `{}` when the host sent none, a command's `""` args are no args.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -20,18 +26,18 @@ use outpost_protocol::methods::{
     CallContext, ChannelCall, ChannelCallParams, CommandRun, CommandRunParams, ContextEngineCall,
     ContextEngineCallParams, EmptyObject, HookRun, HookRunParams, HttpHandle, HttpHandleParams,
     Initialize, InitializeParams, InitializeResult, Initialized, InitializedParams, MethodCall,
-    MethodCallParams, PluginCapabilities, ProviderCall, ProviderCallParams, RequestType,
+    MethodCallParams, Ping, PluginCapabilities, ProviderCall, ProviderCallParams, RequestType,
     ServiceParams, ServiceStart, ServiceStop, Shutdown, ToolInvoke, ToolInvokeParams,
 };
 use outpost_protocol::peer::{
     self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Problem, Responder,
 };
 use outpost_protocol::{
-    ErrorCode, ErrorObject, InvalidLine, Message, NotificationType, RegistrationKind, Response,
-    SUPPORTED_VERSIONS,
+    ErrorCode, ErrorObject, InvalidLine, InvalidMessage, InvalidReason, LineProblem, Message,
+    NotificationType, ParseFailure, RegistrationKind, Response, SUPPORTED_VERSIONS,
 };
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -87,6 +93,10 @@ where
         // Unreadable lines are answered by the session, which knows which ones were
         // over the host's limit (see `limit.rs`).
         answer_invalid: false,
+        // Pings are answered by the session's loop (which only routes, so they never
+        // wait behind a call), after the peer has refused a reused id: a ping that
+        // reuses the id of a call in flight is refused, not answered under that id.
+        answer_ping: false,
         ..PeerConfig::default()
     };
     let (peer, incoming) = peer::connect(reader, writer, config);
@@ -239,7 +249,8 @@ impl<C: ConfigType> Session<C> {
     }
 
     /// Answers a line that is not a message (once), as the protocol says: `-32006` for
-    /// a line over the host's limit, else what the codec found wrong.
+    /// a line over the host's limit, `-32602` for a request whose params are not an
+    /// object (docs/protocol.md §4), else what the codec found wrong.
     async fn on_invalid_line(&self, line: &InvalidLine) {
         let id = &self.plugin.info.id;
         let response = if let Some((limit, seen)) = self.limits.take_oversized(line.line) {
@@ -258,6 +269,15 @@ impl<C: ConfigType> Session<C> {
                 )
                 .with_data(json!({"limit": limit, "size": seen})),
             )
+        } else if let LineProblem::Unparseable(ParseFailure::Invalid(InvalidMessage {
+            id: Some(request),
+            reason: InvalidReason::BadParams,
+        })) = &line.problem
+        {
+            // The envelope is fine but for params that are a scalar: the request's
+            // params are invalid, not the request.
+            eprintln!("outpost-sdk: plugin `{id}`: from the host: {line}");
+            Response::error(Some(request.clone()), not_an_object("the request"))
         } else {
             eprintln!("outpost-sdk: plugin `{id}`: from the host: {line}");
             line.to_response()
@@ -283,6 +303,12 @@ impl<C: ConfigType> Session<C> {
         } = request;
         let id = &self.plugin.info.id;
         match (&self.phase, method.as_str()) {
+            (_, Ping::METHOD) => {
+                let _ = match parse::<EmptyObject>(Ping::METHOD, params) {
+                    Ok(empty) => responder.ok(empty).await,
+                    Err(error) => responder.error(error).await,
+                };
+            }
             (Phase::Waiting, Initialize::METHOD) => {
                 return self.initialize(params, responder).await;
             }
@@ -604,9 +630,24 @@ fn kind_name(kind: RegistrationKind) -> &'static str {
     }
 }
 
+/// Reads a method's params: `null` or absent params are no params (`{}`), anything but an
+/// object is `-32602` (docs/protocol.md §4).
 fn parse<T: DeserializeOwned>(method: &str, params: Option<Value>) -> Result<T, ErrorObject> {
-    serde_json::from_value(params.unwrap_or(Value::Null))
-        .map_err(|e| ErrorObject::invalid_params(method, e))
+    let params = match params {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(object @ Value::Object(_)) => object,
+        Some(_) => return Err(not_an_object(&format!("`{method}`"))),
+    };
+    serde_json::from_value(params).map_err(|e| ErrorObject::invalid_params(method, e))
+}
+
+/// `-32602` for params that are an array or a scalar.
+fn not_an_object(what: &str) -> ErrorObject {
+    ErrorObject::new(
+        ErrorCode::InvalidParams,
+        format!("invalid params for {what}: params must be an object (this protocol has no positional params)"),
+    )
+    .with_data(json!({"errors": [{"path": "", "message": "must be an object"}]}))
 }
 
 /// Routes one invocation and spawns its call task; answers at once what it refuses.
@@ -660,7 +701,21 @@ fn route<C: ConfigType>(
             })
         }
         HookRun::METHOD => {
-            let p: HookRunParams = parse(method, params)?;
+            let mut p: HookRunParams = parse(method, params)?;
+            // A hook's payload is always an object: `{}` when the event carries nothing.
+            match &p.payload {
+                Value::Null => p.payload = Value::Object(Map::new()),
+                Value::Object(_) => {}
+                _ => {
+                    return Err(ErrorObject::new(
+                        ErrorCode::InvalidParams,
+                        format!(
+                            "invalid params for `{method}`: `payload` must be an object (`{{}}` when the event carries nothing)"
+                        ),
+                    )
+                    .with_data(json!({"errors": [{"path": "/payload", "message": "must be an object"}]})));
+                }
+            }
             let handler = call_target(running.find(RegistrationKind::Hook, &p.event)?).clone();
             let event = p.event.clone();
             Ok(Routed {
@@ -684,7 +739,11 @@ fn route<C: ConfigType>(
             })
         }
         CommandRun::METHOD => {
-            let p: CommandRunParams = parse(method, params)?;
+            let mut p: CommandRunParams = parse(method, params)?;
+            // A command without arguments has no `args`; an old host's `""` means the same.
+            if p.args.as_deref() == Some("") {
+                p.args = None;
+            }
             let key = p.name.trim().to_lowercase();
             let handler = call_target(running.find(RegistrationKind::Command, &key)?).clone();
             let context = p.context.clone();
@@ -928,6 +987,10 @@ fn spawn_call<C: ConfigType>(
     }
     let ctx = running.context(call, Some(responder.id().clone()), name.clone());
     let cancel = ctx.work.cancel.clone();
+    // The caller's deadline (`context.timeoutMs`): the call gives up then, unless the
+    // host's `$/cancel` comes first (docs/protocol.md §11, -32001).
+    let budget = ctx.work.call.timeout_ms;
+    let expiry = ctx.deadline().map(tokio::time::Instant::from_std);
     let running = running.clone();
     let tracker = running.calls.clone();
     tracker.spawn(async move {
@@ -949,8 +1012,9 @@ fn spawn_call<C: ConfigType>(
             },
             () = requested_cancel.cancelled() => Err(cancelled(&name)),
             () = cancel.cancelled() => Err(cancelled(&name)),
+            () = until(expiry) => Err(gave_up(&name, budget.unwrap_or_default())),
         };
-        if matches!(&outcome, Err(e) if e.code() == ErrorCode::Cancelled) {
+        if matches!(&outcome, Err(e) if matches!(e.code(), ErrorCode::Cancelled | ErrorCode::Timeout)) {
             cancel.cancel();
         }
         let fatal = match &outcome {
@@ -972,6 +1036,23 @@ fn spawn_call<C: ConfigType>(
 
 fn cancelled(name: &str) -> Error {
     Error::with_code(ErrorCode::Cancelled, format!("{name} was cancelled"))
+}
+
+/// `-32001` for a call still running at its deadline.
+fn gave_up(name: &str, timeout_ms: u64) -> Error {
+    Error::with_code(
+        ErrorCode::Timeout,
+        format!("{name} gave up at its deadline: the caller's {timeout_ms} ms budget ran out"),
+    )
+    .with_data(json!({"timeoutMs": timeout_ms}))
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Replaces a result over the host's `maxMessageBytes` with `-32006`.

@@ -111,11 +111,16 @@ fn sink() -> (PluginBuilder<Config>, Events) {
         })
         .hook(Hook::new("agent_end"), |_ctx, _: Value| async move { Ok(None::<Value>) })
         .hook(Hook::new("llm_input"), |_ctx, _: Value| async move { Ok(Some(42)) })
+        .hook(Hook::new("llm_output"), |_ctx, payload: Value| async move {
+            Ok(Some(json!({"payload": payload})))
+        })
         .command(
             Command::new("Ping", "Answers pong").accepts_args(true),
             |_ctx, params: CommandRunParams| async move {
                 Ok(CommandResult {
-                    text: format!("pong {}", params.args.unwrap_or_default()),
+                    text: params
+                        .args
+                        .map_or_else(|| "pong, no args".to_owned(), |args| format!("pong {args}")),
                 })
             },
         )
@@ -223,7 +228,7 @@ async fn before_initialize_requests_are_refused_notifications_ignored_ping_answe
     );
     assert_eq!(
         init["result"]["registrations"].as_array().unwrap().len(),
-        22
+        23
     );
     let again = wire
         .request(4, "initialize", initialize_params("sink", &json!({})))
@@ -926,5 +931,108 @@ async fn bad_lines_and_lines_over_the_hosts_limit_are_answered_once_and_skipped(
     assert_eq!(pong["result"], json!({}));
     wire.close().await;
     assert!(wire.drain().await.is_empty());
+    serving.await.unwrap().unwrap();
+}
+
+/// docs/protocol.md §4: params that are not an object are `-32602` under the request's
+/// id, `null` or absent params are none; §6.2, §6.3: a hook's payload is `{}` when the
+/// event carries nothing, a command without arguments has no `args` (`""` counts as none).
+#[tokio::test]
+async fn params_of_every_shape_and_the_empty_forms() {
+    let (mut wire, read, write) = Wire::memory();
+    let serving = tokio::spawn(sink().0.build().unwrap().serve_on(read, write));
+    wire.request(1, "initialize", initialize_params("sink", &json!({})))
+        .await;
+    for (id, params) in [
+        ("array", r#"["echo", {"text": "x"}]"#),
+        ("string", r#""echo""#),
+        ("number", "5"),
+        ("null", "null"),
+    ] {
+        wire.send_line(&format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"tool/invoke","params":{params}}}"#
+        ))
+        .await;
+        let answer = wire.response(id).await;
+        assert_eq!(code(&answer), Some(-32602), "params {params}: {answer}");
+    }
+    for (id, line) in [
+        (
+            "ping-null",
+            r#"{"jsonrpc":"2.0","id":"ping-null","method":"ping","params":null}"#,
+        ),
+        (
+            "ping-none",
+            r#"{"jsonrpc":"2.0","id":"ping-none","method":"ping"}"#,
+        ),
+        (
+            "hook-none",
+            r#"{"jsonrpc":"2.0","id":"hook-none","method":"hook/run","params":{"event":"llm_output"}}"#,
+        ),
+    ] {
+        wire.send_line(line).await;
+        let answer = wire.response(id).await;
+        assert!(answer.get("result").is_some(), "{line}: {answer}");
+    }
+    // The hook without a payload was run with `{}`; one with a payload that is not an
+    // object is refused.
+    let answer = wire
+        .request(
+            2,
+            "hook/run",
+            json!({"event": "llm_output", "payload": null}),
+        )
+        .await;
+    assert_eq!(answer["result"], json!({"payload": {}}), "{answer}");
+    let answer = wire
+        .request(
+            3,
+            "hook/run",
+            json!({"event": "llm_output", "payload": "text"}),
+        )
+        .await;
+    assert_eq!(code(&answer), Some(-32602), "{answer}");
+    assert_eq!(answer["error"]["data"]["errors"][0]["path"], "/payload");
+    for (id, args) in [(4, json!("")), (5, Value::Null)] {
+        let mut params = json!({"name": "ping", "commandBody": "/ping"});
+        if !args.is_null() {
+            params["args"] = args;
+        }
+        let answer = wire.request(id, "command/run", params).await;
+        assert_eq!(answer["result"]["text"], "pong, no args", "{answer}");
+    }
+    wire.close().await;
+    serving.await.unwrap().unwrap();
+}
+
+/// docs/protocol.md §11: a call still running at its deadline (`context.timeoutMs`)
+/// gives up with `-32001` and `data.timeoutMs`, and its cancellation signal fires.
+#[tokio::test]
+async fn a_call_gives_up_at_its_deadline() {
+    let (mut wire, read, write) = Wire::memory();
+    let (plugin, mut events) = sink();
+    let serving = tokio::spawn(plugin.build().unwrap().serve_on(read, write));
+    wire.request(1, "initialize", initialize_params("sink", &json!({})))
+        .await;
+    let started = std::time::Instant::now();
+    let answer = wire
+        .request(
+            2,
+            "tool/invoke",
+            json!({"name": "wait", "context": {"timeoutMs": 200}}),
+        )
+        .await;
+    assert_eq!(code(&answer), Some(-32001), "{answer}");
+    assert_eq!(answer["error"]["data"], json!({"timeoutMs": 200}));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    assert_eq!(next_event(&mut events).await, "wait started");
+    assert_eq!(next_event(&mut events).await, "wait cancelled");
+    // Without a deadline a call runs until it ends or is cancelled.
+    wire.send_request(3, "tool/invoke", json!({"name": "wait"}))
+        .await;
+    assert_eq!(next_event(&mut events).await, "wait started");
+    wire.notify("$/cancel", json!({"id": 3})).await;
+    assert_eq!(code(&wire.response(3).await), Some(-32800));
+    wire.close().await;
     serving.await.unwrap().unwrap();
 }
