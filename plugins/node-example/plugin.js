@@ -36,6 +36,7 @@ const METHOD_NOT_FOUND = -32601;
 const INVALID_PARAMS = -32602;
 const INTERNAL_ERROR = -32603;
 const HANDLER_FAILED = -32000;
+const TIMEOUT = -32001;
 const NOT_INITIALIZED = -32002;
 const UNAVAILABLE = -32003;
 const UNSUPPORTED_VERSION = -32004;
@@ -171,82 +172,18 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 // ---------------------------------------------------------------------------------------
 // Request ids
 //
-// 7, 7.0 and "7" are three different ids, and a response carries the id as sent
-// (docs/protocol.md, section 4). JSON.parse turns 7.0 into 7, so for numbers we take the
-// id's source text from the line itself. Ids travel as their JSON text ("7", "7.0",
-// "\"7\""), which is also a map key that keeps them apart.
+// Ids compare by JSON type and value (docs/protocol.md, section 4): 7 and 7.0 are one id,
+// "7" another. JSON.parse reads every number as a double and JSON.stringify writes 7.0
+// back as 7, which is the same id: so an id travels as JSON.stringify of its value, and
+// that text is also a map key that keeps ids apart. (Hosts use integers below 2^53, which
+// a double holds exactly.)
 // ---------------------------------------------------------------------------------------
-
-function idText(value, line, path) {
-  if (typeof value === 'string') return JSON.stringify(value);
-  return rawMember(line, path) ?? JSON.stringify(value);
-}
 
 function isValidId(value) {
   return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
 }
 
-function skipSpace(text, i) {
-  for (;;) {
-    const c = text.charCodeAt(i);
-    if (c === 32 || c === 9 || c === 10 || c === 13) i += 1;
-    else return i;
-  }
-}
-
-function skipString(text, i) {
-  for (i += 1; ; ) {
-    const quote = text.indexOf('"', i);
-    let backslashes = 0;
-    while (text.charCodeAt(quote - 1 - backslashes) === 92) backslashes += 1;
-    if (backslashes % 2 === 0) return quote + 1;
-    i = quote + 1;
-  }
-}
-
-function skipValue(text, i) {
-  const c = text[i];
-  if (c === '"') return skipString(text, i);
-  if (c === '{' || c === '[') {
-    let depth = 0;
-    for (;;) {
-      const d = text[i];
-      if (d === '"') {
-        i = skipString(text, i);
-        continue;
-      }
-      if (d === '{' || d === '[') depth += 1;
-      else if (d === '}' || d === ']') {
-        depth -= 1;
-        if (depth === 0) return i + 1;
-      }
-      i += 1;
-    }
-  }
-  while (i < text.length && !',}] \t\r\n'.includes(text[i])) i += 1;
-  return i;
-}
-
-/** The source text of the member at `path` in `text`, a line already known to be JSON. */
-function rawMember(text, path) {
-  let i = skipSpace(text, 0);
-  for (const name of path) {
-    if (text[i] !== '{') return undefined;
-    i = skipSpace(text, i + 1);
-    const quoted = `"${name}"`;
-    for (;;) {
-      if (text[i] !== '"') return undefined;
-      const keyEnd = skipString(text, i);
-      const found = keyEnd - i === quoted.length && text.startsWith(quoted, i);
-      i = skipSpace(text, skipSpace(text, keyEnd) + 1);
-      if (found) break;
-      i = skipSpace(text, skipValue(text, i));
-      if (text[i] !== ',') return undefined;
-      i = skipSpace(text, i + 1);
-    }
-  }
-  return text.slice(i, skipValue(text, i));
-}
+const idText = (value) => JSON.stringify(value);
 
 // ---------------------------------------------------------------------------------------
 // Session: lifecycle, dispatch, cancellation, calls to the host
@@ -329,7 +266,7 @@ function handleLine(bytes) {
     return;
   }
   const hasId = Object.hasOwn(message, 'id');
-  const id = isValidId(message.id) ? idText(message.id, text, ['id']) : 'null';
+  const id = isValidId(message.id) ? idText(message.id) : 'null';
   const method = message.method;
   if (method === undefined && (Object.hasOwn(message, 'result') || Object.hasOwn(message, 'error'))) {
     handleResponse(number, message);
@@ -339,11 +276,11 @@ function handleLine(bytes) {
     replyError(id, INVALID_REQUEST,
       `line ${number} is not a request, a notification or a response: \`method\` must be a string`);
   } else if (!hasId) {
-    handleNotification(method, message.params, text);
+    handleNotification(method, message.params);
   } else if (id === 'null') {
     replyError('null', INVALID_REQUEST, `line ${number}: a request id must be a string or a number`);
   } else {
-    handleRequest(id, method, message.params === undefined ? {} : message.params);
+    handleRequest(id, method, message.params ?? {}); // null or absent params are no params
   }
 }
 
@@ -355,11 +292,14 @@ function isObject(value) {
 
 function handleRequest(id, method, params) {
   if (session.inflight.has(id)) {
-    replyError(id, INVALID_REQUEST, `request id ${id} is already in flight`);
+    // Not under the reused id: the host would take this answer for the first call's.
+    replyError('null', INVALID_REQUEST, `request id ${id} is already in flight; use a new id for each request`,
+      { id: JSON.parse(id) });
     return;
   }
   if (method === 'ping') {
-    reply(id, {});
+    if (isObject(params)) reply(id, {});
+    else replyError(id, INVALID_PARAMS, 'invalid params for `ping`: params must be an object');
     return;
   }
   if (method !== 'initialize' && !session.initialized) {
@@ -522,11 +462,11 @@ function onEof() {
 
 // Notifications and responses --------------------------------------------------------------
 
-function handleNotification(method, params, text) {
+function handleNotification(method, params) {
   if (!isObject(params)) return;
   if (method === '$/cancel') {
     if (!isValidId(params.id)) return;
-    const call = session.inflight.get(idText(params.id, text, ['params', 'id']));
+    const call = session.inflight.get(idText(params.id));
     if (call !== undefined) call.controller.abort();
   } else if (method === 'initialized') {
     session.ready = true;
@@ -572,7 +512,10 @@ function callHost(call, method, params) {
     const budget = Number.isInteger(call.context.timeoutMs) ? call.context.timeoutMs : HOST_CALL_TIMEOUT_MS;
     const timer = setTimeout(() => {
       cleanup();
-      reject(new RpcError(HANDLER_FAILED, `the host did not answer \`${method}\` in time`));
+      reject(budget < HOST_CALL_TIMEOUT_MS
+        // Our own deadline passed before the host's `$/cancel` came (section 11).
+        ? new RpcError(TIMEOUT, `gave up on \`${method}\` at the call's deadline`, { timeoutMs: budget })
+        : new RpcError(HANDLER_FAILED, `the host did not answer \`${method}\` in time`));
     }, Math.min(budget, HOST_CALL_TIMEOUT_MS));
     const onAbort = () => {
       cleanup();
@@ -804,7 +747,9 @@ function checkParams(method, params) {
 }
 
 function nothingRegistered(kind, member) {
-  return (params) => clock.find(kind, params[member], {});
+  // Providers are named `<capability>:<id>` (section 11).
+  const name = (params) => (kind === 'provider' ? `${params.capability}:${params[member]}` : params[member]);
+  return (params) => clock.find(kind, name(params), {});
 }
 
 const INVOCATIONS = {

@@ -40,6 +40,7 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 HANDLER_FAILED = -32000
+TIMEOUT = -32001
 NOT_INITIALIZED = -32002
 UNAVAILABLE = -32003
 UNSUPPORTED_VERSION = -32004
@@ -164,36 +165,24 @@ def reject_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
-class RawFloat(float):
-    """A JSON number with a fraction or an exponent, and the text it was written as."""
-
-    __slots__ = ("raw",)
-
-
-def parse_float(text):
-    number = RawFloat(text)
-    number.raw = text
-    return number
-
-
 def parse_json(text):
-    return json.loads(text, parse_float=parse_float, parse_constant=reject_constant)
+    return json.loads(text, parse_constant=reject_constant)
 
 
 def id_text(value):
-    """The JSON text of a request id, as sent; None for a value that is not an id.
+    """The JSON text of a request id; None for a value that is not an id.
 
-    A response carries its request's id with the same JSON type and value: 7, 7.0 and
-    "7" are three different ids (docs/protocol.md, section 4). Ids are kept as their
-    JSON text, which is also a dictionary key that keeps them apart.
+    Ids compare by JSON type and value (docs/protocol.md, section 4): 7 and 7.0 are one
+    id, "7" another. So a number with an integral value is written as an integer: the
+    text is both what the response carries and a dictionary key that keeps ids apart.
     """
     kind = type(value)
     if kind is str:
         return json.dumps(value)
     if kind is int:
         return str(value)
-    if kind is RawFloat:
-        return value.raw
+    if kind is float:
+        return str(int(value)) if value.is_integer() else json.dumps(value)
     return None
 
 
@@ -333,7 +322,9 @@ class Session:
             self.reply_error(NULL_ID, INVALID_REQUEST,
                              f"line {number}: a request id must be a string or a number")
         else:
-            self.handle_request(request_id, method, message.get("params", {}))
+            # Null or absent params are no params (section 4).
+            params = message.get("params")
+            self.handle_request(request_id, method, {} if params is None else params)
 
     # Requests -------------------------------------------------------------------------
 
@@ -341,11 +332,18 @@ class Session:
         with self.lock:
             reused = request_id in self.inflight
         if reused:
-            self.reply_error(request_id, INVALID_REQUEST,
-                             f"request id {request_id} is already in flight")
+            # Not under the reused id: the host would take this answer for the first
+            # request's (section 4).
+            self.reply_error(NULL_ID, INVALID_REQUEST,
+                             f"request id {request_id} is already in flight; use a new id "
+                             "for each request", {"id": json.loads(request_id)})
             return
         if method == "ping":
-            self.reply(request_id, {})
+            if isinstance(params, dict):
+                self.reply(request_id, {})
+            else:
+                self.reply_error(request_id, INVALID_PARAMS,
+                                 "invalid params for `ping`: params must be an object")
             return
         if method != "initialize" and not self.initialized:
             self.reply_error(request_id, NOT_INITIALIZED,
@@ -603,6 +601,11 @@ class Session:
             reply = self.host_replies.pop(host_id)
         if reply is None:
             call.check()
+            timeout_ms = call.context.get("timeoutMs")
+            if type(timeout_ms) is int and timeout_ms * 0.9 / 1000 < HOST_CALL_TIMEOUT_S:
+                # Our own deadline passed before the host's `$/cancel` came (section 11).
+                raise RpcError(TIMEOUT, f"gave up on `{method}` at the call's deadline",
+                               {"timeoutMs": timeout_ms})
             raise RpcError(HANDLER_FAILED, f"the host did not answer `{method}` in time")
         if "error" in reply:
             error = reply["error"] if isinstance(reply["error"], dict) else {}
@@ -751,7 +754,7 @@ class Notes:
     def note_wait(self, call, args, after):
         """Waits for a note newer than `after`, the last one when the call arrived."""
         timeout = args.get("timeoutSeconds", 30)
-        if type(timeout) not in (int, float, RawFloat) or not 0 <= timeout <= 300:
+        if type(timeout) not in (int, float) or not 0 <= timeout <= 300:
             raise invalid_params("/timeoutSeconds", "must be a number from 0 to 300")
 
         def first_new_note():
@@ -875,7 +878,11 @@ def invoke_method(plugin, params):
 
 def invoke_nothing(kind, member):
     def invoke(plugin, params):
-        plugin.find(kind, params.get(member), {})
+        name = params.get(member)
+        if kind == "provider":
+            # Providers are named `<capability>:<id>` (section 11).
+            name = f"{params.get('capability')}:{name}"
+        plugin.find(kind, name, {})
     return invoke
 
 

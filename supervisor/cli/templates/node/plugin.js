@@ -129,11 +129,9 @@ function answer(id, outcome) {
 }
 
 function handleRequest(id, method, params) {
+  if (!isObject(params)) return replyError(id, INVALID_PARAMS, 'params must be an object'); // never positional
   if (method === 'ping') return reply(id, {});
   if (method !== 'initialize' && !state.initialized) return replyError(id, NOT_INITIALIZED, `\`${method}\` before \`initialize\``);
-  if (!isObject(params)) {
-    return replyError(id, INVALID_PARAMS, 'params must be an object');
-  }
   if (method === 'initialize') {
     if (state.initialized) return replyError(id, ALREADY_INITIALIZED, 'already initialized');
     const offered = params.protocolVersions;
@@ -172,7 +170,7 @@ function handleRequest(id, method, params) {
     }
   }
   const [kind, member] = INVOCATIONS[method];
-  const name = params[member];
+  const name = kind === 'provider' ? `${params.capability}:${params[member]}` : params[member]; // `<capability>:<id>`
   const table = kind === 'tool' ? TOOLS : kind === 'command' ? COMMANDS : {};
   const handler = typeof name === 'string' && Object.hasOwn(table, name) ? table[name] : undefined;
   if (handler === undefined) return replyError(id, NOT_FOUND, `no ${kind} named \`${name}\``, { kind, name });
@@ -196,7 +194,7 @@ function handleLine(number, bytes) {
   if (message === null || typeof message !== 'object' || Array.isArray(message)) {
     return replyError('null', INVALID_REQUEST, `line ${number} is not a JSON object (batches are not supported)`);
   }
-  const id = idText(message.id, bytes);
+  const id = idText(message.id);
   if (message.method === undefined && ('result' in message || 'error' in message)) {
     // An answer to a request of ours; this plugin sends none.
     return process.stderr.write(`${PLUGIN_ID}: ignored a response on line ${number}\n`);
@@ -204,24 +202,24 @@ function handleLine(number, bytes) {
   if (message.jsonrpc !== '2.0' || typeof message.method !== 'string') {
     return replyError(id ?? 'null', INVALID_REQUEST, `line ${number} is not a JSON-RPC 2.0 message`);
   }
-  const params = message.params ?? {};
+  const params = message.params ?? {}; // null or absent params are no params
   if (!('id' in message)) { // a notification: never answered
     if (message.method === '$/cancel') inflight.get(idText(params.id))?.abort();
     return undefined;
   }
   if (id === undefined) return replyError('null', INVALID_REQUEST, `line ${number}: bad request id`);
-  if (inflight.has(id)) return replyError(id, INVALID_REQUEST, `id ${id} is already in flight`);
+  if (inflight.has(id)) { // not under that id: the host would take it for the first call's answer
+    return replyError('null', INVALID_REQUEST, `id ${id} is already in flight`, { id: message.id });
+  }
   return handleRequest(id, message.method, params);
 }
 
-// The JSON text of a request id, or undefined if the value cannot be an id. A response
-// must carry the id exactly as sent, but JSON.parse reads 7.0 as 7: for a number at the
-// start of the message (where hosts put the id) the text is taken from the line itself.
-function idText(value, bytes) {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value !== 'number') return undefined;
-  const raw = bytes && /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?[0-9][0-9.eE+-]*)/.exec(bytes.toString('latin1', 0, 64));
-  return raw && Number(raw[1]) === value ? raw[1] : JSON.stringify(value);
+// The JSON text of a request id, or undefined if the value cannot be an id. Ids compare
+// by JSON type and value (7 and 7.0 are one id, "7" another), so JSON.stringify of the
+// parsed value is the id an answer carries, and a key for the calls in flight.
+function idText(value) {
+  if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) return JSON.stringify(value);
+  return undefined;
 }
 
 function main() {

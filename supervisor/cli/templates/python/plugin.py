@@ -126,7 +126,7 @@ sys.stdout = sys.stderr
 out_lock = threading.Lock()
 
 state = {"initialized": False, "stopping": False, "limit": 16 * 1024 * 1024}
-inflight = {}  # request id (its JSON text) -> Call
+inflight = {}  # request id (its JSON text, see id_text) -> Call
 inflight_lock = threading.Lock()
 pool = ThreadPoolExecutor(max_workers=16)
 
@@ -155,31 +155,21 @@ def reply_error(request_id, code, message, data=None):
     write(f'{{"jsonrpc":"2.0","id":{request_id},"error":{dumps(error)}}}')
 
 
-class RawFloat(float):
-    """A number such as 7.0 or 1e3, with the text it was sent as: a response must carry
-    its request's id exactly as sent, and json would write 7.0 back as 7.0 but 1e3 as
-    1000.0."""
-    __slots__ = ("raw",)
-
-
-def parse_float(text):
-    number = RawFloat(text)
-    number.raw = text
-    return number
-
-
 def no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
 
 def id_text(value):
-    """The JSON text of a request id, or None if the value cannot be an id."""
+    """The JSON text of a request id, or None if the value cannot be an id. Ids compare
+    by JSON type and value (7 and 7.0 are one id, "7" another), so an integral number is
+    written as an integer: the text is what the answer carries and a key for the calls
+    in flight."""
     if type(value) is str:
         return json.dumps(value)
     if type(value) is int:
         return str(value)
-    if type(value) is RawFloat:
-        return value.raw
+    if type(value) is float:
+        return str(int(value)) if value.is_integer() else json.dumps(value)
     return None
 
 
@@ -204,12 +194,12 @@ def run_call(call, handler, params):
 
 
 def handle_request(request_id, method, params):
+    if not isinstance(params, dict):  # never positional; null params came as {}
+        return reply_error(request_id, INVALID_PARAMS, "params must be an object")
     if method == "ping":
         return reply(request_id, {})
     if method != "initialize" and not state["initialized"]:
         return reply_error(request_id, NOT_INITIALIZED, f"`{method}` before `initialize`")
-    if not isinstance(params, dict):
-        return reply_error(request_id, INVALID_PARAMS, "params must be an object")
     if method == "initialize":
         if state["initialized"]:
             return reply_error(request_id, ALREADY_INITIALIZED, "already initialized")
@@ -251,6 +241,8 @@ def handle_request(request_id, method, params):
                                f"invalid params: `{member}` must be {'a string' if kind is str else 'an object'}")
     kind, member = INVOCATIONS[method]
     name = params.get(member)
+    if kind == "provider":  # providers are named `<capability>:<id>`
+        name = f"{params.get('capability')}:{name}"
     handler = {"tool": TOOLS, "command": COMMANDS}.get(kind, {}).get(name)
     if handler is None:
         return reply_error(request_id, NOT_FOUND, f"no {kind} named `{name}`",
@@ -264,8 +256,7 @@ def handle_request(request_id, method, params):
 
 def handle_line(number, body):
     try:
-        message = json.loads(body.decode("utf-8"), parse_float=parse_float,
-                             parse_constant=no_constants)
+        message = json.loads(body.decode("utf-8"), parse_constant=no_constants)
     except ValueError as error:  # UnicodeDecodeError is a ValueError too
         return reply_error("null", PARSE_ERROR, f"line {number} is not JSON: {error}")
     if not isinstance(message, dict):
@@ -278,7 +269,9 @@ def handle_line(number, body):
     if message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
         return reply_error(request_id or "null", INVALID_REQUEST,
                            f"line {number} is not a JSON-RPC 2.0 message")
-    params = message.get("params", {})
+    params = message.get("params")
+    if params is None:
+        params = {}  # null or absent params are no params
     if "id" not in message:  # a notification: never answered
         if message["method"] == "$/cancel" and isinstance(params, dict):
             with inflight_lock:
@@ -290,8 +283,9 @@ def handle_line(number, body):
         return reply_error("null", INVALID_REQUEST, f"line {number}: bad request id")
     with inflight_lock:
         reused = request_id in inflight
-    if reused:
-        return reply_error(request_id, INVALID_REQUEST, f"id {request_id} is already in flight")
+    if reused:  # not under that id: the host would take it for the first call's answer
+        return reply_error("null", INVALID_REQUEST, f"id {request_id} is already in flight",
+                           {"id": message["id"]})
     return handle_request(request_id, message["method"], params)
 
 

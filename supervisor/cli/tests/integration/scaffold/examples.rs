@@ -264,16 +264,32 @@ fn unknown_methods_and_names(example: &Example) {
             "/x",
         ),
         ("service/start", json!({"id": "svc"}), "service", "svc"),
+        (
+            "provider/call",
+            json!({"capability": "webSearch", "id": "nosuch", "operation": "search", "params": {}, "context": {}}),
+            "provider",
+            "webSearch:nosuch",
+        ),
+        (
+            "channel/call",
+            json!({"id": "nosuch", "operation": "sendText", "params": {}, "context": {}}),
+            "channel",
+            "nosuch",
+        ),
+        (
+            "contextEngine/call",
+            json!({"id": "nosuch", "operation": "assemble", "params": {}, "context": {}}),
+            "contextEngine",
+            "nosuch",
+        ),
     ];
+    // -32008 with the registration kind as on the wire and the name as called (a
+    // provider's is `<capability>:<id>`, a route's the requested path): §11.
     for (index, (method, params, kind, name)) in cases.into_iter().enumerate() {
         let response = plugin.request(json!(10 + index), method, params);
         assert_eq!(error_code(&response), -32008, "{method}: {response}");
         let data = &response["error"]["data"];
-        assert_eq!(data["kind"], kind, "{method}: {response}");
-        // The spec does not say whether an unknown prefix route is named "/x" or by its
-        // key "/x (prefix)" (§9.5): accept both.
-        let named = data["name"].as_str().unwrap_or_default();
-        assert!(named.starts_with(name), "{method}: {response}");
+        assert_eq!(data, &json!({"kind": kind, "name": name}), "{method}: {response}");
     }
 }
 
@@ -312,6 +328,26 @@ fn bad_params_are_refused(example: &Example) {
             -32602,
             "{method} {params}: {response}"
         );
+    }
+    // Params that are a scalar are -32602 under the request's id; null or absent params
+    // are no params: fine for `ping`, missing members for `tool/invoke` (§4).
+    for (id, params, expected) in [
+        ("scalar", "\"text\"", Some(-32602)),
+        ("null", "null", Some(-32602)),
+    ] {
+        plugin.send_line(&format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"tool/invoke","params":{params}}}"#
+        ));
+        let response = plugin.response_to(&json!(id)).json;
+        assert_eq!(Some(error_code(&response)), expected, "{params}: {response}");
+    }
+    for line in [
+        r#"{"jsonrpc":"2.0","id":"ping-null","method":"ping","params":null}"#,
+        r#"{"jsonrpc":"2.0","id":"ping-none","method":"ping"}"#,
+    ] {
+        plugin.send_line(line);
+        let response = plugin.next_response().json;
+        assert_eq!(response["result"], json!({}), "{line}: {response}");
     }
 }
 
@@ -412,6 +448,7 @@ fn ids_keep_their_json_type(example: &Example) {
         "\"7\"",
         "-3",
         "1e3",
+        "9007199254740991",
         "\"\"",
         "\"a \\\"quoted\\\" id\"",
     ] {
@@ -419,11 +456,16 @@ fn ids_keep_their_json_type(example: &Example) {
             r#"{{"jsonrpc":"2.0","id":{id},"method":"ping","params":{{}}}}"#
         ));
         let line = plugin.next_response();
-        // Same JSON type and value: serde_json keeps integers (7) and other numbers
-        // (7.0, 1e3) apart, and 1e3 equals 1000.0.
+        // Same JSON type and value (§4): a number comes back a number of the same value
+        // (7.0 may come back as 7, 1e3 as 1000), a string the same string.
         let sent: Value = serde_json::from_str(id).unwrap();
+        let got = &line.json["id"];
+        let same = match (&sent, got) {
+            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            _ => *got == sent,
+        };
         assert!(
-            line.json["id"] == sent && line.json["id"].is_f64() == sent.is_f64(),
+            same,
             "the id {id} did not come back with its type and value: {}",
             line.raw
         );
@@ -473,9 +515,13 @@ fn slow_calls_do_not_block_and_cancel_answers_32800(example: &Example) {
         "tool/invoke",
         tool_params(quick, quick_arguments),
     );
-    // The same id while the first is in flight is refused, and does not disturb it.
-    let response = plugin.request(json!(10), "ping", json!({}));
+    // The same id while the first is in flight is refused with id null (an answer under
+    // the id would be taken for the first call's), and does not disturb it.
+    plugin.request_no_wait(json!(10), "ping", json!({}));
+    let response = plugin.next_response().json;
     assert_eq!(error_code(&response), -32600, "{response}");
+    assert_eq!(response["id"], Value::Null, "{response}");
+    assert_eq!(response["error"]["data"], json!({"id": 10}), "{response}");
     plugin.notify("$/cancel", json!({"id": 10}));
     let response = plugin.response_to(&json!(10)).json;
     assert_eq!(error_code(&response), -32800, "{response}");
