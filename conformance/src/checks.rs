@@ -6,6 +6,7 @@
 //! id reserved.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -98,6 +99,8 @@ catalogue! {
         "lines end with a bare `\\n`: no `\\r`, no byte-order mark, no blank lines";
     StreamStderrFlood = "stream.stderr-flood", Must, "§1",
         "requests are still answered while the plugin writes megabytes to stderr (fixture)";
+    StreamTolerantReader = "stream.tolerant-reader", Must, "§2.1",
+        "a line with a trailing `\\r` or a leading byte-order mark is read, and blank lines are ignored";
 
     HandshakeInitialize = "handshake.initialize", Must, "§5.2",
         "`initialize` is answered within the handshake timeout with a well-formed result";
@@ -121,17 +124,23 @@ catalogue! {
         "every tool, channel and provider registered is declared in the manifest";
     HandshakeKnownHooks = "handshake.known-hooks", Should, "§9.2",
         "hook registrations name hook events the host knows";
+    HandshakeKnownKinds = "handshake.known-kinds", Should, "§9",
+        "registrations are of kinds the host knows (one of an unknown kind is rejected alone)";
     HandshakeUnknownFields = "handshake.unknown-fields", Must, "§4",
         "unknown members in `initialize`, `initialized` and the envelope are ignored";
     HandshakeNoEarlyRequests = "handshake.no-early-requests", Must, "§5.1",
         "the plugin sends no request to the host before `initialized`";
 
     JsonrpcIdTypes = "jsonrpc.id-types", Must, "§4",
-        "responses carry the request's id with its exact JSON type and value";
+        "responses carry the request's id with the same JSON type and value (`7.0` may come back as `7`)";
+    JsonrpcReusedId = "jsonrpc.reused-id", Must, "§4",
+        "a request reusing the id of one in flight is answered -32600 with id null and `data.id` (slow call)";
     JsonrpcMethodNotFound = "jsonrpc.method-not-found", Must, "§4",
         "a request for an unknown method is answered -32601";
     JsonrpcInvalidParams = "jsonrpc.invalid-params", Must, "§6",
-        "params that do not fit the method are answered -32602";
+        "params that do not fit the method are answered -32602 (`data.errors[].path` a JSON Pointer)";
+    JsonrpcParamsShape = "jsonrpc.params-shape", Must, "§4",
+        "params that are an array or a scalar are answered -32602; `null` params count as none";
     JsonrpcParseError = "jsonrpc.parse-error", Must, "§2.3",
         "a line that is not JSON or not UTF-8 is answered -32700 with id null";
     JsonrpcInvalidRequest = "jsonrpc.invalid-request", Must, "§2.3",
@@ -169,6 +178,12 @@ catalogue! {
         "a call to a name never registered is answered -32008 with `data.kind` and `data.name`";
     CallsCancelAnswered = "calls.cancel-answered", Must, "§8.2",
         "a request cancelled with `$/cancel` is still answered, exactly once";
+    CallsSlowCall = "calls.slow-call", Should, "§4",
+        "concurrency and cancellation are verified with a slow call (`--slow-call`, or the fixture capability)";
+    CallsConcurrency = "calls.concurrency", Must, "§4",
+        "a ping and a second call are answered while the slow call runs";
+    CallsCancel = "calls.cancel", Must, "§8.2",
+        "`$/cancel` ends the slow call with -32800 well before it would have finished";
     CallsLargeMessage = "calls.large-message", Must, "§2.2",
         "a request line just under the announced limit is read and answered";
     CallsNonAscii = "calls.non-ascii", Must, "§2.1",
@@ -214,6 +229,21 @@ impl CheckId {
 /// The check with this id.
 pub fn find_check(id: &str) -> Option<&'static Check> {
     CHECKS.iter().find(|check| check.id == id)
+}
+
+/// The checks of one family as the Markdown table of docs/conformance.md §4, which is
+/// generated from this catalogue (`outpost-conformance list --markdown`).
+pub fn markdown_table(family: &str) -> String {
+    let mut table =
+        String::from("| id | level | spec | passes when |\n| --- | --- | --- | --- |\n");
+    for check in CHECKS.iter().filter(|c| c.family() == family) {
+        let _ = writeln!(
+            table,
+            "| `{}` | {} | {} | {} |",
+            check.id, check.level, check.section, check.description
+        );
+    }
+    table
 }
 
 /// The known id closest to `id`, for "did you mean" hints.

@@ -33,6 +33,15 @@
 //! and one that offers only a version no plugin speaks. Every wait has a timeout; a
 //! step that times out or kills the plugin is reported, and the next step gets a fresh
 //! process. The stream checks are judged from every line of every session.
+//!
+//! Concurrency, cancellation and reused ids need a call that stays in flight: the
+//! plugin's own slow call ([`Options::slow_call`], `--slow-call`), or `fixture/sleep`
+//! for a plugin with the fixture capability. Without one those checks are skipped and
+//! the report warns (`calls.slow-call`).
+//!
+//! The code follows the families: `plan` (what a run is about, before anything starts),
+//! `session` (one conversation with one process), `suite` (one module per family),
+//! `verdict` (what a check comes to, and the record of results), `report`.
 
 #![warn(missing_docs)]
 
@@ -40,18 +49,21 @@ mod args;
 mod checks;
 mod launch;
 mod manifest;
+mod plan;
 mod report;
 mod run;
 mod schemas;
 mod session;
 mod suite;
 mod traffic;
+mod verdict;
 
-pub use checks::{CHECKS, Check, FAMILIES, Level, find_check};
+pub use checks::{CHECKS, Check, FAMILIES, Level, find_check, markdown_table};
 pub use launch::ResolveError;
 pub use manifest::{ConfigError, ManifestError};
+pub use plan::{Options, RunError, SlowCall, SlowCallError, Target};
 pub use report::{
     BaselineError, BaselineMark, CheckResult, ExpectedFailures, PluginSummary,
     REPORT_FORMAT_VERSION, Report, Status, Summary, render_row,
 };
-pub use run::{Options, RunError, Target, run};
+pub use run::run;

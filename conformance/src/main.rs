@@ -1,18 +1,20 @@
 //! `outpost-conformance`: run the Outpost protocol conformance suite against a plugin.
 //!
-//! Exit status: 0 when no MUST check failed (outside the baseline) and no baseline entry
-//! is stale; 1 otherwise; 2 when the suite could not run (bad arguments, an unusable
+//! Exit status: 0 when no MUST check failed (outside the baseline), no baseline entry is
+//! stale and, with `--strict`, no SHOULD check failed; 1 otherwise; 2 when the suite could not run (bad arguments, an unusable
 //! manifest, a program that cannot be started); 130 when interrupted.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use outpost_conformance::{
-    CHECKS, CheckResult, ExpectedFailures, Options, Report, Target, render_row, run,
+    CHECKS, CheckResult, ExpectedFailures, FAMILIES, Options, Report, SlowCall, Target,
+    markdown_table, render_row, run,
 };
 
 #[derive(Debug, Parser)]
@@ -34,8 +36,11 @@ enum Command {
     /// Print every check: id, level, section and description.
     List {
         /// One JSON array instead of a table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// The Markdown tables of docs/conformance.md §4, one per family.
+        #[arg(long)]
+        markdown: bool,
     },
 }
 
@@ -79,12 +84,20 @@ struct RunArgs {
     /// Write every line exchanged with the plugin, with timestamps, to FILE.
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
+    /// A slow, side-effect-free call that takes a second or more, for the concurrency,
+    /// cancellation and reused-id checks: 'KIND NAME JSON_ARGS', e.g.
+    /// 'tool slow {"ms":3000}' (docs/conformance.md §2).
+    #[arg(long, value_name = "'KIND NAME JSON_ARGS'", value_parser = SlowCall::from_str)]
+    slow_call: Option<SlowCall>,
+    /// Warnings (failed SHOULD checks outside the baseline) fail the run too.
+    #[arg(long)]
+    strict: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::List { json } => list(json).map(|()| ExitCode::SUCCESS),
+        Command::List { json, markdown } => list(json, markdown).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run_command(&args),
     };
     match result {
@@ -96,8 +109,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn list(json: bool) -> anyhow::Result<()> {
+fn list(json: bool, markdown: bool) -> anyhow::Result<()> {
     let mut out = anstream::stdout().lock();
+    if markdown {
+        for (index, family) in FAMILIES.iter().enumerate() {
+            if index > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "### {family}\n")?;
+            write!(out, "{}", markdown_table(family))?;
+        }
+        return Ok(());
+    }
     if json {
         let checks: Vec<_> = CHECKS
             .iter()
@@ -156,6 +179,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
         handshake_timeout: seconds(args.handshake_timeout, "--handshake-timeout")?,
         only: args.only.clone(),
         transcript: args.transcript.clone(),
+        slow_call: args.slow_call.clone(),
         ..Options::default()
     };
     let target = match &args.plugin_dir {
@@ -212,6 +236,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(baseline) = &baseline {
         report.apply_baseline(baseline);
     }
+    report.strict = args.strict;
     if let Some(path) = &args.junit {
         std::fs::write(path, report.to_junit())
             .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;

@@ -121,6 +121,8 @@ pub struct Report {
     pub duration: Duration,
     /// The last lines the plugin wrote to stderr, tagged with the session.
     pub stderr_tail: Vec<String>,
+    /// `--strict`: warnings (failed SHOULD checks outside the baseline) fail the run too.
+    pub strict: bool,
 }
 
 /// Counts per status.
@@ -144,9 +146,17 @@ pub struct Summary {
 }
 
 impl Report {
-    /// Whether the run passes: no MUST failure outside the baseline, no stale entry.
+    /// Whether the run passes: no MUST failure outside the baseline, no stale entry, and
+    /// with [`Report::strict`] no warning outside the baseline either.
     pub fn passed(&self) -> bool {
-        !self.results.iter().any(CheckResult::fails_run)
+        !self.results.iter().any(|r| self.fails_run(r))
+    }
+
+    /// Whether `result` fails this run: [`CheckResult::fails_run`], or a warning under
+    /// [`Report::strict`].
+    pub fn fails_run(&self, result: &CheckResult) -> bool {
+        result.fails_run()
+            || (self.strict && result.status == Status::Warn && result.baseline.is_none())
     }
 
     /// Counts per status.
@@ -220,6 +230,7 @@ impl Report {
             },
             "plugin": self.plugin,
             "result": if self.passed() { "pass" } else { "fail" },
+            "strict": self.strict,
             "summary": self.summary(),
             "durationMs": duration_ms(self.duration),
             "checks": checks,
@@ -261,12 +272,19 @@ impl Report {
                     status.set_message(result.details.clone());
                     status
                 }
+                (None, Status::Warn) if self.strict => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status.set_message(format!("warning (--strict): {}", result.details));
+                    status.set_type(check.level.to_string());
+                    status.set_description(format!("{headline}\n{}", result.details));
+                    status
+                }
                 (None, Status::Pass | Status::Warn) => TestCaseStatus::success(),
             };
             let mut case = TestCase::new(check.id, status);
             case.set_classname(format!("outpost-conformance.{}", check.family()));
             case.set_time(result.duration);
-            if result.status == Status::Warn && result.baseline.is_none() {
+            if result.status == Status::Warn && result.baseline.is_none() && !self.strict {
                 case.set_system_out(format!("warning ({headline}): {}", result.details));
             }
             suite.add_test_case(case);
@@ -336,6 +354,9 @@ impl Report {
         }
         if s.stale > 0 {
             let _ = write!(counts, ", {} stale baseline entries", s.stale);
+        }
+        if self.strict && s.warn > 0 {
+            counts.push_str("; --strict: warnings fail the run");
         }
         writeln!(out)?;
         writeln!(
@@ -485,6 +506,7 @@ mod tests {
             results,
             duration: Duration::from_millis(1500),
             stderr_tail: vec!["[main] hello".into()],
+            strict: false,
         }
     }
 
@@ -523,6 +545,13 @@ mod tests {
         assert!(r2.passed(), "an expected failure does not fail the run");
         assert_eq!(r2.summary().expected_failures, 1);
 
+        r.strict = true;
+        assert!(!r.passed(), "under --strict a warning fails the run");
+        assert_eq!(r.to_json()["strict"], true);
+        assert!(r.to_junit().contains("warning (--strict)"));
+        r.apply_baseline(&ExpectedFailures::parse("stream.plain-lines", "b").unwrap());
+        assert!(r.passed(), "an expected warning does not fail a strict run");
+        r.strict = false;
         r.apply_baseline(&ExpectedFailures::parse("calls.ping\nstream.plain-lines", "b").unwrap());
         assert!(!r.passed(), "a stale entry fails the run");
         assert_eq!(r.summary().stale, 1);

@@ -221,6 +221,11 @@ impl Session {
         &mut self.process
     }
 
+    /// The plugin's process id.
+    pub(crate) fn pid(&self) -> i32 {
+        self.process.pid()
+    }
+
     /// Whether the next step can use this session.
     pub(crate) fn usable(&self) -> bool {
         !self.poisoned && !self.eof && self.stdin.is_some() && self.process.exit_status().is_none()
@@ -235,9 +240,16 @@ impl Session {
         self.limit.store(bytes, Ordering::Relaxed);
     }
 
-    /// Marks `initialized` as sent: plugin requests are legitimate from now on.
+    /// Marks `initialized` as sent: plugin requests are legitimate from now on. Sending
+    /// the `initialized` notification marks it (before the write, as the host does: a
+    /// plugin may answer it with a request at once).
     pub(crate) fn set_initialized(&mut self) {
         self.initialized_sent = true;
+    }
+
+    /// Whether `initialized` was sent.
+    pub(crate) fn initialized_sent(&self) -> bool {
+        self.initialized_sent
     }
 
     /// Bytes the plugin wrote to stderr so far.
@@ -291,21 +303,29 @@ impl Session {
 
     /// Sends a message; a request is remembered as pending.
     pub(crate) async fn send(&mut self, message: &Message) -> Result<(), Stall> {
-        if let Message::Request(request) = message {
-            self.pending
-                .insert(request.id.clone(), request.method.clone());
+        match message {
+            Message::Request(request) => {
+                self.pending
+                    .insert(request.id.clone(), request.method.clone());
+            }
+            Message::Notification(n) if n.method == "initialized" => self.set_initialized(),
+            _ => {}
         }
         self.send_line(message.to_json().as_bytes()).await
     }
 
-    /// Sends a request with the next integer id.
+    /// Sends a request with the next integer id not in flight.
     pub(crate) async fn request(
         &mut self,
         method: &str,
         params: Value,
     ) -> Result<RequestId, Stall> {
-        let id = RequestId::from(self.next_id);
+        let mut id = RequestId::from(self.next_id);
         self.next_id += 1;
+        while self.pending.contains_key(&id) {
+            id = RequestId::from(self.next_id);
+            self.next_id += 1;
+        }
         self.request_with_id(id.clone(), method, params).await?;
         Ok(id)
     }
@@ -398,6 +418,20 @@ impl Session {
         timeout: Duration,
         refused: impl Fn(&Event) -> bool,
     ) -> Result<Option<Answer>, Stall> {
+        self.watch(id, mark, timeout, refused)
+            .await
+            .map_err(|stall| self.timed_out(stall, timeout))
+    }
+
+    /// [`Session::wait_or`] for a wait that may end empty-handed without the plugin
+    /// being stuck: a timeout does not poison the session.
+    pub(crate) async fn watch(
+        &mut self,
+        id: &RequestId,
+        mark: usize,
+        timeout: Duration,
+        refused: impl Fn(&Event) -> bool,
+    ) -> Result<Option<Answer>, Stall> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(answer) = self.answers.remove(id) {
@@ -406,9 +440,10 @@ impl Session {
             if self.events_since(mark).iter().any(&refused) {
                 return Ok(None);
             }
-            self.pump(deadline)
-                .await
-                .map_err(|stall| self.timed_out(stall, timeout))?;
+            self.pump(deadline).await.map_err(|stall| match stall {
+                Stall::Timeout(_) => Stall::Timeout(timeout),
+                other => other,
+            })?;
         }
     }
 

@@ -7,7 +7,7 @@ use quick_junit::{NonSuccessKind, TestCaseStatus};
 use serde_json::Value;
 
 use crate::modes::FIXTURE_CHECKS;
-use crate::support::{Conformance, all_ids, check, checks, fixture_dir, ids_with};
+use crate::support::{Conformance, SLOW_CALL, all_ids, check, checks, fixture_dir, ids_with};
 
 fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|&id| id.to_owned()).collect()
@@ -51,18 +51,111 @@ fn the_unmodified_fixture_passes_every_check() {
     }
 }
 
+/// The checks that need a call in flight (`--slow-call`, or the fixture capability).
+const SLOW_CHECKS: &[&str] = &["calls.concurrency", "calls.cancel", "jsonrpc.reused-id"];
+
 #[test]
 fn without_the_fixture_capability_the_fixture_checks_are_skipped() {
-    let outcome = Conformance::new(["run", "--json", "--plugin-dir"])
+    let outcome = Conformance::new(["run", "--json", "--slow-call", SLOW_CALL, "--plugin-dir"])
         .arg(fixture_dir())
         .run();
     let report = outcome.json();
     assert_eq!(outcome.code(), 0, "{report:#}");
     assert_eq!(ids_with(&report, "skip"), set(FIXTURE_CHECKS), "{report:#}");
     assert_eq!(ids_with(&report, "fail"), BTreeSet::new());
+    assert_eq!(ids_with(&report, "warn"), BTreeSet::new());
     assert_eq!(report["plugin"]["fixture"], false);
     let reason = check(&report, "fixture.echo")["details"].as_str().unwrap();
     assert!(reason.contains("capabilities.fixture"), "{reason}");
+}
+
+/// Without a slow call (and without the fixture capability), the report says plainly
+/// that concurrency and cancellation were not verified: a warning, which `--strict`
+/// turns into a failed run.
+#[test]
+fn without_a_slow_call_concurrency_is_not_verified_and_strict_fails() {
+    let outcome = Conformance::new(["run", "--json", "--plugin-dir"])
+        .arg(fixture_dir())
+        .run();
+    let report = outcome.json();
+    assert_eq!(
+        outcome.code(),
+        0,
+        "a warning does not fail the run: {report:#}"
+    );
+    assert_eq!(
+        ids_with(&report, "warn"),
+        set(&["calls.slow-call"]),
+        "{report:#}"
+    );
+    let details = check(&report, "calls.slow-call")["details"]
+        .as_str()
+        .unwrap();
+    assert!(
+        details.starts_with("concurrency and cancellation were not verified")
+            && details.contains("--slow-call"),
+        "{details}"
+    );
+    let skipped = ids_with(&report, "skip");
+    for id in SLOW_CHECKS {
+        assert!(skipped.contains(*id), "{id} is skipped: {report:#}");
+    }
+    assert_eq!(report["strict"], false);
+
+    let strict = Conformance::new(["run", "--json", "--strict", "--plugin-dir"])
+        .arg(fixture_dir())
+        .run();
+    let report = strict.json();
+    assert_eq!(strict.code(), 1, "{report:#}");
+    assert_eq!(report["result"], "fail");
+    assert_eq!(report["strict"], true);
+    assert_eq!(check(&report, "calls.slow-call")["status"], "warn");
+}
+
+/// The suite's host answers a request the plugin sends the moment it reads
+/// `initialized`, as the supervisor does (docs/protocol.md §5.3).
+#[test]
+fn a_request_right_after_initialized_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("transcript.txt");
+    let outcome = Conformance::fixture("request-after-initialized")
+        .arg("--transcript")
+        .arg(&transcript)
+        .run();
+    let report = outcome.json();
+    assert_eq!(outcome.code(), 0, "{report:#}");
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let initialized = lines
+        .iter()
+        .position(|l| l.contains(r#""method":"initialized""#))
+        .unwrap_or_else(|| panic!("no initialized:\n{text}"));
+    let request = lines
+        .iter()
+        .position(|l| l.contains(" < ") && l.contains(r#""id":"after-initialized-1""#))
+        .unwrap_or_else(|| panic!("the fixture's request is missing:\n{text}"));
+    assert!(request > initialized, "{text}");
+    let answer = lines
+        .iter()
+        .find(|l| l.contains(" > ") && l.contains(r#""id":"after-initialized-1""#))
+        .unwrap_or_else(|| panic!("the request was not answered:\n{text}"));
+    assert!(answer.contains(r#""result":{"config""#), "{answer}");
+}
+
+#[test]
+fn a_slow_call_that_is_not_registered_is_named() {
+    let outcome = Conformance::new(["run", "--json", "--only", "calls", "--plugin-dir"])
+        .arg(fixture_dir())
+        .args(["--slow-call", "tool no_such_tool {}"])
+        .env("CONFORMANCE_FIXTURE_CAPABILITY", "1")
+        .run();
+    let report = outcome.json();
+    assert_eq!(outcome.code(), 0, "{report:#}");
+    let details = check(&report, "calls.slow-call")["details"]
+        .as_str()
+        .unwrap();
+    assert!(details.contains("`no_such_tool`"), "{details}");
+    assert_eq!(check(&report, "calls.concurrency")["status"], "skip");
 }
 
 #[test]
@@ -95,8 +188,9 @@ fn the_human_report_lists_every_check_and_the_verdict() {
     }
     assert!(outcome.stdout.contains("Details:"), "{}", outcome.stdout);
     let verdict = outcome.stdout.lines().last().unwrap_or_default();
+    // stream.plain-lines, and calls.slow-call: no slow call was given.
     assert!(
-        verdict.starts_with("PASS: ") && verdict.contains("1 warnings"),
+        verdict.starts_with("PASS: ") && verdict.contains("2 warnings"),
         "{verdict}"
     );
 }
@@ -358,6 +452,11 @@ fn exit_code_2_when_the_suite_cannot_run() {
             Conformance::new(["run", "--timeout", "0", "--plugin-dir"]).arg(fixture_dir()),
             "--timeout must be a positive number",
         ),
+        (
+            Conformance::new(["run", "--slow-call", "service ticker", "--plugin-dir"])
+                .arg(fixture_dir()),
+            "cannot be the slow call",
+        ),
         (Conformance::new(["run"]), "required"),
     ];
     for (run, says) in cases {
@@ -404,4 +503,14 @@ fn list_prints_the_catalogue() {
     let table = Conformance::new(["list"]).run();
     assert_eq!(table.code(), 0);
     assert_eq!(table.stdout.lines().count(), all_ids().len());
+    let markdown = Conformance::new(["list", "--markdown"]).run();
+    assert_eq!(markdown.code(), 0);
+    for family in outpost_conformance::FAMILIES {
+        assert!(
+            markdown
+                .stdout
+                .contains(&outpost_conformance::markdown_table(family)),
+            "{family}"
+        );
+    }
 }

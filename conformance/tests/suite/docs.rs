@@ -1,5 +1,10 @@
 //! docs/conformance.md and the catalogue agree, and every check names a real section of
 //! docs/protocol.md.
+//!
+//! The tables of docs/conformance.md §4 are generated from the catalogue
+//! (`outpost-conformance list --markdown`, [`outpost_conformance::markdown_table`]): this
+//! test fails when they differ, and `UPDATE_EXPECT=1 cargo test -p outpost-conformance
+//! docs` writes the generated tables into the page.
 
 use std::collections::BTreeSet;
 
@@ -8,6 +13,67 @@ use crate::support::workspace_root;
 fn read(path: &str) -> String {
     std::fs::read_to_string(workspace_root().join(path))
         .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+/// The page with each family's table (the first table under `### family`) replaced by
+/// the generated one.
+fn with_generated_tables(doc: &str) -> String {
+    let mut out = String::new();
+    let mut lines = doc.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        out.push('\n');
+        let Some(family) = line.strip_prefix("### ") else {
+            continue;
+        };
+        if !outpost_conformance::FAMILIES.contains(&family.trim()) {
+            continue;
+        }
+        // Copy the prose up to the table, then swap the table.
+        while let Some(next) = lines.peek() {
+            if next.starts_with('|') {
+                break;
+            }
+            assert!(
+                !next.starts_with('#'),
+                "docs/conformance.md: the section of family `{family}` has no table"
+            );
+            out.push_str(next);
+            out.push('\n');
+            lines.next();
+        }
+        while lines.peek().is_some_and(|next| next.starts_with('|')) {
+            lines.next();
+        }
+        out.push_str(&outpost_conformance::markdown_table(family.trim()));
+    }
+    out
+}
+
+/// The tables are exactly what the catalogue generates.
+#[test]
+fn the_docs_tables_are_generated_from_the_catalogue() {
+    let path = workspace_root().join("docs/conformance.md");
+    let doc = read("docs/conformance.md");
+    let generated = with_generated_tables(&doc);
+    if generated == doc {
+        return;
+    }
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, generated).expect("docs/conformance.md is writable");
+        return;
+    }
+    let changed: Vec<String> = doc
+        .lines()
+        .zip(generated.lines())
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .map(|(a, b)| format!("  page:      {a}\n  catalogue: {b}"))
+        .collect();
+    panic!(
+        "docs/conformance.md §4 is out of date; run `UPDATE_EXPECT=1 cargo test -p outpost-conformance docs`:\n{}",
+        changed.join("\n")
+    );
 }
 
 /// The docs have one table row per check, `| `id` | LEVEL | §x | ... |`, and no row for

@@ -26,6 +26,9 @@ use serde_json::Value;
 /// a failure.
 const WATCHDOG: Duration = Duration::from_mins(5);
 
+/// The fixture's slow call, as the tests pass it to `--slow-call`.
+pub(crate) const SLOW_CALL: &str = r#"tool slow {"ms": 1200}"#;
+
 /// The variable the fixture's manifest passes through, for finding its processes.
 pub(crate) const TAG_VAR: &str = "CONFORMANCE_FIXTURE_TAG";
 
@@ -70,10 +73,10 @@ impl Conformance {
         }
     }
 
-    /// `run --json --plugin-dir tests/fixtures` with the fixture capability on and the
-    /// given modes (comma separated, may be empty).
+    /// `run --json --slow-call 'tool slow ...' --plugin-dir tests/fixtures` with the
+    /// fixture capability on and the given modes (comma separated, may be empty).
     pub(crate) fn fixture(modes: &str) -> Self {
-        Self::new(["run", "--json", "--plugin-dir"])
+        Self::new(["run", "--json", "--slow-call", SLOW_CALL, "--plugin-dir"])
             .arg(fixture_dir())
             .env("CONFORMANCE_FIXTURE_CAPABILITY", "1")
             .env("CONFORMANCE_FIXTURE_MODE", modes)
