@@ -12,7 +12,8 @@
 //! - as a request or notification: name a method of [`METHODS`] of that kind (and, with a
 //!   prefix, sent by the right side), with params that deserialize into the method's
 //!   params type, that have no member the type would ignore, and that validate against
-//!   the method's schema; an unknown method is fine only if the block answers it `-32601`;
+//!   the method's schema; an unknown method is fine only if the block answers it `-32601`,
+//!   params that are not an object only if it answers them `-32602` (§4);
 //! - as a response: answer a request shown earlier in the same block (same id, the other
 //!   side); a result must fit the method's result type as params fit theirs; an error's
 //!   code must be in the table of §11, and its `data` of the shape that table gives.
@@ -495,14 +496,41 @@ impl Checker {
 
     fn check_block(&mut self, block: &[Example]) {
         // Requests the block answers `-32601`: their method may be one nobody knows.
-        let not_found: Vec<(Option<Side>, &Value)> = block
-            .iter()
-            .filter(|e| e.value["error"]["code"] == json!(ErrorCode::MethodNotFound.code()))
-            .map(|e| (e.side, &e.value["id"]))
-            .collect();
+        let answered_with = |code: ErrorCode| -> Vec<(Option<Side>, &Value)> {
+            block
+                .iter()
+                .filter(|e| e.value["error"]["code"] == json!(code.code()))
+                .map(|e| (e.side, &e.value["id"]))
+                .collect()
+        };
+        let not_found = answered_with(ErrorCode::MethodNotFound);
+        // Requests the block answers `-32602`: their params may be of any shape.
+        let invalid_params = answered_with(ErrorCode::InvalidParams);
+        let answered = |list: &[(Option<Side>, &Value)], example: &Example| {
+            list.iter()
+                .any(|(side, id)| **id == example.value["id"] && answers(example.side, *side))
+        };
         let mut sent: Vec<Sent> = Vec::new();
         for example in block {
             let line = example.line;
+            let params = example.value.get("params");
+            let odd_params = params.is_some_and(|p| !p.is_object() && !p.is_null())
+                && example.value.get("method").is_some()
+                && answered(&invalid_params, example);
+            if odd_params {
+                // A request with params that are not an object, answered -32602 as §4
+                // says: the envelope and the params types do not apply to it.
+                self.coverage_sent_only(example);
+                sent.push(Sent {
+                    side: example.side,
+                    id: example.value["id"].clone(),
+                    method: example.value["method"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+                continue;
+            }
             let errors: Vec<String> = self
                 .envelope
                 .iter_errors(&example.value)
@@ -590,6 +618,20 @@ impl Checker {
                     }
                 }
             }
+        }
+    }
+
+    /// Notes the method of a request whose params are not checked.
+    fn coverage_sent_only(&mut self, example: &Example) {
+        if let Some(method) = example.value["method"].as_str()
+            && METHODS.iter().any(|(name, ..)| *name == method)
+        {
+            self.coverage.sent.insert(method.to_owned());
+        } else {
+            self.problem(
+                example.line,
+                "a request answered -32602 must name a method of the protocol",
+            );
         }
     }
 
@@ -857,6 +899,11 @@ fn broken_examples_are_reported_on_their_line() {
             2,
             "unknown variant `loud`",
         ),
+        (
+            "```json\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tool/invoke\",\"params\":[\"t\"]}\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n```\n",
+            2,
+            "the schema's envelope refuses it",
+        ),
     ];
     for (doc, line, expected) in cases {
         let mut checker = Checker::new();
@@ -881,6 +928,8 @@ fn sound_examples_pass() {
         "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"no/such\"}\n",
         "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"error\":{\"code\":-32601,\"message\":\"m\"}}\n",
         "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"m\"}}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tool/invoke\",\"params\":5}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32602,\"message\":\"m\"}}\n",
         "```\n",
         "```python\nprint({\"jsonrpc\": 1})\n```\n",
         "```json\n{\n  \"id\": \"a manifest, pretty-printed\"\n}\n```\n",
