@@ -18,7 +18,7 @@ ROUNDS=${1:-300}
 PROFILE=${OUTPOST_BENCH_PROFILE:-debug}
 install_openclaw
 build_outpost
-if [ "$PROFILE" = release ]; then
+if [ "$PROFILE" = release ] && [ "${OUTPOST_OPENCLAW_NO_BUILD:-}" != 1 ]; then
     (cd "$REPO" && cargo build --quiet --release -p outpost -p outpost-example-rust)
 fi
 SERVE_BIN=$REPO/target/$PROFILE/outpost
@@ -35,8 +35,21 @@ isolate "$WORK"
 API_PORT=$(free_port)
 GW_PORT=$(free_port)
 GW_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-CONFIG=$REPO/plugins/outpost.json5
 HERE=$(cd "$(dirname "$0")" && pwd)
+# The example plugins as plugins/outpost.json5 runs them, the Rust one from this profile.
+CONFIG=$WORK/outpost.json5
+cat >"$CONFIG" <<EOF
+{
+  plugins: {
+    entries: {
+      'text-tools': { enabled: true, config: { maxWords: 5000 } },
+      notes: { enabled: true, config: { maxNotes: 500 } },
+      clock: { enabled: true, config: { defaultTimezone: 'UTC' } },
+    },
+  },
+  outpost: { bundledDir: '$REPO/plugins', binPath: ['$REPO/target/$PROFILE'] },
+}
+EOF
 
 start SERVE "$WORK/serve.log" "$SERVE_BIN" serve --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT"
 wait_ready "http://127.0.0.1:$API_PORT/readyz" 30 || { echo "outpost serve did not get ready" >&2; exit 1; }
