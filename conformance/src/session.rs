@@ -629,7 +629,21 @@ impl Session {
 
     /// The host's answer to a plugin request.
     fn host_answer(&self, request: &Request) -> Result<Value, ErrorObject> {
-        let params = request.params.clone().unwrap_or_else(|| json!({}));
+        // As the host: null or absent params are none, anything but an object is -32602
+        // (docs/protocol.md §4).
+        let params = match request.params.clone() {
+            None | Some(Value::Null) => json!({}),
+            Some(params @ Value::Object(_)) => params,
+            Some(_) => {
+                return Err(ErrorObject::new(
+                    ErrorCode::InvalidParams,
+                    format!(
+                        "invalid params for `{}`: params must be an object",
+                        request.method
+                    ),
+                ));
+            }
+        };
         match request.method.as_str() {
             "ping" => Ok(json!({})),
             // `gateway` too, as a gateway that shares its config sends it: a plugin
