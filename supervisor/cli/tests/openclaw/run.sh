@@ -283,7 +283,7 @@ check "serve is back (with a new token): calls work without restarting OpenClaw"
 # serve comes back with a token of its own (OUTPOST_API_TOKEN), so the token file the
 # bridge reads is stale.
 stop_group "$SERVE"
-OUTPOST_API_TOKEN=another-token start SERVE "$WORK/serve.log" "$OUTPOST" serve --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT"
+OUTPOST_API_TOKEN=another-token-of-32-characters-xx start SERVE "$WORK/serve.log" "$OUTPOST" serve --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT"
 wait_ready "$API/readyz" 30 || fail "outpost serve did not get ready"
 gw_call clock.now '{}' "$WORK/m.json"
 check "a wrong token: the error says Outpost refused it and which file it came from" \
