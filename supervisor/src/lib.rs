@@ -94,6 +94,7 @@
 
 pub mod control;
 mod data;
+pub mod isolation;
 mod launch;
 mod policy;
 mod spec;
@@ -104,6 +105,7 @@ pub use data::{
     NoGateway, PluginSnapshot, PluginState, Reason, RegistrationSnapshot, RegistryEvent,
     RegistrySnapshot, Shape, StartError, Supervisor,
 };
-pub use launch::LaunchSpec;
+pub use isolation::Isolation;
+pub use launch::{FsAccess, LaunchSpec, RunAs, Sandbox};
 pub use policy::{HealthPolicy, Limits, RestartPolicy, StopPolicy, SupervisionPolicy, Timeouts};
 pub use spec::{Declarations, PluginSpec};

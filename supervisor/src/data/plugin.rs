@@ -1,7 +1,7 @@
 //! What the runner of one plugin shares with the callers routed to it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use outpost_protocol::peer::Peer;
@@ -13,6 +13,7 @@ use super::metrics::PluginMetrics;
 use super::reason::{Exit, Reason};
 use super::registry::PluginState;
 use super::stderr::StderrTail;
+use crate::isolation::Isolation;
 use crate::spec::PluginSpec;
 
 /// Stderr lines attached to `-32010` errors and crash logs.
@@ -30,6 +31,8 @@ pub(crate) struct PluginRuntime {
     pub(crate) control: mpsc::Sender<Control>,
     /// What is measured about the plugin (shared with the runtime it replaced, if any).
     pub(crate) metrics: Arc<PluginMetrics>,
+    /// How its current (or last) process is confined; set at each start.
+    pub(crate) isolation: Mutex<Option<Isolation>>,
 }
 
 impl PluginRuntime {

@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::host::{self, HostContext};
-use super::os::{ExitDescription, ProcessGroup, SpawnRequest};
+use super::os::{ExitDescription, ProcessGroup, SpawnRequest, Spawned};
 use super::plugin::{Conn, Control, Down, Live, PluginRuntime, STDERR_TAIL_IN_REPORTS};
 use super::reason::{Exit, ExitCause, Reason};
 use super::registry::{PluginState, Registrant};
@@ -327,15 +327,21 @@ async fn start(
     let limits = &launch.policy.limits;
     runtime.tail.clear();
     let request = SpawnRequest {
+        plugin: spec.id.clone(),
         program: launch.program.clone(),
         args: launch.args.clone(),
         cwd: launch.root.clone(),
         env: environment(&spec.id, &launch.env_passthrough, &launch.env_set),
         open_files: limits.open_files,
         memory_bytes: limits.memory_mib.map(|mib| mib.saturating_mul(1024 * 1024)),
+        sandbox: launch.sandbox.clone(),
     };
-    let mut child = match shared.spawner.spawn(request).await {
-        Ok(child) => child,
+    let Spawned {
+        mut child,
+        pid,
+        isolation,
+    } = match shared.spawner.spawn(request).await {
+        Ok(spawned) => spawned,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
             return Err(StartFailure::Permanent(Reason::CannotStart {
                 detail: e.to_string(),
@@ -356,9 +362,14 @@ async fn start(
             })));
         }
     };
-    let pid = child.id().expect("a child that was just spawned has a pid");
+    // The group is led by the process the supervisor reaps; `pid` is the plugin's own.
+    let group = ProcessGroup::new(child.id().expect("a child that was just spawned has a pid"));
     shared.registry.set_process(&spec.id, Some(pid), restart);
-    let group = ProcessGroup::new(pid);
+    tracing::debug!(plugin = %spec.id, ?isolation, "isolation");
+    *runtime
+        .isolation
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(isolation);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {

@@ -16,7 +16,7 @@ use super::call::{Answer, Call};
 use super::gateway::{Gateway, GatewayHandle, NoGateway};
 use super::metrics::PluginMetrics;
 use super::observe;
-use super::os::Spawner;
+use super::os::{self, Spawner};
 use super::plugin::{Conn, Control, Down, Gate, PluginRuntime};
 use super::reason::Reason;
 use super::registry::{PluginState, RegistryEvent, RegistrySnapshot};
@@ -82,6 +82,7 @@ pub struct Applied {
 pub struct Builder {
     gateway: Option<Box<dyn Gateway>>,
     resource_sampling: Option<Duration>,
+    keep_dumpable: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -89,6 +90,7 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("gateway", &self.gateway.is_some())
             .field("resource_sampling", &self.resource_sampling)
+            .field("keep_dumpable", &self.keep_dumpable)
             .finish()
     }
 }
@@ -109,10 +111,31 @@ impl Builder {
         self
     }
 
+    /// Leaves the process dumpable. By default [`Builder::start`] makes the whole
+    /// process non-dumpable (`PR_SET_DUMPABLE` 0), so that other processes of the same
+    /// user, plugins run without namespaces among them, cannot read its
+    /// `/proc/<pid>/environ` (the secrets it was started with) or its memory, nor
+    /// ptrace it. That also turns off its core dumps and keeps debuggers and profilers
+    /// of the same user out: an embedder that needs those calls this.
+    pub fn keep_dumpable(mut self) -> Self {
+        self.keep_dumpable = true;
+        self
+    }
+
     /// Starts every plugin in `specs` concurrently and returns at once; plugins become
     /// ready in the background (see [`Supervisor::wait_settled`]). Must be called from
     /// within a tokio runtime.
+    ///
+    /// Makes the process non-dumpable first, unless [`Builder::keep_dumpable`] was
+    /// called.
     pub fn start(self, specs: Vec<PluginSpec>) -> Result<Supervisor, StartError> {
+        if !self.keep_dumpable
+            && let Err(error) = os::make_undumpable()
+        {
+            tracing::warn!(
+                "the supervisor stays dumpable (same-user processes can read its environment): {error}"
+            );
+        }
         let mut plugins = BTreeMap::new();
         let mut receivers = Vec::new();
         for spec in specs {
@@ -167,6 +190,7 @@ impl PluginRuntime {
             .0,
             control,
             metrics,
+            isolation: Mutex::default(),
             spec,
         });
         (runtime, orders)

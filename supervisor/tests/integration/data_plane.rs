@@ -10,8 +10,8 @@ use std::time::Duration;
 use outpost_protocol::methods::{CallContext, CommandResult, ToolResult};
 use outpost_protocol::{ErrorCode, ErrorObject, ManifestField, RejectionCode};
 use outpost_supervisor::{
-    Answer, Call, Declarations, Gateway, GatewayFuture, HookOutcome, LaunchSpec, MethodRequest,
-    PluginSpec, PluginState, RegistryEvent, SupervisionPolicy, Supervisor,
+    Answer, Call, Declarations, FsAccess, Gateway, GatewayFuture, HookOutcome, LaunchSpec,
+    MethodRequest, PluginSpec, PluginState, RegistryEvent, Sandbox, SupervisionPolicy, Supervisor,
 };
 use serde_json::{Map, Value, json};
 
@@ -72,9 +72,18 @@ impl Fixture {
             .with(ManifestField::Contracts("tools"), "slow")
             .with(ManifestField::Contracts("tools"), "replayable")
             .with(ManifestField::Contracts("tools"), "ask");
+        // The fixture's script lives outside its root and writes its files inside it.
+        // The pids it records are the host's only outside a PID namespace: these tests
+        // run plugins in a process group; isolation.rs tests containment.
+        let sandbox = Sandbox::default().with_contain(false).with_filesystem(Some(
+            FsAccess::default()
+                .with_read(fixture_script().parent().unwrap())
+                .with_write(dir.path()),
+        ));
         let mut launch = LaunchSpec::new(python(), dir.path())
             .with_args([fixture_script().display().to_string()])
-            .with_policy(policy);
+            .with_policy(policy)
+            .with_sandbox(sandbox);
         launch.env_set = env_set;
         let spec = PluginSpec::new(id, launch).with_declarations(declarations);
         Self { spec, dir }
@@ -406,6 +415,7 @@ async fn the_launch_is_scrubbed_rooted_grouped_and_limited() {
             "GRANTED",
             "OUTPOST_PLUGIN_ID",
             "OUTPOST_PROTOCOL",
+            "OUTPOST_STATE_DIR",
         ]
         .contains(&name)
             || name.starts_with("LC_")

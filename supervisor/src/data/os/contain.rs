@@ -1,0 +1,511 @@
+//! Containment in namespaces: the two processes that stand between the supervisor and
+//! a plugin (see the parent module's docs for the picture and the reasons).
+//!
+//! Everything here runs between `fork` and `exec` in a child of a multi-threaded
+//! process, so it is written with async-signal-safe system calls only: no allocation,
+//! no locks, no formatting. What it needs (the user namespace's maps) is computed in
+//! the parent by [`Namespaces::new`].
+
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+use std::ptr;
+
+use nix::errno::Errno;
+use nix::libc::{self, c_int, pid_t};
+use nix::unistd::{getegid, geteuid};
+
+/// The signals the plugin's init passes on to the plugin's process group: what an
+/// operator or the supervisor sends to ask a process to stop or to act.
+const FORWARDED: [c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// A step of containment, for the probe's explanations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `unshare` of the user, PID and mount namespaces.
+    Unshare = 1,
+    /// Writing `deny` to `/proc/self/setgroups`.
+    SetGroups,
+    /// Writing `/proc/self/uid_map`.
+    UidMap,
+    /// Writing `/proc/self/gid_map`.
+    GidMap,
+    /// Making every mount private, so nothing propagates back to the host.
+    PrivateMounts,
+    /// The pipe between the init and its parent.
+    Pipe,
+    /// Forking the init.
+    ForkInit,
+    /// Mounting the private `/proc`.
+    MountProc,
+    /// Forking the plugin's process.
+    ForkPlugin,
+    /// The init ended before saying how its start went.
+    InitLost,
+}
+
+impl Step {
+    pub(crate) fn from_code(code: u32) -> Self {
+        match code {
+            1 => Self::Unshare,
+            2 => Self::SetGroups,
+            3 => Self::UidMap,
+            4 => Self::GidMap,
+            5 => Self::PrivateMounts,
+            6 => Self::Pipe,
+            7 => Self::ForkInit,
+            8 => Self::MountProc,
+            9 => Self::ForkPlugin,
+            _ => Self::InitLost,
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Unshare => "creating the namespaces (unshare)",
+            Self::SetGroups => "writing /proc/self/setgroups",
+            Self::UidMap => "writing /proc/self/uid_map",
+            Self::GidMap => "writing /proc/self/gid_map",
+            Self::PrivateMounts => "making the mounts private",
+            Self::Pipe => "creating a pipe",
+            Self::ForkInit => "forking the namespace's init",
+            Self::MountProc => "mounting a private /proc",
+            Self::ForkPlugin => "forking the plugin's process",
+            Self::InitLost => "waiting for the namespace's init",
+        }
+    }
+}
+
+/// Where containment failed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Failure {
+    pub(crate) step: Step,
+    pub(crate) errno: Errno,
+}
+
+/// The namespaces to enter, prepared in the parent.
+#[derive(Debug)]
+pub(crate) struct Namespaces {
+    /// The maps of a new user namespace (`None` when the supervisor is root and needs
+    /// none): the current uid and gid, mapped to themselves.
+    maps: Option<(Vec<u8>, Vec<u8>)>,
+    /// Whether to mount a private `/proc` (the probe found it possible).
+    private_proc: bool,
+}
+
+impl Namespaces {
+    pub(crate) fn new(user_namespace: bool, private_proc: bool) -> Self {
+        let maps = user_namespace.then(|| {
+            let (uid, gid) = (geteuid(), getegid());
+            (
+                format!("{uid} {uid} 1\n").into_bytes(),
+                format!("{gid} {gid} 1\n").into_bytes(),
+            )
+        });
+        Self { maps, private_proc }
+    }
+
+    /// Called in a child of the supervisor (C). Returns `Ok` in the plugin's process,
+    /// which goes on to `exec`; returns `Err` in C when containment failed before the
+    /// plugin's process was started. C and the init otherwise never return: they exit
+    /// as the plugin did.
+    pub(crate) fn enter(&self) -> Result<(), Failure> {
+        block_signals(libc::SIG_SETMASK);
+        let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS;
+        if self.maps.is_some() {
+            flags |= libc::CLONE_NEWUSER;
+        }
+        // SAFETY: plain system call.
+        step(unsafe { libc::unshare(flags) }, Step::Unshare)?;
+        if let Some((uid_map, gid_map)) = &self.maps {
+            // A process writes its own maps only while dumpable: the kernel hands the
+            // /proc files of a non-dumpable process to root. Dumpable for these three
+            // writes only (see the parent module's caveats).
+            set_dumpable(true);
+            let written = write_file(c"/proc/self/setgroups", b"deny", Step::SetGroups)
+                .and_then(|()| write_file(c"/proc/self/uid_map", uid_map, Step::UidMap))
+                .and_then(|()| write_file(c"/proc/self/gid_map", gid_map, Step::GidMap));
+            set_dumpable(false);
+            written?;
+        }
+        // SAFETY: plain system call with static strings or null pointers.
+        step(
+            unsafe {
+                libc::mount(
+                    ptr::null(),
+                    c"/".as_ptr(),
+                    ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    ptr::null(),
+                )
+            },
+            Step::PrivateMounts,
+        )?;
+        let mut ends = [0 as c_int; 2];
+        // SAFETY: `ends` has room for the two descriptors.
+        step(
+            unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) },
+            Step::Pipe,
+        )?;
+        let [from_init, to_parent] = ends;
+        // SAFETY: the child only makes async-signal-safe calls until it returns to exec
+        // (in the plugin's process) or exits (in the init).
+        match unsafe { libc::fork() } {
+            -1 => {
+                let errno = Errno::last();
+                close(from_init);
+                close(to_parent);
+                Err(Failure {
+                    step: Step::ForkInit,
+                    errno,
+                })
+            }
+            0 => {
+                close(from_init);
+                init(self.private_proc, to_parent);
+                Ok(())
+            }
+            init_pid => {
+                close(to_parent);
+                relay(init_pid, from_init)
+            }
+        }
+    }
+}
+
+/// The namespace's init (I, PID 1): mounts `/proc`, forks the plugin's process and
+/// returns in it; in the init itself, reaps and forwards signals until the plugin's
+/// process ends, then exits (which kills everything left in the namespace).
+fn init(private_proc: bool, to_parent: c_int) {
+    // Dies with C, whose death kills this namespace: armed, then a check that C did not
+    // die before (the pipe's reading end is C's alone).
+    // SAFETY: plain system calls.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+    if reader_gone(to_parent) {
+        exit(1);
+    }
+    if private_proc {
+        // SAFETY: static strings.
+        let mounted = unsafe {
+            libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                ptr::null(),
+            )
+        };
+        if mounted != 0 {
+            report_setup(to_parent, Step::MountProc as u32, Errno::last() as u32);
+            exit(1);
+        }
+    }
+    // SAFETY: as for the first fork.
+    match unsafe { libc::fork() } {
+        -1 => {
+            report_setup(to_parent, Step::ForkPlugin as u32, Errno::last() as u32);
+            exit(1);
+        }
+        0 => close(to_parent),
+        plugin => {
+            // Also done by the plugin's process: whichever runs first, signals
+            // forwarded to the group find it.
+            // SAFETY: plain system call.
+            unsafe {
+                libc::setpgid(plugin, plugin);
+            }
+            close_all_but(to_parent);
+            report_setup(to_parent, 0, 0);
+            serve(plugin, to_parent);
+        }
+    }
+}
+
+/// The init's loop: reap every child (orphans are reparented here), forward stop
+/// signals to the plugin's process group, and when the plugin's process ends, send its
+/// wait status to C and exit.
+fn serve(plugin: pid_t, to_parent: c_int) -> ! {
+    let all = full_set();
+    loop {
+        loop {
+            let mut status: c_int = 0;
+            // SAFETY: plain system call.
+            let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG | libc::__WALL) };
+            if pid == plugin {
+                write_all(to_parent, &status.to_ne_bytes());
+                exit(0);
+            }
+            if pid <= 0 {
+                break;
+            }
+        }
+        let mut info = MaybeUninit::<libc::siginfo_t>::uninit();
+        // SAFETY: every signal is blocked, so they queue here until taken.
+        let signal = unsafe { libc::sigwaitinfo(&raw const all, info.as_mut_ptr()) };
+        if FORWARDED.contains(&signal) {
+            // SAFETY: plain system calls.
+            unsafe {
+                if libc::kill(-plugin, signal) != 0 {
+                    libc::kill(plugin, signal);
+                }
+            }
+        }
+    }
+}
+
+/// C, once the init is forked: waits for the init's report, then for the plugin's
+/// wait status, and ends the same way the plugin did.
+fn relay(init: pid_t, from_init: c_int) -> Result<(), Failure> {
+    let mut setup = [0_u8; 8];
+    if !read_exact(from_init, &mut setup) {
+        reap(init);
+        return Err(Failure {
+            step: Step::InitLost,
+            errno: Errno::ECHILD,
+        });
+    }
+    let code = u32::from_ne_bytes([setup[0], setup[1], setup[2], setup[3]]);
+    if code != 0 {
+        let errno = i32::from_ne_bytes([setup[4], setup[5], setup[6], setup[7]]);
+        reap(init);
+        return Err(Failure {
+            step: Step::from_code(code),
+            errno: Errno::from_raw(errno),
+        });
+    }
+    // The plugin runs. C keeps nothing of the supervisor's: not its descriptors (other
+    // plugins' pipes among them), nor the plugin's standard streams.
+    close_all_but(from_init);
+    let mut word = [0_u8; 4];
+    let told = read_exact(from_init, &mut word);
+    reap(init);
+    if told {
+        exit_as(c_int::from_ne_bytes(word))
+    } else {
+        // The init was killed (and with it the plugin).
+        die_by(libc::SIGKILL)
+    }
+}
+
+/// Ends this process with `status`, a wait status: the same exit code, or death by the
+/// same signal (without a core file).
+pub(crate) fn exit_as(status: c_int) -> ! {
+    if libc::WIFEXITED(status) {
+        exit(libc::WEXITSTATUS(status));
+    }
+    if libc::WIFSIGNALED(status) {
+        die_by(libc::WTERMSIG(status));
+    }
+    exit(1)
+}
+
+fn die_by(signal: c_int) -> ! {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on values owned here.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &raw const no_core);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(signal, &raw const action, ptr::null_mut());
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), signal);
+        libc::sigprocmask(libc::SIG_UNBLOCK, set.as_ptr(), ptr::null_mut());
+        libc::kill(libc::getpid(), signal);
+    }
+    exit(128 + signal)
+}
+
+fn set_dumpable(dumpable: bool) {
+    // SAFETY: plain system call.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_DUMPABLE,
+            libc::c_ulong::from(dumpable),
+            0,
+            0,
+            0,
+        );
+    }
+}
+
+/// Blocks (`SIG_SETMASK`) or unblocks (`SIG_UNBLOCK`) every signal.
+pub(crate) fn block_signals(how: c_int) {
+    let all = full_set();
+    // SAFETY: plain system call.
+    unsafe {
+        libc::sigprocmask(how, &raw const all, ptr::null_mut());
+    }
+}
+
+fn full_set() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initializes the set.
+    unsafe {
+        libc::sigfillset(set.as_mut_ptr());
+        set.assume_init()
+    }
+}
+
+/// Closes every descriptor but `keep`, the standard streams included.
+fn close_all_but(keep: c_int) {
+    debug_assert!(
+        keep > 2,
+        "the standard streams were open when `keep` was made"
+    );
+    close(0);
+    close(1);
+    close(2);
+    close_range(3, keep - 1, 0);
+    close_range(keep + 1, c_int::MAX, 0);
+}
+
+/// Closes (or, with `CLOSE_RANGE_CLOEXEC`, marks close-on-exec) descriptors `first`
+/// to `last`, with a loop where the kernel predates `close_range` (5.9; 5.11 for the
+/// flag).
+pub(crate) fn close_range(first: c_int, last: c_int, flags: libc::c_uint) {
+    if first > last {
+        return;
+    }
+    #[allow(clippy::cast_sign_loss)] // both are positive
+    // SAFETY: plain system call.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            flags,
+        )
+    };
+    if done == 0 {
+        return;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system call.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit);
+    }
+    let end = c_int::try_from(limit.rlim_cur.min(1 << 16)).unwrap_or(1 << 16);
+    for fd in first..end.min(last.saturating_add(1)) {
+        if flags == libc::CLOSE_RANGE_CLOEXEC {
+            // SAFETY: plain system call; a closed descriptor fails harmlessly.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        } else {
+            close(fd);
+        }
+    }
+}
+
+fn write_file(path: &CStr, contents: &[u8], at: Step) -> Result<(), Failure> {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    step(fd, at)?;
+    // The kernel wants each map in one write.
+    // SAFETY: `contents` is valid for its length.
+    let written = unsafe { libc::write(fd, contents.as_ptr().cast(), contents.len()) };
+    let errno = Errno::last();
+    close(fd);
+    if usize::try_from(written).ok() == Some(contents.len()) {
+        Ok(())
+    } else {
+        Err(Failure { step: at, errno })
+    }
+}
+
+/// The first report from the init: `code` 0 when the plugin's process runs, else the
+/// failed [`Step`] and its errno.
+fn report_setup(fd: c_int, code: u32, errno: u32) {
+    let mut message = [0_u8; 8];
+    message[..4].copy_from_slice(&code.to_ne_bytes());
+    message[4..].copy_from_slice(&errno.to_ne_bytes());
+    write_all(fd, &message);
+}
+
+fn write_all(fd: c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for its length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(n) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(_) if Errno::last() == Errno::EINTR => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Whether `buffer` was filled; `false` at end of file or on error.
+fn read_exact(fd: c_int, buffer: &mut [u8]) -> bool {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let rest = &mut buffer[filled..];
+        // SAFETY: `rest` is valid for its length.
+        let n = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return false,
+            Ok(n) => filled += n,
+            Err(_) if Errno::last() == Errno::EINTR => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Whether the reading end of the pipe `fd` writes to is closed (its reader died).
+fn reader_gone(fd: c_int) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let ready = unsafe { libc::poll(&raw mut poll, 1, 0) };
+    ready > 0 && poll.revents & libc::POLLERR != 0
+}
+
+fn reap(pid: pid_t) {
+    let mut status: c_int = 0;
+    // SAFETY: plain system call.
+    while unsafe { libc::waitpid(pid, &raw mut status, libc::__WALL) } == -1
+        && Errno::last() == Errno::EINTR
+    {}
+}
+
+fn close(fd: c_int) {
+    // SAFETY: closing a descriptor this process owns (or none: EBADF is harmless).
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+fn exit(code: c_int) -> ! {
+    // SAFETY: `_exit` skips atexit handlers and stdio flushing, which belong to the
+    // supervisor.
+    unsafe { libc::_exit(code) }
+}
+
+fn step(result: c_int, at: Step) -> Result<c_int, Failure> {
+    if result == -1 {
+        Err(Failure {
+            step: at,
+            errno: Errno::last(),
+        })
+    } else {
+        Ok(result)
+    }
+}

@@ -1,0 +1,596 @@
+//! The filesystem sandbox: which paths a plugin may reach, the Landlock ruleset that
+//! says so (built here, in the supervisor, and enforced by the plugin's process just
+//! before `exec`), and the plugin's private state directory.
+//!
+//! # What a plugin may reach
+//!
+//! | what | rights |
+//! | --- | --- |
+//! | its root | read, execute |
+//! | the system's programs and libraries: `/usr`, `/bin`, `/sbin`, `/lib`, `/lib32`, `/lib64`, `/libx32` | read, execute |
+//! | the installation its program belongs to, when that is outside those (see [`runtime_dirs`]) | read, execute |
+//! | the `/etc` entries runtimes read ([`ETC`]), not the rest of `/etc` | read |
+//! | `/proc` (private when the plugin has its own namespaces), `/sys/devices/system/cpu`, `/sys/fs/cgroup` | read |
+//! | `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/tty` | read, write |
+//! | the declared read paths | read, execute |
+//! | the declared write paths and its state directory | everything |
+//!
+//! Rules are taken by the kernel on open files, so a symbolic link among these paths
+//! grants its target. Everything else, the rest of `/etc`, home directories, `/tmp`,
+//! the config file's directory, other plugins' roots and state, is out of reach for
+//! reading as for writing. Looking a path up (`stat`) is not restricted by Landlock:
+//! a plugin can tell whether a file exists, not read it.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    ABI, Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    Scope,
+};
+
+/// The Landlock ABI whose filesystem rights the sandbox handles: every right up to
+/// device ioctls. Kernels below it get what they know ("partial").
+pub(crate) const FULL_ABI: u32 = 5;
+
+/// Directories of the system's programs and libraries.
+const SYSTEM: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// The `/etc` entries runtimes read: the dynamic loader's cache and config, TLS
+/// certificates and crypto policies, name resolution, users and groups (names only:
+/// never `shadow`), the time zone, and Debian's `alternatives`.
+pub(crate) const ETC: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "ld.so.preload",
+    "ssl",
+    "pki",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "crypto-policies",
+    "resolv.conf",
+    "hosts",
+    "host.conf",
+    "gai.conf",
+    "nsswitch.conf",
+    "services",
+    "protocols",
+    "passwd",
+    "group",
+    "localtime",
+    "timezone",
+    "alternatives",
+    "mime.types",
+];
+
+/// What the kernel tells about itself (`/proc` is added apart: see
+/// [`Reach::private_proc`]).
+const KERNEL: &[&str] = &["/sys/devices/system/cpu", "/sys/fs/cgroup"];
+
+/// Devices every program may open.
+const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
+/// Directories a program's installation is never widened to (only the program's own
+/// directory is granted): they hold other people's or other programs' files.
+const NEVER_WHOLE: &[&str] = &["/", "/home", "/root", "/tmp", "/var", "/var/tmp", "/opt"];
+
+/// The rights one path gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rights {
+    /// Read files, list directories, execute.
+    Read,
+    /// Everything, creating and deleting included.
+    Write,
+    /// Read and write an existing device.
+    Device,
+}
+
+/// One path of the sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Rule {
+    pub(crate) path: PathBuf,
+    pub(crate) rights: Rights,
+    /// Declared by the operator: a missing path is an error, not skipped.
+    pub(crate) declared: bool,
+}
+
+impl Rule {
+    fn system(path: impl Into<PathBuf>, rights: Rights) -> Self {
+        Self {
+            path: path.into(),
+            rights,
+            declared: false,
+        }
+    }
+}
+
+/// What the sandbox is built from.
+#[derive(Debug)]
+pub(crate) struct Reach<'a> {
+    pub(crate) program: &'a Path,
+    pub(crate) args: &'a [String],
+    pub(crate) root: &'a Path,
+    /// The plugin's `PATH`, to find what `env` and `#!` lines name.
+    pub(crate) path_env: Option<&'a OsStr>,
+    /// Home directories (the supervisor's, the plugin user's), never granted whole.
+    pub(crate) homes: &'a [PathBuf],
+    pub(crate) read: &'a [PathBuf],
+    pub(crate) write: &'a [PathBuf],
+    pub(crate) state_dir: &'a Path,
+    /// Whether the plugin gets a private `/proc`: a new procfs, which only the
+    /// plugin's process can name (its rule is added there: [`proc_access`]).
+    pub(crate) private_proc: bool,
+}
+
+/// The rights on `/proc`: read files and list directories.
+pub(crate) fn proc_access() -> u64 {
+    (AccessFs::ReadFile | AccessFs::ReadDir).bits()
+}
+
+/// Every path the plugin may reach, with its rights.
+pub(crate) fn rules(reach: &Reach<'_>) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = SYSTEM
+        .iter()
+        .map(|dir| Rule::system(*dir, Rights::Read))
+        .collect();
+    rules.extend(
+        ETC.iter()
+            .map(|entry| Rule::system(Path::new("/etc").join(entry), Rights::Read)),
+    );
+    // A resolv.conf that links elsewhere (systemd-resolved, NetworkManager) is replaced
+    // when the network changes: its directory, so the new file is readable too.
+    if let Ok(target) = std::fs::canonicalize("/etc/resolv.conf")
+        && !target.starts_with("/etc")
+        && let Some(dir) = target.parent()
+    {
+        rules.push(Rule::system(dir, Rights::Read));
+    }
+    rules.extend(KERNEL.iter().map(|path| Rule::system(*path, Rights::Read)));
+    if !reach.private_proc {
+        rules.push(Rule::system("/proc", Rights::Read));
+    }
+    rules.extend(
+        DEVICES
+            .iter()
+            .map(|path| Rule::system(*path, Rights::Device)),
+    );
+    rules.push(Rule::system(reach.root, Rights::Read));
+    for dir in runtime_dirs(reach) {
+        rules.push(Rule::system(dir, Rights::Read));
+    }
+    rules.extend(reach.read.iter().map(|path| Rule {
+        path: path.clone(),
+        rights: Rights::Read,
+        declared: true,
+    }));
+    rules.extend(reach.write.iter().map(|path| Rule {
+        path: path.clone(),
+        rights: Rights::Write,
+        declared: true,
+    }));
+    rules.push(Rule::system(reach.state_dir, Rights::Write));
+    rules
+}
+
+/// The directories of the installations the plugin's program needs, beyond the
+/// system's and the plugin root: the program's, the canonical program's, the
+/// interpreter of a `#!` script's, and what `env` runs (for `/usr/bin/env python3`),
+/// found on the plugin's `PATH`.
+///
+/// An installation is the parent of the program's `bin`, `sbin` or `shims` directory
+/// (a Node or Python prefix, a pyenv root), else the program's directory. It is
+/// narrowed when widening would expose more than an installation:
+///
+/// - a home directory, an ancestor of one, or a directory of [`NEVER_WHOLE`] is never
+///   granted whole: only the program's directory is;
+/// - a prefix directly in a home (`~/.local`, `~/.cargo`) gets its `bin`, `sbin`,
+///   `lib`, `lib64` and `libexec` directories only, not the settings and credentials
+///   beside them; except a version manager's root (a `shims` directory: pyenv, rbenv),
+///   whose versions and settings the shims read.
+pub(crate) fn runtime_dirs(reach: &Reach<'_>) -> Vec<PathBuf> {
+    let mut programs = vec![reach.program.to_path_buf()];
+    if reach.program.file_name() == Some(OsStr::new("env"))
+        && let Some(name) = reach
+            .args
+            .iter()
+            .find(|arg| !arg.starts_with('-') && !arg.contains('='))
+        && let Some(found) = search(name, reach.path_env)
+    {
+        programs.push(found);
+    }
+    let mut executables = Vec::new();
+    for program in programs {
+        let canonical = std::fs::canonicalize(&program).ok();
+        if let Some(interpreter) = canonical
+            .as_deref()
+            .and_then(|p| shebang(p, reach.path_env))
+        {
+            executables.extend(interpreter);
+        }
+        executables.push(program);
+        executables.extend(canonical);
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for executable in executables {
+        if SYSTEM.iter().any(|dir| executable.starts_with(dir))
+            || executable.starts_with(reach.root)
+        {
+            continue;
+        }
+        for dir in installation(&executable, reach.homes) {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
+}
+
+fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
+    let Some(dir) = executable.parent() else {
+        return Vec::new();
+    };
+    let own = vec![dir.to_path_buf()];
+    let kind = dir.file_name().and_then(OsStr::to_str);
+    if !matches!(kind, Some("bin" | "sbin" | "shims")) {
+        return own;
+    }
+    let Some(prefix) = dir.parent() else {
+        return own;
+    };
+    let homeish = |path: &Path| homes.iter().any(|home| home.starts_with(path));
+    if homeish(prefix) || NEVER_WHOLE.iter().any(|never| prefix == Path::new(never)) {
+        return own;
+    }
+    if kind != Some("shims")
+        && prefix
+            .parent()
+            .is_some_and(|parent| homes.iter().any(|h| h == parent))
+    {
+        return ["bin", "sbin", "lib", "lib64", "libexec"]
+            .iter()
+            .map(|part| prefix.join(part))
+            .filter(|path| path.is_dir())
+            .collect();
+    }
+    vec![prefix.to_path_buf()]
+}
+
+/// The interpreter a `#!` script names (and what it runs through `env`), if `path` is
+/// one.
+fn shebang(path: &Path, path_env: Option<&OsStr>) -> Option<Vec<PathBuf>> {
+    let mut head = [0_u8; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_whitespace();
+    let interpreter = PathBuf::from(words.next()?);
+    let mut found = vec![interpreter.clone()];
+    if interpreter.file_name() == Some(OsStr::new("env"))
+        && let Some(name) = words.find(|word| !word.starts_with('-'))
+        && let Some(program) = search(name, path_env)
+    {
+        found.push(program);
+    }
+    Some(found)
+}
+
+/// `name` on `path_env`, as `exec` would find it.
+fn search(name: &str, path_env: Option<&OsStr>) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    std::env::split_paths(path_env?)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Why the sandbox could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SandboxError {
+    /// A declared path does not exist (or cannot be opened).
+    #[error(
+        "the sandbox's {which} path {path} cannot be opened; create it, or remove it from the plugin's sandbox"
+    )]
+    Declared {
+        which: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Landlock refused the ruleset.
+    #[error("the kernel refused the filesystem sandbox's rules")]
+    Landlock(#[source] landlock::RulesetError),
+}
+
+/// The Landlock ruleset for `rules`, as the descriptor the plugin's process enforces
+/// (`None` when the kernel has no Landlock). Rights the kernel's ABI lacks are left
+/// out; signals to processes outside the sandbox are refused where the kernel can
+/// (ABI 6).
+pub(crate) fn ruleset(rules: &[Rule]) -> Result<Option<OwnedFd>, SandboxError> {
+    let abi = ABI::V5;
+    let read = AccessFs::from_read(abi);
+    let all = AccessFs::from_all(abi);
+    let device: BitFlags<AccessFs> =
+        AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev;
+    let mut ruleset = Ruleset::default()
+        .handle_access(all)
+        .and_then(|ruleset| ruleset.scope(Scope::Signal))
+        .and_then(Ruleset::create)
+        .map_err(SandboxError::Landlock)?;
+    for rule in rules {
+        let fd = match PathFd::new(&rule.path) {
+            Ok(fd) => fd,
+            Err(_) if !rule.declared => continue,
+            Err(error) => {
+                return Err(SandboxError::Declared {
+                    which: match rule.rights {
+                        Rights::Write => "write",
+                        Rights::Read | Rights::Device => "read",
+                    },
+                    path: rule.path.clone(),
+                    source: io::Error::other(error),
+                });
+            }
+        };
+        let access = match rule.rights {
+            Rights::Read => read,
+            Rights::Write => all,
+            Rights::Device => device,
+        };
+        let is_dir = std::fs::metadata(&rule.path).is_ok_and(|m| m.is_dir());
+        let access = if is_dir {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        };
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(SandboxError::Landlock)?;
+    }
+    Ok(ruleset.into())
+}
+
+/// Why the state directory could not be made ready.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub(crate) struct StateDirError {
+    what: String,
+    #[source]
+    source: Option<io::Error>,
+}
+
+impl StateDirError {
+    fn new(what: String, source: Option<io::Error>) -> Self {
+        Self { what, source }
+    }
+}
+
+/// The default state directory of `plugin`: `<temp dir>/outpost-<uid>/<plugin id>`.
+pub(crate) fn default_state_dir(plugin: &str, uid: u32) -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("outpost-{uid}"))
+        .join(path_component(plugin))
+}
+
+/// `id` as one file name: bytes other than ASCII letters, digits, `-`, `_` and `.` as
+/// `%XX`, and never `.` or `..`.
+fn path_component(id: &str) -> String {
+    let mut name = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.') {
+            name.push(char::from(byte));
+        } else {
+            let _ = write!(name, "%{byte:02X}");
+        }
+    }
+    if name.is_empty() || name == "." || name == ".." {
+        name.insert(0, '%');
+    }
+    name
+}
+
+/// Creates the state directory `dir` (mode 0700) and its parents when missing, hands
+/// it to `owner` (when the supervisor runs as root and the plugin as another user),
+/// and checks nobody else can use it.
+///
+/// When `shared_parent` (the default location under the temp directory), the parent
+/// is the supervisor's own directory in a world-writable place: it must be a real
+/// directory of the supervisor's user that others cannot write to, or someone could
+/// have planted it.
+pub(crate) fn prepare_state_dir(
+    dir: &Path,
+    owner: Option<(u32, u32)>,
+    shared_parent: bool,
+) -> Result<(), StateDirError> {
+    let me = nix::unistd::geteuid().as_raw();
+    if shared_parent && let Some(parent) = dir.parent() {
+        // Others may need to pass through it to their own directory (a plugin run as
+        // another user), never to list or write it.
+        let mode = if owner.is_some() { 0o711 } else { 0o700 };
+        let inspect = |e| StateDirError::new(format!("cannot make {}", parent.display()), Some(e));
+        match std::fs::DirBuilder::new().mode(mode).create(parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(inspect(e)),
+        }
+        let metadata = std::fs::symlink_metadata(parent).map_err(inspect)?;
+        if !metadata.is_dir() || metadata.uid() != me || metadata.mode() & 0o022 != 0 {
+            return Err(StateDirError::new(
+                format!(
+                    "{} is not a directory of uid {me} closed to others; remove it (someone else may have made it), or set the plugin's state directory",
+                    parent.display()
+                ),
+                None,
+            ));
+        }
+        if metadata.mode() & 0o777 != mode {
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode))
+                .map_err(inspect)?;
+        }
+    }
+    ensure_dir(dir, owner)
+}
+
+/// Creates `dir` (mode 0700) when missing, hands it to `owner`, and sets its mode.
+fn ensure_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), StateDirError> {
+    const MODE: u32 = 0o700;
+    let failed = |what: &str, e: io::Error| {
+        StateDirError::new(
+            format!("cannot {what} the state directory {}", dir.display()),
+            Some(e),
+        )
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(MODE)
+        .create(dir)
+        .map_err(|e| failed("create", e))?;
+    let metadata = std::fs::symlink_metadata(dir).map_err(|e| failed("inspect", e))?;
+    if !metadata.is_dir() {
+        return Err(StateDirError::new(
+            format!(
+                "the state directory {} is not a directory (a symbolic link?); remove it or choose another",
+                dir.display()
+            ),
+            None,
+        ));
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| failed("hand over", e))?;
+    }
+    if metadata.mode() & 0o7777 != MODE {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(MODE))
+            .map_err(|e| failed("set the mode of", e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reach<'a>(program: &'a Path, args: &'a [String], homes: &'a [PathBuf]) -> Reach<'a> {
+        Reach {
+            program,
+            args,
+            root: Path::new("/srv/plugins/demo"),
+            path_env: None,
+            homes,
+            read: &[],
+            write: &[],
+            state_dir: Path::new("/tmp/outpost-0/demo"),
+            private_proc: false,
+        }
+    }
+
+    #[test]
+    fn installations_are_widened_only_where_nothing_else_lives() {
+        let base = tempfile::tempdir().unwrap();
+        let home = base.path().join("home/ada");
+        for dir in [
+            ".cargo/bin",
+            ".local/bin",
+            ".local/lib",
+            ".local/share",
+            ".pyenv/shims",
+            "bin",
+            "tools/node/bin",
+        ] {
+            std::fs::create_dir_all(home.join(dir)).unwrap();
+        }
+        let homes = vec![home.clone()];
+        let cases: &[(&str, &[&str])] = &[
+            // A prefix in a home: its code, not the credentials beside it.
+            (".cargo/bin/tool", &[".cargo/bin"]),
+            (".local/bin/tool", &[".local/bin", ".local/lib"]),
+            // A version manager's root: whole.
+            (".pyenv/shims/python3", &[".pyenv"]),
+            // The home itself: the program's directory only.
+            ("bin/tool", &["bin"]),
+            // A prefix deeper down: whole.
+            ("tools/node/bin/node", &["tools/node"]),
+        ];
+        for (program, expected) in cases {
+            let program = home.join(program);
+            let dirs = runtime_dirs(&reach(&program, &[], &homes));
+            let expected: Vec<PathBuf> = expected.iter().map(|dir| home.join(dir)).collect();
+            assert_eq!(dirs, expected, "{}", program.display());
+        }
+        let system = runtime_dirs(&reach(Path::new("/usr/bin/node"), &[], &homes));
+        assert!(
+            system.is_empty(),
+            "the system's programs are granted already: {system:?}"
+        );
+        let opt = runtime_dirs(&reach(Path::new("/opt/bin/tool"), &[], &homes));
+        assert_eq!(opt, [PathBuf::from("/opt/bin")]);
+    }
+
+    #[test]
+    fn env_and_shebang_lines_lead_to_the_interpreter() {
+        let base = tempfile::tempdir().unwrap();
+        let prefix = base.path().join("runtime");
+        std::fs::create_dir_all(prefix.join("bin")).unwrap();
+        let interpreter = prefix.join("bin/lang");
+        std::fs::write(&interpreter, "").unwrap();
+        std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path_env = prefix.join("bin").into_os_string();
+
+        let args = vec!["-S".to_owned(), "lang".to_owned(), "main.lang".to_owned()];
+        let mut through_env = reach(Path::new("/usr/bin/env"), &args, &[]);
+        through_env.path_env = Some(&path_env);
+        assert_eq!(runtime_dirs(&through_env), std::slice::from_ref(&prefix));
+
+        let scripts = base.path().join("scripts");
+        std::fs::create_dir_all(&scripts).unwrap();
+        let script = scripts.join("run");
+        std::fs::write(&script, "#!/usr/bin/env lang\nprint 1\n").unwrap();
+        let mut shebang = reach(&script, &[], &[]);
+        shebang.path_env = Some(&path_env);
+        assert_eq!(runtime_dirs(&shebang), [prefix, scripts]);
+    }
+
+    #[test]
+    fn ids_become_one_harmless_file_name() {
+        assert_eq!(path_component("notes"), "notes");
+        assert_eq!(path_component("../evil"), "..%2Fevil");
+        assert_eq!(path_component(".."), "%..");
+        assert_eq!(path_component(""), "%");
+    }
+
+    #[test]
+    fn a_planted_shared_directory_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let shared = base.path().join("outpost-0");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        // Found open to others: someone may have planted it.
+        let error = prepare_state_dir(&shared.join("demo"), None, true).unwrap_err();
+        assert!(error.to_string().contains("closed to others"), "{error}");
+
+        let other = tempfile::tempdir().unwrap();
+        let fresh = other.path().join("outpost-0/demo");
+        prepare_state_dir(&fresh, None, true).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+}

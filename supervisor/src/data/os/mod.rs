@@ -1,0 +1,811 @@
+//! Process handling that depends on the operating system: spawning a plugin, confined
+//! as far as the host allows, and its process group. This is the only module with
+//! `unsafe` code.
+//!
+//! # Theory of operation
+//!
+//! Every plugin is spawned **from one dedicated thread** (the spawner). Where the
+//! kernel allows it (probed once: [`probe`]), the plugin is **contained** in new PID and
+//! mount namespaces, and a new user namespace when the supervisor is not root (its uid
+//! and gid mapped to themselves, `setgroups` denied):
+//!
+//! ```text
+//!   supervisor ─ spawner thread
+//!     └─ C   group leader, in the host's PID namespace; PDEATHSIG from the spawner
+//!          └─ I   PID 1 of the new namespace (its init); PDEATHSIG from C
+//!               └─ G   the plugin (PID 2), leader of its own process group
+//!                    └─ whatever the plugin starts, daemons included
+//! ```
+//!
+//! - **C** (the child `Command` forks) unshares the namespaces, writes the maps, makes
+//!   every mount private, forks I, and waits. Once I says the plugin runs, C closes
+//!   every descriptor it inherited (other plugins' pipes among them) and waits for the
+//!   plugin's wait status, then ends **the same way**: the same exit code, or death by
+//!   the same signal (core dumps off), so [`ExitDescription`] stays exact. C is what
+//!   the supervisor reaps and signals.
+//! - **I** mounts a private `/proc` for the namespace (so the plugin sees its own
+//!   processes only, not the supervisor's nor other plugins'), forks G, closes every
+//!   other descriptor, blocks every signal and then reaps whatever ends (orphans are
+//!   reparented to it), forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
+//!   to G's process group, and when G ends sends G's wait status to C and exits. The
+//!   init's exit makes **the kernel kill every process left in the namespace**.
+//! - **G** makes itself leader of a new process group, restores the signal mask, then
+//!   takes what every plugin gets in both modes (below) and returns to `exec`.
+//!
+//! Why three processes: the init of a PID namespace must be a process of the new
+//! namespace, and the supervisor needs a child in its own namespace to signal, to reap
+//! and to read an exact exit status from. A subreaper "shepherd" alone would not see
+//! a daemon that double-forks out of its reach once the supervisor is SIGKILLed; a
+//! cgroup needs delegation, which unprivileged supervisors rarely have.
+//!
+//! **The pid the supervisor reports** (snapshots, resource sampling) is G's pid in the
+//! supervisor's namespace, found through `/proc/<C>/task/<C>/children` and
+//! `/proc/<I>/...`'s `NSpid` line: the plugin's own process, whose descendants are the
+//! plugin's helpers, not a copy of the supervisor's memory.
+//!
+//! What holds, whatever the plugin does:
+//!
+//! - the supervisor dies (SIGKILL included): C gets SIGKILL (parent-death signal from
+//!   the spawner thread), I gets SIGKILL from C's death, the namespace dies with I;
+//! - the stop escalation: SIGTERM to C's group reaches I, which forwards it to G's
+//!   group; SIGKILL to C's group kills C and I (a signal from an ancestor namespace
+//!   reaches a namespace's init), and so the namespace;
+//! - the plugin cannot address C at all (it has no pid in the plugin's namespace and
+//!   is not in its group) and cannot kill I (the kernel drops SIGKILL and SIGSTOP
+//!   sent to a namespace's init from inside; other signals are blocked and only
+//!   forwarded back to the plugin's group); C and I are not dumpable, so the plugin
+//!   cannot ptrace them either (nor, under Landlock, any process outside its sandbox).
+//!
+//! Where the namespaces are unavailable, or the plugin's sandbox turns containment
+//! off, the plugin is G itself: the direct child, leader of its own process group, as
+//! before containment existed; its [`Isolation`] says `processGroup` and why.
+//!
+//! In both modes, the plugin's process, just before `exec`:
+//!
+//! 1. switches to the configured user when the supervisor is root (`setgroups`,
+//!    `setgid`, `setuid`, in that order, with raw system calls: glibc's wrappers would
+//!    try to reach the supervisor's other threads);
+//! 2. asks the kernel to SIGKILL it when its parent dies (`PR_SET_PDEATHSIG`; after the
+//!    user switch, which clears it), and checks the parent did not die before;
+//! 3. applies resource limits (`RLIMIT_NOFILE`, `RLIMIT_AS`);
+//! 4. marks every descriptor but the standard streams close-on-exec;
+//! 5. enforces its Landlock ruleset ([`fs_sandbox`]), built in the supervisor.
+//!
+//! # Caveats
+//!
+//! - Between `fork` and `exec` in a multi-threaded process, only async-signal-safe
+//!   calls are allowed: every string, path and map is computed before the fork, and
+//!   the child code uses system calls only.
+//! - Linux sends the parent-death signal when the *thread* that forked the child exits,
+//!   not the process. Forking from a tokio worker or blocking-pool thread would kill
+//!   plugins whenever that thread is retired, so the spawner thread lives as long as
+//!   the [`Spawner`] (that is, the supervisor).
+//! - Without namespaces, the parent-death signal reaches the plugin only, not the
+//!   processes it started: those in its process group are killed with it on every
+//!   stop the supervisor performs, but one that left the group (`setsid`) survives it,
+//!   and after a SIGKILL of the supervisor all of them do.
+//! - C and I are not dumpable (they hold a copy of the supervisor's memory), except
+//!   while C writes its own user namespace's maps: the kernel lets only a dumpable
+//!   process open those files. A process of the supervisor's user that opens C's
+//!   `/proc/<pid>/environ` within those microseconds could read it later; plugins
+//!   cannot (they cannot name C), and an unconfined process of that user can read the
+//!   supervisor's config file anyway.
+//! - The plugin's pid is found through `/proc/<pid>/task/<pid>/children`
+//!   (`CONFIG_PROC_CHILDREN`, on in the common distributions' kernels); without it, or
+//!   when the plugin has already exited, C's pid is reported instead.
+//! - Each contained plugin costs two more small processes (C and I: copy-on-write
+//!   forks of the supervisor, sharing its pages) and a user namespace when the
+//!   supervisor is not root (`user.max_user_namespaces`).
+//! - `RLIMIT_AS` limits address space, not resident memory: runtimes that reserve large
+//!   virtual ranges up front (V8, the JVM, Go) need a generous value.
+
+#![allow(unsafe_code)]
+
+mod contain;
+mod fs_sandbox;
+mod probe;
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::{Pid, getppid};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+pub(crate) use probe::host as probe_host;
+
+use self::contain::Namespaces;
+use self::fs_sandbox::{Reach, Rule};
+use crate::isolation::{Containment, FilesystemSandbox, HostIsolation, Isolation};
+use crate::launch::Sandbox;
+
+/// The variable that tells a plugin its private writable directory (also its
+/// `TMPDIR`).
+pub(crate) const ENV_STATE_DIR: &str = "OUTPOST_STATE_DIR";
+
+/// What to run, fully resolved.
+#[derive(Debug)]
+pub(crate) struct SpawnRequest {
+    /// The plugin id (names its default state directory).
+    pub(crate) plugin: String,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) cwd: PathBuf,
+    /// The whole environment: nothing else is inherited. `OUTPOST_STATE_DIR` and
+    /// `TMPDIR` are set on top.
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) open_files: Option<u64>,
+    pub(crate) memory_bytes: Option<u64>,
+    pub(crate) sandbox: Sandbox,
+}
+
+/// A started plugin.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    /// The process the supervisor reaps and signals: the plugin itself, or C when it
+    /// is contained. It leads the process group.
+    pub(crate) child: Child,
+    /// The plugin's own process, in the supervisor's PID namespace.
+    pub(crate) pid: u32,
+    /// How it is confined.
+    pub(crate) isolation: Isolation,
+}
+
+type Job = (SpawnRequest, oneshot::Sender<io::Result<Spawned>>);
+
+/// Spawns processes from one long-lived thread (see the module's caveats).
+#[derive(Debug)]
+pub(crate) struct Spawner {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Spawner {
+    /// Starts the spawner thread; children are registered with `runtime`'s reactor.
+    pub(crate) fn new(runtime: tokio::runtime::Handle) -> io::Result<Self> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("outpost-spawner".into())
+            .spawn(move || {
+                let _context = runtime.enter();
+                // Ends when the Spawner (the only sender) is dropped.
+                for (request, reply) in rx {
+                    let _ = reply.send(spawn(request));
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Spawns on the spawner thread.
+    pub(crate) async fn spawn(&self, request: SpawnRequest) -> io::Result<Spawned> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send((request, reply))
+            .map_err(|_| io::Error::other("the spawner thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| io::Error::other("the spawner thread has stopped"))?
+    }
+}
+
+/// Makes the supervisor's process non-dumpable: other processes of its user can no
+/// longer read its `/proc/<pid>/environ` or memory, nor ptrace it.
+pub(crate) fn make_undumpable() -> io::Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(io::Error::from)
+}
+
+fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
+    let limits = Limits::check(request.open_files, request.memory_bytes)?;
+    let host = probe::host();
+    let mut notes: Vec<String> = Vec::new();
+
+    let user = run_as(&request.sandbox, host, &mut notes);
+    let (state_dir, shared_parent) = match request
+        .sandbox
+        .filesystem
+        .as_ref()
+        .and_then(|fs| fs.state_dir.clone())
+    {
+        Some(dir) => (dir, false),
+        None => (
+            fs_sandbox::default_state_dir(&request.plugin, nix::unistd::geteuid().as_raw()),
+            true,
+        ),
+    };
+    fs_sandbox::prepare_state_dir(&state_dir, user.map(|u| (u.uid, u.gid)), shared_parent)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, error_chain(&e)))?;
+
+    let mut env = request.env;
+    env.retain(|(name, _)| name != "TMPDIR" && name != ENV_STATE_DIR);
+    env.push((ENV_STATE_DIR.into(), state_dir.clone().into()));
+    env.push(("TMPDIR".into(), state_dir.clone().into()));
+
+    let (filesystem, ruleset) = match &request.sandbox.filesystem {
+        None => {
+            notes.push("the filesystem sandbox is off for this plugin".into());
+            (FilesystemSandbox::Off, None)
+        }
+        Some(_) if host.filesystem == FilesystemSandbox::Unavailable => {
+            notes.extend(host.filesystem_detail.clone());
+            (FilesystemSandbox::Unavailable, None)
+        }
+        Some(access) => {
+            let homes = homes(user.map(|u| u.uid));
+            let path_env = env
+                .iter()
+                .find(|(name, _)| name == "PATH")
+                .map(|(_, value)| value.as_os_str());
+            let rules: Vec<Rule> = fs_sandbox::rules(&Reach {
+                program: &request.program,
+                args: &request.args,
+                root: &request.cwd,
+                path_env,
+                homes: &homes,
+                read: &access.read,
+                write: &access.write,
+                state_dir: &state_dir,
+                private_proc: private_proc(&request.sandbox, host),
+            });
+            let ruleset = fs_sandbox::ruleset(&rules).map_err(|e| {
+                let kind = match e {
+                    fs_sandbox::SandboxError::Declared { .. } => io::ErrorKind::InvalidInput,
+                    fs_sandbox::SandboxError::Landlock(_) => io::ErrorKind::Other,
+                };
+                io::Error::new(kind, error_chain(&e))
+            })?;
+            notes.extend(host.filesystem_detail.clone());
+            (host.filesystem, ruleset)
+        }
+    };
+
+    let namespaces = match (request.sandbox.contain, host.containment) {
+        (false, _) => {
+            notes.push("containment is off for this plugin: a process it starts that leaves its process group can outlive it".into());
+            None
+        }
+        (true, Containment::ProcessGroup) => {
+            notes.push(format!(
+                "namespaces are unavailable here ({}): a process the plugin starts that leaves its process group can outlive it",
+                host.namespaces.reason.as_deref().unwrap_or("no reason given")
+            ));
+            None
+        }
+        (true, _) => {
+            if let Some(reason) = &host.private_proc.reason {
+                notes.push(format!("no private /proc: {reason}"));
+            }
+            Some(Namespaces::new(
+                !host.running_as_root,
+                host.private_proc.available,
+            ))
+        }
+    };
+    let contained = namespaces.is_some();
+    let proc_rule =
+        (ruleset.is_some() && private_proc(&request.sandbox, host)).then(fs_sandbox::proc_access);
+
+    let plan = ChildPlan {
+        supervisor: Pid::this(),
+        namespaces,
+        user: user.map(|u| (u.uid, u.gid)),
+        limits,
+        landlock: ruleset.as_ref().map(AsRawFd::as_raw_fd),
+        proc_rule,
+    };
+    let mut command = Command::new(&request.program);
+    command
+        .args(&request.args)
+        .current_dir(&request.cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    // SAFETY: the hook runs in the child between fork and exec, where only
+    // async-signal-safe operations are allowed: `ChildPlan::run` makes system calls
+    // only, on data prepared above, and builds errors from raw errno values.
+    unsafe {
+        command.pre_exec(move || plan.run().map_err(io::Error::from));
+    }
+    let child = command.spawn()?;
+    // The plugin's process holds its own copy until it has enforced it.
+    drop(ruleset);
+    let leader = child.id().expect("a child that was just spawned has a pid");
+    let pid = if contained {
+        contained_pid(leader).unwrap_or(leader)
+    } else {
+        leader
+    };
+    let isolation = Isolation {
+        containment: if contained {
+            Containment::Namespaces
+        } else {
+            Containment::ProcessGroup
+        },
+        filesystem,
+        user: host
+            .running_as_root
+            .then(|| user.map_or_else(|| "root".to_owned(), |u| u.name.clone())),
+        state_dir,
+        detail: (!notes.is_empty()).then(|| notes.join("; ")),
+    };
+    Ok(Spawned {
+        child,
+        pid,
+        isolation,
+    })
+}
+
+/// Whether the plugin gets a private `/proc`.
+fn private_proc(sandbox: &Sandbox, host: &HostIsolation) -> bool {
+    sandbox.contain && host.namespaces.available && host.private_proc.available
+}
+
+/// The user to switch to: the configured one when the supervisor is root.
+fn run_as<'a>(
+    sandbox: &'a Sandbox,
+    host: &HostIsolation,
+    notes: &mut Vec<String>,
+) -> Option<&'a crate::launch::RunAs> {
+    match (&sandbox.user, host.running_as_root) {
+        (Some(user), true) => Some(user),
+        (Some(user), false) => {
+            notes.push(format!(
+                "the user `{}` is configured, but the supervisor does not run as root: the plugin runs as the supervisor's user",
+                user.name
+            ));
+            None
+        }
+        (None, true) => {
+            notes.push(
+                "the supervisor runs as root and no user is configured: the plugin runs as root"
+                    .into(),
+            );
+            None
+        }
+        (None, false) => None,
+    }
+}
+
+/// Home directories never granted whole: `$HOME`, the supervisor's and the plugin
+/// user's.
+fn homes(plugin_uid: Option<u32>) -> Vec<PathBuf> {
+    let mut homes: Vec<PathBuf> = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    let uids = [
+        Some(nix::unistd::geteuid()),
+        plugin_uid.map(nix::unistd::Uid::from_raw),
+    ];
+    for uid in uids.into_iter().flatten() {
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(uid) {
+            homes.push(user.dir);
+        }
+    }
+    homes
+}
+
+/// An error and its sources, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The plugin's process (G) of the contained child `leader` (C), in this PID
+/// namespace: the child of C's only child (I) whose pid in its own namespace is 2.
+/// `None` when it is already gone.
+fn contained_pid(leader: u32) -> Option<u32> {
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect()
+    };
+    let init = *children(leader).first()?;
+    children(init).into_iter().find(|&pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("NSpid:"))
+                    .and_then(|pids| pids.split_whitespace().last().map(|own| own == "2"))
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// What the child needs between fork and exec, prepared in the parent.
+#[derive(Debug)]
+struct ChildPlan {
+    /// The supervisor's pid: the plugin's parent when it is not contained.
+    supervisor: Pid,
+    namespaces: Option<Namespaces>,
+    /// The uid and gid to switch to.
+    user: Option<(u32, u32)>,
+    limits: Limits,
+    /// The Landlock ruleset to enforce.
+    landlock: Option<RawFd>,
+    /// The rights on the private `/proc`, a rule only the plugin's process can add:
+    /// the procfs it mounted is not the parent's.
+    proc_rule: Option<u64>,
+}
+
+/// `struct landlock_path_beneath_attr` of the kernel's UAPI.
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: RawFd,
+}
+
+impl ChildPlan {
+    /// The `pre_exec` hook (see the module docs). Async-signal-safe.
+    fn run(&self) -> Result<(), Errno> {
+        if let Some(namespaces) = &self.namespaces {
+            // C: dies with the spawner thread, and its copy of the supervisor's memory
+            // cannot be read through /proc or ptrace, whatever the embedder chose for
+            // the supervisor itself.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if getppid() != self.supervisor {
+                return Err(Errno::ESRCH);
+            }
+            nix::sys::prctl::set_dumpable(false)?;
+            namespaces.enter().map_err(|failure| failure.errno)?;
+            // G, the plugin's process, in the new namespaces.
+            // SAFETY: plain system call.
+            Errno::result(unsafe { libc::setpgid(0, 0) })?;
+            contain::block_signals(libc::SIG_UNBLOCK);
+        }
+        if let Some((uid, gid)) = self.user {
+            switch_user(uid, gid)?;
+        }
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+        let parent = getppid();
+        let expected = if self.namespaces.is_some() {
+            Pid::from_raw(1)
+        } else {
+            self.supervisor
+        };
+        if parent != expected {
+            // The parent died before the death signal was armed.
+            return Err(Errno::ESRCH);
+        }
+        self.limits.apply()?;
+        contain::close_range(3, libc::c_int::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        if let Some(ruleset) = self.landlock {
+            if let Some(allowed_access) = self.proc_rule {
+                add_proc_rule(ruleset, allowed_access)?;
+            }
+            nix::sys::prctl::set_no_new_privs()?;
+            // SAFETY: a ruleset descriptor made by the parent and inherited by fork.
+            Errno::result(unsafe {
+                libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0_u32)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds `/proc` (this process's, the private one when contained) to `ruleset`.
+fn add_proc_rule(ruleset: RawFd, allowed_access: u64) -> Result<(), Errno> {
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+    // SAFETY: a static path.
+    let proc =
+        Errno::result(unsafe { libc::open(c"/proc".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    let attr = PathBeneathAttr {
+        allowed_access,
+        parent_fd: proc,
+    };
+    // SAFETY: `attr` is the kernel's layout and outlives the call.
+    let added = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &raw const attr,
+            0_u32,
+        )
+    });
+    // SAFETY: closing the descriptor opened above.
+    unsafe {
+        libc::close(proc);
+    }
+    added.map(drop)
+}
+
+/// `setgroups`, `setgid`, `setuid`, as raw system calls: they change this process
+/// only, which is what a single-threaded child between fork and exec needs (glibc's
+/// wrappers signal every thread the parent had).
+fn switch_user(uid: u32, gid: u32) -> Result<(), Errno> {
+    let groups = [gid];
+    // SAFETY: plain system calls; `groups` outlives the first.
+    unsafe {
+        Errno::result(libc::syscall(libc::SYS_setgroups, 1_usize, groups.as_ptr()))?;
+        Errno::result(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+        Errno::result(libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
+    }
+    Ok(())
+}
+
+/// Resource limits, checked in the parent so a bad value is a clear error rather than
+/// a failed `exec`.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    open_files: Option<u64>,
+    memory_bytes: Option<u64>,
+}
+
+impl Limits {
+    fn check(open_files: Option<u64>, memory_bytes: Option<u64>) -> io::Result<Self> {
+        if let Some(wanted) = open_files {
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+            if wanted > hard {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "limits.openFiles is {wanted}, above this system's hard limit of {hard}; lower it"
+                    ),
+                ));
+            }
+            if wanted < 8 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "limits.openFiles is {wanted}; a plugin needs at least its three standard streams and a few more (use 8 or more)"
+                    ),
+                ));
+            }
+        }
+        Ok(Self {
+            open_files,
+            memory_bytes,
+        })
+    }
+
+    fn apply(self) -> Result<(), Errno> {
+        if let Some(n) = self.open_files {
+            setrlimit(Resource::RLIMIT_NOFILE, n, n)?;
+        }
+        if let Some(bytes) = self.memory_bytes {
+            setrlimit(Resource::RLIMIT_AS, bytes, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// A plugin's process group; SIGKILLs it on drop unless told the group is gone.
+///
+/// Dropping is the last resort (a panic, a supervisor dropped without shutdown): the
+/// normal path is the stop escalation, after which [`ProcessGroup::disarm`] is called.
+#[derive(Debug)]
+pub(crate) struct ProcessGroup {
+    pgid: Pid,
+    armed: AtomicBool,
+}
+
+impl ProcessGroup {
+    /// The group led by `pid` (spawned with `process_group(0)`).
+    pub(crate) fn new(pid: u32) -> Self {
+        Self {
+            pgid: Pid::from_raw(i32::try_from(pid).expect("pids fit in i32")),
+            armed: AtomicBool::new(true),
+        }
+    }
+
+    /// Sends `signal` to every process in the group. `false` when the group no longer
+    /// exists.
+    pub(crate) fn signal(&self, signal: Signal) -> bool {
+        killpg(self.pgid, signal).is_ok()
+    }
+
+    /// Kills what is left of the group (helpers the plugin started) after its leader
+    /// was reaped, and stops guarding it.
+    ///
+    /// Safe against pid reuse: a group id cannot be reused while the group has members,
+    /// and this is called right after the leader was reaped.
+    pub(crate) fn sweep(&self) {
+        self.signal(Signal::SIGKILL);
+        self.armed.store(false, Ordering::SeqCst);
+    }
+
+    /// The group's id (the leader's pid).
+    pub(crate) fn id(&self) -> i32 {
+        self.pgid.as_raw()
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if self.armed.load(Ordering::SeqCst) {
+            let _ = killpg(self.pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// How a process ended, for people and for `-32010` data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitDescription {
+    /// `"exit status 3"`, `"killed by signal 9 (SIGKILL)"`.
+    pub text: String,
+    /// The exit code, when it exited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal, when one ended it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+impl ExitDescription {
+    pub(crate) fn from_status(status: ExitStatus) -> Self {
+        if let Some(code) = status.code() {
+            return Self {
+                text: format!("exit status {code}"),
+                exit_code: Some(code),
+                signal: None,
+            };
+        }
+        let signal = status.signal().unwrap_or_default();
+        let name = Signal::try_from(signal).map_or("unknown signal", Signal::as_str);
+        Self {
+            text: format!("killed by signal {signal} ({name})"),
+            exit_code: None,
+            signal: Some(signal),
+        }
+    }
+}
+
+impl std::fmt::Display for ExitDescription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_are_described_for_people() {
+        assert_eq!(
+            ExitDescription::from_status(ExitStatus::from_raw(3 << 8)).text,
+            "exit status 3"
+        );
+        let killed = ExitDescription::from_status(ExitStatus::from_raw(9));
+        assert_eq!(killed.text, "killed by signal 9 (SIGKILL)");
+        assert_eq!(killed.signal, Some(9));
+    }
+
+    #[test]
+    fn impossible_limits_are_refused_before_spawning() {
+        let error = Limits::check(Some(u64::MAX), None).unwrap_err();
+        assert!(error.to_string().contains("hard limit"), "{error}");
+        assert!(
+            Limits::check(Some(2), None)
+                .unwrap_err()
+                .to_string()
+                .contains("at least")
+        );
+    }
+
+    fn request(contain: bool, script: &str) -> SpawnRequest {
+        SpawnRequest {
+            plugin: format!("os-unit-{}", std::process::id()),
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: std::env::temp_dir(),
+            env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
+            open_files: Some(64),
+            memory_bytes: None,
+            sandbox: Sandbox::default().with_contain(contain),
+        }
+    }
+
+    #[tokio::test]
+    async fn children_are_group_leaders_with_a_scrubbed_environment() {
+        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
+        for contain in [false, true] {
+            let spawned = spawner
+                .spawn(request(
+                    contain,
+                    "echo \"$$ $(ps -o pgid= -p $$) ${HOME:-none} ${SECRET:-unset}\"",
+                ))
+                .await
+                .unwrap();
+            let output = spawned.child.wait_with_output().await.unwrap();
+            let text = String::from_utf8(output.stdout).unwrap();
+            let fields: Vec<_> = text.split_whitespace().collect();
+            assert_eq!(
+                fields[0], fields[1],
+                "the child leads its own group (contained: {contain}): {text}"
+            );
+            assert_eq!(
+                &fields[2..],
+                ["none", "unset"],
+                "nothing but PATH was passed: {text}"
+            );
+        }
+    }
+
+    /// How `script` ends, started contained or not.
+    async fn ending(spawner: &Spawner, contain: bool, script: &str) -> ExitDescription {
+        let mut spawned = spawner.spawn(request(contain, script)).await.unwrap();
+        ExitDescription::from_status(spawned.child.wait().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn containment_passes_the_exact_exit_on() {
+        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
+        if probe::host().containment != Containment::Namespaces {
+            eprintln!("namespaces are unavailable here; nothing to compare");
+            return;
+        }
+        for script in [
+            "exit 0",
+            "exit 3",
+            "exit 78",
+            "kill -SEGV $$",
+            "kill -TERM $$",
+            "kill -KILL $$",
+            "kill -QUIT $$",
+        ] {
+            let direct = ending(&spawner, false, script).await;
+            let contained = ending(&spawner, true, script).await;
+            assert_eq!(contained, direct, "`{script}`");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reported_pid_is_the_plugin_and_the_group_stops_it() {
+        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
+        if probe::host().containment != Containment::Namespaces {
+            eprintln!("namespaces are unavailable here; nothing to check");
+            return;
+        }
+        let mut spawned = spawner.spawn(request(true, "exec sleep 30")).await.unwrap();
+        assert_eq!(spawned.isolation.containment, Containment::Namespaces);
+        let leader = spawned.child.id().unwrap();
+        assert_ne!(spawned.pid, leader, "C is not the plugin");
+        // The shell replaces itself with `sleep` in its own time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", spawned.pid)).unwrap();
+            if cmdline.starts_with(b"sleep\0") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                String::from_utf8_lossy(&cmdline)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The stop escalation's SIGTERM reaches the plugin through the init, and the
+        // plugin's death by it is C's.
+        let group = ProcessGroup::new(leader);
+        assert!(group.signal(Signal::SIGTERM));
+        let status = ExitDescription::from_status(spawned.child.wait().await.unwrap());
+        assert_eq!(status.text, "killed by signal 15 (SIGTERM)");
+        group.sweep();
+        assert!(!std::path::Path::new(&format!("/proc/{}", spawned.pid)).exists());
+    }
+}
