@@ -6,6 +6,7 @@
 mod cases;
 mod control;
 mod data_plane;
+mod isolation;
 
 use std::path::{Path, PathBuf};
 
