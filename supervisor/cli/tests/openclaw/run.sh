@@ -6,7 +6,7 @@
 #   supervisor/cli/tests/openclaw/run.sh
 #
 # Exit status: 0 all passed, 1 a check failed, 77 skipped (the npm registry cannot be
-# reached to install Node 24 and OpenClaw). About 3 minutes on 2 cores once OpenClaw is
+# reached to install Node 24 and OpenClaw). About 2.5 minutes on 2 cores once OpenClaw is
 # in the cache (the first install adds about 30 s). Every process it starts is stopped
 # at the end, whatever happens.
 set -euo pipefail
@@ -113,8 +113,9 @@ reply_text() {
 echo "# in $WORK: outpost API on $API_PORT, OpenClaw on $GW_PORT"
 
 # The example plugins as plugins/outpost.json5 runs them, and a fixture that calls a
-# gateway method through the host.
-cat >"$CONFIG" <<EOF
+# gateway method through the host (turned on while OpenClaw runs, as a plugin added later).
+outpost_config() {
+    cat >"$CONFIG" <<EOF
 {
   plugins: {
     load: { paths: ['$HERE/fixtures/asker'] },
@@ -122,7 +123,7 @@ cat >"$CONFIG" <<EOF
       'text-tools': { enabled: true, config: { maxWords: 5000 } },
       notes: { enabled: true, config: { maxNotes: 500 } },
       clock: { enabled: true, config: { defaultTimezone: 'UTC' } },
-      asker: { enabled: true },
+      asker: { enabled: $1 },
     },
   },
   outpost: {
@@ -133,22 +134,26 @@ cat >"$CONFIG" <<EOF
   },
 }
 EOF
+}
+outpost_config false
+link() {
+    "$OUTPOST" openclaw link --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT" \
+        --openclaw-config "$OPENCLAW_CONFIG_PATH" >"$WORK/link.out"
+}
 
 # --- Link ----------------------------------------------------------------------------
 start_serve
 pass "outpost serve runs the example plugins on 127.0.0.1:$API_PORT"
 # The operator's own setting in the bridge's entry, which link must keep.
 write_openclaw_config "$OPENCLAW_CONFIG_PATH" "$GW_PORT" "$GW_TOKEN" "" "outpost: { config: { offerMethods: ['health'] } },"
-"$OUTPOST" openclaw link --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT" \
-    --openclaw-config "$OPENCLAW_CONFIG_PATH" >"$WORK/link.out"
+link
 check "link keeps the config's comments and the operator's settings, and adds the bridge" \
     '"must survive" in t and "outpost-bridge" in t and "offerMethods: [\x27health\x27]" in t and "registryFile" in t' "$OPENCLAW_CONFIG_PATH"
 check "the bridge's manifest lists the tools of the enabled plugins" \
-    'sorted(d["contracts"]["tools"]) == ["ask_gateway", "current_time", "note_add", "note_list", "note_wait", "sleep_then_answer", "word_count"]' \
+    'sorted(d["contracts"]["tools"]) == ["current_time", "note_add", "note_list", "note_wait", "sleep_then_answer", "word_count"]' \
     "$WORK/outpost-bridge/openclaw.plugin.json"
 cp "$OPENCLAW_CONFIG_PATH" "$WORK/linked.json5"
-"$OUTPOST" openclaw link --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT" \
-    --openclaw-config "$OPENCLAW_CONFIG_PATH" >/dev/null
+link
 cmp -s "$WORK/linked.json5" "$OPENCLAW_CONFIG_PATH" || fail "a second link changed the config"
 pass "link again changes nothing"
 
@@ -228,13 +233,32 @@ inflight=$(metric 'outpost_plugin_calls_in_flight{plugin="clock"}')
 [ "$inflight" = 0 ] || fail "the aborted call is still in flight in the clock plugin ($inflight)"
 pass "a caller that goes away cancels the plugin call through OpenClaw and the bridge"
 
+# --- A plugin added while OpenClaw runs ------------------------------------------------
+outpost_config true
+"$OUTPOST" reload --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT" >/dev/null
+for _ in $(seq 1 50); do
+    grep -q 'registered tool `ask_gateway` after OpenClaw loaded the bridge' "$WORK/gateway.log" && break
+    sleep 0.2
+done
+grep -q 'registered tool `ask_gateway` after OpenClaw loaded the bridge.*outpost openclaw link.*openclaw plugins reload outpost' "$WORK/gateway.log" ||
+    fail "the bridge did not log the tool added after load"
+pass "a tool added after load: the bridge logs that OpenClaw takes it at the next load, and how"
+status=$(invoke '{"tool":"ask_gateway","args":{"method":"health"}}' "$WORK/r.json")
+[ "$status" = 404 ] || fail "ask_gateway before the next load: HTTP $status, not 404"
+pass "OpenClaw does not have it before the next load (404)"
+link
+check "link again: the manifest lists the new tool" '"ask_gateway" in d["contracts"]["tools"]' \
+    "$WORK/outpost-bridge/openclaw.plugin.json"
+openclaw plugins reload outpost --json >"$WORK/reload.json" 2>&1 || fail "openclaw plugins reload outpost: $(tail -5 "$WORK/reload.json")"
+check "openclaw plugins reload outpost: no restart of OpenClaw" 't.count("\"restartRequired\": false") >= 1' "$WORK/reload.json"
+
 # OpenClaw's own methods, offered to Outpost's plugins: asker calls `health`.
 for _ in $(seq 1 25); do
     invoke '{"tool":"ask_gateway","args":{"method":"health"}}' "$WORK/r.json" >/dev/null
     grep -q '"ok":true' "$WORK/r.json" && break
     sleep 0.4
 done
-check "an Outpost plugin calls OpenClaw's own gateway method \`health\` through the bridge" \
+check "the new tool works, and calls OpenClaw's own gateway method \`health\` through the bridge" \
     'd["ok"] and d["result"]["details"]["result"]["ok"] is True' "$WORK/r.json"
 
 # --- A plugin dies -------------------------------------------------------------------
