@@ -191,7 +191,8 @@ fn link(args: &LinkArgs) -> anyhow::Result<ExitCode> {
         registry_file: path_text(&registry_file)?,
         credential,
     };
-    let edit = link_config(&text, &target)
+    let is_bridge = |path: &str| Path::new(path).join(MARKER).is_file();
+    let edit = link_config(&text, &target, is_bridge)
         .map_err(|problem| anyhow::anyhow!("cannot link {}: {problem}", config_path.display()))?;
 
     write_bridge(&bridge_dir, &tools)?;
@@ -412,8 +413,14 @@ fn value_of(object: &CstObject, name: &str) -> Option<Value> {
         .and_then(|node| node.to_serde_value())
 }
 
-/// The OpenClaw config `text` with the bridge linked to `target`.
-pub(crate) fn link_config(text: &str, target: &Target) -> Result<Edit, String> {
+/// The OpenClaw config `text` with the bridge linked to `target`; a bridge directory
+/// linked before elsewhere (one `is_bridge` recognises) leaves `plugins.load.paths`, so
+/// OpenClaw does not load two copies.
+pub(crate) fn link_config(
+    text: &str,
+    target: &Target,
+    is_bridge: impl Fn(&str) -> bool,
+) -> Result<Edit, String> {
     let root = parse(text)?;
     let top = root_object(&root)?;
     let plugins = object(&top, "plugins", "plugins")?;
@@ -434,10 +441,20 @@ pub(crate) fn link_config(text: &str, target: &Target) -> Result<Edit, String> {
 
     let load = object(&plugins, "load", "plugins.load")?;
     let paths = array(&load, "paths", "plugins.load.paths")?;
-    if !string_elements(&paths)
-        .iter()
-        .any(|(path, _)| path.as_deref() == Some(target.bridge_dir.as_str()))
-    {
+    let mut present = false;
+    for (path, node) in string_elements(&paths) {
+        match path {
+            Some(path) if path == target.bridge_dir => present = true,
+            Some(path) if is_bridge(&path) => {
+                node.remove();
+                notes.push(format!(
+                    "the bridge linked before in {path} left plugins.load.paths (its directory stays; remove it when you like)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !present {
         paths.append(CstInputValue::String(target.bridge_dir.clone()));
     }
 
@@ -602,7 +619,7 @@ mod tests {
 
     #[test]
     fn link_adds_the_bridge_and_keeps_everything_else_as_written() {
-        let edit = link_config(JSON5, &target()).unwrap();
+        let edit = link_config(JSON5, &target(), |_| false).unwrap();
         let text = &edit.text;
         // Untouched lines stay byte for byte.
         for line in [
@@ -646,15 +663,15 @@ mod tests {
 
     #[test]
     fn link_again_changes_nothing_and_follows_a_moved_server() {
-        let once = link_config(JSON5, &target()).unwrap().text;
-        let twice = link_config(&once, &target()).unwrap().text;
+        let once = link_config(JSON5, &target(), |_| false).unwrap().text;
+        let twice = link_config(&once, &target(), |_| false).unwrap().text;
         assert_eq!(once, twice);
         let moved = Target {
             api: "http://127.0.0.1:9000".into(),
             credential: Credential::Token("s3cret".into()),
             ..target()
         };
-        let value = parsed(&link_config(&twice, &moved).unwrap().text);
+        let value = parsed(&link_config(&twice, &moved, |_| false).unwrap().text);
         let config = &value["plugins"]["entries"]["outpost"]["config"];
         assert_eq!(config["api"], "http://127.0.0.1:9000");
         assert_eq!(config["token"], "s3cret");
@@ -668,7 +685,7 @@ mod tests {
             hooks: { allowConversationAccess: true },
             config: { offerMethods: ['health'], api: 'http://old' },
         } } } }";
-        let value = parsed(&link_config(text, &target()).unwrap().text);
+        let value = parsed(&link_config(text, &target(), |_| false).unwrap().text);
         let entry = &value["plugins"]["entries"]["outpost"];
         assert_eq!(entry["enabled"], true);
         assert_eq!(entry["hooks"]["allowConversationAccess"], true);
@@ -680,9 +697,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bridge_linked_elsewhere_before_leaves_the_load_paths() {
+        let text = "{ plugins: { load: { paths: ['/opt/acme', '/old/outpost-bridge'] } } }";
+        let edit = link_config(text, &target(), |path| path.ends_with("outpost-bridge")).unwrap();
+        assert_eq!(
+            parsed(&edit.text)["plugins"]["load"]["paths"],
+            serde_json::json!(["/opt/acme", "/srv/openclaw/outpost-bridge"])
+        );
+        assert!(
+            edit.notes[0].contains("/old/outpost-bridge"),
+            "{:?}",
+            edit.notes
+        );
+    }
+
+    #[test]
     fn link_creates_what_is_missing_but_never_an_allowlist() {
         for text in ["", "{}", "{ gateway: { port: 1 } }\n"] {
-            let edit = link_config(text, &target()).unwrap();
+            let edit = link_config(text, &target(), |_| false).unwrap();
             let value = parsed(&edit.text);
             assert_eq!(
                 value["plugins"]["load"]["paths"],
@@ -723,14 +755,14 @@ mod tests {
             ("{ plugins: { ", "not JSON5"),
         ];
         for (text, expected) in cases {
-            let problem = link_config(text, &target()).unwrap_err();
+            let problem = link_config(text, &target(), |_| false).unwrap_err();
             assert!(problem.contains(expected), "`{text}`: {problem}");
         }
     }
 
     #[test]
     fn unlink_undoes_link() {
-        let linked = link_config(JSON5, &target()).unwrap().text;
+        let linked = link_config(JSON5, &target(), |_| false).unwrap().text;
         let (edit, removed) =
             unlink_config(&linked, |path| path == "/srv/openclaw/outpost-bridge").unwrap();
         assert_eq!(removed, ["/srv/openclaw/outpost-bridge"]);
@@ -738,7 +770,7 @@ mod tests {
         assert!(edit.text.contains("// keep these"), "{}", edit.text);
 
         // What link created from nothing, unlink takes away again.
-        let linked = link_config("{ gateway: { port: 1 } }", &target())
+        let linked = link_config("{ gateway: { port: 1 } }", &target(), |_| false)
             .unwrap()
             .text;
         let (edit, _) = unlink_config(&linked, |_| true).unwrap();
@@ -756,7 +788,7 @@ mod tests {
     #[test]
     fn a_multiline_config_keeps_its_trailing_commas_and_unlink_restores_it_exactly() {
         let text = "{\n  plugins: {\n    allow: [\n      'a',\n      'b',\n    ],\n    entries: {\n      a: { enabled: true },\n    },\n  },\n}\n";
-        let linked = link_config(text, &target()).unwrap().text;
+        let linked = link_config(text, &target(), |_| false).unwrap().text;
         assert!(
             linked.contains("      'b',\n      \"outpost\",\n    ],"),
             "{linked}"
