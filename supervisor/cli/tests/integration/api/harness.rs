@@ -116,6 +116,8 @@ impl Server {
             .args(["serve", "--log-format", "json", "--config"])
             .arg(&self.config)
             .env("OUTPOST_API_TOKEN", TOKEN)
+            // The plugins' state directories go under it: this test's own.
+            .env("TMPDIR", self.temp_dir())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -156,8 +158,10 @@ impl Server {
             entries.insert(plugin.id.clone(), json!({"enabled": true}));
             let mut set = serde_json::Map::new();
             set.insert("FIXTURE_MODE".into(), json!(plugin.mode));
-            set.insert("FIXTURE_PIDFILE".into(), json!(root.join("pids")));
-            set.insert("FIXTURE_EVENTS".into(), json!(root.join("events")));
+            // The sandbox lets a plugin write only in its state directory.
+            let state = self.state_dir(&plugin.id);
+            set.insert("FIXTURE_PIDFILE".into(), json!(state.join("pids")));
+            set.insert("FIXTURE_EVENTS".into(), json!(state.join("events")));
             if plugin.no_tools {
                 set.insert("FIXTURE_NO_TOOLS".into(), json!("1"));
             }
@@ -189,6 +193,20 @@ impl Server {
             extra = self.extra,
         );
         std::fs::write(&self.config, config).unwrap();
+    }
+
+    /// The temporary directory `serve` is given (`TMPDIR`).
+    fn temp_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Where a plugin of this server may write: its state directory, which the
+    /// supervisor makes under its temporary directory for the plugin's user (ours).
+    fn state_dir(&self, id: &str) -> PathBuf {
+        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(self.dir.path()).unwrap());
+        self.temp_dir().join(format!("outpost-{uid}")).join(id)
     }
 
     /// Waits until `/readyz` says ready with `count` plugins ready.
@@ -262,12 +280,12 @@ impl Server {
 
     /// What a plugin's fixture recorded in its events file.
     pub(crate) fn events_of(&self, id: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(id).join("events")).unwrap_or_default()
+        std::fs::read_to_string(self.state_dir(id).join("events")).unwrap_or_default()
     }
 
     /// Every pid a plugin's fixture recorded.
     pub(crate) fn pids_of(&self, id: &str) -> Vec<i32> {
-        std::fs::read_to_string(self.dir.path().join(id).join("pids"))
+        std::fs::read_to_string(self.state_dir(id).join("pids"))
             .unwrap_or_default()
             .lines()
             .map(|l| l.parse().unwrap())
