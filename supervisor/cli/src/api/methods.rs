@@ -1,13 +1,17 @@
 //! The gateway API's methods (docs/gateway-api.md lists each with examples).
 //!
-//! Params are always an object, read strictly: an unknown member is an error that
-//! names it, so a typo never goes unnoticed. Errors are JSON-RPC errors with the codes
-//! of docs/protocol.md §11 (a call's error is the plugin's or the supervisor's, passed
-//! on as it is), plus `-32020` for a reload that changed nothing.
+//! Params are an object, read strictly: an unknown member is an error that names it, so
+//! a typo never goes unnoticed (the two unsubscribe methods also take jsonrpsee's
+//! positional `[id]`). Errors are JSON-RPC errors with the codes of docs/protocol.md §11
+//! (a call's error is the plugin's or the supervisor's, passed on as it is), plus the
+//! API's own, from `-32020` on: a reload that changed nothing, and the limits of
+//! [`super`]. [`Explained`] sees every request, alone or in a batch, before jsonrpsee
+//! does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use jsonrpsee::server::middleware::rpc::RpcServiceT;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{Extensions, PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use outpost_protocol::methods::CallContext;
@@ -26,6 +30,18 @@ use crate::server::State;
 
 /// A reload that changed nothing: the config does not load or has errors.
 pub(crate) const RELOAD_REFUSED: i32 = -32020;
+
+/// A subscription over [`super::MAX_SUBSCRIPTIONS`] on one WebSocket session.
+pub(crate) const TOO_MANY_SUBSCRIPTIONS: i32 = -32021;
+
+/// An HTTP request body over [`super::MAX_REQUEST_BYTES`].
+pub(crate) const REQUEST_TOO_LARGE: i32 = -32022;
+
+/// A response (or a batch's responses together) over [`super::MAX_RESPONSE_BYTES`].
+pub(crate) const RESPONSE_TOO_LARGE: i32 = -32023;
+
+/// A batch of more than [`super::MAX_BATCH`] requests.
+pub(crate) const BATCH_TOO_LARGE: i32 = -32024;
 
 /// The longest deadline a client may give a call.
 const MAX_CALL_TIMEOUT: Duration = Duration::from_hours(1);
@@ -459,12 +475,23 @@ async fn offer(params: &Params<'static>, pending: PendingSubscriptionSink, state
     drop(registration);
 }
 
-/// Subscriptions: they need a WebSocket.
-const SUBSCRIPTIONS: [&str; 2] = ["registry.subscribe", "gateway.offer"];
+/// The methods of subscriptions: they need a WebSocket.
+const SUBSCRIPTIONS: [&str; 4] = [
+    "registry.subscribe",
+    "registry.unsubscribe",
+    "gateway.offer",
+    "gateway.withdraw",
+];
 
-/// An RPC layer that answers what jsonrpsee would answer tersely with an error that
-/// says what is wrong: a method the API does not have (naming the ones it has), and a
-/// subscription over plain HTTP.
+/// The methods that end a subscription.
+const UNSUBSCRIBE: [&str; 2] = ["registry.unsubscribe", "gateway.withdraw"];
+
+/// An RPC layer that sees every request before jsonrpsee does, alone or in a batch, and
+/// answers what jsonrpsee would answer tersely (or with codes that mean something else
+/// in protocol.md §11) with an error that says what is wrong: a method the API does not
+/// have (naming the ones it has), a subscription over plain HTTP, unsubscribe params it
+/// cannot read, too many subscriptions, a batch or a response over the limits. It also
+/// turns `{"subscription": id}` into the `[id]` jsonrpsee's unsubscribe reads.
 #[derive(Clone, Debug)]
 pub(crate) struct Explained<S> {
     pub(crate) inner: S,
@@ -473,63 +500,243 @@ pub(crate) struct Explained<S> {
     pub(crate) websocket: bool,
 }
 
-impl<S> jsonrpsee::server::middleware::rpc::RpcServiceT for Explained<S>
-where
-    S: jsonrpsee::server::middleware::rpc::RpcServiceT<MethodResponse = jsonrpsee::MethodResponse>
-        + Send
-        + Sync
-        + Clone
-        + 'static,
-{
-    type MethodResponse = S::MethodResponse;
-    type NotificationResponse = S::NotificationResponse;
-    type BatchResponse = S::BatchResponse;
-
-    fn call<'a>(
-        &self,
-        request: jsonrpsee::types::Request<'a>,
-    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
-        use futures_util::future::Either;
+impl<S> Explained<S> {
+    /// What `request` gets instead of its method, if anything; unsubscribe params by
+    /// name are rewritten to the positional form on the way.
+    fn screen(&self, request: &mut jsonrpsee::types::Request<'_>) -> Option<ErrorObjectOwned> {
         let name = request.method_name();
         if SUBSCRIPTIONS.contains(&name) && !self.websocket {
-            let error = ErrorObjectOwned::owned(
+            return Some(ErrorObjectOwned::owned(
                 code(ErrorCode::InvalidRequest),
                 format!(
-                    "`{name}` is a subscription: its notifications need a WebSocket connection (ws://, the same port), not plain HTTP"
+                    "`{name}` is a subscription method: subscriptions ({}) and their notifications need a WebSocket connection (ws://, the same port), not plain HTTP",
+                    SUBSCRIPTIONS.join(", ")
                 ),
                 Some(json!({ "method": name })),
-            );
-            return Either::Right(std::future::ready(jsonrpsee::MethodResponse::error(
-                request.id, error,
-            )));
+            ));
+        }
+        if UNSUBSCRIBE.contains(&name) {
+            return match unsubscribe_params(name, request.params.as_deref()) {
+                Ok(rewritten) => {
+                    if let Some(positional) = rewritten {
+                        request.params = Some(std::borrow::Cow::Owned(positional));
+                    }
+                    None
+                }
+                Err(error) => Some(error),
+            };
         }
         if self.methods.method(name).is_some() {
-            return Either::Left(self.inner.call(request));
+            return None;
         }
-        let mut known: Vec<&str> = self
-            .methods
-            .method_names()
-            .filter(|known| !known.ends_with("unsubscribe") && *known != "gateway.withdraw")
-            .collect();
+        let mut known: Vec<&str> = self.methods.method_names().collect();
         known.sort_unstable();
-        let error = ErrorObjectOwned::owned(
+        Some(ErrorObjectOwned::owned(
             code(ErrorCode::MethodNotFound),
             format!(
                 "the gateway API has no method `{name}`; it has: {}",
                 known.join(", ")
             ),
             Some(json!({ "method": name })),
-        );
-        Either::Right(std::future::ready(jsonrpsee::MethodResponse::error(
-            request.id, error,
-        )))
+        ))
+    }
+}
+
+/// The params of an unsubscribe method as jsonrpsee reads them (`[id]`), from
+/// `{"subscription": id}` or `[id]`; `None` when they are already that.
+fn unsubscribe_params(
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<Option<Box<RawValue>>, ErrorObjectOwned> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ByName {
+        subscription: Value,
+    }
+    let usage = "{\"subscription\": <the id the subscribe method answered>} (or [id])";
+    let refuse = |problem: &str| invalid(method, problem, usage);
+    let text = params.map_or("{}", RawValue::get);
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| refuse(&format!("the params are not JSON: {e}")))?;
+    let id = match value {
+        Value::Object(_) => {
+            let ByName { subscription } =
+                serde_json::from_str(text).map_err(|e| refuse(&e.to_string()))?;
+            subscription
+        }
+        Value::Array(mut items) if items.len() == 1 => items.remove(0),
+        Value::Array(items) => {
+            return Err(refuse(&format!(
+                "positional params hold one subscription id, not {}",
+                items.len()
+            )));
+        }
+        other => {
+            return Err(refuse(&format!(
+                "params must be an object, not {}",
+                describe(&other)
+            )));
+        }
+    };
+    if !(id.is_u64() || id.is_string()) {
+        return Err(refuse(&format!(
+            "a subscription id is a number or a string, not {}",
+            describe(&id)
+        )));
+    }
+    let positional = serde_json::value::to_raw_value(&[id]).expect("ids serialize");
+    Ok((positional.get() != text).then_some(positional))
+}
+
+/// The API's answer to a subscription refused for the session's limit.
+fn too_many_subscriptions() -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        TOO_MANY_SUBSCRIPTIONS,
+        format!(
+            "this WebSocket session already holds {} subscriptions, the most it may: end one (registry.unsubscribe, gateway.withdraw) or open another session",
+            super::MAX_SUBSCRIPTIONS
+        ),
+        Some(json!({ "limit": super::MAX_SUBSCRIPTIONS })),
+    )
+}
+
+/// The API's answer to a response over [`super::MAX_RESPONSE_BYTES`]: `size` bytes, or
+/// at least that many for a batch (whose answering stops there).
+fn response_too_large(size: usize, batch: bool) -> ErrorObjectOwned {
+    let what = if batch {
+        format!("the batch's responses come to {size} bytes or more")
+    } else {
+        format!("the response is {size} bytes")
+    };
+    ErrorObjectOwned::owned(
+        RESPONSE_TOO_LARGE,
+        format!(
+            "{what}, over the gateway API's limit of {} bytes; ask for less (fewer requests in a batch, one plugin with plugins.inspect rather than all of them)",
+            super::MAX_RESPONSE_BYTES
+        ),
+        Some(json!({ "limit": super::MAX_RESPONSE_BYTES, "size": size })),
+    )
+}
+
+/// What jsonrpsee answered, with its limit errors replaced by the API's: too many
+/// subscriptions (jsonrpsee's -32006), a response over the limit.
+fn limited(
+    response: jsonrpsee::MethodResponse,
+    id: jsonrpsee::types::Id<'static>,
+    subscribe: bool,
+) -> jsonrpsee::MethodResponse {
+    if !response.is_method_call() {
+        return response;
+    }
+    let refused = if subscribe
+        && response.as_error_code() == Some(jsonrpsee::types::error::TOO_MANY_SUBSCRIPTIONS_CODE)
+    {
+        too_many_subscriptions()
+    } else {
+        let size = response.as_json().get().len();
+        if size <= super::MAX_RESPONSE_BYTES {
+            return response;
+        }
+        response_too_large(size, false)
+    };
+    let (_, on_close, extensions) = response.into_parts();
+    if let Some(on_close) = on_close {
+        on_close.notify(false);
+    }
+    jsonrpsee::MethodResponse::error(id, refused).with_extensions(extensions)
+}
+
+impl<S> RpcServiceT for Explained<S>
+where
+    S: RpcServiceT<
+            MethodResponse = jsonrpsee::MethodResponse,
+            NotificationResponse = jsonrpsee::MethodResponse,
+            BatchResponse = jsonrpsee::MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type MethodResponse = jsonrpsee::MethodResponse;
+    type NotificationResponse = jsonrpsee::MethodResponse;
+    type BatchResponse = jsonrpsee::MethodResponse;
+
+    fn call<'a>(
+        &self,
+        mut request: jsonrpsee::types::Request<'a>,
+    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+        use futures_util::future::Either;
+        if let Some(error) = self.screen(&mut request) {
+            return Either::Right(std::future::ready(jsonrpsee::MethodResponse::error(
+                request.id, error,
+            )));
+        }
+        let id = request.id.clone().into_owned();
+        let subscribe = SUBSCRIPTIONS.contains(&request.method_name());
+        let answer = self.inner.call(request);
+        Either::Left(async move { limited(answer.await, id, subscribe) })
     }
 
+    /// Each request of the batch as [`Explained::call`] handles it alone (jsonrpsee's
+    /// own batch would call its inner service directly), with the API's limits on the
+    /// batch's length and on its responses together.
     fn batch<'a>(
         &self,
-        requests: jsonrpsee::core::middleware::Batch<'a>,
+        batch: jsonrpsee::core::middleware::Batch<'a>,
     ) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
-        self.inner.batch(requests)
+        use jsonrpsee::core::middleware::BatchEntry;
+        let this = self.clone();
+        async move {
+            if batch.len() > super::MAX_BATCH {
+                return jsonrpsee::MethodResponse::error(
+                    jsonrpsee::types::Id::Null,
+                    ErrorObjectOwned::owned(
+                        BATCH_TOO_LARGE,
+                        format!(
+                            "the batch has {} requests; the gateway API takes at most {} in one batch",
+                            batch.len(),
+                            super::MAX_BATCH
+                        ),
+                        Some(json!({ "limit": super::MAX_BATCH, "size": batch.len() })),
+                    ),
+                );
+            }
+            let mut responses =
+                jsonrpsee::core::server::BatchResponseBuilder::new_with_limit(usize::MAX);
+            // "[", then each response and a comma (the last one becomes "]").
+            let mut size = 1;
+            let mut notified = false;
+            for entry in batch {
+                let response = match entry {
+                    Ok(BatchEntry::Call(request)) => this.call(request).await,
+                    Ok(BatchEntry::Notification(notification)) => {
+                        notified = true;
+                        this.notification(notification).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        let (error, id) = error.into_parts();
+                        jsonrpsee::MethodResponse::error(id, error)
+                    }
+                };
+                size += response.as_json().get().len() + 1;
+                if size > super::MAX_RESPONSE_BYTES {
+                    return jsonrpsee::MethodResponse::error(
+                        jsonrpsee::types::Id::Null,
+                        response_too_large(size, true),
+                    );
+                }
+                if let Err(refused) = responses.append(response) {
+                    return refused;
+                }
+            }
+            if responses.is_empty() && notified {
+                // Only notifications: nothing to answer.
+                jsonrpsee::MethodResponse::notification()
+            } else {
+                jsonrpsee::MethodResponse::from_batch(responses.finish())
+            }
+        }
     }
 
     fn notification<'a>(
@@ -537,5 +744,59 @@ where
         notification: jsonrpsee::core::middleware::Notification<'a>,
     ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
         self.inner.notification(notification)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonrpsee::core::server::ResponsePayload;
+    use jsonrpsee::types::Id;
+
+    use super::*;
+
+    #[test]
+    fn limit_errors_get_the_apis_codes() {
+        let big = "x".repeat(super::super::MAX_RESPONSE_BYTES);
+        let response = jsonrpsee::MethodResponse::response(
+            Id::Number(1),
+            ResponsePayload::success(big),
+            usize::MAX,
+        );
+        let answered = limited(response, Id::Number(1), false);
+        assert_eq!(answered.as_error_code(), Some(RESPONSE_TOO_LARGE));
+        let json: Value = serde_json::from_str(answered.as_json().get()).unwrap();
+        assert_eq!(json["id"], 1);
+        assert_eq!(json["error"]["data"]["limit"], 64 * 1024 * 1024);
+
+        let refused = || {
+            jsonrpsee::MethodResponse::error(
+                Id::Number(2),
+                jsonrpsee::types::error::reject_too_many_subscriptions(64),
+            )
+        };
+        let answered = limited(refused(), Id::Number(2), true);
+        assert_eq!(answered.as_error_code(), Some(TOO_MANY_SUBSCRIPTIONS));
+        // Only a subscribe method's -32006 is jsonrpsee's limit.
+        let answered = limited(refused(), Id::Number(2), false);
+        assert_eq!(answered.as_error_code(), Some(-32006));
+    }
+
+    #[test]
+    fn unsubscribe_params_by_name_become_positional() {
+        let raw = |text: &str| RawValue::from_string(text.to_owned()).unwrap();
+        let by_name = raw(r#"{"subscription": 42}"#);
+        let rewritten = unsubscribe_params("registry.unsubscribe", Some(&by_name)).unwrap();
+        assert_eq!(rewritten.unwrap().get(), "[42]");
+        let by_position = raw(r#"["abc"]"#);
+        assert!(
+            unsubscribe_params("gateway.withdraw", Some(&by_position))
+                .unwrap()
+                .is_none()
+        );
+        let error = unsubscribe_params("gateway.withdraw", None).unwrap_err();
+        assert!(
+            error.message().contains("missing field `subscription`"),
+            "{error:?}"
+        );
     }
 }

@@ -15,6 +15,18 @@
 //! Limits are set once, here: request and response sizes, connections, subscriptions
 //! per connection and each connection's outbound buffer (so a client that does not read
 //! fills its own buffer and slows no one else).
+//!
+//! # Caveats
+//!
+//! jsonrpsee answers its own limits with error codes that are also protocol.md §11
+//! codes with other meanings (-32006 too many subscriptions, -32007 request too big,
+//! -32008 response too big, -32010 batch too large). The API answers them itself, with
+//! codes of its own ([`methods`]' `TOO_MANY_SUBSCRIPTIONS` and the three after it): a
+//! request body over the limit is refused here before jsonrpsee reads it, batches and
+//! responses are measured in [`methods::Explained`], and a refused subscription is
+//! answered again with the API's code. One case stays jsonrpsee's: a WebSocket message
+//! over [`MAX_REQUEST_BYTES`] is refused while it is read, before any hook, with
+//! -32007 and `id: null` (docs/gateway-api.md §3.3).
 
 pub(crate) mod events;
 pub(crate) mod gateway;
@@ -48,21 +60,26 @@ use crate::server::State;
 /// message limit (16 MiB by default).
 pub(crate) const MAX_REQUEST_BYTES: u32 = 16 * 1024 * 1024 + 64 * 1024;
 
-/// The largest response: a registry snapshot with every input schema.
-const MAX_RESPONSE_BYTES: u32 = 64 * 1024 * 1024;
+/// The largest response (or batch of responses): a registry snapshot with every input
+/// schema. Measured by [`methods::Explained`]; jsonrpsee's own limit is off.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Clients connected at once (HTTP keep-alive connections and WebSocket sessions).
+/// What jsonrpsee counts against its connection limit: each HTTP request while it is
+/// being handled, and each WebSocket session for as long as it is open. An idle
+/// keep-alive connection between two requests does not count; past the limit a request
+/// gets HTTP 429.
 pub(crate) const MAX_CONNECTIONS: u32 = 256;
 
-/// Subscriptions one WebSocket connection may hold.
+/// Subscriptions one WebSocket session may hold.
 pub(crate) const MAX_SUBSCRIPTIONS: u32 = 64;
 
 /// Messages waiting to be sent to one WebSocket client; a subscription whose client
 /// does not read waits here, alone.
 const OUTBOUND_BUFFER: u32 = 1024;
 
-/// Requests in one batch.
-const MAX_BATCH: u32 = 32;
+/// Requests in one batch. Counted by [`methods::Explained`]; jsonrpsee's own limit is
+/// off.
+pub(crate) const MAX_BATCH: usize = 32;
 
 /// What a method knows about the client connection its request came on.
 #[derive(Clone, Debug)]
@@ -124,12 +141,14 @@ pub(crate) fn serve(listener: TcpListener, state: Arc<State>) -> ServerHandle {
     let (stop, handle) = stop_channel();
     let methods = methods::module(state.clone());
     let config = ServerConfig::builder()
+        // Still jsonrpsee's for WebSocket messages; HTTP bodies are measured in `handle`.
         .max_request_body_size(MAX_REQUEST_BYTES)
-        .max_response_body_size(MAX_RESPONSE_BYTES)
+        // Measured (and answered with the API's own codes) by `methods::Explained`.
+        .max_response_body_size(u32::MAX)
+        .set_batch_request_config(BatchRequestConfig::Unlimited)
         .max_connections(MAX_CONNECTIONS)
         .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS)
         .set_message_buffer_capacity(OUTBOUND_BUFFER)
-        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
     let builder = jsonrpsee::server::Server::builder()
         .set_config(config)
@@ -260,6 +279,15 @@ async fn handle(
         gone
     };
     request.extensions_mut().insert(Connection { gone });
+    let request = if !websocket && request.method() == Method::POST {
+        // Read here, so a body over the limit gets the API's code, not jsonrpsee's.
+        match read_body(request).await {
+            Ok(request) => request,
+            Err(response) => return *response,
+        }
+    } else {
+        request.map(HttpBody::new)
+    };
     match service.call(request).await {
         Ok(response) => response,
         Err(e) => json_response(
@@ -267,6 +295,55 @@ async fn handle(
             &json!({"error": format!("the request failed: {e}")}),
         ),
     }
+}
+
+/// The whole body of an HTTP request, up to [`MAX_REQUEST_BYTES`]; over it, 413 with
+/// [`methods::REQUEST_TOO_LARGE`].
+async fn read_body(
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Request<HttpBody>, Box<HttpResponse>> {
+    let limit = MAX_REQUEST_BYTES as usize;
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if let Some(size) = declared.filter(|size| *size > limit as u64) {
+        return Err(Box::new(too_large(Some(size))));
+    }
+    let (parts, body) = request.into_parts();
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(body) => Ok(hyper::Request::from_parts(
+            parts,
+            HttpBody::new(http_body_util::Full::new(body.to_bytes())),
+        )),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(Box::new(too_large(None)))
+        }
+        Err(error) => Err(Box::new(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("the request body could not be read: {error}")}),
+        ))),
+    }
+}
+
+/// 413: the request is over [`MAX_REQUEST_BYTES`] (`size` when it said how large).
+fn too_large(size: Option<u64>) -> HttpResponse {
+    let said = size.map_or_else(String::new, |size| format!(" ({size} bytes)"));
+    let data = match size {
+        Some(size) => json!({"limit": MAX_REQUEST_BYTES, "size": size}),
+        None => json!({"limit": MAX_REQUEST_BYTES}),
+    };
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": methods::REQUEST_TOO_LARGE,
+            "message": format!("the request{said} is over the gateway API's limit of {MAX_REQUEST_BYTES} bytes"),
+            "data": data,
+        },
+    });
+    json_response(StatusCode::PAYLOAD_TOO_LARGE, &body)
 }
 
 /// Whether the request carries the token (`Authorization: Bearer <token>`).

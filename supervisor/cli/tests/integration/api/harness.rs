@@ -422,6 +422,73 @@ fn dechunk(mut text: &str) -> String {
     body
 }
 
+/// A WebSocket client that sends exactly the text it is given (jsonrpsee's client sends
+/// only well-formed requests, and unsubscribes positionally).
+pub(crate) struct RawWs {
+    sender: soketto::connection::Sender<WsStream>,
+    receiver: soketto::connection::Receiver<WsStream>,
+}
+
+type WsStream = tokio_util::compat::Compat<tokio::net::TcpStream>;
+
+impl RawWs {
+    pub(crate) async fn connect(address: SocketAddr) -> Self {
+        use tokio_util::compat::TokioAsyncReadCompatExt as _;
+        let socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        let host = address.to_string();
+        let mut client = soketto::handshake::Client::new(socket.compat(), &host, "/");
+        let bearer = format!("Bearer {TOKEN}");
+        let headers = [soketto::handshake::client::Header {
+            name: "Authorization",
+            value: bearer.as_bytes(),
+        }];
+        client.set_headers(&headers);
+        match client.handshake().await.unwrap() {
+            soketto::handshake::ServerResponse::Accepted { .. } => {}
+            other => panic!("the WebSocket upgrade was refused: {other:?}"),
+        }
+        let mut builder = client.into_builder();
+        builder.set_max_message_size(64 * 1024 * 1024);
+        let (sender, receiver) = builder.finish();
+        Self { sender, receiver }
+    }
+
+    /// Sends one text message.
+    pub(crate) async fn send(&mut self, text: &str) {
+        self.sender.send_text(text).await.unwrap();
+        self.sender.flush().await.unwrap();
+    }
+
+    /// The next message, as JSON.
+    pub(crate) async fn receive(&mut self) -> Value {
+        let mut data = Vec::new();
+        tokio::time::timeout(SETTLE, self.receiver.receive_data(&mut data))
+            .await
+            .expect("a message in time")
+            .unwrap();
+        serde_json::from_slice(&data).unwrap()
+    }
+
+    /// The next message that is not a notification (an answer, or a batch of them).
+    pub(crate) async fn answer(&mut self) -> Value {
+        loop {
+            let message = self.receive().await;
+            if message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
+    /// One request; its answer.
+    pub(crate) async fn request(&mut self, id: u64, method: &str, params: &Value) -> Value {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(&request.to_string()).await;
+        let answer = self.answer().await;
+        assert_eq!(answer["id"], id, "{answer}");
+        answer
+    }
+}
+
 /// Waits until `check` holds, polling; a guard against hangs only.
 pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + SETTLE;

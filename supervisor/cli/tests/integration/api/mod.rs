@@ -10,7 +10,7 @@ use std::time::Duration;
 use jsonrpsee::core::client::{ClientT as _, Subscription, SubscriptionClientT as _};
 use serde_json::{Value, json};
 
-use harness::{Plugin, SETTLE, Server, TOKEN, alive, eventually, raw, resident_bytes};
+use harness::{Plugin, RawWs, SETTLE, Server, TOKEN, alive, eventually, raw, resident_bytes};
 
 /// The params object of a `call` of the fixture's `slow` tool.
 fn slow(ms: u64) -> Value {
@@ -108,6 +108,10 @@ fn bad_requests_get_errors_that_name_the_problem_and_everything_goes_on() {
     let huge = vec![b' '; 17 * 1024 * 1024];
     let too_large = post(&huge);
     assert_eq!(too_large.status, 413, "{}", too_large.body);
+    // The API's own code: -32007 means "already initialized" in protocol.md §11.
+    let error = &too_large.json()["error"];
+    assert_eq!(error["code"], -32022, "{}", too_large.body);
+    assert_eq!(error["data"]["limit"], 16 * 1024 * 1024 + 64 * 1024);
 
     let cases = [
         ("nope", json!({}), -32601, "no method `nope`"),
@@ -190,6 +194,192 @@ fn bad_requests_get_errors_that_name_the_problem_and_everything_goes_on() {
     // The server and the plugin go on.
     let answer = server.rpc("call", &json!({"kind": "tool", "name": "echo"}));
     assert_eq!(tool_text(&answer["result"])["name"], "echo", "{answer}");
+}
+
+/// A batch over plain HTTP: its answers, by id.
+fn batch(server: &Server, requests: &[Value]) -> (u16, Value) {
+    let bearer = format!("Bearer {TOKEN}");
+    let response = raw(
+        server.api,
+        "POST",
+        "/",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &bearer),
+        ],
+        Value::Array(requests.to_vec()).to_string().as_bytes(),
+    )
+    .unwrap();
+    (response.status, response.json())
+}
+
+/// The answer of `id` in a batch's answers.
+fn by_id(answers: &Value, id: u64) -> &Value {
+    answers
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch answer: {answers}"))
+        .iter()
+        .find(|answer| answer["id"] == id)
+        .unwrap_or_else(|| panic!("no answer {id} in {answers}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_gets_the_errors_its_requests_get_alone_and_limits_have_codes_of_their_own() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let request = |id: u64, method: &str, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let (status, answers) = batch(
+        &server,
+        &[
+            request(1, "plugins.lst", json!({})),
+            request(2, "gateway.offer", json!({"methods": ["gw.*"]})),
+            request(3, "registry.unsubscribe", json!([7])),
+            request(4, "server.info", json!({"x": 1})),
+            request(5, "server.info", json!({})),
+        ],
+    );
+    assert_eq!(status, 200, "{answers}");
+    let unknown = &by_id(&answers, 1)["error"];
+    assert_eq!(unknown["code"], -32601, "{answers}");
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .contains("it has: call, call.cancel"),
+        "{answers}"
+    );
+    for id in [2, 3] {
+        let error = &by_id(&answers, id)["error"];
+        assert_eq!(error["code"], -32600, "{answers}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("need a WebSocket connection"),
+            "{answers}"
+        );
+    }
+    assert_eq!(by_id(&answers, 4)["error"]["code"], -32602, "{answers}");
+    assert!(by_id(&answers, 5)["result"]["pid"].is_u64(), "{answers}");
+
+    // Too many requests in one batch: the API's code, not jsonrpsee's -32010 (in
+    // protocol.md §11, "plugin exited").
+    let many: Vec<Value> = (0..33)
+        .map(|id| request(id, "server.info", json!({})))
+        .collect();
+    let (_, answer) = batch(&server, &many);
+    assert_eq!(answer["error"]["code"], -32024, "{answer}");
+    assert_eq!(answer["error"]["data"], json!({"limit": 32, "size": 33}));
+    let (_, answers) = batch(&server, &many[..32]);
+    assert_eq!(answers.as_array().map(Vec::len), Some(32));
+
+    // Over a WebSocket: the same explanations in a batch...
+    let mut ws = RawWs::connect(server.api).await;
+    let requests = json!([
+        request(1, "plugins.lst", json!({})),
+        request(2, "registry.unsubscribe", json!({"subscription": 99})),
+        request(
+            3,
+            "registry.unsubscribe",
+            json!({"subscription": 99, "x": 1})
+        ),
+    ]);
+    ws.send(&requests.to_string()).await;
+    let answers = ws.answer().await;
+    assert_eq!(by_id(&answers, 1)["error"]["code"], -32601, "{answers}");
+    assert_eq!(by_id(&answers, 2)["result"], false, "{answers}");
+    assert_eq!(by_id(&answers, 3)["error"]["code"], -32602, "{answers}");
+
+    // ...one subscription past the session's limit gets the API's code, not jsonrpsee's
+    // -32006 ("message too large" in protocol.md §11)...
+    for id in 0..64 {
+        let answer = ws.request(100 + id, "registry.subscribe", &json!({})).await;
+        assert!(answer["result"].is_u64(), "{answer}");
+    }
+    let refused = ws
+        .request(200, "gateway.offer", &json!({"config": true}))
+        .await;
+    assert_eq!(refused["error"]["code"], -32021, "{refused}");
+    assert_eq!(refused["error"]["data"]["limit"], 64, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already holds 64 subscriptions"),
+        "{refused}"
+    );
+
+    // ...and a message over the limit is still refused by jsonrpsee, with its -32007 and
+    // no id (docs/gateway-api.md §3.3 says so); the session goes on.
+    let mut huge =
+        String::from(r#"{"jsonrpc":"2.0","id":1,"method":"server.info","params":{"x":""#);
+    huge.push_str(&"x".repeat(17 * 1024 * 1024));
+    huge.push_str(r#""}}"#);
+    ws.send(&huge).await;
+    let refused = ws.answer().await;
+    assert_eq!(refused["error"]["code"], -32007, "{refused}");
+    assert_eq!(refused["id"], Value::Null, "{refused}");
+    let answer = ws.request(300, "server.info", &json!({})).await;
+    assert!(answer["result"]["pid"].is_u64(), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_takes_the_subscription_by_name_or_by_position() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let mut ws = RawWs::connect(server.api).await;
+    for (subscribe, unsubscribe, params) in [
+        ("registry.subscribe", "registry.unsubscribe", json!({})),
+        (
+            "gateway.offer",
+            "gateway.withdraw",
+            json!({"methods": ["gw.*"]}),
+        ),
+    ] {
+        let id = ws.request(1, subscribe, &params).await["result"].clone();
+        assert!(id.is_u64(), "{id}");
+        let answer = ws
+            .request(2, unsubscribe, &json!({"subscription": id}))
+            .await;
+        assert_eq!(answer["result"], true, "{unsubscribe} by name: {answer}");
+        let answer = ws
+            .request(3, unsubscribe, &json!({"subscription": id}))
+            .await;
+        assert_eq!(answer["result"], false, "{unsubscribe} again: {answer}");
+        // Positionally, as jsonrpsee's clients send it.
+        let id = ws.request(4, subscribe, &params).await["result"].clone();
+        let answer = ws.request(5, unsubscribe, &json!([id])).await;
+        assert_eq!(
+            answer["result"], true,
+            "{unsubscribe} by position: {answer}"
+        );
+        for (bad, says) in [
+            (json!({"sub": 1}), "unknown field `sub`"),
+            (json!({}), "missing field `subscription`"),
+            (json!([1, 2]), "one subscription id, not 2"),
+            (
+                json!({"subscription": true}),
+                "a number or a string, not a boolean",
+            ),
+        ] {
+            let answer = ws.request(6, unsubscribe, &bad).await;
+            assert_eq!(answer["error"]["code"], -32602, "{bad}: {answer}");
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains(says),
+                "{bad}: {answer}"
+            );
+        }
+    }
+    // Over plain HTTP: what the subscribe methods get, naming every subscription method.
+    for method in ["registry.unsubscribe", "gateway.withdraw"] {
+        let answer = server.rpc(method, &json!({"subscription": 1}));
+        assert_eq!(answer["error"]["code"], -32600, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "(registry.subscribe, registry.unsubscribe, gateway.offer, gateway.withdraw)"
+            ) && message.contains("need a WebSocket connection"),
+            "{answer}"
+        );
+    }
 }
 
 #[test]
