@@ -53,7 +53,8 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unreachable(why) | Self::Other(why) => f.write_str(why),
-            Self::Rejected(error) => f.write_str(error.message()),
+            // As the standalone path prints a supervisor error (protocol's ErrorObject).
+            Self::Rejected(error) => write!(f, "{} (code {})", error.message(), error.code()),
         }
     }
 }
@@ -129,7 +130,8 @@ impl ToRpcParams for Object {
     }
 }
 
-/// Prints a failure on stderr: the message, then the error's data as JSON.
+/// Prints a failure on stderr: the message (with the error's code when the server
+/// answered one), then the error's data as JSON.
 pub(crate) fn report(failure: &Failure) {
     eprintln!("error: {failure}");
     if let Failure::Rejected(error) = failure

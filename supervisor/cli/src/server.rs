@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use outpost_supervisor::control::{
-    self, ConfigError, Diagnostic, InspectReport, Inventory, ListRow, Severity,
+    self, ConfigError, Diagnostic, InspectReport, Inventory, ListRow, Severity, Status,
 };
 use outpost_supervisor::{Applied, ApplyError, PluginSnapshot, PluginState, Supervisor};
 use serde::Serialize;
@@ -278,8 +278,8 @@ impl State {
         Some(value)
     }
 
-    /// Ids the inventory or the supervisor knows, for "no such plugin" errors.
-    pub(crate) fn known_ids(&self) -> Vec<String> {
+    /// The ids of the plugins the supervisor runs, sorted, for "no such plugin" errors.
+    pub(crate) fn supervised_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .supervisor
             .snapshot()
@@ -287,15 +287,44 @@ impl State {
             .into_iter()
             .map(|p| p.id)
             .collect();
+        ids.sort();
+        ids
+    }
+
+    /// How the last load saw `id` (the copy that wins over shadowed ones), when the
+    /// supervisor does not run it: why it does not.
+    pub(crate) fn discovered(&self, id: &str) -> Option<Discovered> {
+        if self.supervisor.state(id).is_some() {
+            return None;
+        }
         let inventory = self
             .inventory
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        ids.extend(inventory.plugins.iter().map(|p| p.id.clone()));
-        ids.sort();
-        ids.dedup();
-        ids
+        let rows = ListRow::all(&inventory);
+        let mut rows = rows.into_iter().filter(|row| row.id == id);
+        let first = rows.next()?;
+        let row = if first.shadowed_by.is_none() {
+            first
+        } else {
+            rows.find(|row| row.shadowed_by.is_none()).unwrap_or(first)
+        };
+        Some(Discovered {
+            status: row.status,
+            reason: row.reason,
+            not_runnable: row.not_runnable_reason,
+        })
     }
+}
+
+/// A plugin the last load found but the supervisor does not run.
+#[derive(Debug)]
+pub(crate) struct Discovered {
+    pub(crate) status: Status,
+    /// Why it has that status (`plugins.entries.x.enabled is false`...).
+    pub(crate) reason: String,
+    /// Why it cannot run out of process, when it cannot.
+    pub(crate) not_runnable: Option<String>,
 }
 
 /// A named call; dropping it frees the name.

@@ -16,6 +16,7 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{Extensions, PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use outpost_protocol::methods::CallContext;
 use outpost_protocol::{ErrorCode, ErrorObject};
+use outpost_supervisor::control::Status;
 use outpost_supervisor::{Call, CallKind, ControlError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -284,20 +285,67 @@ fn code(code: ErrorCode) -> i32 {
     i32::try_from(code.code()).unwrap_or(-32603)
 }
 
+/// No supervised plugin `id`: whether discovery knows it (and why it does not run), or
+/// not; and which plugins run here.
 fn unknown_plugin(state: &State, id: &str) -> ErrorObjectOwned {
-    let known = state.known_ids();
-    ErrorObjectOwned::owned(
-        code(ErrorCode::NotFound),
-        format!(
-            "no plugin `{id}`; known: {}",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
+    let running = state.supervised_ids();
+    let running = if running.is_empty() {
+        "none".to_owned()
+    } else {
+        running.join(", ")
+    };
+    match state.discovered(id) {
+        Some(found) => {
+            let advice = match (found.status, &found.not_runnable) {
+                (Status::Disabled, _) => {
+                    "enable it in the config (the reason says which setting turned it off), then `outpost reload`".to_owned()
+                }
+                (Status::Blocked, _) => {
+                    "a safety gate refused it: fix what the reason says, then `outpost reload`".to_owned()
+                }
+                (Status::Invalid, _) => format!(
+                    "fix plugins.entries.{id}.config to match its configSchema, then `outpost reload`"
+                ),
+                (Status::Missing, _) => {
+                    "the config names it but discovery did not find it: fix plugins.load.paths (or install it), then `outpost reload`".to_owned()
+                }
+                (Status::Error, _) => {
+                    "`outpost plugins doctor` lists what is broken; fix it, then `outpost reload`".to_owned()
+                }
+                (_, Some(why)) => format!("it cannot run out of process ({why})"),
+                _ => "`outpost reload` starts it".to_owned(),
+            };
+            ErrorObjectOwned::owned(
+                code(ErrorCode::NotFound),
+                format!(
+                    "plugin `{id}` is discovered but not supervised here: it is {} ({}); {advice}; running here: {running}",
+                    found.status, found.reason
+                ),
+                Some(json!({
+                    "kind": "plugin",
+                    "name": id,
+                    "status": found.status.as_str(),
+                    "reason": found.reason,
+                })),
+            )
+        }
+        None => ErrorObjectOwned::owned(
+            code(ErrorCode::NotFound),
+            format!(
+                "no plugin `{id}`: the config's discovery does not find it and the supervisor does not run it; running here: {running}"
+            ),
+            Some(json!({ "kind": "plugin", "name": id })),
         ),
-        Some(json!({ "kind": "plugin", "name": id })),
-    )
+    }
+}
+
+/// A reason as everywhere else in the API: `{kind, message, ...details}`.
+fn reason_json(reason: &outpost_supervisor::Reason) -> Value {
+    let mut value = serde_json::to_value(reason).expect("reasons serialize");
+    if let Value::Object(fields) = &mut value {
+        fields.insert("message".into(), Value::String(reason.to_string()));
+    }
+    value
 }
 
 #[derive(Clone, Copy)]
@@ -326,7 +374,7 @@ async fn order(
             Ok(json!({
                 "id": id,
                 "state": state_now,
-                "reason": reason.flatten().map(|r| r.to_string()),
+                "reason": reason.flatten().as_ref().map(reason_json),
             }))
         }
         Err(ControlError::UnknownPlugin(_)) => Err(unknown_plugin(state, &id)),

@@ -126,7 +126,7 @@ fn bad_requests_get_errors_that_name_the_problem_and_everything_goes_on() {
             "plugins.inspect",
             json!({"id": "ghost"}),
             -32008,
-            "no plugin `ghost`; known: a",
+            "no plugin `ghost`",
         ),
         (
             "plugins.restart",
@@ -929,6 +929,61 @@ fn a_broken_config_reload_changes_nothing_and_says_why() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("unchanged: a"));
     assert_eq!(server.pid("a"), Some(pid));
+}
+
+#[test]
+fn plugin_orders_answer_a_reason_object_and_unknown_ids_say_why() {
+    let mut server = Server::prepare("");
+    server.write_config(&[Plugin::new("a"), Plugin::new("off").without_tools()]);
+    let config = std::fs::read_to_string(&server.config).unwrap();
+    let disabled = config.replace("\"off\":{\"enabled\":true}", "\"off\":{\"enabled\":false}");
+    assert_ne!(config, disabled);
+    std::fs::write(&server.config, disabled).unwrap();
+    server.launch(1);
+
+    let stopped = server.rpc("plugins.stop", &json!({"id": "a"}));
+    let reason = &stopped["result"]["reason"];
+    assert_eq!(reason["kind"], "stopRequested", "{stopped}");
+    assert!(reason["message"].is_string(), "{stopped}");
+    let started = server.rpc("plugins.start", &json!({"id": "a"}));
+    assert_eq!(started["result"]["reason"]["kind"], "starting", "{started}");
+    server.wait_ready(1);
+
+    // Discovered, but not supervised: why, and what to do.
+    let answer = server.rpc("plugins.restart", &json!({"id": "off"}));
+    let error = &answer["error"];
+    assert_eq!(error["code"], -32008, "{answer}");
+    let message = error["message"].as_str().unwrap();
+    for says in [
+        "plugin `off` is discovered but not supervised here: it is disabled (",
+        "plugins.entries.off.enabled",
+        "then `outpost reload`",
+        "running here: a",
+    ] {
+        assert!(message.contains(says), "{says}: {answer}");
+    }
+    assert_eq!(error["data"]["status"], "disabled", "{answer}");
+    assert!(error["data"]["reason"].is_string(), "{answer}");
+
+    // Unknown: only the supervised plugins are named.
+    let answer = server.rpc("plugins.stop", &json!({"id": "ghost"}));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("no plugin `ghost`"), "{answer}");
+    assert!(message.ends_with("running here: a"), "{answer}");
+
+    // The commands print the code, as `outpost call --standalone` does.
+    let unknown = server.outpost(&["plugins", "restart", "ghost"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("(code -32008)"), "{stderr}");
+    let call = server.outpost(&["call", "tool", "nothing"]);
+    assert_eq!(call.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&call.stderr);
+    assert!(
+        stderr.starts_with("error: no plugin registered tool `nothing`")
+            && stderr.contains("(code -32008)"),
+        "{stderr}"
+    );
 }
 
 #[test]
