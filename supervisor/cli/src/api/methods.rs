@@ -218,8 +218,9 @@ struct CallParams {
     args: Option<Value>,
     #[serde(default)]
     operation: Option<String>,
+    /// Checked member by member ([`context`]) before it becomes a [`CallContext`].
     #[serde(default)]
-    context: Option<CallContext>,
+    context: Option<Value>,
     #[serde(default)]
     timeout_ms: Option<u64>,
     #[serde(default)]
@@ -394,6 +395,18 @@ async fn call(
 ) -> Result<outpost_supervisor::Answer, ErrorObjectOwned> {
     const USAGE: &str = "{\"kind\": \"tool\", \"name\": \"word_count\", \"args\": {...}, \"context\"?: {...}, \"timeoutMs\"?: 5000, \"callId\"?: \"...\", \"operation\"?: \"...\"}";
     let request: CallParams = read("call", params, USAGE)?;
+    if request.operation.is_some() && !OPERATION_KINDS.contains(&request.kind) {
+        return Err(invalid(
+            "call",
+            &format!(
+                "`operation` is only for the kinds that have operations ({}), not `{}`",
+                OPERATION_KINDS.map(kind_name).join(", "),
+                kind_name(request.kind)
+            ),
+            USAGE,
+        ));
+    }
+    let context = context(request.context, USAGE)?;
     let mut call = Call::from_parts(
         request.kind,
         &request.name,
@@ -401,7 +414,7 @@ async fn call(
         request.operation.as_deref(),
     )
     .map_err(rpc)?
-    .with_context(request.context.unwrap_or_default())
+    .with_context(context)
     .gateway_authenticated(request.gateway_authenticated);
     if let Some(ms) = request.timeout_ms {
         if ms == 0 {
@@ -438,6 +451,63 @@ async fn call(
         },
         None => answer.await.map_err(rpc),
     }
+}
+
+/// The kinds a call can give an `operation`.
+const OPERATION_KINDS: [CallKind; 3] = [
+    CallKind::Provider,
+    CallKind::Channel,
+    CallKind::ContextEngine,
+];
+
+/// A kind as the API spells it.
+fn kind_name(kind: CallKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+/// The members of a call context (protocol.md §10). `timeoutMs` is accepted and
+/// ignored: the supervisor sets it from the call's deadline.
+const CONTEXT_MEMBERS: [&str; 7] = [
+    "sessionKey",
+    "agentId",
+    "channel",
+    "accountId",
+    "senderId",
+    "isAuthorizedSender",
+    "timeoutMs",
+];
+
+/// `call`'s `context`, read strictly: an unknown member is an error that names it.
+fn context(context: Option<Value>, usage: &str) -> Result<CallContext, ErrorObjectOwned> {
+    let fields = match context {
+        None | Some(Value::Null) => return Ok(CallContext::default()),
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            return Err(invalid(
+                "call",
+                &format!("`context` must be an object, not {}", describe(&other)),
+                usage,
+            ));
+        }
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|key| !CONTEXT_MEMBERS.contains(&key.as_str()))
+    {
+        return Err(invalid(
+            "call",
+            &format!(
+                "unknown member `{unknown}` in `context`; its members are {}",
+                CONTEXT_MEMBERS.map(|m| format!("`{m}`")).join(", ")
+            ),
+            usage,
+        ));
+    }
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| invalid("call", &format!("in `context`: {e}"), usage))
 }
 
 async fn subscribe_registry(
@@ -827,6 +897,24 @@ mod tests {
         // Only a subscribe method's -32006 is jsonrpsee's limit.
         let answered = limited(refused(), Id::Number(2), false);
         assert_eq!(answered.as_error_code(), Some(-32006));
+    }
+
+    #[test]
+    fn the_context_members_are_those_of_a_call_context() {
+        for member in CONTEXT_MEMBERS {
+            let value = match member {
+                "isAuthorizedSender" => json!(true),
+                "timeoutMs" => json!(5),
+                _ => json!("x"),
+            };
+            let context: CallContext =
+                serde_json::from_value(json!({ member: value.clone() })).unwrap();
+            assert_eq!(
+                serde_json::to_value(context).unwrap(),
+                json!({ member: value }),
+                "{member}"
+            );
+        }
     }
 
     #[test]

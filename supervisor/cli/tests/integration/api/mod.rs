@@ -165,6 +165,24 @@ fn bad_requests_get_errors_that_name_the_problem_and_everything_goes_on() {
             "<capability>:<id>",
         ),
         (
+            "call",
+            json!({"kind": "tool", "name": "echo", "context": {"sessionKey": "s", "session": "s"}}),
+            -32602,
+            "unknown member `session` in `context`; its members are `sessionKey`, `agentId`",
+        ),
+        (
+            "call",
+            json!({"kind": "tool", "name": "echo", "context": ["s"]}),
+            -32602,
+            "`context` must be an object",
+        ),
+        (
+            "call",
+            json!({"kind": "tool", "name": "echo", "operation": "embed"}),
+            -32602,
+            "`operation` is only for the kinds that have operations (provider, channel, contextEngine), not `tool`",
+        ),
+        (
             "registry.subscribe",
             json!({}),
             -32600,
@@ -191,8 +209,11 @@ fn bad_requests_get_errors_that_name_the_problem_and_everything_goes_on() {
             "{method} {params}: {answer}"
         );
     }
-    // The server and the plugin go on.
-    let answer = server.rpc("call", &json!({"kind": "tool", "name": "echo"}));
+    // The server and the plugin go on; an explicit `operation: null` is no operation.
+    let answer = server.rpc(
+        "call",
+        &json!({"kind": "tool", "name": "echo", "operation": null, "context": {"sessionKey": "s", "timeoutMs": 5}}),
+    );
     assert_eq!(tool_text(&answer["result"])["name"], "echo", "{answer}");
 }
 
