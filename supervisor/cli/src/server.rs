@@ -1,13 +1,15 @@
 //! What `outpost serve` runs: the supervisor, the config it came from, and reloads.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use outpost_supervisor::control::{
-    self, ConfigError, Diagnostic, InspectReport, Inventory, ListRow, Severity, Status,
+    self, ConfigError, Diagnostic, InspectReport, Inventory, ListRow, OutpostSettings, Severity,
+    Status,
 };
 use outpost_supervisor::{Applied, ApplyError, PluginSnapshot, PluginState, Supervisor};
 use serde::Serialize;
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::events::EventHub;
 use crate::api::gateway::RemoteGateway;
+use crate::api::token;
 
 /// The state every request of the API shares.
 #[derive(Debug)]
@@ -25,6 +28,14 @@ pub(crate) struct State {
     pub(crate) config_path: PathBuf,
     /// What the last successful load found, for `plugins.list` and `plugins.inspect`.
     inventory: RwLock<Inventory>,
+    /// The `outpost` block of the config `serve` started with: what is in effect until
+    /// it restarts, whatever reloads say.
+    started_with: OutpostSettings,
+    /// The token came from `OUTPOST_API_TOKEN`, so the config's token settings are not
+    /// in effect.
+    token_from_environment: bool,
+    /// Where the API listens (which `--api-listen` may have chosen over the config).
+    api_address: OnceLock<SocketAddr>,
     pub(crate) events: Arc<EventHub>,
     pub(crate) gateway: Arc<RemoteGateway>,
     /// Calls in flight that a client named (`callId`), for `call.cancel`.
@@ -49,7 +60,8 @@ pub(crate) struct Reloaded {
     pub(crate) retried: Vec<String>,
     /// Warnings in the reloaded config (`outpost plugins doctor` lists them).
     pub(crate) warnings: usize,
-    /// Settings that changed but take effect only when `outpost serve` restarts.
+    /// Settings whose value in the config differs from the one in effect since
+    /// `outpost serve` started: they take effect only when it restarts.
     pub(crate) restart_needed: Vec<&'static str>,
 }
 
@@ -88,6 +100,9 @@ impl State {
             events: EventHub::start(&supervisor),
             supervisor,
             config_path: inventory.config.path.clone(),
+            started_with: inventory.config.outpost.clone(),
+            token_from_environment: token::in_environment(),
+            api_address: OnceLock::new(),
             inventory: RwLock::new(inventory),
             gateway,
             calls: Mutex::default(),
@@ -96,6 +111,11 @@ impl State {
             settled: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Records where the API listens (once, when it starts).
+    pub(crate) fn listening_on(&self, address: SocketAddr) {
+        let _ = self.api_address.set(address);
     }
 
     /// Marks the first start done (every plugin ready, failed or stopped once).
@@ -170,31 +190,7 @@ impl State {
             .all_diagnostics()
             .filter(|d| d.severity == Severity::Warning)
             .count();
-        let restart_needed = {
-            let old = &self
-                .inventory
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .config
-                .outpost;
-            let new = &inventory.config.outpost;
-            let mut keys = Vec::new();
-            if old.api_listen != new.api_listen {
-                keys.push("outpost.api.listen");
-            }
-            if old.api_token != new.api_token || old.api_token_file != new.api_token_file {
-                keys.push("outpost.api.token");
-            }
-            if old.http_listen != new.http_listen
-                || old.http_max_body_bytes != new.http_max_body_bytes
-            {
-                keys.push("outpost.http");
-            }
-            if old.metrics_sample_ms != new.metrics_sample_ms {
-                keys.push("outpost.metrics.sampleMs");
-            }
-            keys
-        };
+        let restart_needed = self.restart_needed(&inventory.config.outpost);
         let applied = self
             .supervisor
             .apply(inventory.plugin_specs())
@@ -221,6 +217,46 @@ impl State {
             warnings,
             restart_needed,
         })
+    }
+
+    /// The keys of `new` whose values differ from the ones in effect since `serve`
+    /// started. A key that is not in effect (the address when `--api-listen` chose
+    /// another, the config's token settings when `OUTPOST_API_TOKEN` is set) is left
+    /// out, since a restart with the same command line would not use it either.
+    fn restart_needed(&self, new: &OutpostSettings) -> Vec<&'static str> {
+        let old = &self.started_with;
+        let mut keys = Vec::new();
+        let listen_from_config = self
+            .api_address
+            .get()
+            .is_none_or(|address| *address == old.api_listen);
+        if listen_from_config && new.api_listen != old.api_listen {
+            keys.push("outpost.api.listen");
+        }
+        if !self.token_from_environment {
+            if new.api_token != old.api_token {
+                keys.push("outpost.api.token");
+            }
+            // The token file matters when no token is configured, before or after.
+            if (old.api_token.is_none() || new.api_token.is_none())
+                && new.api_token_file != old.api_token_file
+            {
+                keys.push("outpost.api.tokenFile");
+            }
+        }
+        if new.api_registry_file != old.api_registry_file {
+            keys.push("outpost.api.registryFile");
+        }
+        if new.http_listen != old.http_listen {
+            keys.push("outpost.http.listen");
+        }
+        if new.http_max_body_bytes != old.http_max_body_bytes {
+            keys.push("outpost.http.maxBodyBytes");
+        }
+        if new.metrics_sample_ms != old.metrics_sample_ms {
+            keys.push("outpost.metrics.sampleMs");
+        }
+        keys
     }
 
     /// `plugins.list`: every discovered plugin as `outpost plugins list --json` shows

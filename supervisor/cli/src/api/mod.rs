@@ -138,6 +138,9 @@ pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// Serves the API on `listener` until the handle is stopped.
 pub(crate) fn serve(listener: TcpListener, state: Arc<State>) -> ServerHandle {
+    if let Ok(address) = listener.local_addr() {
+        state.listening_on(address);
+    }
     let (stop, handle) = stop_channel();
     let methods = methods::module(state.clone());
     let config = ServerConfig::builder()

@@ -4,6 +4,9 @@
 //! file (`outpost.api.tokenFile`, by default `$XDG_STATE_HOME/outpost/api-token-<port>`
 //! or `~/.local/state/outpost/api-token-<port>`). `outpost serve` writes a new random
 //! token there at every start when neither of the first two is set; clients read it.
+//!
+//! A token from the environment must be [`MIN_TOKEN_BYTES`] long or more, as
+//! `outpost.api.token` must (both counted in bytes, surrounding whitespace trimmed).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -15,6 +18,10 @@ use outpost_supervisor::control::OutpostSettings;
 
 /// The environment variable that wins over every other source.
 pub(crate) const TOKEN_VARIABLE: &str = "OUTPOST_API_TOKEN";
+
+/// The shortest token accepted from [`TOKEN_VARIABLE`], in bytes: the config's
+/// minimum for `outpost.api.token`.
+pub(crate) const MIN_TOKEN_BYTES: usize = 16;
 
 /// Where the token came from, for the log.
 #[derive(Debug)]
@@ -98,15 +105,34 @@ pub(crate) fn for_client(settings: &OutpostSettings) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// Whether [`TOKEN_VARIABLE`] gives the token (set and not blank).
+pub(crate) fn in_environment() -> bool {
+    std::env::var_os(TOKEN_VARIABLE).is_some_and(|token| !token.to_string_lossy().trim().is_empty())
+}
+
 fn from_environment() -> anyhow::Result<Option<String>> {
     match std::env::var(TOKEN_VARIABLE) {
-        Ok(token) if token.trim().is_empty() => Ok(None),
-        Ok(token) => Ok(Some(token.trim().to_owned())),
+        Ok(token) => checked(&token),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => {
             anyhow::bail!("{TOKEN_VARIABLE} is not valid UTF-8")
         }
     }
+}
+
+/// The token a [`TOKEN_VARIABLE`] value gives: trimmed; blank means none; shorter than
+/// [`MIN_TOKEN_BYTES`] is refused.
+fn checked(value: &str) -> anyhow::Result<Option<String>> {
+    let token = value.trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        token.len() >= MIN_TOKEN_BYTES,
+        "{TOKEN_VARIABLE} is {} bytes long; the gateway API's token must be {MIN_TOKEN_BYTES} bytes or more (as outpost.api.token must): use a long random one (`openssl rand -hex 32`), or unset it and `outpost serve` generates one",
+        token.len()
+    );
+    Ok(Some(token.to_owned()))
 }
 
 /// 32 random bytes from the operating system, as hex.
@@ -171,5 +197,20 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_token_from_the_environment_is_long_enough_or_refused() {
+        assert_eq!(checked("  ").unwrap(), None, "blank means unset");
+        assert_eq!(
+            checked(" 0123456789abcdef\n").unwrap().as_deref(),
+            Some("0123456789abcdef")
+        );
+        let error = checked("abc").unwrap_err().to_string();
+        assert!(error.contains(TOKEN_VARIABLE), "{error}");
+        assert!(error.contains("16 bytes"), "{error}");
+        // Bytes, not characters, as for outpost.api.token: 5 × 3 bytes is too short.
+        assert!(checked("€€€€€").is_err());
+        assert!(checked("€€€€€€").is_ok());
     }
 }

@@ -953,6 +953,60 @@ fn a_broken_config_reload_changes_nothing_and_says_why() {
 }
 
 #[test]
+fn restart_needed_lists_each_pending_setting_until_it_is_undone() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let started_with = std::fs::read_to_string(&server.config).unwrap();
+    let reload = |config: &str| {
+        std::fs::write(&server.config, config).unwrap();
+        let answer = server.rpc("config.reload", &json!({}));
+        answer["result"]["restartNeeded"].clone()
+    };
+    assert_eq!(reload(&started_with), json!([]));
+    let bigger = started_with.replace("maxBodyBytes: 4096", "maxBodyBytes: 8192");
+    assert_ne!(bigger, started_with);
+    assert_eq!(reload(&bigger), json!(["outpost.http.maxBodyBytes"]));
+    // Still the old limit in effect: a second reload says so again.
+    assert_eq!(reload(&bigger), json!(["outpost.http.maxBodyBytes"]));
+    let big = vec![b'x'; 6000];
+    assert_eq!(
+        raw(server.http, "POST", "/a/open", &[], &big)
+            .unwrap()
+            .status,
+        413,
+        "the routes still take 4096 bytes"
+    );
+    let moved = bigger
+        .replace(
+            "registryFile: 'registry.json'",
+            "registryFile: 'moved.json'",
+        )
+        .replace("sampleMs: 200", "sampleMs: 300");
+    assert_eq!(
+        reload(&moved),
+        json!([
+            "outpost.api.registryFile",
+            "outpost.http.maxBodyBytes",
+            "outpost.metrics.sampleMs"
+        ])
+    );
+    let token = moved.replace(
+        "api: {",
+        "api: { token: 'another-token-0123456789', tokenFile: 'token',",
+    );
+    assert_eq!(
+        reload(&token),
+        json!([
+            "outpost.api.registryFile",
+            "outpost.http.maxBodyBytes",
+            "outpost.metrics.sampleMs"
+        ]),
+        "OUTPOST_API_TOKEN gives the token: the config's token settings are not in effect"
+    );
+    // Back to what runs: nothing pending.
+    assert_eq!(reload(&started_with), json!([]));
+}
+
+#[test]
 fn plugin_orders_answer_a_reason_object_and_unknown_ids_say_why() {
     let mut server = Server::prepare("");
     server.write_config(&[Plugin::new("a"), Plugin::new("off").without_tools()]);
@@ -1005,6 +1059,46 @@ fn plugin_orders_answer_a_reason_object_and_unknown_ids_say_why() {
             && stderr.contains("(code -32008)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn serve_refuses_a_short_token_from_the_environment() {
+    let server = Server::prepare("");
+    server.write_config(&[Plugin::new("a")]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["serve", "--config"])
+        .arg(&server.config)
+        .env("OUTPOST_API_TOKEN", " abc ")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + SETTLE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("outpost serve started with a 3-byte token");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("OUTPOST_API_TOKEN is 3 bytes long") && stderr.contains("16 bytes or more"),
+        "{stderr}"
+    );
+    assert!(server.pids_of("a").is_empty(), "no plugin ran");
 }
 
 #[test]
