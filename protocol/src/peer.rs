@@ -630,6 +630,12 @@ impl Peer {
         self.shared.close_reason()
     }
 
+    /// Whether nothing more can be sent: the connection ended, or [`Peer::close`] was
+    /// called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.check_open().is_err()
+    }
+
     /// Why the connection ended, if it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.shared.reason.get().cloned()

@@ -10,7 +10,7 @@
 //! ids differ only in case would share one entry, allowlist place, env grant and
 //! `hostMethods` grant; the inventory refuses such pairs.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// The longest id (or `name` of a scoped id).
 pub const MAX_ID_CHARS: usize = 128;
@@ -109,7 +109,7 @@ pub(crate) fn printable(text: &str) -> String {
     let mut shown = String::new();
     for (count, c) in text.chars().enumerate() {
         if count == MAX {
-            shown.push_str(&format!("... ({} characters)", text.chars().count()));
+            let _ = write!(shown, "... ({} characters)", text.chars().count());
             break;
         }
         if c == ' ' || c.is_ascii_graphic() {

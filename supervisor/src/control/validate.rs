@@ -56,7 +56,8 @@ impl jsonschema::Retrieve for Offline {
 /// A compiled `configSchema`.
 pub(crate) struct Schema {
     validator: jsonschema::Validator,
-    schema: Value,
+    /// The schema as written, for defaults.
+    document: Value,
     /// Dotted config paths whose values problems never show.
     sensitive: Vec<String>,
 }
@@ -91,7 +92,7 @@ impl Schema {
         schema_secrets(&schema, "", 0, &mut sensitive);
         Ok(Self {
             validator,
-            schema,
+            document: schema,
             sensitive,
         })
     }
@@ -103,7 +104,7 @@ impl Schema {
         config: Option<&Map<String, Value>>,
     ) -> (Map<String, Value>, Vec<Problem>) {
         let mut value = Value::Object(config.cloned().unwrap_or_default());
-        apply_defaults(&self.schema, &self.schema, &mut value, 0);
+        apply_defaults(&self.document, &self.document, &mut value, 0);
         let mut problems = Vec::new();
         for error in self.validator.iter_errors(&value) {
             let base = dotted(&value, error.instance_path().as_str());

@@ -1,6 +1,7 @@
 //! What the host answers a plugin: its `log` notifications, its requests for the
 //! host's runtime helpers, and what it sends that cannot be used.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use outpost_protocol::{
     ErrorCode, ErrorObject, Notification, NotificationType, RegistrationKind, RequestType,
 };
 use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
 
 use super::call::{Answer, Call};
 use super::gateway::MethodRequest;
@@ -37,16 +39,45 @@ pub(crate) struct HostContext {
     pub(crate) initialized: Arc<AtomicBool>,
 }
 
+/// Requests of one plugin's the host answers at once; more are refused with `-32009`
+/// until some finish, so a plugin cannot pile up work (and memory) in the host.
+const REQUESTS_IN_FLIGHT: usize = 256;
+
+/// The longest `log` message or `fields` text logged; the rest is cut.
+const LOG_TEXT_BYTES: usize = 8 * 1024;
+
 /// Handles everything the plugin sends except responses, until its connection ends.
 pub(crate) async fn serve(context: HostContext, mut incoming: Incoming) {
     let context = Arc::new(context);
     let mut throttle = Throttle::new(Instant::now());
+    let mut logs = Throttle::new(Instant::now());
+    let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT));
     while let Some(event) = incoming.next().await {
         match event {
-            Event::Notification(notification) => log(&context.plugin, notification),
+            Event::Notification(notification) if logs.admit(Instant::now()) => {
+                let skipped = logs.take_skipped();
+                if skipped > 0 {
+                    tracing::warn!(plugin = %context.plugin, skipped, "`log` notifications were not logged (rate limit)");
+                }
+                log(&context.plugin, notification);
+            }
             Event::Request(request) => {
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    let error = ErrorObject::new(
+                        ErrorCode::Overloaded,
+                        format!(
+                            "plugin `{}` already has {REQUESTS_IN_FLIGHT} requests in progress with the host; wait for some to finish",
+                            context.plugin
+                        ),
+                    );
+                    tokio::spawn(async move { request.responder.respond(Err(error)).await });
+                    continue;
+                };
                 let context = context.clone();
-                tokio::spawn(async move { answer(&context, request).await });
+                tokio::spawn(async move {
+                    answer(&context, request).await;
+                    drop(permit);
+                });
             }
             // Expected: a call the host cancelled or timed out is still answered
             // (docs/protocol.md §8.2). Counted in the metrics by the peer.
@@ -75,12 +106,12 @@ fn log(plugin: &str, notification: Notification) {
                 return;
             }
         };
-    let logger = params.logger.as_deref().unwrap_or("");
+    let logger = one_line(params.logger.as_deref().unwrap_or(""), 256);
     let fields = params
         .fields
-        .map(|f| Value::Object(f).to_string())
+        .map(|f| one_line(&Value::Object(f).to_string(), LOG_TEXT_BYTES))
         .unwrap_or_default();
-    let message = params.message;
+    let message = one_line(&params.message, LOG_TEXT_BYTES);
     match params.level {
         LogLevel::Debug => {
             tracing::debug!(target: "outpost::plugin", plugin, logger, fields, "{message}");
@@ -95,6 +126,24 @@ fn log(plugin: &str, notification: Notification) {
             tracing::error!(target: "outpost::plugin", plugin, logger, fields, level = ?params.level, "{message}");
         }
     }
+}
+
+/// `text` on one line of at most about `max` bytes: control characters escaped (a
+/// plugin must not forge lines in the operator's log), the rest cut with a count.
+fn one_line(text: &str, max: usize) -> String {
+    let mut line = String::with_capacity(text.len().min(max) + 32);
+    for (at, c) in text.char_indices() {
+        if line.len() >= max {
+            let _ = write!(line, "... ({} more bytes)", text.len() - at);
+            break;
+        }
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 async fn answer(context: &HostContext, request: IncomingRequest) {
@@ -207,5 +256,21 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
             ),
         )
         .with_data(json!({ "method": target, "timeoutMs": u64::try_from(budget.as_millis()).unwrap_or(u64::MAX) }))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_text_stays_on_one_bounded_line() {
+        assert_eq!(
+            one_line("ok\n2026-12-05 INFO outpost: forged\r\u{1b}[2J", 100),
+            "ok\\n2026-12-05 INFO outpost: forged\\r\\u{1b}[2J"
+        );
+        let long = one_line(&"é".repeat(10_000), 1000);
+        assert!(long.ends_with("... (19000 more bytes)"), "{long}");
+        assert!(long.len() < 1100);
     }
 }

@@ -123,21 +123,22 @@ impl Gate {
         }
     }
 
-    /// A slot for one call: at once, or after queueing until `deadline`.
+    /// A slot for one call: at once, or after queueing until `deadline` (`budget`
+    /// after the call began).
     pub(crate) async fn enter(
         &self,
         plugin: &str,
         deadline: Instant,
+        budget: Duration,
     ) -> Result<SemaphorePermit<'_>, ErrorObject> {
         if let Ok(permit) = self.slots.try_acquire() {
             return Ok(permit);
         }
-        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
+        let Some(place) = self.queue() else {
             return Err(errors::overloaded(plugin, self.limit, self.max_queued));
-        }
+        };
         let waited = tokio::time::timeout_at(deadline.into(), self.slots.acquire()).await;
-        self.queued.fetch_sub(1, Ordering::SeqCst);
+        drop(place);
         match waited {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(errors::unavailable(plugin, PluginState::Stopped, &Reason::Shutdown, None)),
@@ -148,8 +149,39 @@ impl Gate {
                     self.limit
                 ),
             )
-            .with_data(json!({ "pluginId": plugin }))),
+            .with_data(json!({
+                "pluginId": plugin,
+                "timeoutMs": u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+            }))),
         }
+    }
+}
+
+impl Gate {
+    /// A place among the calls waiting for this plugin (for a slot, or for it to be
+    /// ready again after a restart), or `None` when `maxQueuedRequests` already wait:
+    /// callers cannot pile up without bound behind a plugin that is down.
+    pub(crate) fn queue(&self) -> Option<Queued<'_>> {
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Queued(&self.queued))
+    }
+
+    /// The most calls that may wait.
+    pub(crate) fn max_queued(&self) -> u32 {
+        self.max_queued
+    }
+}
+
+/// A place in a plugin's queue, given back on drop.
+#[derive(Debug)]
+pub(crate) struct Queued<'a>(&'a AtomicU32);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -820,7 +820,7 @@ impl RouteIndex {
             .chain(path.rmatch_indices('/').map(move |(at, _)| &path[..at]))
             .filter({
                 let mut last = None;
-                move |key| std::mem::replace(&mut last, Some(*key)) != Some(*key)
+                move |key| last.replace(*key) != Some(*key)
             })
     }
 

@@ -27,7 +27,8 @@ use serde_json::{Map, Value, json};
 
 use super::call::{Answer, Call, Target};
 use super::hooks::{HookOutcome, HookRun as HookRunRecord, HookRunOutcome};
-use super::plugin::{Conn, Live, PluginRuntime, errors};
+use super::plugin::{Conn, Down, Live, PluginRuntime, errors};
+use super::reason::{ExitCause, Reason};
 use super::registry::{Owner, PluginState};
 use super::shared::Shared;
 
@@ -100,7 +101,7 @@ impl Shared {
                 params,
             } => {
                 let owner =
-                    self.owner(RegistrationKind::Provider, &format!("{capability}:{id}"))?;
+                    self.route_to(RegistrationKind::Provider, &format!("{capability}:{id}"))?;
                 let request = ProviderCallParams {
                     capability,
                     id,
@@ -448,7 +449,7 @@ impl Shared {
         let mut replays_left = u8::from(owner.registration.replay_safe());
         loop {
             let live = wait_live(runtime, deadline).await?;
-            let _slot = runtime.gate.enter(plugin, deadline).await?;
+            let _slot = runtime.gate.enter(plugin, deadline, budget).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(errors::timeout(plugin, method, budget));
@@ -533,12 +534,29 @@ routed!(
 );
 
 /// The plugin's connection once it is ready, within `deadline`.
+///
+/// A connection that has already ended is not handed out: until the runner has seen
+/// the exit and says so, the call waits like any call during a restart (handing it out
+/// made every caller retry in a hot loop, starving the runner that would end it).
 async fn wait_live(runtime: &PluginRuntime, deadline: Instant) -> Result<Live, ErrorObject> {
     let plugin = runtime.id();
     let mut conn = runtime.conn.subscribe();
+    let mut place = None;
     loop {
         let down = match &*conn.borrow_and_update() {
-            Conn::Up(live) => return Ok(live.clone()),
+            Conn::Up(live) if !live.peer.is_closed() => return Ok(live.clone()),
+            Conn::Up(live) => Down {
+                state: PluginState::Restarting,
+                reason: Reason::Exiting {
+                    cause: ExitCause::ConnectionLost {
+                        detail: live
+                            .peer
+                            .close_reason()
+                            .map_or_else(|| "its connection ended".to_owned(), |r| r.to_string()),
+                    },
+                },
+                retry_at: None,
+            },
             Conn::Down(down) => down.clone(),
         };
         let now = Instant::now();
@@ -551,6 +569,23 @@ async fn wait_live(runtime: &PluginRuntime, deadline: Instant) -> Result<Live, E
                 return Err(errors::unavailable(plugin, down.state, &down.reason, after));
             }
             _ => {}
+        }
+        if place.is_none() {
+            place = runtime.gate.queue();
+            if place.is_none() {
+                let after = down.retry_at.map(|at| at.saturating_duration_since(now));
+                let note = format!(
+                    "; {} calls already wait for it, the most it queues (limits.maxQueuedRequests)",
+                    runtime.gate.max_queued()
+                );
+                return Err(errors::unavailable_because(
+                    plugin,
+                    down.state,
+                    &down.reason,
+                    &note,
+                    after,
+                ));
+            }
         }
         if tokio::time::timeout_at(deadline.into(), conn.changed())
             .await
@@ -567,5 +602,37 @@ async fn wait_live(runtime: &PluginRuntime, deadline: Instant) -> Result<Live, E
                 after,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use outpost_protocol::peer::{self, PeerConfig};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::data::metrics::PluginMetrics;
+    use crate::launch::LaunchSpec;
+    use crate::spec::PluginSpec;
+
+    #[tokio::test]
+    async fn a_connection_that_ended_is_not_handed_out() {
+        // Handed out, it made every caller resend at once in a hot loop until the
+        // runner noticed the exit: with two cores, the runner hardly ever ran.
+        let spec = PluginSpec::new("gone", LaunchSpec::new("/bin/true", "/"));
+        let (runtime, _orders) = PluginRuntime::for_spec(spec, Arc::new(PluginMetrics::new()));
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let (reader, writer) = tokio::io::split(ours);
+        let (peer, _incoming) = peer::connect(reader, writer, PeerConfig::default());
+        peer.close();
+        runtime.conn.send_replace(Conn::Up(Live {
+            peer,
+            exit: watch::channel(None).1,
+        }));
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let error = wait_live(&runtime, deadline).await.unwrap_err();
+        assert_eq!(error.code, ErrorCode::Unavailable, "{error:?}");
+        assert!(error.message.contains("its connection ended"), "{error:?}");
     }
 }

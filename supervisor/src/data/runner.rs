@@ -672,7 +672,7 @@ async fn handshake(
 /// its code. The registry keeps every reason for `outpost plugins inspect`.
 fn summarised(mut rejected: Vec<RejectedRegistration>) -> Vec<RejectedRegistration> {
     for rejection in rejected.iter_mut().skip(EXPLAINED_REJECTIONS) {
-        rejection.reason = rejection.code.as_str().to_owned();
+        rejection.code.as_str().clone_into(&mut rejection.reason);
     }
     rejected
 }

@@ -173,7 +173,7 @@ impl Builder {
 
 impl PluginRuntime {
     /// A plugin that is about to start, and the receiving end of its orders.
-    fn for_spec(
+    pub(super) fn for_spec(
         spec: PluginSpec,
         metrics: Arc<PluginMetrics>,
     ) -> (Arc<Self>, mpsc::Receiver<Control>) {

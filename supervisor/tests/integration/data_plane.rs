@@ -282,6 +282,37 @@ async fn quick_call(supervisor: &Supervisor) -> Result<ToolResult, ErrorObject> 
     .await
 }
 
+/// What the supervisor logs on this thread (a current-thread runtime runs every task
+/// here), as the human format writes it.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let logs = self.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || logs.clone())
+            .finish()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn args(value: &Value) -> Map<String, Value> {
     value.as_object().unwrap().clone()
 }
@@ -819,6 +850,75 @@ async fn acknowledgements_larger_than_the_line_limit_fail_the_handshake_instead(
     assert!(
         reason.contains("over its limits.maxMessageBytes of 140000"),
         "{reason}"
+    );
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn log_notifications_are_rate_limited_cut_and_kept_on_one_line() {
+    // Before: every notification was logged whole, 16 KiB of fields each, and its
+    // message could start a line of its own.
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let fixture = Fixture::new("loud", "log-flood").env("FIXTURE_N", "2000");
+    let supervisor = start(&[&fixture]).await;
+    let events = fixture.dir.path().join("events");
+    tokio::time::timeout(SETTLE, async {
+        while !std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("flooded")
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the plugin flooded");
+    // The notifications are read after the plugin wrote them all.
+    assert!(echo(&supervisor, None).await.is_ok());
+    supervisor.shutdown().await;
+    let text = logs.text();
+    let flood_lines = text.lines().filter(|l| l.contains("flood ")).count();
+    assert!(
+        (100..=1000).contains(&flood_lines),
+        "{flood_lines} of 2000 notifications logged"
+    );
+    assert!(text.contains("`log` notifications were not logged (rate limit)"));
+    assert!(
+        !text.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line"
+    );
+    assert!(text.len() < 8 * 1024 * 1024, "{} bytes of log", text.len());
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
+async fn calls_waiting_for_a_restarting_plugin_are_bounded() {
+    // Before: every call waited, however many (200,000 took 568 MB).
+    let fixture = Fixture::new("down", "crash-after")
+        .env("FIXTURE_N", "1")
+        .policy(&json!({
+            "restart": {"initialBackoffMs": 1500, "maxBackoffMs": 1500, "maxCrashes": 100},
+            "limits": {"maxQueuedRequests": 4},
+        }));
+    let supervisor = start(&[&fixture]).await;
+    // Its first call crashes it; it comes back after 1.5 s.
+    assert!(echo(&supervisor, None).await.is_err());
+    wait_for_state(&supervisor, "down", PluginState::Restarting)
+        .await
+        .unwrap();
+    let calls = (0..10).map(|_| echo(&supervisor, Some(Duration::from_secs(4))));
+    let outcomes = futures_util::future::join_all(calls).await;
+    let refused: Vec<&ErrorObject> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().err())
+        .filter(|error| error.message.contains("calls already wait for it"))
+        .collect();
+    assert_eq!(refused.len(), 6, "{outcomes:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|error| error.code == ErrorCode::Unavailable)
     );
     supervisor.shutdown().await;
     fixture.assert_all_gone();
