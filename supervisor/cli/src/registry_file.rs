@@ -1,13 +1,16 @@
 //! The registry file: `outpost serve` keeps a copy of its registry on disk
-//! (`outpost.api.registryFile`, by default beside the token file), rewritten shortly
-//! after every change, for clients that must know the registry before they can wait
-//! for the API: the OpenClaw bridge registers what Outpost's plugins offer while
-//! OpenClaw loads it, synchronously, and may start before `serve` does.
+//! (`outpost.api.registryFile`, by default `registry-<port>.json` in the directory of
+//! the default token file, `$XDG_STATE_HOME/outpost` or `~/.local/state/outpost`, even
+//! when `outpost.api.tokenFile` puts the token elsewhere), rewritten shortly after every
+//! change, for clients that must know the registry before they can wait for the API:
+//! the OpenClaw bridge registers what Outpost's plugins offer while OpenClaw loads it,
+//! synchronously, and may start before `serve` does.
 //!
-//! The file is `{"api": "http://ADDR", "writtenAtMs": ..., "seq": ..., "plugins": [...],
-//! "registrations": [...]}`: a registry snapshot (docs/gateway-api.md,
-//! `registry.snapshot`) with where to reach the API. It stays after `serve` stops, so a
-//! client can still register the last known set; calls then fail until `serve` is back.
+//! The file is `{"api": "http://ADDR", "writtenAtMs": ..., "run": ..., "seq": ...,
+//! "plugins": [...], "registrations": [...]}`: a registry snapshot (docs/gateway-api.md,
+//! `registry.snapshot`, with the server's run id) and where to reach the API. It stays
+//! after `serve` stops, so a client can still register the last known set; calls then
+//! fail until `serve` is back.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +56,7 @@ fn write(state: &State, path: &std::path::Path, api: &str) {
     let file = json!({
         "api": api,
         "writtenAtMs": written_at,
+        "run": state.run,
         "seq": snapshot.seq,
         "plugins": snapshot.plugins,
         "registrations": snapshot.registrations,

@@ -36,6 +36,9 @@ pub(crate) struct State {
     token_from_environment: bool,
     /// Where the API listens (which `--api-listen` may have chosen over the config).
     api_address: OnceLock<SocketAddr>,
+    /// This run of `outpost serve`: 16 random hex digits, chosen at start, so a client
+    /// can tell sequence numbers of another run from this one's.
+    pub(crate) run: String,
     pub(crate) events: Arc<EventHub>,
     pub(crate) gateway: Arc<RemoteGateway>,
     /// Calls in flight that a client named (`callId`), for `call.cancel`.
@@ -96,8 +99,20 @@ impl State {
         gateway: Arc<RemoteGateway>,
         token: String,
     ) -> Arc<Self> {
+        let run = token::random_hex(8).unwrap_or_else(|_| {
+            // No randomness from the OS (it would have refused the token first): the
+            // time and the pid still differ from one run to the next.
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let mixed = (now.as_secs() << 30)
+                ^ u64::from(now.subsec_nanos())
+                ^ (u64::from(std::process::id()) << 40);
+            format!("{mixed:016x}")
+        });
         Arc::new(Self {
-            events: EventHub::start(&supervisor),
+            events: EventHub::start(&supervisor, &run),
+            run,
             supervisor,
             config_path: inventory.config.path.clone(),
             started_with: inventory.config.outpost.clone(),

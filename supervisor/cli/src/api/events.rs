@@ -6,11 +6,16 @@
 //! it saw last (`since`). Each subscription forwards from there; a subscription that
 //! falls behind, or asks for events no longer kept, gets a fresh snapshot instead,
 //! announced as such. A slow subscriber only ever slows itself.
+//!
+//! Sequence numbers start at 0 with each `outpost serve`, so every message carries the
+//! server's run id (random, chosen at start): a `since` from another run is answered
+//! with a snapshot, never replayed against this run's numbers.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use outpost_supervisor::Supervisor;
+use outpost_supervisor::{RegistryEvent, Supervisor};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -30,17 +35,73 @@ enum Item {
     Gap,
 }
 
+/// What a new subscription asked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Asked {
+    /// The events after this `seq` of this run (`None`: a snapshot first).
+    Since(Option<u64>),
+    /// A `since` taken in another run, which means nothing here: a snapshot first.
+    OtherRun,
+}
+
+/// Why a subscription gets a snapshot: the `reason` of the snapshot message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// No `since` was given.
+    Subscribed,
+    /// The `since` given is from another run of `outpost serve`.
+    OtherRun,
+    /// The events after `since` are no longer kept.
+    NotKept,
+    /// The subscription fell behind (a `lagged` message came just before).
+    Lagged,
+}
+
+impl Why {
+    fn reason(self) -> Value {
+        let (kind, message) = match self {
+            Self::Subscribed => (
+                "subscribed",
+                "no `since` was given: the registry as it is now",
+            ),
+            Self::OtherRun => (
+                "otherRun",
+                "the `run` given is not this server's: `outpost serve` restarted and its sequence numbers started over; replace everything you had",
+            ),
+            Self::NotKept => (
+                "notKept",
+                "the events after `since` are no longer kept; replace everything you had",
+            ),
+            Self::Lagged => (
+                "lagged",
+                "this subscription fell behind; replace everything you had",
+            ),
+        };
+        json!({"kind": kind, "message": message})
+    }
+}
+
+/// An event as subscribers get it: the supervisor's, and the run it belongs to.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    #[serde(flatten)]
+    event: &'a RegistryEvent,
+    run: &'a str,
+}
+
 /// Where a new subscription starts.
 pub(crate) enum Start {
     /// These events (oldest first), then live ones.
     Replay(Vec<Arc<RawValue>>, u64),
     /// A snapshot first: the events asked for are no longer kept (or none was asked).
-    Snapshot,
+    Snapshot(Why),
 }
 
 /// The supervisor's events, kept for replay and fanned out to subscriptions.
 #[derive(Debug)]
 pub(crate) struct EventHub {
+    /// This run of `outpost serve`.
+    run: Arc<str>,
     state: Mutex<Ring>,
     items: broadcast::Sender<Item>,
 }
@@ -52,19 +113,25 @@ struct Ring {
 }
 
 impl EventHub {
-    /// Starts pumping the supervisor's events.
-    pub(crate) fn start(supervisor: &Supervisor) -> Arc<Self> {
+    /// Starts pumping the supervisor's events, as events of `run`.
+    pub(crate) fn start(supervisor: &Supervisor, run: &str) -> Arc<Self> {
         let hub = Arc::new(Self {
+            run: Arc::from(run),
             state: Mutex::default(),
             items: broadcast::channel(RING_EVENTS).0,
         });
         let (_, mut events) = supervisor.subscribe();
         let pump = Arc::downgrade(&hub);
+        let run = hub.run.clone();
         tokio::spawn(async move {
             loop {
                 let item = match events.recv().await {
                     Ok(event) => {
-                        let json = serde_json::value::to_raw_value(&event)
+                        let envelope = Envelope {
+                            event: &event,
+                            run: &run,
+                        };
+                        let json = serde_json::value::to_raw_value(&envelope)
                             .expect("registry events serialize");
                         Item::Event(event.seq(), Arc::from(json))
                     }
@@ -130,7 +197,8 @@ impl EventHub {
                     .map_or(since, |(seq, _)| (*seq).max(since));
                 Start::Replay(replay, last)
             }
-            _ => Start::Snapshot,
+            Some(_) => Start::Snapshot(Why::NotKept),
+            None => Start::Snapshot(Why::Subscribed),
         };
         (start, live)
     }
@@ -147,7 +215,7 @@ pub(crate) enum Message {
 pub(crate) async fn forward<F, Fut>(
     hub: &EventHub,
     supervisor: &Supervisor,
-    since: Option<u64>,
+    asked: Asked,
     closed: impl std::future::Future<Output = ()>,
     mut send: F,
 ) where
@@ -155,7 +223,13 @@ pub(crate) async fn forward<F, Fut>(
     Fut: std::future::Future<Output = bool>,
 {
     tokio::pin!(closed);
-    let (start, mut live) = hub.subscribe(since);
+    let (start, mut live) = match asked {
+        Asked::Since(since) => hub.subscribe(since),
+        Asked::OtherRun => {
+            let (_, live) = hub.subscribe(None);
+            (Start::Snapshot(Why::OtherRun), live)
+        }
+    };
     let mut last = match start {
         Start::Replay(events, last) => {
             for event in events {
@@ -165,7 +239,7 @@ pub(crate) async fn forward<F, Fut>(
             }
             last
         }
-        Start::Snapshot => match send_snapshot(supervisor, &mut send, None).await {
+        Start::Snapshot(why) => match send_snapshot(hub, supervisor, &mut send, why).await {
             Some(seq) => seq,
             None => return,
         },
@@ -190,7 +264,11 @@ pub(crate) async fn forward<F, Fut>(
         };
         if resync {
             // Behind: whatever was missed is in a fresh snapshot.
-            match send_snapshot(supervisor, &mut send, Some(last)).await {
+            let lagged = json!({"type": "lagged", "run": &*hub.run, "seq": last});
+            if !send(Message::Value(lagged)).await {
+                return;
+            }
+            match send_snapshot(hub, supervisor, &mut send, Why::Lagged).await {
                 Some(seq) => last = seq,
                 None => return,
             }
@@ -198,25 +276,27 @@ pub(crate) async fn forward<F, Fut>(
     }
 }
 
-/// Sends `{"type": "snapshot", ...}` (after `{"type": "lagged", ...}` when the
-/// subscription fell behind); returns the snapshot's sequence number.
+/// Sends `{"type": "snapshot", "run", "seq", "snapshot", "reason"}`; returns the
+/// snapshot's sequence number.
 async fn send_snapshot<F, Fut>(
+    hub: &EventHub,
     supervisor: &Supervisor,
     send: &mut F,
-    lagged_after: Option<u64>,
+    why: Why,
 ) -> Option<u64>
 where
     F: FnMut(Message) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    if let Some(last) = lagged_after
-        && !send(Message::Value(json!({"type": "lagged", "seq": last}))).await
-    {
-        return None;
-    }
     let snapshot = supervisor.snapshot();
     let seq = snapshot.seq;
-    let message = json!({"type": "snapshot", "seq": seq, "snapshot": snapshot});
+    let message = json!({
+        "type": "snapshot",
+        "run": &*hub.run,
+        "seq": seq,
+        "snapshot": snapshot,
+        "reason": why.reason(),
+    });
     send(Message::Value(message)).await.then_some(seq)
 }
 
@@ -224,26 +304,28 @@ where
 /// client relies on.
 #[cfg(test)]
 mod tests {
-    use outpost_supervisor::RegistryEvent;
-
     use super::*;
 
     #[test]
-    fn events_carry_their_type_and_seq() {
+    fn events_carry_their_type_seq_and_run() {
         let event = RegistryEvent::PluginAdded {
             seq: 7,
             plugin: "notes".into(),
         };
-        let json: Value = serde_json::to_value(&event).unwrap();
+        let envelope = Envelope {
+            event: &event,
+            run: "00ff00ff00ff00ff",
+        };
         assert_eq!(
-            json,
-            json!({"type": "pluginAdded", "seq": 7, "plugin": "notes"})
+            serde_json::to_string(&envelope).unwrap(),
+            r#"{"type":"pluginAdded","seq":7,"plugin":"notes","run":"00ff00ff00ff00ff"}"#
         );
     }
 
     #[test]
     fn a_subscription_replays_what_is_kept_and_asks_for_a_snapshot_otherwise() {
         let hub = EventHub {
+            run: Arc::from("run"),
             state: Mutex::default(),
             items: broadcast::channel(16).0,
         };
@@ -262,12 +344,15 @@ mod tests {
             matches!(start, Start::Replay(ref events, 9) if events.is_empty()),
             "not pumped yet: live events follow"
         );
-        assert!(matches!(hub.subscribe(None).0, Start::Snapshot));
+        assert!(matches!(
+            hub.subscribe(None).0,
+            Start::Snapshot(Why::Subscribed)
+        ));
         hub.push(Item::Gap);
         let json = serde_json::value::to_raw_value(&json!({"seq": 8})).unwrap();
         hub.push(Item::Event(8, Arc::from(json)));
         assert!(
-            matches!(hub.subscribe(Some(5)).0, Start::Snapshot),
+            matches!(hub.subscribe(Some(5)).0, Start::Snapshot(Why::NotKept)),
             "6 and 7 are gone"
         );
     }

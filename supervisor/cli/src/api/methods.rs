@@ -63,6 +63,7 @@ fn register(module: &mut RpcModule<State>) -> Result<(), jsonrpsee::core::Regist
             "pid": std::process::id(),
             "configPath": state.config_path,
             "uptimeMs": state.uptime_ms(),
+            "run": state.run,
         }))
     })?;
 
@@ -88,9 +89,10 @@ fn register(module: &mut RpcModule<State>) -> Result<(), jsonrpsee::core::Regist
 
     module.register_method("registry.snapshot", |params, state, _| {
         read::<Empty>("registry.snapshot", &params, "{}")?;
-        Ok::<_, ErrorObjectOwned>(
-            serde_json::to_value(state.supervisor.snapshot()).expect("snapshots serialize"),
-        )
+        let mut snapshot =
+            serde_json::to_value(state.supervisor.snapshot()).expect("snapshots serialize");
+        snapshot["run"] = json!(state.run);
+        Ok::<_, ErrorObjectOwned>(snapshot)
     })?;
 
     module.register_subscription(
@@ -234,6 +236,9 @@ struct CallParams {
 struct Since {
     #[serde(default)]
     since: Option<u64>,
+    /// The run `since` was taken in (`server.info`'s `run`).
+    #[serde(default)]
+    run: Option<String>,
 }
 
 /// The params of `method`, read strictly. Absent params read as `{}`.
@@ -515,14 +520,17 @@ async fn subscribe_registry(
     pending: PendingSubscriptionSink,
     state: &State,
 ) {
-    let since = match read::<Since>("registry.subscribe", params, "{\"since\"?: <seq>}") {
-        Ok(Since { since }) => since,
+    let usage = "{\"since\"?: <seq>, \"run\"?: \"<server.info's run>\"}";
+    let (since, run) = match read::<Since>("registry.subscribe", params, usage) {
+        Ok(Since { since, run }) => (since, run),
         Err(error) => {
             pending.reject(error).await;
             return;
         }
     };
-    if let Some(since) = since {
+    // `since` from another run counts nothing here: a snapshot follows instead.
+    let other_run = run.is_some_and(|run| run != state.run);
+    if let Some(since) = since.filter(|_| !other_run) {
         let now = state.supervisor.snapshot().seq;
         if since > now {
             pending
@@ -539,7 +547,12 @@ async fn subscribe_registry(
         return;
     };
     let closed = sink.closed();
-    events::forward(&state.events, &state.supervisor, since, closed, |message| {
+    let asked = if other_run {
+        events::Asked::OtherRun
+    } else {
+        events::Asked::Since(since)
+    };
+    events::forward(&state.events, &state.supervisor, asked, closed, |message| {
         let raw = match message {
             Message::Event(json) => RawValue::from_string(json.get().to_owned()),
             Message::Value(value) => serde_json::value::to_raw_value(&value),

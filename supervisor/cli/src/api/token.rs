@@ -137,12 +137,17 @@ fn checked(value: &str) -> anyhow::Result<Option<String>> {
 
 /// 32 random bytes from the operating system, as hex.
 fn generate() -> anyhow::Result<String> {
-    let mut bytes = [0_u8; 32];
+    random_hex(32)
+}
+
+/// `count` random bytes from the operating system, as hex.
+pub(crate) fn random_hex(count: usize) -> anyhow::Result<String> {
+    let mut bytes = vec![0_u8; count];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("the operating system gave no random bytes: {e}"))?;
     Ok(bytes
         .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
+        .fold(String::with_capacity(2 * count), |mut hex, byte| {
             let _ = write!(hex, "{byte:02x}");
             hex
         }))

@@ -403,6 +403,82 @@ async fn unsubscribe_takes_the_subscription_by_name_or_by_position() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_since_from_another_run_gets_a_snapshot_instead_of_a_replay() {
+    let mut server = Server::start(&[Plugin::new("a")]);
+    let info = server.rpc("server.info", &json!({}))["result"].clone();
+    let first_run = info["run"].as_str().unwrap().to_owned();
+    assert_eq!(first_run.len(), 16, "{info}");
+    assert!(first_run.bytes().all(|b| b.is_ascii_hexdigit()), "{info}");
+    let snapshot = server.rpc("registry.snapshot", &json!({}))["result"].clone();
+    assert_eq!(snapshot["run"], first_run.as_str(), "{snapshot}");
+    // Some events into the first run, so its `seq` is ahead of the second run's start.
+    for _ in 0..3 {
+        let restarted = server.rpc("plugins.restart", &json!({"id": "a"}));
+        assert!(restarted["result"].is_object(), "{restarted}");
+        server.wait_ready(1);
+    }
+    let since = server.rpc("registry.snapshot", &json!({}))["result"]["seq"]
+        .as_u64()
+        .unwrap();
+
+    // Within the run, `since` and `run` replay; the events carry the run.
+    let mut ws = RawWs::connect(server.api).await;
+    let answer = ws
+        .request(
+            1,
+            "registry.subscribe",
+            &json!({"since": since - 2, "run": first_run}),
+        )
+        .await;
+    assert!(answer["result"].is_u64(), "{answer}");
+    let event = ws.receive().await;
+    let event = &event["params"]["result"];
+    assert_eq!(event["seq"], since - 1, "{event}");
+    assert_eq!(event["run"], first_run.as_str(), "{event}");
+    drop(ws);
+
+    server.stop();
+    server.launch(1);
+    let second_run = server.rpc("server.info", &json!({}))["result"]["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(second_run, first_run);
+    let mut ws = RawWs::connect(server.api).await;
+    let answer = ws
+        .request(
+            1,
+            "registry.subscribe",
+            &json!({"since": since, "run": first_run}),
+        )
+        .await;
+    assert!(answer["result"].is_u64(), "{answer}");
+    let first = ws.receive().await;
+    let first = &first["params"]["result"];
+    assert_eq!(first["type"], "snapshot", "{first}");
+    assert_eq!(first["run"], second_run.as_str(), "{first}");
+    assert_eq!(first["reason"]["kind"], "otherRun", "{first}");
+    assert!(
+        first["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restarted"),
+        "{first}"
+    );
+    assert_eq!(first["snapshot"]["plugins"][0]["id"], "a", "{first}");
+    // Without `since`: a snapshot that says why too.
+    let answer = ws.request(2, "registry.subscribe", &json!({})).await;
+    assert!(answer["result"].is_u64(), "{answer}");
+    let fresh = ws.receive().await;
+    assert_eq!(fresh["params"]["result"]["reason"]["kind"], "subscribed");
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(server.dir.path().join("registry.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(file["run"], second_run.as_str(), "{file}");
+}
+
 #[test]
 fn a_stateful_tool_keeps_its_state_across_two_outpost_calls() {
     // The Python example plugin keeps notes in memory: only a running server keeps them.
