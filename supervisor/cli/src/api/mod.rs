@@ -103,19 +103,20 @@ impl Counters {
         let connections = Gauge::default();
         let sessions = Gauge::default();
         let unauthorized = Counter::default();
+        // The encoder ends each help text with a full stop.
         registry.register(
             "connections",
-            "HTTP connections open to the gateway API (a WebSocket upgrade leaves this count and joins outpost_api_websocket_sessions).",
+            "HTTP connections open to the gateway API (a WebSocket upgrade leaves this count and joins outpost_api_websocket_sessions)",
             connections.clone(),
         );
         registry.register(
             "websocket_sessions",
-            "WebSocket sessions open on the gateway API.",
+            "WebSocket sessions open on the gateway API",
             sessions.clone(),
         );
         registry.register(
             "unauthorized",
-            "Requests refused for a missing or wrong bearer token.",
+            "Requests refused for a missing or wrong bearer token",
             unauthorized.clone(),
         );
         Self {

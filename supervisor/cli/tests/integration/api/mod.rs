@@ -1296,6 +1296,16 @@ fn metrics_parse_and_measure_what_the_kernel_measures() {
         Some(1.0)
     );
     assert!(value("outpost_api_connections", &[]).unwrap() >= 1.0);
+    // One full stop at the end of a help text: the encoder adds it.
+    let helps: Vec<&str> = response
+        .body
+        .lines()
+        .filter(|line| line.starts_with("# HELP outpost_api_"))
+        .collect();
+    assert_eq!(helps.len(), 3, "{}", response.body);
+    for help in helps {
+        assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+    }
     // The metric is a sample: compare it with /proc right after a scrape, a few times
     // (a busy machine may change the figure between samples).
     let mut tries = Vec::new();
