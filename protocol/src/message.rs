@@ -157,8 +157,6 @@ pub enum InvalidReason {
     MethodNotString,
     /// `id` present but not a string or a number (or `null` on a request).
     BadId,
-    /// `params` present but not an object or an array.
-    BadParams,
     /// Neither a request, a notification nor a response (no `method`, no `result`,
     /// no `error`), or a response with both `result` and `error`.
     Shape(&'static str),
@@ -176,7 +174,6 @@ impl fmt::Display for InvalidReason {
             Self::Version => f.write_str("`jsonrpc` must be the string \"2.0\""),
             Self::MethodNotString => f.write_str("`method` must be a string"),
             Self::BadId => f.write_str("`id` must be a string or a number"),
-            Self::BadParams => f.write_str("`params` must be an object"),
             Self::Shape(what) => f.write_str(what),
             Self::BadError(why) => write!(f, "`error` is malformed: {why}"),
         }
@@ -309,11 +306,9 @@ impl Message {
         if let Some(method) = raw.method {
             let method = serde_json::from_str::<String>(method.get())
                 .map_err(|_| invalid(InvalidReason::MethodNotString))?;
-            let params = match raw.params {
-                None => None,
-                Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
-                Some(_) => return Err(invalid(InvalidReason::BadParams)),
-            };
+            // Params that are not an object are the method's to refuse with `-32602`
+            // (docs/protocol.md §4), under the request's own id.
+            let params = raw.params;
             return match (raw.id, id) {
                 (None, _) => Ok(Self::Notification(Notification { method, params })),
                 (Some(_), Some(id)) => Ok(Self::Request(Request { id, method, params })),
@@ -635,6 +630,22 @@ mod tests {
     }
 
     #[test]
+    fn params_of_any_shape_reach_the_method() {
+        // The method answers `-32602` under the request's id; a notification's are
+        // the handler's to drop.
+        let message = parse(r#"{"jsonrpc":"2.0","id":"q","method":"ping","params":3}"#).unwrap();
+        assert_eq!(
+            message,
+            Message::Request(Request::new("q", "ping", Some(json!(3))))
+        );
+        let message = parse(r#"{"jsonrpc":"2.0","method":"log","params":"x"}"#).unwrap();
+        assert_eq!(
+            message,
+            Message::Notification(Notification::new("log", Some(json!("x"))))
+        );
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         // 100,000 nested arrays: 200 KB, far under the line limit.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -744,11 +755,6 @@ mod tests {
                 r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
                 None,
                 InvalidReason::BadId,
-            ),
-            (
-                r#"{"jsonrpc":"2.0","id":"q","method":"ping","params":3}"#,
-                Some("q".into()),
-                InvalidReason::BadParams,
             ),
             (
                 r#"{"jsonrpc":"2.0"}"#,

@@ -976,10 +976,24 @@ async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> O
             Ok(_) => unreachable!("the parser refuses a success response without an id"),
         })),
         Message::Request(Request { id, method, params }) => {
-            if config.answer_ping && method == crate::methods::Ping::METHOD {
-                let _ = shared
-                    .send_line(response_line(Some(&id), Ok(&serde_json::json!({}))))
-                    .await;
+            // A ping reusing an id in flight is refused like any request below.
+            if config.answer_ping
+                && method == crate::methods::Ping::METHOD
+                && !lock(&shared.inbound).contains_key(&id)
+            {
+                let line = match params {
+                    None | Some(Value::Object(_)) => {
+                        response_line(Some(&id), Ok(&serde_json::json!({})))
+                    }
+                    Some(_) => error_line(
+                        Some(&id),
+                        &ErrorObject::new(
+                            ErrorCode::InvalidParams,
+                            "`ping` takes `{}` as params (or none)",
+                        ),
+                    ),
+                };
+                let _ = shared.send_line(line).await;
                 return None;
             }
             let cancel = CancellationToken::new();
@@ -1268,7 +1282,7 @@ mod tests {
         let (_peer, mut incoming) = connect(server_read, server_write, PeerConfig::default());
         let (client_read, mut client_write) = tokio::io::split(client_io);
         client_write
-            .write_all(b"not json\n[]\n{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"x\",\"params\":1}\n{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}\n")
+            .write_all(b"not json\n[]\n{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":5}\n{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}\n")
             .await
             .unwrap();
         let mut lines = BufReader::new(client_read).lines();
@@ -1463,5 +1477,50 @@ mod tests {
         let answer: Value =
             serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
         assert_eq!(answer["result"], 1);
+    }
+
+    #[tokio::test]
+    async fn pings_answered_by_the_peer_obey_the_same_rules() {
+        let (client_io, server_io) = tokio::io::duplex(4096);
+        let (server_read, server_write) = tokio::io::split(server_io);
+        let (_peer, mut incoming) = connect(server_read, server_write, PeerConfig::default());
+        let (client_read, mut client_write) = tokio::io::split(client_io);
+        client_write
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"slow\"}\n")
+            .await
+            .unwrap();
+        let Some(Event::Request(_first)) = incoming.next().await else {
+            panic!()
+        };
+        for ping in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping","params":[1]}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"ping","params":null}"#,
+        ] {
+            client_write.write_all(ping.as_bytes()).await.unwrap();
+            client_write.write_all(b"\n").await.unwrap();
+        }
+        let mut lines = BufReader::new(client_read).lines();
+        let mut next = async || -> Value {
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap()
+        };
+        let reused = next().await;
+        assert_eq!(
+            (reused["id"].clone(), reused["error"]["code"].clone()),
+            (Value::Null, json!(-32600))
+        );
+        let positional = next().await;
+        assert_eq!(
+            (
+                positional["id"].clone(),
+                positional["error"]["code"].clone()
+            ),
+            (json!(2), json!(-32602))
+        );
+        let fine = next().await;
+        assert_eq!(
+            (fine["id"].clone(), fine["result"].clone()),
+            (json!(3), json!({}))
+        );
     }
 }

@@ -33,8 +33,8 @@ use outpost_protocol::peer::{
     self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Problem, Responder,
 };
 use outpost_protocol::{
-    ErrorCode, ErrorObject, InvalidLine, InvalidMessage, InvalidReason, LineProblem, Message,
-    NotificationType, ParseFailure, RegistrationKind, Response, SUPPORTED_VERSIONS,
+    ErrorCode, ErrorObject, InvalidLine, Message, NotificationType, RegistrationKind, Response,
+    SUPPORTED_VERSIONS,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -269,15 +269,6 @@ impl<C: ConfigType> Session<C> {
                 )
                 .with_data(json!({"limit": limit, "size": seen})),
             )
-        } else if let LineProblem::Unparseable(ParseFailure::Invalid(InvalidMessage {
-            id: Some(request),
-            reason: InvalidReason::BadParams,
-        })) = &line.problem
-        {
-            // The envelope is fine but for params that are a scalar: the request's
-            // params are invalid, not the request.
-            eprintln!("outpost-sdk: plugin `{id}`: from the host: {line}");
-            Response::error(Some(request.clone()), not_an_object("the request"))
         } else {
             eprintln!("outpost-sdk: plugin `{id}`: from the host: {line}");
             line.to_response()

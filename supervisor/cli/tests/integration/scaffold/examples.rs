@@ -289,7 +289,11 @@ fn unknown_methods_and_names(example: &Example) {
         let response = plugin.request(json!(10 + index), method, params);
         assert_eq!(error_code(&response), -32008, "{method}: {response}");
         let data = &response["error"]["data"];
-        assert_eq!(data, &json!({"kind": kind, "name": name}), "{method}: {response}");
+        assert_eq!(
+            data,
+            &json!({"kind": kind, "name": name}),
+            "{method}: {response}"
+        );
     }
 }
 
@@ -339,7 +343,11 @@ fn bad_params_are_refused(example: &Example) {
             r#"{{"jsonrpc":"2.0","id":"{id}","method":"tool/invoke","params":{params}}}"#
         ));
         let response = plugin.response_to(&json!(id)).json;
-        assert_eq!(Some(error_code(&response)), expected, "{params}: {response}");
+        assert_eq!(
+            Some(error_code(&response)),
+            expected,
+            "{params}: {response}"
+        );
     }
     for line in [
         r#"{"jsonrpc":"2.0","id":"ping-null","method":"ping","params":null}"#,
