@@ -117,6 +117,9 @@ impl Namespaces {
     /// as the plugin did.
     pub(crate) fn enter(&self) -> Result<(), Failure> {
         block_signals(libc::SIG_SETMASK);
+        // C waits for the init, and the init for the plugin: neither could if SIGCHLD
+        // were ignored (the kernel would reap the children itself).
+        set_default(libc::SIGCHLD);
         let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS;
         if self.maps.is_some() {
             flags |= libc::CLONE_NEWUSER;
@@ -315,9 +318,7 @@ fn die_by(signal: c_int) -> ! {
     // SAFETY: plain system calls on values owned here.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &raw const no_core);
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(signal, &raw const action, ptr::null_mut());
+        set_default(signal);
         let mut set = MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigemptyset(set.as_mut_ptr());
         libc::sigaddset(set.as_mut_ptr(), signal);
@@ -325,6 +326,16 @@ fn die_by(signal: c_int) -> ! {
         libc::kill(libc::getpid(), signal);
     }
     exit(128 + signal)
+}
+
+/// Restores the default action of `signal`.
+fn set_default(signal: c_int) {
+    // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(signal, &raw const action, ptr::null_mut());
+    }
 }
 
 fn set_dumpable(dumpable: bool) {
