@@ -44,6 +44,20 @@ pub struct OutpostBlock {
     /// The supervision policy keys, a layer between `outpost.defaults` and the operator's
     /// `outpost.plugins.<id>`.
     pub policy: Value,
+    /// `filesystem`: the paths the plugin asks to reach beyond its root, as written.
+    /// Requests only: the operator grants them (docs/isolation.md).
+    pub filesystem: FsRequest,
+}
+
+/// The manifest's `outpost.filesystem`: paths as written (absolute, `~/`, or relative to
+/// the plugin root).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct FsRequest {
+    /// Paths to read.
+    pub read: Vec<String>,
+    /// Paths to write.
+    pub write: Vec<String>,
 }
 
 impl OutpostBlock {
@@ -64,7 +78,7 @@ pub(crate) fn parse_block(value: &Value) -> Result<OutpostBlock, Vec<(String, St
             format!("expected an object, found {}", type_name(value)),
         )]);
     };
-    let mut known = vec!["command", "args", "entry", "env"];
+    let mut known = vec!["command", "args", "entry", "env", "filesystem"];
     known.extend(POLICY_KEYS);
     for key in object.keys() {
         if !known.contains(&key.as_str()) {
@@ -143,6 +157,7 @@ pub(crate) fn parse_block(value: &Value) -> Result<OutpostBlock, Vec<(String, St
             grant
         }
     };
+    let filesystem = parse_fs_request(object.get("filesystem"), &mut problems);
     let policy = policy_keys(object);
     problems.extend(check_policy_layer(&policy, BASE));
     if problems.is_empty() {
@@ -152,10 +167,61 @@ pub(crate) fn parse_block(value: &Value) -> Result<OutpostBlock, Vec<(String, St
             entry,
             env,
             policy,
+            filesystem,
         })
     } else {
         Err(problems)
     }
+}
+
+fn parse_fs_request(value: Option<&Value>, problems: &mut Vec<(String, String)>) -> FsRequest {
+    const BASE: &str = "outpost.filesystem";
+    let mut request = FsRequest::default();
+    let Some(value) = value else {
+        return request;
+    };
+    let Value::Object(object) = value else {
+        problems.push((
+            BASE.to_owned(),
+            format!(
+                "expected an object such as {{\"read\": [\"~/.cache/models\"]}}, found {}",
+                type_name(value)
+            ),
+        ));
+        return request;
+    };
+    for key in object.keys() {
+        if !["read", "write"].contains(&key.as_str()) {
+            problems.push((
+                join_path(BASE, key),
+                unknown_key_message(key, BASE, &["read", "write"]),
+            ));
+        }
+    }
+    for (key, into) in [("read", &mut request.read), ("write", &mut request.write)] {
+        let path = join_path(BASE, key);
+        match object.get(key) {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (index, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(text) if !text.trim().is_empty() && !text.contains('\0') => {
+                            into.push(text.to_owned());
+                        }
+                        _ => problems.push((
+                            index_path(&path, index),
+                            format!("expected a non-blank path, found {item}"),
+                        )),
+                    }
+                }
+            }
+            Some(other) => problems.push((
+                path,
+                format!("expected an array of paths, found {}", type_name(other)),
+            )),
+        }
+    }
+    request
 }
 
 /// Where the program and the entry of a launch are.

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::diagnostic::{Code, Diagnostic, index_path, join_path};
 use super::manifest::PluginKind;
 use super::text::{self, ReadError, type_name};
+use crate::launch::RunAs;
 use crate::policy::SupervisionPolicy;
 
 /// The default config file name, looked up in the current directory.
@@ -266,6 +267,52 @@ pub struct OutpostSettings {
     /// `outpost.metrics.sampleMs`: how often each plugin's memory and CPU are sampled
     /// (default 5000; 0 turns sampling off).
     pub metrics_sample_ms: u64,
+    /// `outpost.sandbox`: how every plugin is confined unless its
+    /// `outpost.plugins.<id>.sandbox` says otherwise.
+    pub sandbox: SandboxSettings,
+}
+
+/// `outpost.sandbox`, defaults filled in (docs/isolation.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SandboxSettings {
+    /// `contain`: each plugin in its own PID and mount namespaces. Default true.
+    pub contain: bool,
+    /// `filesystem`: the Landlock filesystem sandbox. Default true.
+    pub filesystem: bool,
+    /// `user`: the unprivileged user plugins run as when the supervisor runs as root.
+    pub user: Option<RunAs>,
+    /// `stateDir`: the directory under which each plugin gets its private state
+    /// directory (`<stateDir>/<id>`). Default: `<temp dir>/outpost-<uid>`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self {
+            contain: true,
+            filesystem: true,
+            user: None,
+            state_dir: None,
+        }
+    }
+}
+
+/// `outpost.plugins.<id>.sandbox`: one plugin's departures from `outpost.sandbox`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SandboxOverride {
+    /// `contain`, when set.
+    pub contain: Option<bool>,
+    /// `filesystem`, when set: `false` is the escape hatch for a plugin that cannot
+    /// run confined.
+    pub filesystem: Option<bool>,
+    /// `read`: paths the plugin may read beyond its root and its runtime.
+    pub read: Vec<PathBuf>,
+    /// `write`: paths the plugin may write beyond its state directory.
+    pub write: Vec<PathBuf>,
+    /// `user`, when set.
+    pub user: Option<RunAs>,
 }
 
 /// The default of `outpost.http.maxBodyBytes`.
@@ -291,6 +338,8 @@ pub struct PluginOverride {
     /// `allowCatchAllRoute`: the plugin may register a prefix route on `/`. Default
     /// false.
     pub allow_catch_all_route: bool,
+    /// `sandbox`: how this plugin is confined, over `outpost.sandbox`.
+    pub sandbox: SandboxOverride,
 }
 
 /// Environment granted to a plugin.
@@ -724,6 +773,7 @@ impl Reader<'_> {
             http_listen: None,
             http_max_body_bytes: DEFAULT_HTTP_MAX_BODY_BYTES,
             metrics_sample_ms: DEFAULT_METRICS_SAMPLE_MS,
+            sandbox: SandboxSettings::default(),
         };
         let Some(block) = self.object(value, "outpost") else {
             return settings;
@@ -742,6 +792,7 @@ impl Reader<'_> {
                 "api",
                 "http",
                 "metrics",
+                "sandbox",
             ],
         );
         if let Some(raw) = self.string(block.get("workspace"), "outpost.workspace") {
@@ -833,6 +884,24 @@ impl Reader<'_> {
                 settings.http_max_body_bytes = bytes;
             }
         }
+        if let Some(sandbox) = self.object(block.get("sandbox"), "outpost.sandbox") {
+            self.unknown_keys(
+                sandbox,
+                "outpost.sandbox",
+                &["contain", "filesystem", "user", "stateDir"],
+            );
+            let settings = &mut settings.sandbox;
+            if let Some(contain) = self.bool(sandbox.get("contain"), "outpost.sandbox.contain") {
+                settings.contain = contain;
+            }
+            if let Some(on) = self.bool(sandbox.get("filesystem"), "outpost.sandbox.filesystem") {
+                settings.filesystem = on;
+            }
+            settings.user = self.run_as(sandbox.get("user"), "outpost.sandbox.user");
+            if let Some(raw) = self.string(sandbox.get("stateDir"), "outpost.sandbox.stateDir") {
+                settings.state_dir = Some(self.resolve(raw));
+            }
+        }
         if let Some(metrics) = self.object(block.get("metrics"), "outpost.metrics") {
             self.unknown_keys(metrics, "outpost.metrics", &["sampleMs"]);
             match metrics.get("sampleMs") {
@@ -862,7 +931,7 @@ impl Reader<'_> {
         let Some(object) = self.object(Some(value), path) else {
             return override_;
         };
-        let mut known = vec!["env", "hostMethods", "allowCatchAllRoute"];
+        let mut known = vec!["env", "hostMethods", "allowCatchAllRoute", "sandbox"];
         known.extend(POLICY_KEYS);
         self.unknown_keys(object, path, &known);
         override_.allow_catch_all_route = self
@@ -871,6 +940,9 @@ impl Reader<'_> {
                 &join_path(path, "allowCatchAllRoute"),
             )
             .unwrap_or(false);
+        if let Some(sandbox) = self.object(object.get("sandbox"), &join_path(path, "sandbox")) {
+            override_.sandbox = self.sandbox_override(sandbox, &join_path(path, "sandbox"));
+        }
         override_.host_methods = self
             .strings(object.get("hostMethods"), &join_path(path, "hostMethods"))
             .into_iter()
@@ -887,6 +959,52 @@ impl Reader<'_> {
         }
         override_.policy = self.policy_layer(object, path).filter(|_| env_ok);
         override_
+    }
+
+    fn sandbox_override(&mut self, object: &Map<String, Value>, path: &str) -> SandboxOverride {
+        self.unknown_keys(
+            object,
+            path,
+            &["contain", "filesystem", "read", "write", "user"],
+        );
+        let paths = |reader: &mut Self, key: &str| -> Vec<PathBuf> {
+            reader
+                .strings(object.get(key), &join_path(path, key))
+                .into_iter()
+                .map(|raw| reader.resolve(raw))
+                .collect()
+        };
+        SandboxOverride {
+            contain: self.bool(object.get("contain"), &join_path(path, "contain")),
+            filesystem: self.bool(object.get("filesystem"), &join_path(path, "filesystem")),
+            read: paths(self, "read"),
+            write: paths(self, "write"),
+            user: self.run_as(object.get("user"), &join_path(path, "user")),
+        }
+    }
+
+    /// A user to run plugins as: a name from the user database or a numeric `uid` or
+    /// `uid:gid`. Never root: that would undo what the setting is for.
+    fn run_as(&mut self, value: Option<&Value>, path: &str) -> Option<RunAs> {
+        let text = self.string(value, path)?;
+        let run_as = match parse_run_as(text) {
+            Ok(run_as) => run_as,
+            Err(message) => {
+                self.error(Code::InvalidValue, path, message);
+                return None;
+            }
+        };
+        if run_as.uid == 0 {
+            self.error(
+                Code::InvalidValue,
+                path,
+                format!(
+                    "`{text}` is root; name an unprivileged user (create one such as `outpost-plugins`, or use `nobody`)"
+                ),
+            );
+            return None;
+        }
+        Some(run_as)
     }
 
     /// Checks the supervision policy keys of `object` and returns them as a layer, or
@@ -1111,6 +1229,48 @@ pub(crate) fn normalize_id(id: &str) -> String {
 }
 
 /// `~` and `~/x` expand to the home directory; other relative paths join `base`.
+/// `name`, `uid` or `uid:gid`: the user's group when no gid is given.
+fn parse_run_as(text: &str) -> Result<RunAs, String> {
+    use nix::unistd::{Group, Uid, User};
+    let text = text.trim();
+    let (user_part, group_part) = match text.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (text, None),
+    };
+    let user = match user_part.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or_else(
+                || (uid, None, uid.to_string()),
+                |user| (uid, Some(user.gid.as_raw()), user.name),
+            ),
+        Err(_) => match User::from_name(user_part) {
+            Ok(Some(user)) => (user.uid.as_raw(), Some(user.gid.as_raw()), user.name),
+            Ok(None) => {
+                return Err(format!(
+                    "no user `{user_part}` on this machine; create it, or give a numeric uid such as `65534:65534`"
+                ));
+            }
+            Err(error) => return Err(format!("could not look up user `{user_part}`: {error}")),
+        },
+    };
+    let (uid, user_gid, name) = user;
+    let gid = match group_part {
+        None => user_gid.ok_or_else(|| {
+            format!("uid {uid} has no entry in the user database, so its group is unknown; write `{uid}:GID`")
+        })?,
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => match Group::from_name(group) {
+                Ok(Some(found)) => found.gid.as_raw(),
+                _ => return Err(format!("no group `{group}` on this machine")),
+            },
+        },
+    };
+    Ok(RunAs::new(uid, gid, name))
+}
+
 pub(crate) fn resolve_path(raw: &str, base: &Path, home: Option<&Path>) -> PathBuf {
     let expanded = match (raw.strip_prefix('~'), home) {
         (Some(""), Some(home)) => home.to_path_buf(),

@@ -43,6 +43,9 @@ pub enum Code {
     /// A manifest asks for a variable of the supervisor's environment the operator has
     /// not granted: it is not passed.
     EnvNotGranted,
+    /// A manifest asks to reach a path outside its root that the operator has not
+    /// granted in `outpost.plugins.<id>.sandbox`: the sandbox does not open it.
+    FsNotGranted,
     /// A config entry that names the same plugin as another one after normalisation.
     DuplicateEntry,
     /// Top-level config keys other than `plugins` and `outpost`, ignored.

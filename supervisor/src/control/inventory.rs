@@ -25,7 +25,8 @@ use super::manifest::{MAX_MANIFEST_BYTES, Manifest};
 use super::plugin_id;
 use super::text::{self, ReadError};
 use super::validate::Schema;
-use crate::launch::LaunchSpec;
+use crate::data::state_dir_name;
+use crate::launch::{FsAccess, LaunchSpec, Sandbox};
 use crate::policy::SupervisionPolicy;
 use crate::spec::{Declarations, PluginSpec};
 
@@ -776,10 +777,125 @@ impl Context<'_> {
                 .with_args(block.args.clone())
                 .with_policy(policy),
         );
+        let sandbox = self.plan_sandbox(draft, block, root, id);
         if let Some(launch) = &mut draft.record.launch {
             launch.env_passthrough = env_passthrough;
             launch.env_set = env_set;
+            launch.sandbox = sandbox;
         }
+    }
+
+    /// The plugin's sandbox: `outpost.sandbox`, then `outpost.plugins.<id>.sandbox`.
+    ///
+    /// The manifest's `outpost.filesystem` only asks: like environment, what a plugin
+    /// reaches beyond its root is the operator's to grant, so a path the operator's
+    /// grants do not cover is a warning saying which key to set, and stays closed.
+    fn plan_sandbox(
+        &self,
+        draft: &mut Draft,
+        block: &OutpostBlock,
+        root: &Path,
+        id: &str,
+    ) -> Sandbox {
+        let settings = &self.config.outpost.sandbox;
+        let operator = self
+            .config
+            .outpost
+            .plugins
+            .get(&normalize_id(id))
+            .map(|operator| &operator.sandbox);
+        let grants = operator.cloned().unwrap_or_default();
+        let key = format!(
+            "outpost.plugins.{}.sandbox",
+            self.config
+                .outpost
+                .plugins
+                .get(&normalize_id(id))
+                .map_or(id, |operator| operator.key.as_str())
+        );
+        let filesystem_on = grants.filesystem.unwrap_or(settings.filesystem);
+        let covered = |path: &Path, by: &[PathBuf]| by.iter().any(|grant| path.starts_with(grant));
+        for (which, requested) in [
+            ("read", &block.filesystem.read),
+            ("write", &block.filesystem.write),
+        ] {
+            for raw in requested {
+                let path = lexical(&super::config::resolve_path(
+                    raw,
+                    root,
+                    self.options.home.as_deref(),
+                ));
+                let granted = match which {
+                    "read" => {
+                        path.starts_with(root)
+                            || covered(&path, &grants.read)
+                            || covered(&path, &grants.write)
+                    }
+                    _ => covered(&path, &grants.write),
+                };
+                if !granted && filesystem_on {
+                    draft.record.diagnostics.push(
+                        Diagnostic::warning(
+                            Code::FsNotGranted,
+                            format!(
+                                "the manifest asks to {which} {}; the sandbox keeps it closed until the operator adds it to {key}.{which}",
+                                path.display()
+                            ),
+                        )
+                        .plugin(&draft.record.id)
+                        .file(&draft.record.manifest_path)
+                        .path_and_key(&format!("outpost.filesystem.{which}")),
+                    );
+                }
+            }
+        }
+        for (which, paths) in [("read", &grants.read), ("write", &grants.write)] {
+            for path in paths {
+                if filesystem_on && self.config.path.starts_with(path) {
+                    draft.record.diagnostics.push(
+                        Diagnostic::warning(
+                            Code::FsNotGranted,
+                            format!(
+                                "{} holds the config file {} (every plugin's secrets): the plugin can read them; grant a narrower path",
+                                path.display(),
+                                self.config.path.display()
+                            ),
+                        )
+                        .plugin(&draft.record.id)
+                        .file(&self.config.path)
+                        .path_and_key(&format!("{key}.{which}")),
+                    );
+                }
+                if filesystem_on && std::fs::symlink_metadata(path).is_err() {
+                    draft.record.diagnostics.push(
+                        Diagnostic::warning(
+                            Code::InvalidValue,
+                            format!(
+                                "{} does not exist, so the plugin cannot start; create it or remove it from {key}.{which}",
+                                path.display()
+                            ),
+                        )
+                        .plugin(&draft.record.id)
+                        .file(&self.config.path)
+                        .path_and_key(&format!("{key}.{which}")),
+                    );
+                }
+            }
+        }
+        let filesystem = filesystem_on.then(|| {
+            let mut access = FsAccess::default();
+            access.read.clone_from(&grants.read);
+            access.write.clone_from(&grants.write);
+            access.state_dir = settings
+                .state_dir
+                .as_ref()
+                .map(|base| base.join(state_dir_name(id)));
+            access
+        });
+        Sandbox::default()
+            .with_contain(grants.contain.unwrap_or(settings.contain))
+            .with_filesystem(filesystem)
+            .with_user(grants.user.or_else(|| settings.user.clone()))
     }
 
     /// Enablement, config validation and the final status of one record.
@@ -921,6 +1037,21 @@ pub const SAFE_PASSTHROUGH: &[&str] = &[
     "NODE_EXTRA_CA_CERTS",
     "REQUESTS_CA_BUNDLE",
 ];
+
+/// `path` with `.` and `..` folded away, without asking the filesystem.
+fn lexical(path: &Path) -> PathBuf {
+    let mut folded = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                folded.pop();
+            }
+            other => folded.push(other),
+        }
+    }
+    folded
+}
 
 fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }

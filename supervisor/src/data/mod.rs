@@ -35,7 +35,7 @@ pub use call::{Answer, Call, CallKind};
 pub use gateway::{Gateway, GatewayFuture, MethodRequest, NoGateway};
 pub use hooks::{HookOutcome, HookRun, HookRunOutcome};
 pub use os::ExitDescription;
-pub(crate) use os::probe_host;
+pub(crate) use os::{probe_host, state_dir_name};
 pub use reason::{Exit, ExitCause, Reason};
 pub use registry::{
     PluginSnapshot, PluginState, RegistrationSnapshot, RegistryEvent, RegistrySnapshot, Shape,

@@ -64,6 +64,7 @@ cases! {
     config_file_problems => "config-file-problems",
     packs => "packs",
     hostile_input => "hostile-input",
+    sandbox => "sandbox",
 }
 
 #[test]

@@ -394,7 +394,7 @@ pub(crate) fn default_state_dir(plugin: &str, uid: u32) -> PathBuf {
 
 /// `id` as one file name: bytes other than ASCII letters, digits, `-`, `_` and `.` as
 /// `%XX`, and never `.` or `..`.
-fn path_component(id: &str) -> String {
+pub(crate) fn path_component(id: &str) -> String {
     let mut name = String::with_capacity(id.len());
     for byte in id.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.') {

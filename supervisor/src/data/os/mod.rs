@@ -103,6 +103,8 @@
 
 mod contain;
 mod fs_sandbox;
+
+pub(crate) use fs_sandbox::path_component as state_dir_name;
 mod probe;
 
 use std::ffi::OsString;
