@@ -162,19 +162,24 @@ impl NdjsonCodec {
         self.max_line
     }
 
-    fn too_long(&self, line: u64, bytes: &[u8], seen: usize) -> Frame {
-        Frame::Invalid(InvalidLine {
+    fn too_long(&self, line: u64, bytes: &[u8], seen: usize) -> InvalidLine {
+        InvalidLine {
             line,
             problem: LineProblem::TooLong {
                 limit: self.max_line,
                 seen,
             },
             excerpt: excerpt(bytes),
-        })
+        }
     }
 
     /// Reads one complete line (without its `\n`).
-    fn frame(&self, line_no: u64, mut line: &[u8]) -> Option<Frame> {
+    fn frame<T>(
+        &self,
+        line_no: u64,
+        mut line: &[u8],
+        parse: fn(&str) -> Result<T, ParseFailure>,
+    ) -> Option<Result<T, InvalidLine>> {
         if let Some(rest) = line.strip_suffix(b"\r") {
             line = rest;
         }
@@ -182,7 +187,7 @@ impl NdjsonCodec {
             line = rest;
         }
         if line.len() > self.max_line {
-            return Some(self.too_long(line_no, line, line.len()));
+            return Some(Err(self.too_long(line_no, line, line.len())));
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             return None;
@@ -190,7 +195,7 @@ impl NdjsonCodec {
         let text = match std::str::from_utf8(line) {
             Ok(text) => text,
             Err(e) => {
-                return Some(Frame::Invalid(InvalidLine {
+                return Some(Err(InvalidLine {
                     line: line_no,
                     problem: LineProblem::NotUtf8 {
                         valid_up_to: e.valid_up_to(),
@@ -199,14 +204,80 @@ impl NdjsonCodec {
                 }));
             }
         };
-        Some(match Message::parse(text) {
-            Ok(message) => Frame::Message(message),
-            Err(failure) => Frame::Invalid(InvalidLine {
-                line: line_no,
-                problem: LineProblem::Unparseable(failure),
-                excerpt: excerpt(line),
-            }),
-        })
+        Some(parse(text).map_err(|failure| InvalidLine {
+            line: line_no,
+            problem: LineProblem::Unparseable(failure),
+            excerpt: excerpt(line),
+        }))
+    }
+
+    /// The next line, read with `parse`; the decoder's work for any item type.
+    pub(crate) fn decode_with<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        parse: fn(&str) -> Result<T, ParseFailure>,
+    ) -> Option<Result<T, InvalidLine>> {
+        loop {
+            let newline = buf[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| i + self.scanned);
+            let Some(end) = newline else {
+                if self.discarding {
+                    buf.clear();
+                    self.scanned = 0;
+                    return None;
+                }
+                // Room for the limit plus a `\r` and a BOM, which do not count.
+                if buf.len() > self.max_line + 1 + BOM.len() {
+                    let invalid = self.too_long(self.lines + 1, buf, buf.len());
+                    buf.clear();
+                    self.scanned = 0;
+                    self.discarding = true;
+                    return Some(Err(invalid));
+                }
+                self.scanned = buf.len();
+                return None;
+            };
+            let line = buf.split_to(end + 1);
+            self.scanned = 0;
+            self.lines += 1;
+            if self.discarding {
+                // The end of an over-long line, already reported.
+                self.discarding = false;
+                continue;
+            }
+            if let Some(item) = self.frame(self.lines, &line[..end], parse) {
+                return Some(item);
+            }
+        }
+    }
+
+    /// [`NdjsonCodec::decode_with`] at the end of the input.
+    pub(crate) fn decode_eof_with<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        parse: fn(&str) -> Result<T, ParseFailure>,
+    ) -> Option<Result<T, InvalidLine>> {
+        if let Some(item) = self.decode_with(buf, parse) {
+            return Some(item);
+        }
+        if self.discarding || buf.is_empty() {
+            buf.clear();
+            return None;
+        }
+        // A last line without a newline is still a line.
+        let line = buf.split();
+        self.scanned = 0;
+        self.lines += 1;
+        self.frame(self.lines, &line, parse)
+    }
+}
+
+fn to_frame(item: Result<Message, InvalidLine>) -> Frame {
+    match item {
+        Ok(message) => Frame::Message(message),
+        Err(invalid) => Frame::Invalid(invalid),
     }
 }
 
@@ -224,55 +295,11 @@ impl Decoder for NdjsonCodec {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Frame>> {
-        loop {
-            let newline = buf[self.scanned..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| i + self.scanned);
-            let Some(end) = newline else {
-                if self.discarding {
-                    buf.clear();
-                    self.scanned = 0;
-                    return Ok(None);
-                }
-                // Room for the limit plus a `\r` and a BOM, which do not count.
-                if buf.len() > self.max_line + 1 + BOM.len() {
-                    let frame = self.too_long(self.lines + 1, buf, buf.len());
-                    buf.clear();
-                    self.scanned = 0;
-                    self.discarding = true;
-                    return Ok(Some(frame));
-                }
-                self.scanned = buf.len();
-                return Ok(None);
-            };
-            let line = buf.split_to(end + 1);
-            self.scanned = 0;
-            self.lines += 1;
-            if self.discarding {
-                // The end of an over-long line, already reported.
-                self.discarding = false;
-                continue;
-            }
-            if let Some(frame) = self.frame(self.lines, &line[..end]) {
-                return Ok(Some(frame));
-            }
-        }
+        Ok(self.decode_with(buf, Message::parse).map(to_frame))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Frame>> {
-        if let Some(frame) = self.decode(buf)? {
-            return Ok(Some(frame));
-        }
-        if self.discarding || buf.is_empty() {
-            buf.clear();
-            return Ok(None);
-        }
-        // A last line without a newline is still a line.
-        let line = buf.split();
-        self.scanned = 0;
-        self.lines += 1;
-        Ok(self.frame(self.lines, &line))
+        Ok(self.decode_eof_with(buf, Message::parse).map(to_frame))
     }
 }
 

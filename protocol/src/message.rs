@@ -192,21 +192,41 @@ impl std::error::Error for InvalidMessage {}
 /// JSON text borrowed from the line, checked and read by [`Message::from_raw`]. A result
 /// is never parsed here at all: its receiver reads it straight into its own type.
 /// `null` counts as absent, except for `id` and `result`.
+///
+/// `P` is how `params` is kept: a [`Value`] for [`Message::parse`], the raw text for a
+/// peer that reads requests' params itself (`PeerConfig::raw_params`).
 #[derive(Deserialize)]
-struct RawMessage<'a> {
+struct RawMessage<'a, P> {
     #[serde(borrow, default)]
     jsonrpc: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     method: Option<&'a RawValue>,
-    /// Parsed at once: a request's params are kept as a [`Value`] anyway.
-    #[serde(default)]
-    params: Option<Value>,
+    #[serde(default = "none")]
+    params: Option<P>,
     #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
     #[serde(borrow, default)]
     error: Option<&'a RawValue>,
+}
+
+fn none<P>() -> Option<P> {
+    None
+}
+
+/// A message whose params (of a request or a notification) are kept as `P`.
+pub(crate) enum Envelope<P> {
+    Request {
+        id: RequestId,
+        method: String,
+        params: Option<P>,
+    },
+    Notification {
+        method: String,
+        params: Option<P>,
+    },
+    Response(Response),
 }
 
 /// Keeps `Some` for a member that is present with the value `null` (a plain `Option`
@@ -231,6 +251,21 @@ impl Message {
     /// parse errors before they are parsed, wherever the nesting is (results included,
     /// which are otherwise passed on unparsed).
     pub fn parse(line: &str) -> Result<Self, ParseFailure> {
+        Ok(match Self::envelope::<Value>(line)? {
+            Envelope::Request { id, method, params } => {
+                Self::Request(Request { id, method, params })
+            }
+            Envelope::Notification { method, params } => {
+                Self::Notification(Notification { method, params })
+            }
+            Envelope::Response(response) => Self::Response(response),
+        })
+    }
+
+    /// [`Message::parse`], keeping params as `P` (a [`Value`], or the raw text).
+    pub(crate) fn envelope<'a, P: Deserialize<'a>>(
+        line: &'a str,
+    ) -> Result<Envelope<P>, ParseFailure> {
         if nesting::exceeds(line, MAX_NESTING).is_some() {
             return Err(ParseFailure::NotJson(format!(
                 "arrays and objects nest deeper than {MAX_NESTING} levels"
@@ -256,7 +291,7 @@ impl Message {
                 Err(e) => Err(ParseFailure::NotJson(e.to_string())),
             };
         }
-        let raw: RawMessage<'_> =
+        let raw: RawMessage<'_, P> =
             serde_json::from_str(line).map_err(|e| ParseFailure::NotJson(e.to_string()))?;
         Self::from_raw(raw).map_err(ParseFailure::Invalid)
     }
@@ -280,7 +315,7 @@ impl Message {
         }
     }
 
-    fn from_raw(raw: RawMessage<'_>) -> Result<Self, InvalidMessage> {
+    fn from_raw<P>(raw: RawMessage<'_, P>) -> Result<Envelope<P>, InvalidMessage> {
         // Recover the id first, so every later complaint can name the request.
         let id = match raw.id.map(RawValue::get) {
             None | Some("null") => None,
@@ -310,8 +345,8 @@ impl Message {
             // (docs/protocol.md §4), under the request's own id.
             let params = raw.params;
             return match (raw.id, id) {
-                (None, _) => Ok(Self::Notification(Notification { method, params })),
-                (Some(_), Some(id)) => Ok(Self::Request(Request { id, method, params })),
+                (None, _) => Ok(Envelope::Notification { method, params }),
+                (Some(_), Some(id)) => Ok(Envelope::Request { id, method, params }),
                 (Some(_), None) => Err(invalid(InvalidReason::BadId)),
             };
         }
@@ -328,7 +363,7 @@ impl Message {
                 "a response must carry `result` or `error`",
             ))),
             (Some(result), None) => match id {
-                Some(id) => Ok(Self::Response(Response {
+                Some(id) => Ok(Envelope::Response(Response {
                     id: Some(id),
                     outcome: Ok(result.to_owned()),
                 })),
@@ -339,7 +374,7 @@ impl Message {
             (None, Some(error)) => {
                 let error = serde_json::from_str::<ErrorObject>(error.get())
                     .map_err(|e| invalid(InvalidReason::BadError(e.to_string())))?;
-                Ok(Self::Response(Response::error(id, error)))
+                Ok(Envelope::Response(Response::error(id, error)))
             }
         }
     }

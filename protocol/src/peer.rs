@@ -60,10 +60,11 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use self::outbox::{Outbox, Refused};
+use crate::message::Envelope;
 use crate::methods::{CancelParams, ProgressParams};
 use crate::{
-    ErrorCode, ErrorObject, Frame, InvalidLine, Message, NdjsonCodec, Notification,
-    NotificationType, Request, RequestId, RequestType, Response,
+    ErrorCode, ErrorObject, InvalidLine, Message, NdjsonCodec, Notification, NotificationType,
+    ParseFailure, RequestId, RequestType, Response,
 };
 
 /// How a connection behaves; [`PeerConfig::default`] documents the defaults.
@@ -84,6 +85,10 @@ pub struct PeerConfig {
     pub answer_ping: bool,
     /// Answer unreadable lines with `-32700`, `-32600` or `-32006`. Default true.
     pub answer_invalid: bool,
+    /// Hand requests' params over as their JSON text ([`IncomingRequest::raw_params`])
+    /// instead of a parsed [`Value`], for an owner that reads them straight into its
+    /// own types (a plugin on the SDK). Default false.
+    pub raw_params: bool,
     /// Where the connection counts its traffic. Share one between connections to count
     /// them together (a supervisor does, across a plugin's restarts). Default: its own.
     pub stats: Arc<PeerStats>,
@@ -99,6 +104,7 @@ impl Default for PeerConfig {
             max_pending: 1024,
             answer_ping: true,
             answer_invalid: true,
+            raw_params: false,
             stats: Arc::default(),
         }
     }
@@ -365,8 +371,11 @@ pub enum Event {
 pub struct IncomingRequest {
     /// The method.
     pub method: String,
-    /// The params, as sent.
+    /// The params, as sent (`None` with [`PeerConfig::raw_params`]: see `raw_params`).
     pub params: Option<Value>,
+    /// With [`PeerConfig::raw_params`], the params as the JSON text they arrived as;
+    /// otherwise `None`.
+    pub raw_params: Option<Box<RawValue>>,
     /// Answers the request; dropping it answers `-32603`.
     pub responder: Responder,
 }
@@ -887,7 +896,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) {
     let mut frames = FramedRead::with_capacity(
         reader,
-        NdjsonCodec::new(config.max_message_bytes),
+        PeerCodec {
+            codec: NdjsonCodec::new(config.max_message_bytes),
+            raw_params: config.raw_params,
+        },
         64 * 1024,
     );
     let reason = loop {
@@ -904,14 +916,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     shared.name
                 )));
             }
-            Some(Ok(Frame::Invalid(line))) => {
+            Some(Ok(Err(line))) => {
                 if config.answer_invalid {
                     let answer = Message::Response(line.to_response()).to_json().into_bytes();
                     let _ = shared.send_line(answer).await;
                 }
                 Some(Event::Problem(Problem::InvalidLine(line)))
             }
-            Some(Ok(Frame::Message(message))) => {
+            Some(Ok(Ok(message))) => {
                 shared.stats.messages_in.fetch_add(1, Ordering::Relaxed);
                 route(&shared, &config, message).await
             }
@@ -948,9 +960,96 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 /// Handles what the reader can handle itself; returns what the owner must see.
-async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> Option<Event> {
+/// A request's params as the reader keeps them.
+enum Params {
+    Value(Value),
+    Raw(Box<RawValue>),
+}
+
+impl Params {
+    fn is_object(&self) -> bool {
+        match self {
+            Self::Value(value) => value.is_object(),
+            Self::Raw(raw) => raw.get().starts_with('{'),
+        }
+    }
+}
+
+/// The NDJSON codec, reading requests' params as [`PeerConfig::raw_params`] says.
+struct PeerCodec {
+    codec: NdjsonCodec,
+    raw_params: bool,
+}
+
+type Inbound = Result<Envelope<Params>, InvalidLine>;
+
+impl PeerCodec {
+    fn parser(&self) -> fn(&str) -> Result<Envelope<Params>, ParseFailure> {
+        if self.raw_params {
+            parse_raw
+        } else {
+            parse_value
+        }
+    }
+}
+
+fn parse_value(line: &str) -> Result<Envelope<Params>, ParseFailure> {
+    Ok(match Message::envelope::<Value>(line)? {
+        Envelope::Request { id, method, params } => Envelope::Request {
+            id,
+            method,
+            params: params.map(Params::Value),
+        },
+        Envelope::Notification { method, params } => Envelope::Notification {
+            method,
+            params: params.map(Params::Value),
+        },
+        Envelope::Response(response) => Envelope::Response(response),
+    })
+}
+
+/// Keeps a request's params as text; a notification's are parsed (they are few).
+fn parse_raw(line: &str) -> Result<Envelope<Params>, ParseFailure> {
+    Ok(match Message::envelope::<&RawValue>(line)? {
+        Envelope::Request { id, method, params } => Envelope::Request {
+            id,
+            method,
+            params: params.map(|raw| Params::Raw(raw.to_owned())),
+        },
+        Envelope::Notification { method, params } => Envelope::Notification {
+            method,
+            params: params
+                .map(|raw| serde_json::from_str(raw.get()).map(Params::Value))
+                .transpose()
+                .map_err(|e| ParseFailure::NotJson(e.to_string()))?,
+        },
+        Envelope::Response(response) => Envelope::Response(response),
+    })
+}
+
+impl tokio_util::codec::Decoder for PeerCodec {
+    type Item = Inbound;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
+        let parse = self.parser();
+        Ok(self.codec.decode_with(buf, parse))
+    }
+
+    fn decode_eof(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
+        let parse = self.parser();
+        Ok(self.codec.decode_eof_with(buf, parse))
+    }
+}
+
+/// Handles what the reader can handle itself; returns what the owner must see.
+async fn route(
+    shared: &Arc<Shared>,
+    config: &PeerConfig,
+    message: Envelope<Params>,
+) -> Option<Event> {
     match message {
-        Message::Response(Response {
+        Envelope::Response(Response {
             id: Some(id),
             outcome,
         }) => {
@@ -971,27 +1070,25 @@ async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> O
                 None => Problem::UnknownResponse { id },
             }))
         }
-        Message::Response(Response { id: None, outcome }) => Some(Event::Problem(match outcome {
+        Envelope::Response(Response { id: None, outcome }) => Some(Event::Problem(match outcome {
             Err(error) => Problem::ErrorWithoutId(error),
             Ok(_) => unreachable!("the parser refuses a success response without an id"),
         })),
-        Message::Request(Request { id, method, params }) => {
+        Envelope::Request { id, method, params } => {
             // A ping reusing an id in flight is refused like any request below.
             if config.answer_ping
                 && method == crate::methods::Ping::METHOD
                 && !lock(&shared.inbound).contains_key(&id)
             {
                 let line = match params {
-                    None | Some(Value::Object(_)) => {
-                        response_line(Some(&id), Ok(&serde_json::json!({})))
-                    }
-                    Some(_) => error_line(
+                    Some(params) if !params.is_object() => error_line(
                         Some(&id),
                         &ErrorObject::new(
                             ErrorCode::InvalidParams,
                             "`ping` takes `{}` as params (or none)",
                         ),
                     ),
+                    _ => response_line(Some(&id), Ok(&serde_json::json!({}))),
                 };
                 let _ = shared.send_line(line).await;
                 return None;
@@ -1016,6 +1113,11 @@ async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> O
                 let _ = shared.send_line(error_line(None, &error)).await;
                 return Some(Event::Problem(Problem::DuplicateRequestId { id }));
             }
+            let (value, raw) = match params {
+                None => (None, None),
+                Some(Params::Value(value)) => (Some(value), None),
+                Some(Params::Raw(raw)) => (None, Some(raw)),
+            };
             Some(Event::Request(IncomingRequest {
                 responder: Responder {
                     shared: shared.clone(),
@@ -1025,10 +1127,15 @@ async fn route(shared: &Arc<Shared>, config: &PeerConfig, message: Message) -> O
                     answered: false,
                 },
                 method,
-                params,
+                params: value,
+                raw_params: raw,
             }))
         }
-        Message::Notification(Notification { method, params }) => {
+        Envelope::Notification { method, params } => {
+            let params = params.map(|params| match params {
+                Params::Value(value) => value,
+                Params::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            });
             if method == crate::methods::Cancel::METHOD {
                 return match parse_params::<CancelParams>(params) {
                     Ok(CancelParams { id }) => {
@@ -1099,6 +1206,44 @@ mod tests {
                 }
             }
         });
+    }
+
+    #[tokio::test]
+    async fn raw_params_arrive_as_their_text_and_notifications_stay_parsed() {
+        let (a_io, b_io) = tokio::io::duplex(64 * 1024);
+        let (a_read, a_write) = tokio::io::split(a_io);
+        let (b_read, b_write) = tokio::io::split(b_io);
+        let (host, _host_in) = connect(a_read, a_write, PeerConfig::default());
+        let raw = PeerConfig {
+            raw_params: true,
+            answer_ping: false,
+            ..PeerConfig::default()
+        };
+        let (_plugin, mut plugin_in) = connect(b_read, b_write, raw);
+        let sender = host.clone();
+        let call = tokio::spawn(async move {
+            let params = json!({"a": [1, "b"]});
+            sender
+                .call("x", Some(&params), CallOptions::default())
+                .await
+        });
+        let Some(Event::Request(request)) = plugin_in.next().await else {
+            panic!("a request")
+        };
+        assert_eq!(request.params, None);
+        assert_eq!(
+            request.raw_params.as_deref().map(RawValue::get),
+            Some(r#"{"a":[1,"b"]}"#)
+        );
+        request.responder.ok(json!("done")).await.unwrap();
+        host.notify_raw("note", Some(json!({"n": 1})))
+            .await
+            .unwrap();
+        let Some(Event::Notification(note)) = plugin_in.next().await else {
+            panic!("a notification")
+        };
+        assert_eq!(note.params, Some(json!({"n": 1})));
+        assert_eq!(call.await.unwrap().unwrap(), json!("done"));
     }
 
     #[tokio::test]

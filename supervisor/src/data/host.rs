@@ -151,6 +151,7 @@ async fn answer(context: &HostContext, request: IncomingRequest) {
         method,
         params,
         responder,
+        ..
     } = request;
     let outcome = if context.initialized.load(Ordering::SeqCst) {
         match method.as_str() {
