@@ -126,3 +126,44 @@ pub struct Isolation {
 pub fn probe() -> HostIsolation {
     crate::data::probe_host().clone()
 }
+
+/// How a plugin will be confined on this host, from its sandbox and what the host
+/// offers: what `outpost plugins inspect` shows before the plugin runs. The
+/// [`Isolation`] reported at its start is the word that counts (a Landlock ruleset can
+/// still be refused then, for a declared path that does not exist).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PlannedIsolation {
+    /// Namespaces when asked for and offered, else a process group.
+    pub containment: Containment,
+    /// `off` when the sandbox turns it off, else what the host offers.
+    pub filesystem: FilesystemSandbox,
+    /// The user it will run as, when the supervisor runs as root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl PlannedIsolation {
+    /// What `sandbox` comes to on `host`.
+    pub fn new(sandbox: &crate::Sandbox, host: &HostIsolation) -> Self {
+        Self {
+            containment: if sandbox.contain && host.namespaces.available {
+                Containment::Namespaces
+            } else {
+                Containment::ProcessGroup
+            },
+            filesystem: if sandbox.filesystem.is_some() {
+                host.filesystem
+            } else {
+                FilesystemSandbox::Off
+            },
+            user: host.running_as_root.then(|| {
+                sandbox
+                    .user
+                    .as_ref()
+                    .map_or_else(|| "root".to_owned(), |user| user.name.clone())
+            }),
+        }
+    }
+}

@@ -517,6 +517,14 @@ fn print_inspect(out: &mut impl Write, report: &InspectReport) -> anyhow::Result
             for (label, value) in rows {
                 writeln!(out, "  {label:<17} {value}")?;
             }
+            if let Some(isolation) = &report.isolation {
+                writeln!(
+                    out,
+                    "  {:<17} {}",
+                    "sandbox",
+                    sandbox_line(launch, isolation)
+                )?;
+            }
         }
         None => writeln!(
             out,
@@ -596,7 +604,107 @@ fn print_validate(out: &mut impl Write, report: &ValidateReport) -> anyhow::Resu
     Ok(())
 }
 
+/// One plugin's planned confinement, as `inspect` shows it.
+fn sandbox_line(
+    launch: &outpost_supervisor::LaunchSpec,
+    isolation: &outpost_supervisor::isolation::PlannedIsolation,
+) -> String {
+    use outpost_supervisor::isolation::{Containment, FilesystemSandbox};
+    let mut parts = vec![
+        match isolation.containment {
+            Containment::Namespaces => "own namespaces".to_owned(),
+            _ => "process group only".to_owned(),
+        },
+        match isolation.filesystem {
+            FilesystemSandbox::Enforced => "filesystem enforced",
+            FilesystemSandbox::Partial => "filesystem partial",
+            FilesystemSandbox::Unavailable => "filesystem unavailable",
+            _ => "filesystem off",
+        }
+        .to_owned(),
+    ];
+    if let Some(access) = &launch.sandbox.filesystem {
+        let show = |paths: &[std::path::PathBuf]| {
+            paths
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !access.read.is_empty() {
+            parts.push(format!("reads {}", show(&access.read)));
+        }
+        if !access.write.is_empty() {
+            parts.push(format!("writes {}", show(&access.write)));
+        }
+    }
+    if let Some(user) = &isolation.user {
+        parts.push(format!("as {user}"));
+    }
+    parts.join("; ")
+}
+
+/// What confines plugins on this host, as `doctor` shows it first.
+fn print_isolation(
+    out: &mut impl Write,
+    host: &outpost_supervisor::isolation::HostIsolation,
+) -> anyhow::Result<()> {
+    use outpost_supervisor::isolation::{Containment, FilesystemSandbox};
+    writeln!(out, "{BOLD}Isolation{BOLD:#} (docs/isolation.md)")?;
+    match host.containment {
+        Containment::Namespaces => writeln!(
+            out,
+            "  containment: own PID and mount namespaces{}: nothing a plugin starts outlives it",
+            if host.running_as_root {
+                ""
+            } else {
+                " (in a user namespace)"
+            }
+        )?,
+        _ => writeln!(
+            out,
+            "  containment: a process group only ({}): a process that calls setsid can outlive its plugin",
+            host.namespaces
+                .reason
+                .as_deref()
+                .unwrap_or("namespaces refused")
+        )?,
+    }
+    let abi = host
+        .landlock_abi
+        .map(|abi| format!(" (Landlock ABI {abi})"))
+        .unwrap_or_default();
+    match host.filesystem {
+        FilesystemSandbox::Enforced => writeln!(out, "  filesystem sandbox: enforced{abi}")?,
+        FilesystemSandbox::Partial => writeln!(
+            out,
+            "  filesystem sandbox: partial{abi}: {}",
+            host.filesystem_detail
+                .as_deref()
+                .unwrap_or("some rights are not restricted")
+        )?,
+        _ => writeln!(
+            out,
+            "  filesystem sandbox: unavailable: {}",
+            host.filesystem_detail
+                .as_deref()
+                .unwrap_or("the kernel has no Landlock")
+        )?,
+    }
+    if host.running_as_root {
+        writeln!(
+            out,
+            "  user: outpost runs as root; plugins run as outpost.sandbox.user (or their own sandbox.user)"
+        )?;
+    } else {
+        writeln!(out, "  user: plugins run as outpost's own user")?;
+    }
+    Ok(())
+}
+
 fn print_doctor(out: &mut impl Write, report: &DoctorReport) -> anyhow::Result<()> {
+    print_isolation(out, &report.isolation)?;
+    writeln!(out)?;
     let sections = [
         ("Errors", &report.errors),
         ("Blocked candidates", &report.blocked),

@@ -46,6 +46,9 @@ pub enum Code {
     /// A manifest asks to reach a path outside its root that the operator has not
     /// granted in `outpost.plugins.<id>.sandbox`: the sandbox does not open it.
     FsNotGranted,
+    /// The host confines plugins less than their sandbox asks: no namespaces, no
+    /// Landlock, or plugins running as root.
+    Isolation,
     /// A config entry that names the same plugin as another one after normalisation.
     DuplicateEntry,
     /// Top-level config keys other than `plugins` and `outpost`, ignored.

@@ -15,6 +15,7 @@ use super::enablement::Enablement;
 use super::inventory::{Inventory, MissingPlugin, PluginRecord, Status};
 use super::manifest::PluginKind;
 use super::validate::{REDACTED, is_secret_key};
+use crate::isolation::{FilesystemSandbox, HostIsolation, PlannedIsolation};
 use crate::launch::LaunchSpec;
 
 /// One row of `outpost plugins list --json`.
@@ -160,6 +161,10 @@ pub struct InspectReport {
     /// The resolved launch (`null` when not runnable), with the values of `envSet`
     /// redacted.
     pub launch: Option<LaunchSpec>,
+    /// How its sandbox comes out on this host (`null` when not runnable): containment,
+    /// the filesystem sandbox (`enforced`, `partial`, `unavailable` or `off`) and, when
+    /// `outpost` runs as root, the user.
+    pub isolation: Option<PlannedIsolation>,
     /// Whether it can run out of process.
     pub runnable: bool,
     /// Why not.
@@ -294,6 +299,10 @@ impl InspectReport {
                 }
                 launch
             }),
+            isolation: record
+                .launch
+                .as_ref()
+                .map(|launch| PlannedIsolation::new(&launch.sandbox, &crate::isolation::probe())),
             runnable: record.runnable(),
             not_runnable_reason: record.not_runnable.clone(),
             config: redact(&record.config, hints),
@@ -478,6 +487,8 @@ pub struct DoctorReport {
     pub advisories: Vec<Diagnostic>,
     /// How many plugins are in each state.
     pub counts: BTreeMap<Status, usize>,
+    /// What this host offers to confine plugins (docs/isolation.md).
+    pub isolation: HostIsolation,
 }
 
 impl DoctorReport {
@@ -492,6 +503,7 @@ impl DoctorReport {
             warnings: Vec::new(),
             advisories: Vec::new(),
             counts: BTreeMap::new(),
+            isolation: crate::isolation::probe(),
         }
     }
 
@@ -506,8 +518,10 @@ impl DoctorReport {
             warnings: Vec::new(),
             advisories: Vec::new(),
             counts: BTreeMap::new(),
+            isolation: crate::isolation::probe(),
         };
-        for diagnostic in inventory.all_diagnostics() {
+        let isolation = isolation_diagnostics(&report.isolation, inventory);
+        for diagnostic in inventory.all_diagnostics().chain(&isolation) {
             let section = match (diagnostic.severity, diagnostic.code) {
                 (
                     _,
@@ -530,6 +544,63 @@ impl DoctorReport {
         report.ok = report.errors.is_empty() && report.blocked.is_empty();
         report
     }
+}
+
+/// What the host's isolation leaves open for the plugins that will run: a warning when
+/// a root supervisor runs plugins as root, an advisory for each kernel feature missing.
+fn isolation_diagnostics(host: &HostIsolation, inventory: &Inventory) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    let launches: Vec<_> = inventory.launchable().collect();
+    if host.running_as_root {
+        let as_root: Vec<&str> = launches
+            .iter()
+            .filter(|(_, launch)| launch.sandbox.user.is_none())
+            .map(|(record, _)| record.id.as_str())
+            .collect();
+        if !as_root.is_empty() {
+            found.push(
+                Diagnostic::warning(
+                    Code::Isolation,
+                    format!(
+                        "outpost runs as root and no user is configured, so {} run{} as root; set outpost.sandbox.user to an unprivileged user (docs/isolation.md §3)",
+                        as_root.join(", "),
+                        if as_root.len() == 1 { "s" } else { "" }
+                    ),
+                )
+                .file(&inventory.config.path)
+                .path_and_key("outpost.sandbox.user"),
+            );
+        }
+    }
+    if launches.iter().any(|(_, launch)| launch.sandbox.contain) && !host.namespaces.available {
+        found.push(Diagnostic::advisory(
+            Code::Isolation,
+            format!(
+                "this host refuses PID and mount namespaces ({}): plugins run in their own process group, and a process that leaves it (setsid, a daemon) can outlive them",
+                host.namespaces.reason.as_deref().unwrap_or("no reason given")
+            ),
+        ));
+    }
+    if launches
+        .iter()
+        .any(|(_, launch)| launch.sandbox.filesystem.is_some())
+        && host.filesystem != FilesystemSandbox::Enforced
+    {
+        found.push(Diagnostic::advisory(
+            Code::Isolation,
+            format!(
+                "the filesystem sandbox is {} here: {}",
+                match host.filesystem {
+                    FilesystemSandbox::Partial => "partial",
+                    _ => "unavailable",
+                },
+                host.filesystem_detail
+                    .as_deref()
+                    .unwrap_or("the kernel has no Landlock")
+            ),
+        ));
+    }
+    found
 }
 
 #[cfg(test)]

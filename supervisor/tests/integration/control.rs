@@ -68,6 +68,23 @@ cases! {
 }
 
 #[test]
+fn doctor_says_what_confines_plugins_here() {
+    let host = outpost_supervisor::isolation::probe();
+    // `sandbox` sets outpost.sandbox.user; `launch` sets no user.
+    for (case, user_configured) in [("sandbox", true), ("launch", false)] {
+        let prepared = prepare(case).unwrap();
+        let inventory = control::load_with(&prepared.options).unwrap();
+        let report = DoctorReport::new(&inventory);
+        assert_eq!(report.isolation, host);
+        let as_root = report
+            .warnings
+            .iter()
+            .any(|d| d.message.contains("runs as root and no user is configured"));
+        assert_eq!(as_root, host.running_as_root && !user_configured, "{case}");
+    }
+}
+
+#[test]
 fn every_case_directory_has_a_test() {
     let mut on_disk: Vec<String> = std::fs::read_dir(cases_dir())
         .unwrap()
