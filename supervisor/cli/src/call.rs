@@ -1,7 +1,12 @@
 //! `outpost call`: one call into a plugin, through the running `outpost serve` whose
 //! API the config names, or (with `--standalone`, or when none answers) by starting the
 //! plugins that can own the registration here, for this one call.
+//!
+//! Exit status: 0 answered; 1 the call failed (an error answer, nothing to take it,
+//! no config); 2 a wrong command line; 3 the tool answered with `isError: true` (the
+//! result is printed as any other).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,6 +28,10 @@ const SETTLE_MARGIN: Duration = Duration::from_secs(2);
 const CLIENT_WAIT: Duration = Duration::from_hours(1);
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 answered; 1 the call failed; 2 the command line is wrong; \
+3 the tool answered with isError: true (the result is printed as usual)."
+)]
 pub(crate) struct CallArgs {
     /// What to call.
     kind: CallKind,
@@ -164,8 +173,18 @@ pub(crate) fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The exit status of a call the tool answered with `isError: true` (the tool ran and
+/// reported a failure); 1 is a call that failed, 2 a wrong command line.
+pub(crate) const TOOL_REPORTED_ERROR: u8 = 3;
+
+/// Prints the answer; the status says whether the tool reported an error.
 fn print(answer: &Value) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(answer)?);
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, answer)?;
+    writeln!(out)?;
+    if answer.get("isError") == Some(&Value::Bool(true)) {
+        return Ok(ExitCode::from(TOOL_REPORTED_ERROR));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

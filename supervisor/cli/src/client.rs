@@ -24,11 +24,38 @@ use crate::api::token;
 pub(crate) struct ServerArgs {
     /// The config file (JSON5) `outpost serve` runs with: its `outpost.api` says where
     /// the server listens and where its token is.
-    #[arg(long, value_name = "FILE", default_value = control::DEFAULT_CONFIG_FILE)]
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV, default_value_os_t = default_config())]
     pub(crate) config: PathBuf,
     /// The server's API address, when `outpost serve` was given `--api-listen`.
     #[arg(long, value_name = "ADDR")]
     pub(crate) api_listen: Option<SocketAddr>,
+}
+
+/// The variable that names the config file when `--config` is not given.
+pub(crate) const CONFIG_ENV: &str = "OUTPOST_CONFIG";
+
+/// The config file when neither `--config` nor `$OUTPOST_CONFIG` names one:
+/// `./outpost.json5` when it exists, else `outpost/outpost.json5` in the user's config
+/// directory (`$XDG_CONFIG_HOME`, default `~/.config`) when that exists, else
+/// `./outpost.json5` (so the error names the file looked for first).
+pub(crate) fn default_config() -> PathBuf {
+    let here = PathBuf::from(control::DEFAULT_CONFIG_FILE);
+    if here.exists() {
+        return here;
+    }
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|home| !home.is_empty())
+                .map(|home| PathBuf::from(home).join(".config"))
+        });
+    config_home
+        .map(|dir| dir.join("outpost").join(control::DEFAULT_CONFIG_FILE))
+        .filter(|user| user.exists())
+        .unwrap_or(here)
 }
 
 /// A connection to the server's API.

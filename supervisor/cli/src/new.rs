@@ -183,6 +183,8 @@ pub(crate) struct Scaffold {
     pub(crate) lang: Lang,
     /// The files written, relative to `root`.
     pub(crate) files: Vec<&'static str>,
+    /// For Rust: where `Cargo.toml` says the SDK is.
+    pub(crate) sdk: Option<SdkSource>,
 }
 
 pub(crate) fn run(command: NewCommand) -> anyhow::Result<ExitCode> {
@@ -228,11 +230,20 @@ pub(crate) fn scaffold(lang: Lang, dir: &Path, id: Option<&str>) -> Result<Scaff
         write(&path).map_err(|source| NewError::Write { path, source })?;
         files.push(file.path);
     }
+    let mut sdk = None;
+    if lang == Lang::Rust {
+        // The versions Outpost was tested with, so the first build resolves nothing new.
+        let path = root.join("Cargo.lock");
+        std::fs::write(&path, rust_lock(&id)).map_err(|source| NewError::Write { path, source })?;
+        files.push("Cargo.lock");
+        sdk = Some(names.sdk);
+    }
     Ok(Scaffold {
         root,
         id,
         lang,
         files,
+        sdk,
     })
 }
 
@@ -341,7 +352,7 @@ struct Names {
     tool: String,
     command: String,
     dir_name: String,
-    sdk_dependency: String,
+    sdk: SdkSource,
 }
 
 impl Names {
@@ -366,7 +377,7 @@ impl Names {
             dir_name: root
                 .file_name()
                 .map_or_else(|| id.to_owned(), |n| n.to_string_lossy().into_owned()),
-            sdk_dependency: sdk_dependency(),
+            sdk: sdk_source(),
         }
     }
 
@@ -377,22 +388,235 @@ impl Names {
             .replace("__TOOL_NAME__", &self.tool)
             .replace("__COMMAND_NAME__", &self.command)
             .replace("__DIR_NAME__", &self.dir_name)
-            .replace("__SDK_DEPENDENCY__", &self.sdk_dependency)
+            .replace("__SDK_DEPENDENCY__", &sdk_dependency(&self.sdk))
     }
 }
 
-/// How a generated Rust plugin depends on the SDK: by path when this `outpost` was
-/// built from a source checkout that is still there, else by version from crates.io.
-fn sdk_dependency() -> String {
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk-rust");
-    if let Ok(manifest) = checkout.join("Cargo.toml").canonicalize() {
-        let dir = manifest.parent().unwrap_or(&manifest).to_string_lossy();
-        let escaped = dir.replace('\\', "\\\\").replace('"', "\\\"");
-        return format!("{{ path = \"{escaped}\" }}");
+/// Where the Outpost SDK's sources are installed beside the binary (`scripts/install.sh`
+/// puts them there): `<prefix>/bin/outpost` -> `<prefix>/share/outpost/rust/outpost-sdk`.
+pub(crate) const INSTALLED_SDK: &str = "../share/outpost/rust/outpost-sdk";
+
+/// Where a generated Rust plugin finds the SDK, and whether it is there.
+#[derive(Debug)]
+pub(crate) struct SdkSource {
+    /// The SDK's directory (its `Cargo.toml`).
+    pub(crate) dir: PathBuf,
+    /// Whether `dir` holds the SDK now.
+    pub(crate) found: bool,
+}
+
+/// The SDK a generated Rust plugin depends on, by path, offline: the sources installed
+/// beside this binary (`<exe>/../share/outpost/rust/outpost-sdk`); else, for an
+/// `outpost` built in a source checkout that is still there, its `sdk-rust/`; else the
+/// installed place, where it is missing.
+pub(crate) fn sdk_source() -> SdkSource {
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.canonicalize().ok())
+        .and_then(|exe| Some(exe.parent()?.join(INSTALLED_SDK)));
+    let installed = installed.map(|dir| dir.canonicalize().unwrap_or(dir));
+    if let Some(dir) = &installed
+        && dir.join("Cargo.toml").is_file()
+    {
+        return SdkSource {
+            dir: dir.clone(),
+            found: true,
+        };
     }
-    let version = env!("CARGO_PKG_VERSION");
-    let minor = version.rsplit_once('.').map_or(version, |(minor, _)| minor);
-    format!("\"{minor}\"")
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk-rust");
+    if let Ok(dir) = checkout.canonicalize()
+        && dir.join("Cargo.toml").is_file()
+    {
+        return SdkSource { dir, found: true };
+    }
+    SdkSource {
+        dir: installed
+            .unwrap_or_else(|| PathBuf::from("/usr/local/share/outpost/rust/outpost-sdk")),
+        found: false,
+    }
+}
+
+/// `outpost-sdk = { path = "..." }`, a TOML inline table.
+fn sdk_dependency(sdk: &SdkSource) -> String {
+    let dir = sdk.dir.to_string_lossy();
+    let escaped = dir.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{{ path = \"{escaped}\" }}")
+}
+
+/// The `Cargo.lock` of a generated Rust plugin: the entries of this workspace's own
+/// lock file (the versions Outpost was built and tested with) that the plugin's
+/// dependencies reach, and the plugin itself. Cargo drops the entries of features the
+/// plugin does not turn on at its first build.
+pub(crate) fn rust_lock(id: &str) -> String {
+    lock_for(WORKSPACE_LOCK, id, &["outpost-sdk", "serde", "serde_json"])
+}
+
+/// The workspace's `Cargo.lock`, as this binary was built with it.
+const WORKSPACE_LOCK: &str = include_str!("../../../Cargo.lock");
+
+/// The manifests of the workspace's crates a plugin depends on: a lock file lists the
+/// dev-dependencies of such path packages too, which a plugin never builds.
+const PATH_MANIFESTS: &[(&str, &str)] = &[
+    ("outpost-sdk", include_str!("../../../sdk-rust/Cargo.toml")),
+    (
+        "outpost-protocol",
+        include_str!("../../../protocol/Cargo.toml"),
+    ),
+];
+
+/// The names under `[dependencies]`, `[target.'...'.dependencies]` and
+/// `[build-dependencies]` of a Cargo manifest (not `[dev-dependencies]`).
+fn normal_dependencies(manifest: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line.ends_with("dependencies]") && !line.ends_with("dev-dependencies]");
+        } else if inside && let Some((key, _)) = line.split_once('=') {
+            let key = key.trim();
+            names.push(key.strip_suffix(".workspace").unwrap_or(key).trim());
+        }
+    }
+    names
+}
+
+/// One `[[package]]` of a lock file.
+struct LockEntry<'a> {
+    name: &'a str,
+    version: &'a str,
+    dependencies: Vec<&'a str>,
+    text: &'a str,
+}
+
+const SEPARATOR: &str = "\n[[package]]\n";
+
+fn push_entry(out: &mut String, entry: &str) {
+    out.push_str(SEPARATOR);
+    out.push_str(entry);
+    out.push('\n');
+}
+
+fn lock_for(lock: &str, id: &str, roots: &[&str]) -> String {
+    let mut blocks = lock.split(SEPARATOR);
+    let header = blocks.next().unwrap_or_default();
+    let entries: Vec<LockEntry<'_>> = blocks
+        .map(|text| {
+            let field = |key: &str| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(key)?.strip_prefix(" = \""))
+                    .map_or("", |value| value.trim_end_matches('"'))
+            };
+            let dependencies = text
+                .split_once("dependencies = [\n")
+                .map(|(_, list)| {
+                    list.lines()
+                        .take_while(|line| !line.starts_with(']'))
+                        .map(|line| line.trim().trim_end_matches(',').trim_matches('"'))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let name = field("name");
+            let mut dependencies: Vec<&str> = dependencies;
+            if let Some((_, manifest)) = PATH_MANIFESTS.iter().find(|(path, _)| *path == name) {
+                let normal = normal_dependencies(manifest);
+                dependencies.retain(|d| normal.contains(&d.split(' ').next().unwrap_or(d)));
+            }
+            LockEntry {
+                name,
+                version: field("version"),
+                dependencies,
+                text: text.trim_end(),
+            }
+        })
+        .collect();
+    // A dependency is `name`, `name version` or `name version (source)`.
+    let find = |dependency: &str| -> Option<usize> {
+        let mut words = dependency.split(' ');
+        let name = words.next()?;
+        let version = words.next();
+        let mut matching = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry.name == name && version.is_none_or(|v| v == entry.version));
+        let first = matching.next()?;
+        // Several versions and none named: the newest.
+        Some(
+            matching
+                .fold(first, |best, next| {
+                    if newer(next.1.version, best.1.version) {
+                        next
+                    } else {
+                        best
+                    }
+                })
+                .0,
+        )
+    };
+    let mut keep = vec![false; entries.len()];
+    let mut root_dependencies = Vec::new();
+    let mut queue: Vec<usize> = Vec::new();
+    for root in roots {
+        if let Some(index) = find(root) {
+            let several = entries.iter().filter(|e| e.name == *root).count() > 1;
+            root_dependencies.push(if several {
+                format!("{} {}", root, entries[index].version)
+            } else {
+                (*root).to_owned()
+            });
+            queue.push(index);
+        }
+    }
+    while let Some(index) = queue.pop() {
+        if std::mem::replace(&mut keep[index], true) {
+            continue;
+        }
+        queue.extend(entries[index].dependencies.iter().filter_map(|d| find(d)));
+    }
+    let plugin = path_entry(id, "0.1.0", &root_dependencies);
+    let mut out = header.trim_end().to_owned();
+    out.push('\n');
+    let mut plugin_written = false;
+    for (entry, kept) in entries.iter().zip(keep) {
+        if !plugin_written && entry.name > id {
+            push_entry(&mut out, &plugin);
+            plugin_written = true;
+        }
+        if kept && PATH_MANIFESTS.iter().any(|(name, _)| *name == entry.name) {
+            let text = path_entry(entry.name, entry.version, &entry.dependencies);
+            push_entry(&mut out, &text);
+        } else if kept {
+            push_entry(&mut out, entry.text);
+        }
+    }
+    if !plugin_written {
+        push_entry(&mut out, &plugin);
+    }
+    out
+}
+
+/// The lock entry of a path package.
+fn path_entry(name: &str, version: &str, dependencies: &[impl AsRef<str>]) -> String {
+    let mut text = format!("name = \"{name}\"\nversion = \"{version}\"");
+    if !dependencies.is_empty() {
+        text.push_str("\ndependencies = [\n");
+        for dependency in dependencies {
+            text.push_str(" \"");
+            text.push_str(dependency.as_ref());
+            text.push_str("\",\n");
+        }
+        text.push(']');
+    }
+    text
+}
+
+/// Whether version `a` is newer than `b` (numeric parts compared in order).
+fn newer(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.split(['.', '-', '+'])
+            .map(|part| part.parse().unwrap_or(0))
+            .collect()
+    };
+    parts(a) > parts(b)
 }
 
 /// What was written, and what to do next.
@@ -407,6 +631,24 @@ pub(crate) fn print_next_steps(scaffold: &Scaffold, out: &mut impl Write) -> std
         writeln!(out, "  {file}")?;
     }
     writeln!(out)?;
+    if let Some(sdk) = &scaffold.sdk {
+        if sdk.found {
+            writeln!(
+                out,
+                "Cargo.toml takes the Outpost SDK from {} (no registry needed).",
+                sdk.dir.display()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "warning: the Outpost SDK is not at {}, where Cargo.toml looks for it: install\n\
+                 Outpost with scripts/install.sh (README, \"Install\"), or point `outpost-sdk`\n\
+                 in Cargo.toml at the sdk-rust/ directory of an Outpost checkout.",
+                sdk.dir.display()
+            )?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "Next steps:")?;
     let mut step = 1;
     if scaffold.lang == Lang::Rust {
@@ -431,6 +673,10 @@ pub(crate) fn print_next_steps(scaffold: &Scaffold, out: &mut impl Write) -> std
         scaffold.id
     )?;
     writeln!(out)?;
-    writeln!(out, "{root}/README.md tells how to change it.")?;
+    writeln!(
+        out,
+        "{root}/README.md tells how to change it. `outpost` and `outpost-conformance` are\n\
+         on PATH once Outpost is installed (scripts/install.sh, in Outpost's README)."
+    )?;
     Ok(())
 }

@@ -42,7 +42,7 @@ pub(crate) enum PluginsCommand {
 #[derive(Debug, Args)]
 pub(crate) struct Common {
     /// The config file (JSON5).
-    #[arg(long, value_name = "FILE", default_value = control::DEFAULT_CONFIG_FILE)]
+    #[arg(long, value_name = "FILE", env = crate::client::CONFIG_ENV, default_value_os_t = crate::client::default_config())]
     config: PathBuf,
     /// Print JSON (the shapes in docs/operators.md) instead of tables.
     #[arg(long)]
@@ -282,6 +282,19 @@ fn inspect(
     id: &str,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    // As typed, else whatever its case (`outpost plugins inspect Notes`).
+    let id = inventory
+        .get(id)
+        .or_else(|| {
+            let mut matching = inventory
+                .plugins
+                .iter()
+                .filter(|record| record.id.eq_ignore_ascii_case(id));
+            let first = matching.next()?;
+            // Two ids that differ only in case: neither is guessed.
+            matching.all(|other| other.id == first.id).then_some(first)
+        })
+        .map_or(id, |record| record.id.as_str());
     if let Some(report) = InspectReport::new(inventory, id) {
         if json {
             print_json(out, &report)?;

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use outpost_supervisor::control;
 use outpost_supervisor::{PluginState, RegistryEvent, Supervisor};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
@@ -33,7 +32,7 @@ const FIRST_START: Duration = Duration::from_mins(10);
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// The config file (JSON5).
-    #[arg(long, value_name = "FILE", default_value = control::DEFAULT_CONFIG_FILE)]
+    #[arg(long, value_name = "FILE", env = crate::client::CONFIG_ENV, default_value_os_t = crate::client::default_config())]
     config: PathBuf,
     /// Where the gateway API listens (default: outpost.api.listen, else 127.0.0.1:7777).
     #[arg(long, value_name = "ADDR")]

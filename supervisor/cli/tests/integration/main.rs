@@ -6,6 +6,7 @@ mod api;
 #[path = "../../../tests/support/cases.rs"]
 #[expect(dead_code, reason = "the expectations are the library tests' business")]
 mod cases;
+mod conventions;
 mod plugins;
 mod scaffold;
 mod serve;

@@ -371,6 +371,7 @@ fn next_steps_name_the_directory_and_the_commands() {
         id: "steps".to_owned(),
         lang: Lang::Rust,
         files: vec!["openclaw.plugin.json", "Cargo.toml"],
+        sdk: Some(cli_new::sdk_source()),
     };
     let mut out = Vec::new();
     cli_new::print_next_steps(&scaffold, &mut out).unwrap();
