@@ -418,13 +418,14 @@ impl Shared {
         let Some(runtime) = self.plugin(&owner.plugin) else {
             return Err(self.refused(kind, errors::not_found(kind, &owner.registration.key())));
         };
-        let begin = Instant::now();
-        let outcome = self.attempt::<M>(owner, &runtime, params, timeout).await;
-        runtime.metrics.record(
+        let mut counted = Counted {
+            metrics: &runtime.metrics,
             kind,
-            outcome.as_ref().map(|_| ()).map_err(|error| error.code),
-            begin.elapsed(),
-        );
+            begin: Instant::now(),
+            outcome: Err(ErrorCode::Cancelled),
+        };
+        let outcome = self.attempt::<M>(owner, &runtime, params, timeout).await;
+        counted.outcome = outcome.as_ref().map(|_| ()).map_err(|error| error.code);
         outcome
     }
 
@@ -503,6 +504,23 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+/// Counts one call in its plugin's metrics when it ends, however it ends: a call whose
+/// caller dropped it (a client that went away, a `select!` that chose another branch)
+/// is counted as `cancelled`, with the time it ran.
+struct Counted<'a> {
+    metrics: &'a super::metrics::PluginMetrics,
+    kind: RegistrationKind,
+    begin: Instant,
+    outcome: Result<(), ErrorCode>,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .record(self.kind, self.outcome, self.begin.elapsed());
     }
 }
 

@@ -1030,6 +1030,18 @@ async fn cancelled_callers_cancel_the_plugin_call() {
     .await
     .expect("the plugin saw the cancellation");
     assert!(echo(&supervisor, None).await.is_ok());
+    // The dropped call is counted, as `cancelled`.
+    let (text, scrape) = scrape_metrics(&supervisor);
+    let cancelled = [
+        ("plugin", "cancel"),
+        ("kind", "tool"),
+        ("outcome", "cancelled"),
+    ];
+    assert_eq!(
+        sample(&scrape, "outpost_calls_total", &cancelled),
+        Some(1.0),
+        "{text}"
+    );
     supervisor.shutdown().await;
     fixture.assert_all_gone();
 }
