@@ -98,7 +98,8 @@ pub struct CommandRegistration {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayMethodRegistration {
-    /// `<pluginId>.<action>`: in the plugin's own namespace.
+    /// `<namespace>.<action>`: by convention the plugin's id as the namespace; not one
+    /// the gateway's core owns ([`CORE_METHOD_NAMESPACES`]) nor another plugin's id.
     pub method: String,
     /// What it does, for operators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,7 +404,8 @@ pub enum RejectionCode {
     Invalid,
     /// A name reserved by the gateway (a built-in command, a core method).
     Reserved,
-    /// A gateway method outside the plugin's `<pluginId>.` namespace.
+    /// A gateway method in a namespace the plugin may not use: one the gateway's core
+    /// owns, or another plugin's id.
     Namespace,
     /// The manifest does not declare it (`contracts.tools`, `providers`, `channels`...).
     NotDeclared,
@@ -565,6 +567,15 @@ pub const PROMPT_INJECTION_HOOKS: &[&str] = &[
 /// The legacy hook that still works but deserves a warning.
 pub const LEGACY_HOOKS: &[&str] = &["before_agent_start"];
 
+/// Gateway method namespaces the gateway's core owns (`<namespace>.<action>`): a plugin
+/// may not register a method in them. OpenClaw's operator-admin prefixes (`config.`,
+/// `exec.`, `wizard.`, `update.`) and the core's own method families.
+pub const CORE_METHOD_NAMESPACES: &[&str] = &[
+    "agent", "agents", "channels", "chat", "config", "cron", "device", "exec", "gateway", "health",
+    "logs", "models", "node", "plugins", "secrets", "sessions", "skills", "system", "update",
+    "wizard",
+];
+
 impl Registration {
     /// The kind.
     pub const fn kind(&self) -> RegistrationKind {
@@ -617,8 +628,10 @@ impl Registration {
     ///
     /// An unknown hook event is reported as [`RejectionCode::UnknownHook`]: the host
     /// ignores such a hook with a warning rather than failing the plugin.
-    pub fn check(&self, plugin_id: &str) -> Result<(), RegistrationProblem> {
-        use RejectionCode::{Invalid, Namespace, Reserved, UnknownHook};
+    /// `_plugin_id` is the registering plugin's id; no rule here depends on it any more
+    /// (a gateway method's namespace is free, see [`CORE_METHOD_NAMESPACES`]).
+    pub fn check(&self, _plugin_id: &str) -> Result<(), RegistrationProblem> {
+        use RejectionCode::{Invalid, Reserved, UnknownHook};
         let invalid = |reason: String| Err(RegistrationProblem::new(Invalid, reason));
         match self {
             Self::Tool(t) => {
@@ -661,31 +674,7 @@ impl Registration {
                     return invalid(format!("command `/{}` needs a description", c.name));
                 }
             }
-            Self::GatewayMethod(m) => {
-                let Some(action) = m
-                    .method
-                    .strip_prefix(plugin_id)
-                    .and_then(|r| r.strip_prefix('.'))
-                else {
-                    return Err(RegistrationProblem::new(
-                        Namespace,
-                        format!(
-                            "gateway method `{}` is outside this plugin's namespace; name it `{plugin_id}.<action>`",
-                            m.method
-                        ),
-                    ));
-                };
-                if action.is_empty()
-                    || !action
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
-                {
-                    return invalid(format!(
-                        "gateway method `{}`: the action after `{plugin_id}.` must be ASCII letters, digits, `.`, `_` or `-`",
-                        m.method
-                    ));
-                }
-            }
+            Self::GatewayMethod(m) => check_method_name(&m.method)?,
             Self::HttpRoute(r) => check_route_path(&r.path)?,
             Self::Service(s) => check_id("service", &s.id)?,
             Self::Channel(c) => check_id("channel", &c.id)?,
@@ -744,6 +733,44 @@ fn is_tool_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A gateway method is `<namespace>.<action>`. The plugin's own id as the namespace is
+/// the seeds' convention, not a rule: real plugins use other prefixes (`wiki.*`,
+/// `memory.*`, `voicecall.*`). Namespaces the gateway's core owns are refused; whether
+/// another plugin owns the name is the host's check.
+fn check_method_name(method: &str) -> Result<(), RegistrationProblem> {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
+    };
+    let Some((namespace, action)) = method.split_once('.') else {
+        return Err(RegistrationProblem::new(
+            RejectionCode::Invalid,
+            format!(
+                "gateway method `{method}` has no namespace; name it `<namespace>.<action>`, e.g. `<pluginId>.status`"
+            ),
+        ));
+    };
+    if !valid(namespace) || !action.split('.').all(valid) {
+        return Err(RegistrationProblem::new(
+            RejectionCode::Invalid,
+            format!(
+                "gateway method `{method}`: each dot-separated part must be non-empty ASCII letters, digits, `_` or `-`"
+            ),
+        ));
+    }
+    if CORE_METHOD_NAMESPACES.contains(&namespace) {
+        return Err(RegistrationProblem::new(
+            RejectionCode::Namespace,
+            format!(
+                "gateway method `{method}` is in the `{namespace}.` namespace, which the gateway's core owns; use your plugin id or another prefix"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_command_name(name: &str) -> Result<(), RegistrationProblem> {
@@ -911,12 +938,28 @@ mod tests {
                 Some(RejectionCode::Invalid),
             ),
             (
-                json!({"kind": "gatewayMethod", "method": "other.status"}),
+                json!({"kind": "gatewayMethod", "method": "wiki.search"}),
+                None,
+            ),
+            (
+                json!({"kind": "gatewayMethod", "method": "voicecall.start"}),
+                None,
+            ),
+            (
+                json!({"kind": "gatewayMethod", "method": "config.set"}),
                 Some(RejectionCode::Namespace),
             ),
             (
-                json!({"kind": "gatewayMethod", "method": "acmeish.status"}),
+                json!({"kind": "gatewayMethod", "method": "sessions.list"}),
                 Some(RejectionCode::Namespace),
+            ),
+            (
+                json!({"kind": "gatewayMethod", "method": "status"}),
+                Some(RejectionCode::Invalid),
+            ),
+            (
+                json!({"kind": "gatewayMethod", "method": "acme..x"}),
+                Some(RejectionCode::Invalid),
             ),
             (
                 json!({"kind": "gatewayMethod", "method": "acme."}),

@@ -74,10 +74,10 @@ fn bad_registrations_are_refused_with_the_rule_they_break() {
         ),
         (
             "method namespace",
-            Box::new(|p| p.method(GatewayMethod::new("other.status"), method)),
+            Box::new(|p| p.method(GatewayMethod::new("config.set"), method)),
             RegistrationKind::GatewayMethod,
             RejectionCode::Namespace,
-            "demo.<action>",
+            "gateway's core owns",
         ),
         (
             "route path",

@@ -15,8 +15,19 @@
 //! names (another plugin cannot take them meanwhile). The next incarnation's set
 //! replaces them, and the difference is published as registered, unregistered and
 //! changed events.
+//!
+//! **Owners follow precedence, not timing.** Each plugin has a rank: its place in the
+//! list the supervisor was started (or last applied) with, which the control plane
+//! gives in discovery order (OpenClaw's load order). The registry keeps what every
+//! plugin *asked* for and resolves owners as if the plugins had registered one after
+//! another in rank order: a contested key goes to the plugin ranked first, whichever
+//! handshake finished first. So a winner that comes up after the loser takes the key
+//! (the `registered` event names the plugin it `replaces`), the loser keeps running
+//! with that registration rejected `conflict`, and the loser gets the key back if the
+//! winner drops it or is removed. Resolving again visits every plugin's registrations,
+//! so an admission holds the lock for time linear in all registrations.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -127,6 +138,10 @@ pub enum RegistryEvent {
         key: String,
         /// The registration.
         registration: Registration,
+        /// The plugin that owned the key until now and lost it to this one, which comes
+        /// first in precedence (its `unregistered` event came just before).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaces: Option<String>,
     },
     /// A registration is gone (the plugin's new incarnation no longer makes it).
     #[serde(rename_all = "camelCase")]
@@ -312,10 +327,29 @@ pub(crate) struct Registry {
 struct State {
     seq: u64,
     plugins: BTreeMap<String, PluginEntry>,
-    /// Every registration by owner, in registration order.
-    owned: BTreeMap<String, Vec<Registration>>,
+    /// What each plugin's last handshake asked for, once the checks that need only the
+    /// registration passed; owners are resolved from these.
+    wanted: BTreeMap<String, Wanted>,
+    /// Every accepted registration by owner, in registration order.
+    owned: BTreeMap<String, Vec<Arc<Registration>>>,
     /// `owned`, indexed for routing and admission without a scan.
     index: Index,
+}
+
+/// One plugin's candidates (by their index in its handshake) and the registrations
+/// refused on their own (malformed, undeclared, forbidden).
+#[derive(Debug, Default)]
+struct Wanted {
+    candidates: Vec<(usize, Arc<Registration>)>,
+    refused: Vec<RejectedRegistration>,
+}
+
+/// What resolving did to one plugin's accepted set.
+#[derive(Debug, Default)]
+struct Diff {
+    added: Vec<(RegistrationKind, String)>,
+    removed: Vec<(RegistrationKind, String)>,
+    changed: Vec<(RegistrationKind, String)>,
 }
 
 /// Who owns a registration, and the registration itself.
@@ -327,6 +361,10 @@ pub(crate) struct Owner {
 
 #[derive(Debug)]
 struct PluginEntry {
+    /// Precedence: lower comes first (wins contested keys).
+    rank: usize,
+    /// Accepted registrations' indexes in its last handshake.
+    accepted: Vec<AcceptedRegistration>,
     state: PluginState,
     reason: Option<Reason>,
     shape: Option<Shape>,
@@ -337,8 +375,10 @@ struct PluginEntry {
 }
 
 impl PluginEntry {
-    fn new() -> Self {
+    fn new(rank: usize) -> Self {
         Self {
+            rank,
+            accepted: Vec::new(),
             state: PluginState::Starting,
             reason: Some(Reason::Starting),
             shape: None,
@@ -351,16 +391,19 @@ impl PluginEntry {
 }
 
 impl Registry {
-    /// A registry knowing `plugins`, all `starting`.
+    /// A registry knowing `plugins`, all `starting`, in precedence order (the first
+    /// wins contested keys).
     pub(crate) fn new<'a>(plugins: impl IntoIterator<Item = &'a str>) -> Self {
         let plugins = plugins
             .into_iter()
-            .map(|id| (id.to_owned(), PluginEntry::new()))
+            .enumerate()
+            .map(|(rank, id)| (id.to_owned(), PluginEntry::new(rank)))
             .collect();
         Self {
             state: Mutex::new(State {
                 seq: 0,
                 plugins,
+                wanted: BTreeMap::new(),
                 owned: BTreeMap::new(),
                 index: Index::default(),
             }),
@@ -423,7 +466,7 @@ impl Registry {
                         kind: registration.kind(),
                         key: registration.key(),
                         available,
-                        registration: registration.clone(),
+                        registration: (**registration).clone(),
                     })
             })
             .collect();
@@ -483,7 +526,10 @@ impl Registry {
         if state.plugins.contains_key(plugin) {
             return false;
         }
-        state.plugins.insert(plugin.to_owned(), PluginEntry::new());
+        let last = state.plugins.len();
+        state
+            .plugins
+            .insert(plugin.to_owned(), PluginEntry::new(last));
         self.publish(&mut state, |seq| RegistryEvent::PluginAdded {
             seq,
             plugin: plugin.to_owned(),
@@ -491,28 +537,39 @@ impl Registry {
         true
     }
 
-    /// Forgets a plugin: unregisters everything it registered, then publishes its
-    /// removal.
+    /// Forgets a plugin: unregisters everything it registered (a plugin it kept from
+    /// a key gets it back), then publishes its removal.
     pub(crate) fn remove_plugin(&self, plugin: &str) {
         let mut state = self.lock();
         if state.plugins.remove(plugin).is_none() {
             return;
         }
-        let registrations = state.owned.remove(plugin).unwrap_or_default();
-        state.index.remove(plugin, registrations.iter());
-        for registration in registrations {
-            let (kind, key) = (registration.kind(), registration.key());
-            self.publish(&mut state, |seq| RegistryEvent::Unregistered {
-                seq,
-                plugin: plugin.to_owned(),
-                kind,
-                key,
-            });
-        }
+        state.wanted.remove(plugin);
+        self.resolve(&mut state);
         self.publish(&mut state, |seq| RegistryEvent::PluginRemoved {
             seq,
             plugin: plugin.to_owned(),
         });
+    }
+
+    /// Sets precedence from `order` (the first wins contested keys; plugins not in it
+    /// come after, by id) and resolves owners again if that changed anything.
+    pub(crate) fn set_precedence<'a>(&self, order: impl IntoIterator<Item = &'a str>) {
+        let ranks: HashMap<&str, usize> = order
+            .into_iter()
+            .enumerate()
+            .map(|(rank, id)| (id, rank))
+            .collect();
+        let mut state = self.lock();
+        let mut changed = false;
+        for (id, entry) in &mut state.plugins {
+            let rank = ranks.get(id.as_str()).copied().unwrap_or(usize::MAX);
+            changed |= entry.rank != rank;
+            entry.rank = rank;
+        }
+        if changed {
+            self.resolve(&mut state);
+        }
     }
 
     /// Checks a handshake's registrations and commits the accepted ones, replacing
@@ -552,104 +609,182 @@ impl Registry {
             .collect();
 
         let mut state = self.lock();
-        let mut batch = Batch::default();
-        for (index, registration) in candidates {
-            match batch.check(&state, registrant.plugin, &registration) {
-                Ok(None) => batch.push(index, registration),
-                Ok(Some(position)) => {
-                    let (old_index, old) = batch.take(position);
-                    admission.rejected.push(rejection(
-                        old_index,
-                        &old,
-                        RejectionCode::Duplicate,
-                        format!(
-                            "replaced by registration {index} of the same plugin (replaceExisting)"
-                        ),
-                    ));
-                    batch.push(index, registration);
-                }
-                Err((code, reason)) => {
-                    admission
-                        .rejected
-                        .push(rejection(index, &registration, code, reason));
-                }
-            }
+        if !state.plugins.contains_key(registrant.plugin) {
+            // Removed while its handshake was checked: nothing to commit.
+            admission.rejected.sort_by_key(|r| r.index);
+            return admission;
         }
         admission.rejected.sort_by_key(|r| r.index);
-        let batch: Vec<(usize, Registration)> = batch.entries.into_iter().flatten().collect();
-
-        // Commit: the new set replaces the old one; publish the difference.
-        let old: HashMap<(RegistrationKind, String), Registration> = state
+        state.wanted.insert(
+            registrant.plugin.to_owned(),
+            Wanted {
+                candidates: candidates
+                    .into_iter()
+                    .map(|(index, registration)| (index, Arc::new(registration)))
+                    .collect(),
+                refused: admission.rejected,
+            },
+        );
+        let mut diffs = self.resolve(&mut state);
+        let diff = diffs.remove(registrant.plugin).unwrap_or_default();
+        let entry = &state.plugins[registrant.plugin];
+        let new = state
             .owned
-            .remove(registrant.plugin)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| ((r.kind(), r.key()), r))
-            .collect();
-        state.index.remove(registrant.plugin, old.values());
-        let new: Vec<Registration> = batch.iter().map(|(_, r)| r.clone()).collect();
-        let new_keys: HashSet<(RegistrationKind, String)> =
-            new.iter().map(|r| (r.kind(), r.key())).collect();
-        let mut gone: Vec<&(RegistrationKind, String)> =
-            old.keys().filter(|k| !new_keys.contains(*k)).collect();
-        gone.sort();
-        for (kind, key) in gone {
-            admission.removed.push((*kind, key.clone()));
-            self.publish(&mut state, |seq| RegistryEvent::Unregistered {
-                seq,
-                plugin: registrant.plugin.to_owned(),
-                kind: *kind,
-                key: key.clone(),
-            });
+            .get(registrant.plugin)
+            .map_or(&[][..], Vec::as_slice);
+        Admission {
+            accepted: entry.accepted.clone(),
+            rejected: entry.rejected.clone(),
+            added: diff.added,
+            removed: diff.removed,
+            changed: diff.changed,
+            services: new
+                .iter()
+                .filter_map(|r| match r.as_ref() {
+                    Registration::Service(s) => Some(s.id.clone()),
+                    _ => None,
+                })
+                .collect(),
         }
-        for registration in &new {
-            let (kind, key) = (registration.kind(), registration.key());
-            match old.get(&(kind, key.clone())) {
-                Some(previous) if previous == registration => {}
-                Some(_) => {
-                    admission.changed.push((kind, key.clone()));
-                    self.publish(&mut state, |seq| RegistryEvent::Changed {
-                        seq,
-                        plugin: registrant.plugin.to_owned(),
-                        kind,
-                        key,
-                        registration: registration.clone(),
-                    });
+    }
+
+    /// Resolves every owner from what each plugin asked for, in precedence order, then
+    /// publishes the difference with what was accepted before: every unregistration
+    /// first (so no key ever has two owners), then changes, then registrations.
+    fn resolve(&self, state: &mut State) -> HashMap<String, Diff> {
+        let mut order: Vec<(usize, &str)> = state
+            .wanted
+            .keys()
+            .filter_map(|id| Some((state.plugins.get(id)?.rank, id.as_str())))
+            .collect();
+        order.sort_unstable();
+        let mut index = Index::default();
+        let mut owned: BTreeMap<String, Vec<Arc<Registration>>> = BTreeMap::new();
+        let mut outcomes = Vec::with_capacity(order.len());
+        for (_, plugin) in order {
+            let wanted = &state.wanted[plugin];
+            let mut rejected = wanted.refused.clone();
+            let mut batch = Batch::default();
+            for (at, registration) in &wanted.candidates {
+                match batch.check(&index, &state.plugins, plugin, registration) {
+                    Ok(None) => batch.push(*at, registration.clone()),
+                    Ok(Some(position)) => {
+                        let (old_index, old) = batch.take(position);
+                        rejected.push(rejection(
+                            old_index,
+                            &old,
+                            RejectionCode::Duplicate,
+                            format!(
+                                "replaced by registration {at} of the same plugin (replaceExisting)"
+                            ),
+                        ));
+                        batch.push(*at, registration.clone());
+                    }
+                    Err((code, reason)) => {
+                        rejected.push(rejection(*at, registration, code, reason));
+                    }
                 }
-                None => {
-                    admission.added.push((kind, key.clone()));
-                    self.publish(&mut state, |seq| RegistryEvent::Registered {
-                        seq,
-                        plugin: registrant.plugin.to_owned(),
-                        kind,
-                        key,
-                        registration: registration.clone(),
-                    });
+            }
+            rejected.sort_by_key(|r| r.index);
+            let accepted: Vec<(usize, Arc<Registration>)> =
+                batch.entries.into_iter().flatten().collect();
+            let registrations: Vec<Arc<Registration>> =
+                accepted.iter().map(|(_, r)| r.clone()).collect();
+            index.insert(plugin, &registrations);
+            outcomes.push((plugin.to_owned(), accepted, rejected));
+            owned.insert(plugin.to_owned(), registrations);
+        }
+        for (plugin, accepted, rejected) in outcomes {
+            if let Some(entry) = state.plugins.get_mut(&plugin) {
+                entry.shape = Some(Shape::of(accepted.iter().map(|(_, r)| r.as_ref())));
+                entry.rejected = rejected;
+                entry.accepted = accepted
+                    .iter()
+                    .map(|(index, r)| AcceptedRegistration {
+                        index: *index,
+                        kind: r.kind(),
+                        key: r.key(),
+                    })
+                    .collect();
+            }
+        }
+
+        // The difference, per plugin and overall.
+        let old = std::mem::replace(&mut state.owned, owned);
+        state.index = index;
+        let keyed = |registrations: Option<&Vec<Arc<Registration>>>| {
+            registrations
+                .into_iter()
+                .flatten()
+                .map(|r| ((r.kind(), r.key()), r.clone()))
+                .collect::<HashMap<_, _>>()
+        };
+        let plugins: BTreeSet<&String> = old.keys().chain(state.owned.keys()).collect();
+        let mut diffs: HashMap<String, Diff> = HashMap::new();
+        let mut unregistered = Vec::new();
+        let mut changed = Vec::new();
+        let mut registered = Vec::new();
+        // Who lost which key just now, to name them in the winner's `registered`.
+        let mut lost: HashMap<(RegistrationKind, String), String> = HashMap::new();
+        for plugin in plugins {
+            let before = keyed(old.get(plugin));
+            let after = keyed(state.owned.get(plugin));
+            let diff = diffs.entry(plugin.clone()).or_default();
+            let mut gone: Vec<&(RegistrationKind, String)> =
+                before.keys().filter(|k| !after.contains_key(*k)).collect();
+            gone.sort();
+            for key in gone {
+                diff.removed.push(key.clone());
+                lost.insert(key.clone(), plugin.clone());
+                unregistered.push((plugin.clone(), key.clone()));
+            }
+            for registration in state.owned.get(plugin).into_iter().flatten() {
+                let key = (registration.kind(), registration.key());
+                match before.get(&key) {
+                    Some(previous) if previous == registration => {}
+                    Some(_) => {
+                        diff.changed.push(key.clone());
+                        changed.push((plugin.clone(), key, registration.clone()));
+                    }
+                    None => {
+                        diff.added.push(key.clone());
+                        registered.push((plugin.clone(), key, registration.clone()));
+                    }
                 }
             }
         }
-        admission.accepted = batch
-            .iter()
-            .map(|(index, r)| AcceptedRegistration {
-                index: *index,
-                kind: r.kind(),
-                key: r.key(),
-            })
-            .collect();
-        admission.services = new
-            .iter()
-            .filter_map(|r| match r {
-                Registration::Service(s) => Some(s.id.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Some(entry) = state.plugins.get_mut(registrant.plugin) {
-            entry.shape = Some(Shape::of(&new));
-            entry.rejected.clone_from(&admission.rejected);
+        for (plugin, (kind, key)) in unregistered {
+            self.publish(state, |seq| RegistryEvent::Unregistered {
+                seq,
+                plugin,
+                kind,
+                key,
+            });
         }
-        state.index.insert(registrant.plugin, &new);
-        state.owned.insert(registrant.plugin.to_owned(), new);
-        admission
+        for (plugin, (kind, key), registration) in changed {
+            self.publish(state, |seq| RegistryEvent::Changed {
+                seq,
+                plugin,
+                kind,
+                key,
+                registration: (*registration).clone(),
+            });
+        }
+        for (plugin, (kind, key), registration) in registered {
+            let replaces = lost
+                .get(&(kind, key.clone()))
+                .filter(|loser| **loser != plugin && kind != RegistrationKind::Hook)
+                .cloned();
+            self.publish(state, |seq| RegistryEvent::Registered {
+                seq,
+                plugin,
+                kind,
+                key,
+                registration: (*registration).clone(),
+                replaces,
+            });
+        }
+        diffs
     }
 
     /// The owner of an exclusive registration (everything but hooks).
@@ -715,13 +850,13 @@ struct Index {
 }
 
 impl Index {
-    fn insert(&mut self, plugin: &str, registrations: &[Registration]) {
+    fn insert(&mut self, plugin: &str, registrations: &[Arc<Registration>]) {
         for registration in registrations {
             let owner = Owner {
                 plugin: plugin.to_owned(),
-                registration: Arc::new(registration.clone()),
+                registration: registration.clone(),
             };
-            match registration {
+            match registration.as_ref() {
                 Registration::Hook(hook) => {
                     self.hooks
                         .entry(hook.event.clone())
@@ -741,34 +876,6 @@ impl Index {
                 .entry(registration.kind())
                 .or_default()
                 .insert(registration.key(), owner);
-        }
-    }
-
-    fn remove<'a>(&mut self, plugin: &str, registrations: impl Iterator<Item = &'a Registration>) {
-        for registration in registrations {
-            match registration {
-                Registration::Hook(hook) => {
-                    if let Some(hooks) = self.hooks.get_mut(&hook.event) {
-                        hooks.retain(|(owner, _)| owner != plugin);
-                        if hooks.is_empty() {
-                            self.hooks.remove(&hook.event);
-                        }
-                    }
-                    continue;
-                }
-                Registration::Command(command) => {
-                    for name in command_names(command) {
-                        if self.commands.get(&name).is_some_and(|o| o.plugin == plugin) {
-                            self.commands.remove(&name);
-                        }
-                    }
-                }
-                Registration::HttpRoute(route) => self.routes.remove(plugin, route),
-                _ => {}
-            }
-            if let Some(owners) = self.owners.get_mut(&registration.kind()) {
-                owners.remove(&registration.key());
-            }
         }
     }
 }
@@ -867,18 +974,18 @@ impl RouteIndex {
 #[derive(Default)]
 struct Batch {
     /// In registration order; `None` where `replaceExisting` took one out.
-    entries: Vec<Option<(usize, Registration)>>,
+    entries: Vec<Option<(usize, Arc<Registration>)>>,
     positions: HashMap<(RegistrationKind, String), usize>,
     command_names: HashMap<String, usize>,
     routes: RouteIndex,
 }
 
 impl Batch {
-    fn push(&mut self, index: usize, registration: Registration) {
+    fn push(&mut self, index: usize, registration: Arc<Registration>) {
         let position = self.entries.len();
         self.positions
             .insert((registration.kind(), registration.key()), position);
-        match &registration {
+        match registration.as_ref() {
             Registration::Command(command) => {
                 for name in command_names(command) {
                     self.command_names.insert(name, index);
@@ -890,21 +997,23 @@ impl Batch {
         self.entries.push(Some((index, registration)));
     }
 
-    fn take(&mut self, position: usize) -> (usize, Registration) {
+    fn take(&mut self, position: usize) -> (usize, Arc<Registration>) {
         let (index, registration) = self.entries[position]
             .take()
             .expect("a position in `positions` is filled");
-        if let Registration::HttpRoute(route) = &registration {
+        if let Registration::HttpRoute(route) = registration.as_ref() {
             self.routes.remove("", route);
         }
         (index, registration)
     }
 
-    /// The rules that compare a registration with this plugin's others and with
-    /// everyone else's. `Ok(Some(position))`: accepted, replacing the entry there.
+    /// The rules that compare a registration with this plugin's others and with those
+    /// of the plugins before it in precedence (`index`). `Ok(Some(position))`:
+    /// accepted, replacing the entry there.
     fn check(
         &self,
-        state: &State,
+        index: &Index,
+        plugins: &BTreeMap<String, PluginEntry>,
         plugin: &str,
         registration: &Registration,
     ) -> Result<Option<usize>, (RejectionCode, String)> {
@@ -926,8 +1035,7 @@ impl Batch {
             ));
         }
         let other_owner = |kind: RegistrationKind, key: &str| {
-            state
-                .index
+            index
                 .owners
                 .get(&kind)
                 .and_then(|owners| owners.get(key))
@@ -946,13 +1054,13 @@ impl Batch {
                             ),
                         ));
                     }
-                    if let Some(owner) = state.index.commands.get(&name)
+                    if let Some(owner) = index.commands.get(&name)
                         && owner.plugin != plugin
                     {
                         return Err((
                             RejectionCode::Conflict,
                             format!(
-                                "command `/{name}` is already registered by plugin `{}`; first registration wins: rename it",
+                                "command `/{name}` is registered by plugin `{}`, which comes first in precedence; rename it",
                                 owner.plugin
                             ),
                         ));
@@ -964,7 +1072,7 @@ impl Batch {
                     return Err((
                         RejectionCode::Conflict,
                         format!(
-                            "route `{key}` is already registered by plugin `{}`; a plugin can only replace its own routes",
+                            "route `{key}` is registered by plugin `{}`, which comes first in precedence; a plugin can only replace its own routes",
                             owner.plugin
                         ),
                     ));
@@ -974,8 +1082,7 @@ impl Batch {
                     .overlap_with_other_auth(route)
                     .map(|(_, r)| (plugin, r));
                 let others = || {
-                    state
-                        .index
+                    index
                         .routes
                         .overlap_with_other_auth(route)
                         .filter(|(owner, _)| *owner != plugin)
@@ -991,11 +1098,23 @@ impl Batch {
                 }
             }
             _ => {
+                if let Registration::GatewayMethod(method) = registration
+                    && let Some((namespace, _)) = method.method.split_once('.')
+                    && namespace != plugin
+                    && plugins.contains_key(namespace)
+                {
+                    return Err((
+                        RejectionCode::Namespace,
+                        format!(
+                            "gateway method `{key}` is in the namespace of plugin `{namespace}`; use your own id or another prefix"
+                        ),
+                    ));
+                }
                 if let Some(owner) = other_owner(kind, &key) {
                     return Err((
                         RejectionCode::Conflict,
                         format!(
-                            "{kind} `{key}` is already registered by plugin `{}`; first registration wins",
+                            "{kind} `{key}` is registered by plugin `{}`, which comes first in precedence",
                             owner.plugin
                         ),
                     ));
@@ -1344,7 +1463,7 @@ mod tests {
     }
 
     #[test]
-    fn first_registration_wins_and_the_loser_stays_loaded() {
+    fn the_first_in_precedence_wins_and_the_loser_stays_loaded() {
         let registry = Registry::new(["a", "b"]);
         admit(&registry, "a", &[tool("shared")]);
         let b = admit(&registry, "b", &[tool("shared"), tool("echo")]);
@@ -1368,6 +1487,148 @@ mod tests {
                 .plugin,
             "b"
         );
+    }
+
+    #[test]
+    fn precedence_decides_owners_whatever_the_order_of_handshakes() {
+        // `a` comes first in precedence; `b` finishes its handshake first.
+        let registry = Registry::new(["a", "b"]);
+        let b = admit(
+            &registry,
+            "b",
+            &[
+                tool("shared"),
+                json!({"kind": "command", "name": "mystatus", "description": "d"}),
+            ],
+        );
+        assert!(b.rejected.is_empty(), "nobody else is there yet");
+        let (_, mut events) = registry.subscribe();
+        let a = admit(
+            &registry,
+            "a",
+            &[
+                tool("shared"),
+                json!({"kind": "command", "name": "MyStatus", "description": "d"}),
+            ],
+        );
+        assert!(a.rejected.is_empty(), "{:?}", a.rejected);
+        assert_eq!(registry.command("mystatus").unwrap().0, "a");
+        assert_eq!(
+            registry
+                .owner(RegistrationKind::Tool, "shared")
+                .unwrap()
+                .plugin,
+            "a"
+        );
+        // `b` keeps running with both rejected, naming the winner.
+        let b_entry = registry
+            .snapshot()
+            .plugins
+            .into_iter()
+            .find(|p| p.id == "b")
+            .unwrap();
+        assert_eq!(
+            b_entry.rejected.iter().map(|r| r.code).collect::<Vec<_>>(),
+            [RejectionCode::Conflict; 2]
+        );
+        assert!(
+            b_entry
+                .rejected
+                .iter()
+                .all(|r| r.reason.contains("plugin `a`"))
+        );
+        let seen: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|event| match event {
+                RegistryEvent::Registered {
+                    plugin,
+                    key,
+                    replaces,
+                    ..
+                } => {
+                    format!("+{key} {plugin} replaces {replaces:?}")
+                }
+                RegistryEvent::Unregistered { plugin, key, .. } => format!("-{key} {plugin}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "-shared b",
+                "-mystatus b",
+                "+shared a replaces Some(\"b\")",
+                "+mystatus a replaces Some(\"b\")"
+            ]
+        );
+        // A restart of the loser changes nothing; the other order gives the same owners.
+        admit(&registry, "b", &[tool("shared")]);
+        assert_eq!(
+            registry
+                .owner(RegistrationKind::Tool, "shared")
+                .unwrap()
+                .plugin,
+            "a"
+        );
+        let other = Registry::new(["a", "b"]);
+        admit(&other, "a", &[tool("shared")]);
+        admit(&other, "b", &[tool("shared")]);
+        assert_eq!(
+            other
+                .owner(RegistrationKind::Tool, "shared")
+                .unwrap()
+                .plugin,
+            "a"
+        );
+        // The winner gone, the loser gets the key back.
+        registry.remove_plugin("a");
+        assert_eq!(
+            registry
+                .owner(RegistrationKind::Tool, "shared")
+                .unwrap()
+                .plugin,
+            "b"
+        );
+        // A reload that puts `b` first moves the key.
+        other.set_precedence(["b", "a"]);
+        assert_eq!(
+            other
+                .owner(RegistrationKind::Tool, "shared")
+                .unwrap()
+                .plugin,
+            "b"
+        );
+    }
+
+    #[test]
+    fn gateway_methods_take_any_namespace_but_another_plugins_id() {
+        let registry = Registry::new(["memory-wiki", "voice-call", "wiki"]);
+        let admission = admit(
+            &registry,
+            "memory-wiki",
+            &[
+                json!({"kind": "gatewayMethod", "method": "wiki.search"}),
+                json!({"kind": "gatewayMethod", "method": "memory-wiki.status"}),
+                json!({"kind": "gatewayMethod", "method": "voice-call.steal"}),
+                json!({"kind": "gatewayMethod", "method": "config.set"}),
+            ],
+        );
+        assert_eq!(
+            codes(&admission),
+            [
+                (0, RejectionCode::Namespace),
+                (2, RejectionCode::Namespace),
+                (3, RejectionCode::Namespace)
+            ]
+        );
+        let voice = admit(
+            &registry,
+            "voice-call",
+            &[
+                json!({"kind": "gatewayMethod", "method": "voicecall.start"}),
+                json!({"kind": "gatewayMethod", "method": "memory-wiki.status"}),
+            ],
+        );
+        assert_eq!(codes(&voice), [(1, RejectionCode::Namespace)]);
     }
 
     #[test]

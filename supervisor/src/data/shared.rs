@@ -33,13 +33,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `order` is precedence: the ids of `plugins`, the first winning contested keys.
     pub(crate) fn new(
         plugins: BTreeMap<String, Arc<PluginRuntime>>,
+        order: &[String],
         spawner: Spawner,
         gateway: GatewayHandle,
     ) -> Self {
         Self {
-            registry: Registry::new(plugins.keys().map(String::as_str)),
+            registry: Registry::new(order.iter().map(String::as_str)),
             plugins: RwLock::new(plugins),
             spawner,
             host: ImplementationInfo {

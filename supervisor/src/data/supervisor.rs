@@ -126,6 +126,11 @@ impl Builder {
     /// ready in the background (see [`Supervisor::wait_settled`]). Must be called from
     /// within a tokio runtime.
     ///
+    /// `specs` are in precedence order, as
+    /// [`Inventory::plugin_specs`](crate::control::Inventory::plugin_specs) gives them
+    /// (discovery order): when two plugins register the same key, the one listed first
+    /// owns it, whichever finishes its handshake first.
+    ///
     /// Makes the process non-dumpable first, unless [`Builder::keep_dumpable`] was
     /// called.
     pub fn start(self, specs: Vec<PluginSpec>) -> Result<Supervisor, StartError> {
@@ -138,6 +143,7 @@ impl Builder {
         }
         let mut plugins = BTreeMap::new();
         let mut receivers = Vec::new();
+        let order: Vec<String> = specs.iter().map(|spec| spec.id.clone()).collect();
         for spec in specs {
             let (runtime, orders) = PluginRuntime::for_spec(spec, Arc::new(PluginMetrics::new()));
             let id = runtime.id().to_owned();
@@ -149,7 +155,7 @@ impl Builder {
         let spawner =
             Spawner::new(tokio::runtime::Handle::current()).map_err(StartError::Spawner)?;
         let gateway = GatewayHandle(self.gateway.unwrap_or_else(|| Box::new(NoGateway)));
-        let shared = Arc::new(Shared::new(plugins, spawner, gateway));
+        let shared = Arc::new(Shared::new(plugins, &order, spawner, gateway));
         let sampler = self
             .resource_sampling
             .filter(|interval| !interval.is_zero())
@@ -343,7 +349,8 @@ impl Supervisor {
     ///
     /// Returns once every process that had to stop is gone and every new one is
     /// starting; registry events say what happened. Ids must be unique, or nothing
-    /// changes.
+    /// changes. `specs` are in precedence order, as for [`Builder::start`]; owners of
+    /// contested keys follow the new order.
     pub async fn apply(&self, specs: Vec<PluginSpec>) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
         if self.closing.load(Ordering::SeqCst) {
@@ -362,6 +369,7 @@ impl Supervisor {
             .map(|runtime| (runtime.id().to_owned(), runtime))
             .collect();
         let mut applied = Applied::default();
+        let order: Vec<String> = specs.iter().map(|spec| spec.id.clone()).collect();
 
         let removed =
             current
@@ -407,11 +415,20 @@ impl Supervisor {
         .await;
         applied.stopped = stopped;
         applied.restarted = restarted;
+        let mut starting = Vec::new();
         for spec in added {
             let (runtime, orders) = PluginRuntime::for_spec(spec, Arc::new(PluginMetrics::new()));
             self.shared.registry.add_plugin(runtime.id());
             self.shared.set_plugin(runtime.id(), Some(runtime.clone()));
             applied.started.push(runtime.id().to_owned());
+            starting.push((runtime, orders));
+        }
+        // Owners follow the new order (a reload can add plugins anywhere in discovery
+        // order, or reorder it), before any new plugin's handshake.
+        self.shared
+            .registry
+            .set_precedence(order.iter().map(String::as_str));
+        for (runtime, orders) in starting {
             self.spawn_runner(runtime, orders);
         }
         Ok(applied)

@@ -1001,6 +1001,153 @@ async fn hooks_run_by_priority_and_their_results_merge() {
     high.assert_all_gone();
 }
 
+/// Who owns the tool `echo` and the command `/mystatus`, and what the other plugin's
+/// rejections say.
+fn owners(supervisor: &Supervisor) -> (String, String) {
+    let snapshot = supervisor.snapshot();
+    let owner = |key: &str| {
+        snapshot
+            .registrations
+            .iter()
+            .find(|r| r.key == key)
+            .map(|r| r.plugin.clone())
+            .unwrap_or_default()
+    };
+    (owner("echo"), owner("mystatus"))
+}
+
+fn conflicts_of(supervisor: &Supervisor, plugin: &str) -> Vec<String> {
+    supervisor
+        .snapshot()
+        .plugins
+        .into_iter()
+        .find(|p| p.id == plugin)
+        .unwrap()
+        .rejected
+        .into_iter()
+        .filter(|r| r.code == RejectionCode::Conflict)
+        .map(|r| r.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn contested_keys_go_to_the_first_in_precedence_whichever_handshake_ends_first() {
+    // `first` comes first in discovery order. Each order of handshakes, three times.
+    for (round, delayed) in ["first", "second", "first", "second", "first", "second"]
+        .into_iter()
+        .enumerate()
+    {
+        let make = |id: &str| {
+            let fixture = Fixture::new(id, "ok").env("FIXTURE_COMMAND", "mystatus");
+            if id == delayed {
+                fixture.env("FIXTURE_INIT_DELAY_MS", "300")
+            } else {
+                fixture
+            }
+        };
+        let (first, second) = (make("first"), make("second"));
+        let supervisor = Supervisor::start(vec![first.spec.clone(), second.spec.clone()]).unwrap();
+        let (_, mut events) = supervisor.subscribe();
+        assert!(supervisor.wait_settled(SETTLE).await);
+        assert_eq!(
+            owners(&supervisor),
+            ("first".to_owned(), "first".to_owned()),
+            "round {round}, {delayed} delayed"
+        );
+        // The loser runs on with those registrations rejected, naming the winner.
+        assert_eq!(supervisor.state("second").unwrap().0, PluginState::Ready);
+        let conflicts = conflicts_of(&supervisor, "second");
+        assert_eq!(
+            conflicts.len(),
+            5,
+            "four tools and the command: {conflicts:?}"
+        );
+        assert!(
+            conflicts.iter().all(|r| r.contains("plugin `first`")),
+            "{conflicts:?}"
+        );
+        let authorized = CallContext {
+            is_authorized_sender: Some(true),
+            ..CallContext::default()
+        };
+        let answer = run_command(&supervisor, "/mystatus", authorized)
+            .await
+            .unwrap();
+        assert_eq!(answer.text, "first ran /mystatus");
+        // When the winner came up second, it took the keys, and the event says from whom.
+        let taken: Vec<(String, Option<String>)> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|event| match event {
+                RegistryEvent::Registered {
+                    plugin,
+                    key,
+                    replaces,
+                    ..
+                } if key == "mystatus" => Some((plugin, replaces)),
+                _ => None,
+            })
+            .collect();
+        let expected = if delayed == "first" {
+            vec![
+                ("second".to_owned(), None),
+                ("first".to_owned(), Some("second".to_owned())),
+            ]
+        } else {
+            vec![("first".to_owned(), None)]
+        };
+        assert_eq!(taken, expected, "round {round}, {delayed} delayed");
+
+        // A restart of either keeps the owners.
+        for plugin in ["first", "second"] {
+            supervisor.restart_plugin(plugin).await.unwrap();
+            assert!(supervisor.wait_settled(SETTLE).await);
+            wait_for_state(&supervisor, plugin, PluginState::Ready).await;
+            assert_eq!(
+                owners(&supervisor),
+                ("first".to_owned(), "first".to_owned())
+            );
+        }
+        supervisor.shutdown().await;
+        first.assert_all_gone();
+        second.assert_all_gone();
+    }
+}
+
+#[tokio::test]
+async fn a_reload_moves_contested_keys_with_the_precedence_and_a_removed_winner_frees_them() {
+    let first = Fixture::new("first", "ok").env("FIXTURE_COMMAND", "mystatus");
+    let second = Fixture::new("second", "ok").env("FIXTURE_COMMAND", "mystatus");
+    let supervisor = start(&[&first, &second]).await;
+    assert_eq!(
+        owners(&supervisor),
+        ("first".to_owned(), "first".to_owned())
+    );
+    // Discovery order reversed: same plugins, unchanged, new owners.
+    let applied = supervisor
+        .apply(vec![second.spec.clone(), first.spec.clone()])
+        .await
+        .unwrap();
+    assert_eq!(applied.unchanged, ["second", "first"]);
+    assert_eq!(
+        owners(&supervisor),
+        ("second".to_owned(), "second".to_owned())
+    );
+    assert!(
+        conflicts_of(&supervisor, "first")
+            .iter()
+            .all(|r| r.contains("plugin `second`"))
+    );
+    // The winner removed: the other plugin gets the keys back.
+    supervisor.apply(vec![first.spec.clone()]).await.unwrap();
+    assert_eq!(
+        owners(&supervisor),
+        ("first".to_owned(), "first".to_owned())
+    );
+    assert!(conflicts_of(&supervisor, "first").is_empty());
+    supervisor.shutdown().await;
+    first.assert_all_gone();
+    second.assert_all_gone();
+}
+
 #[tokio::test]
 async fn cancelled_callers_cancel_the_plugin_call() {
     let fixture = Fixture::new("cancel", "ok");
