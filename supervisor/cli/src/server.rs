@@ -292,7 +292,7 @@ impl State {
                     .iter()
                     .find(|plugin| running && plugin.id == row.id)
                     .map_or(Value::Null, |plugin| {
-                        runtime(plugin, &snapshot.registrations, false)
+                        self.runtime(plugin, &snapshot.registrations, false)
                     });
                 value
             })
@@ -300,7 +300,7 @@ impl State {
         // A plugin the supervisor runs that the inventory does not know (an embedder's).
         for plugin in &snapshot.plugins {
             if !rows.iter().any(|row| row["id"] == plugin.id.as_str()) {
-                rows.push(json!({"id": plugin.id, "runtime": runtime(plugin, &snapshot.registrations, false)}));
+                rows.push(json!({"id": plugin.id, "runtime": self.runtime(plugin, &snapshot.registrations, false)}));
             }
         }
         rows
@@ -324,9 +324,22 @@ impl State {
             |r| serde_json::to_value(r).expect("inspect reports serialize"),
         );
         value["runtime"] = plugin.map_or(Value::Null, |plugin| {
-            runtime(plugin, &snapshot.registrations, true)
+            self.runtime(plugin, &snapshot.registrations, true)
         });
         Some(value)
+    }
+
+    /// One plugin's `runtime` member: its snapshot, `uptimeMs`, its registrations (all
+    /// of them when `detailed`, else their count) and its `isolation`.
+    fn runtime(
+        &self,
+        plugin: &PluginSnapshot,
+        registrations: &[outpost_supervisor::RegistrationSnapshot],
+        detailed: bool,
+    ) -> Value {
+        let mut value = runtime(plugin, registrations, detailed);
+        value["isolation"] = json!(self.supervisor.isolation(&plugin.id));
+        value
     }
 
     /// The ids of the plugins the supervisor runs, sorted, for "no such plugin" errors.

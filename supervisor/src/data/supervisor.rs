@@ -247,6 +247,17 @@ impl Supervisor {
         self.shared.registry.subscribe()
     }
 
+    /// How a plugin's current (or last) process is confined: what its sandbox came to
+    /// on this host. `None` before its first start, and for an unknown plugin.
+    pub fn isolation(&self, plugin: &str) -> Option<crate::isolation::Isolation> {
+        self.shared
+            .plugin(plugin)?
+            .isolation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// A plugin's state and why.
     pub fn state(&self, plugin: &str) -> Option<(PluginState, Option<Reason>)> {
         self.shared.registry.state_of(plugin)

@@ -1214,6 +1214,14 @@ fn status_and_plugin_orders_from_the_command_line() {
         .unwrap();
     assert_eq!(b["runtime"]["state"], "stopped");
     assert_eq!(b["runtime"]["reason"]["kind"], "stopRequested");
+    // How its last process was confined, as the probe says this host allows.
+    let host = outpost_supervisor::isolation::probe();
+    assert_eq!(
+        b["runtime"]["isolation"]["containment"],
+        json!(host.containment),
+        "{b}"
+    );
+    assert!(b["runtime"]["isolation"]["stateDir"].is_string(), "{b}");
     let started = server.outpost(&["plugins", "start", "b"]);
     assert!(started.status.success());
     server.wait_ready(2);
