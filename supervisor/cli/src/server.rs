@@ -285,7 +285,7 @@ impl State {
         let mut rows: Vec<Value> = ListRow::all(&inventory)
             .into_iter()
             .map(|row| {
-                let running = row.shadowed_by.is_none();
+                let running = row.shadowed_by.is_none() && row.passed_over_for.is_none();
                 let mut value = serde_json::to_value(&row).expect("list rows serialize");
                 value["runtime"] = snapshot
                     .plugins
@@ -368,10 +368,11 @@ impl State {
         let rows = ListRow::all(&inventory);
         let mut rows = rows.into_iter().filter(|row| row.id == id);
         let first = rows.next()?;
-        let row = if first.shadowed_by.is_none() {
+        let active = |row: &ListRow| row.shadowed_by.is_none() && row.passed_over_for.is_none();
+        let row = if active(&first) {
             first
         } else {
-            rows.find(|row| row.shadowed_by.is_none()).unwrap_or(first)
+            rows.find(active).unwrap_or(first)
         };
         Some(Discovered {
             status: row.status,

@@ -90,6 +90,31 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Outpost's own `outpost` block, with defaults filled in.
     pub outpost: OutpostSettings,
+    /// OpenClaw's `channels` block: one entry per channel id (normalised), read by
+    /// the plugin that declares the channel.
+    pub channels: BTreeMap<String, ChannelConfig>,
+}
+
+/// One `channels.<id>`: the config of a messaging channel, owned by the plugin whose
+/// manifest declares the channel id.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ChannelConfig {
+    /// The key as written in the file.
+    pub key: String,
+    /// `enabled`: true turns the channel (and the bundled plugin declaring it) on,
+    /// false off; absent: a configured channel counts as on.
+    pub enabled: Option<bool>,
+    /// The whole `channels.<id>` value, handed to the plugin as it is written.
+    pub value: Value,
+}
+
+impl ChannelConfig {
+    /// Whether the channel asks for its plugin: `enabled: true`, or configured without
+    /// `enabled: false`.
+    pub fn wants_plugin(&self) -> bool {
+        self.enabled != Some(false)
+    }
 }
 
 /// OpenClaw's `plugins` block, normalised as OpenClaw does: ids in `allow`, `deny` and
@@ -409,7 +434,7 @@ pub(crate) fn read(path: &Path, host: &Host) -> Result<(Config, Vec<Diagnostic>)
     let ignored: Vec<&str> = root
         .keys()
         .map(String::as_str)
-        .filter(|key| !matches!(*key, "plugins" | "outpost"))
+        .filter(|key| !matches!(*key, "plugins" | "outpost" | "channels"))
         .collect();
     if !ignored.is_empty() {
         let list = ignored.join(", ");
@@ -417,7 +442,7 @@ pub(crate) fn read(path: &Path, host: &Host) -> Result<(Config, Vec<Diagnostic>)
             Diagnostic::advisory(
                 Code::IgnoredKey,
                 format!(
-                    "top-level keys ignored: {list} (Outpost reads only `plugins` and `outpost`)"
+                    "top-level keys ignored: {list} (Outpost reads only `plugins`, `channels` and `outpost`)"
                 ),
             )
             .file(&path),
@@ -425,6 +450,7 @@ pub(crate) fn read(path: &Path, host: &Host) -> Result<(Config, Vec<Diagnostic>)
     }
     let plugins = reader.plugins(root.get("plugins"));
     let outpost = reader.outpost(root.get("outpost"), host);
+    let channels = reader.channels(root.get("channels"));
     let diagnostics = reader.diagnostics;
     Ok((
         Config {
@@ -432,6 +458,7 @@ pub(crate) fn read(path: &Path, host: &Host) -> Result<(Config, Vec<Diagnostic>)
             dir,
             plugins,
             outpost,
+            channels,
         },
         diagnostics,
     ))
@@ -460,6 +487,45 @@ impl Reader<'_> {
                 .file(self.file)
                 .path_and_key(path),
         );
+    }
+
+    /// `channels`: each member an object; which ids are known is decided after
+    /// discovery (a manifest must declare the channel).
+    fn channels(&mut self, value: Option<&Value>) -> BTreeMap<String, ChannelConfig> {
+        let mut channels = BTreeMap::new();
+        let Some(object) = self.object(value, "channels") else {
+            return channels;
+        };
+        for (key, value) in object {
+            let path = join_path("channels", key);
+            let enabled = match value {
+                Value::Object(members) => {
+                    self.bool(members.get("enabled"), &join_path(&path, "enabled"))
+                }
+                Value::Null => continue,
+                other => {
+                    self.wrong_type(&path, "an object", other);
+                    continue;
+                }
+            };
+            let id = normalize_id(key);
+            if let Some(ChannelConfig { key: first, .. }) = channels.get(&id) {
+                self.warning(
+                    Code::DuplicateEntry,
+                    &path,
+                    format!("`{key}` and `{first}` both name channel `{id}` (channel ids are not case-sensitive); this one wins"),
+                );
+            }
+            channels.insert(
+                id,
+                ChannelConfig {
+                    key: key.clone(),
+                    enabled,
+                    value: value.clone(),
+                },
+            );
+        }
+        channels
     }
 
     /// Reports every key of `object` not in `known`, with a suggestion when one is close.

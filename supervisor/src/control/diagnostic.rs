@@ -49,9 +49,10 @@ pub enum Code {
     /// The host confines plugins less than their sandbox asks: no namespaces, no
     /// Landlock, or plugins running as root.
     Isolation,
-    /// A config entry that names the same plugin as another one after normalisation.
+    /// A config entry that names the same plugin (or channel) as another one after
+    /// normalisation.
     DuplicateEntry,
-    /// Top-level config keys other than `plugins` and `outpost`, ignored.
+    /// Top-level config keys other than `plugins`, `channels` and `outpost`, ignored.
     IgnoredKey,
     /// A `plugins.load.paths` entry or a discovery root that cannot be used.
     PathUnusable,
@@ -102,6 +103,15 @@ pub enum Code {
     NoAllowlist,
     /// A manifest field OpenClaw ignores (an unknown `contracts` key, for example).
     IgnoredManifestField,
+    /// A `channels.<id>` key no discovered manifest declares.
+    UnknownChannel,
+    /// A `channels.<id>` config that does not match the schema its plugin's manifest
+    /// declares in `channelConfigs`.
+    ChannelConfigInvalid,
+    /// A workspace copy that is not enabled, passed over: it shadows nothing.
+    PassedOver,
+    /// A config entry that names a plugin by a legacy id (`legacyPluginIds`).
+    LegacyId,
 }
 
 /// One problem, with where it is: the plugin, the file, the JSON path inside the file,

@@ -4,7 +4,8 @@
 //!
 //! 1. `plugins.enabled: false` disables every plugin;
 //! 2. `plugins.deny` disables (deny always wins);
-//! 3. `plugins.entries.<id>.enabled: false` disables;
+//! 3. `plugins.entries.<id>.enabled: false` disables; so does `channels.<channel>.enabled:
+//!    false` for a channel the manifest declares, unless the entry says `enabled: true`;
 //! 4. a workspace plugin is off unless allowlisted, enabled in its entry, or selected
 //!    by `plugins.slots.contextEngine`;
 //! 5. `plugins.slots.memory` / `plugins.slots.contextEngine` naming the plugin enables
@@ -12,7 +13,9 @@
 //! 6. a non-empty `plugins.allow` that does not list the plugin disables;
 //! 7. `plugins.entries.<id>.enabled: true` enables; so does `plugins.allow` for a
 //!    non-bundled plugin;
-//! 8. a bundled plugin is on only when its manifest says `enabledByDefault` (or lists
+//! 8. a bundled plugin is on when a channel it declares is configured (`channels.<id>`
+//!    present, `enabled` not false), OpenClaw's implicit channel enablement; otherwise
+//!    a bundled plugin is on only when its manifest says `enabledByDefault` (or lists
 //!    this platform in `enabledByDefaultOnPlatforms`);
 //! 9. anything else (installed: config paths and the global directory) is on.
 //!
@@ -40,6 +43,10 @@ pub enum Cause {
     Denylist,
     /// `plugins.entries.<id>.enabled: false`.
     DisabledInConfig,
+    /// `channels.<id>.enabled: false` for a channel it declares.
+    ChannelDisabled,
+    /// A bundled plugin whose channel is configured under `channels.<id>`.
+    ChannelConfigured,
     /// A workspace plugin not enabled explicitly.
     WorkspaceDefaultOff,
     /// Selected by `plugins.slots.memory`.
@@ -125,6 +132,20 @@ pub(crate) struct Subject<'a> {
     pub(crate) origin: Origin,
     pub(crate) kind: &'a [PluginKind],
     pub(crate) default_on: bool,
+    pub(crate) channel: ChannelSwitch<'a>,
+}
+
+/// What the `channels` block says about the channels a plugin declares; the `&str` is
+/// the `channels.<key>` as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ChannelSwitch<'a> {
+    /// No declared channel is configured.
+    #[default]
+    Unset,
+    /// A declared channel is configured and not turned off.
+    On(&'a str),
+    /// Every configured channel it declares says `enabled: false`.
+    Off(&'a str),
 }
 
 struct Trace {
@@ -217,6 +238,16 @@ fn activation(subject: Subject<'_>, plugins: &PluginsConfig) -> Enablement {
             "not set"
         },
     );
+    if let ChannelSwitch::Off(key) = subject.channel
+        && entry_enabled != Some(true)
+    {
+        return trace.decide(
+            false,
+            Cause::ChannelDisabled,
+            format!("channels.{key}.enabled"),
+            format!("channels.{key}.enabled is false: the plugin of that channel is off"),
+        );
+    }
     let allowlisted = plugins.allow.contains(&policy_id);
     // The memory slot selects `memory-core` when unset; the context engine slot selects
     // a plugin only when set (its default is the built-in engine).
@@ -279,6 +310,18 @@ fn activation(subject: Subject<'_>, plugins: &PluginsConfig) -> Enablement {
             Cause::SelectedInAllowlist,
             "plugins.allow",
             "listed in plugins.allow",
+        );
+    }
+    if let ChannelSwitch::On(key) = subject.channel
+        && subject.origin == Origin::Bundled
+    {
+        return trace.decide(
+            true,
+            Cause::ChannelConfigured,
+            format!("channels.{key}"),
+            format!(
+                "channels.{key} is configured: the bundled plugin declaring that channel is on"
+            ),
         );
     }
     match subject.origin {
@@ -603,6 +646,53 @@ mod tests {
                 Cause::SlotTaken,
             ),
             (
+                "channel on enables a bundled plugin",
+                |_| {},
+                Origin::Bundled,
+                &[],
+                false,
+                true,
+                Cause::ChannelConfigured,
+            ),
+            (
+                "channel on does not pass the allowlist",
+                |c| c.allow.push("other".into()),
+                Origin::Bundled,
+                &[],
+                false,
+                false,
+                Cause::NotInAllowlist,
+            ),
+            (
+                "channel on does not enable a workspace plugin",
+                |_| {},
+                Origin::Workspace,
+                &[],
+                false,
+                false,
+                Cause::WorkspaceDefaultOff,
+            ),
+            (
+                "channel off disables a default-on plugin",
+                |_| {},
+                Origin::Bundled,
+                &[],
+                true,
+                false,
+                Cause::ChannelDisabled,
+            ),
+            (
+                "channel off loses to the plugin's own entry",
+                |c| {
+                    c.entries.insert("acme".into(), entry(true));
+                },
+                Origin::Global,
+                &[],
+                false,
+                true,
+                Cause::EnabledInConfig,
+            ),
+            (
                 "a plugin of both kinds keeps running",
                 |c| c.slots.memory = Slot::Plugin("other".into()),
                 Origin::Global,
@@ -625,6 +715,13 @@ mod tests {
                     origin: *origin,
                     kind,
                     default_on: *default_on,
+                    channel: if what.starts_with("channel on") {
+                        ChannelSwitch::On("acmechat")
+                    } else if what.starts_with("channel off") {
+                        ChannelSwitch::Off("acmechat")
+                    } else {
+                        ChannelSwitch::Unset
+                    },
                 },
                 &plugins,
             );
@@ -655,6 +752,7 @@ mod tests {
             origin: Origin::Global,
             kind: &[],
             default_on: false,
+            channel: ChannelSwitch::Unset,
         };
         assert_eq!(decide(subject, &plugins).cause, Cause::Denylist);
         let mut plugins = config();

@@ -16,10 +16,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::command::{self, OutpostBlock, Search, Unlaunchable};
-use super::config::{self, Config, ConfigError, Host, Slot, SlotKey, normalize_id};
+use super::config::{
+    self, ChannelConfig, Config, ConfigError, Host, PluginsConfig, Slot, SlotKey, normalize_id,
+};
 use super::diagnostic::{Code, Diagnostic, Severity, join_path};
 use super::discovery::{self, Extensions, FoundRoot, Origin, file_base};
-use super::enablement::{self, Cause, Enablement, Subject};
+use super::enablement::{self, Cause, ChannelSwitch, Enablement, Subject};
 use super::gates::{Block, FileCheck, Gate};
 use super::manifest::{MAX_MANIFEST_BYTES, Manifest};
 use super::plugin_id;
@@ -113,6 +115,12 @@ pub struct PluginRecord {
     pub allow_conversation_access: Option<bool>,
     /// The source of the copy that won, when this one is shadowed.
     pub shadowed_by: Option<PathBuf>,
+    /// For a workspace copy that is not enabled: the source of the lower-precedence
+    /// copy used instead (a disabled workspace copy shadows nothing).
+    pub passed_over_for: Option<PathBuf>,
+    /// The config of the channels its manifest declares that `channels` configures,
+    /// by channel id as the manifest spells it (unredacted: reports redact it).
+    pub channels: Map<String, Value>,
     /// This plugin's own problems.
     pub diagnostics: Vec<Diagnostic>,
     claims: bool,
@@ -122,6 +130,11 @@ impl PluginRecord {
     /// Whether it can run out of process (has a resolved launch).
     pub fn runnable(&self) -> bool {
         self.launch.is_some()
+    }
+
+    /// Whether this copy holds its id: accepted, neither shadowed nor passed over.
+    fn is_active_copy(&self) -> bool {
+        self.claims && self.shadowed_by.is_none() && self.passed_over_for.is_none()
     }
 }
 
@@ -156,7 +169,7 @@ impl Inventory {
     pub fn get(&self, id: &str) -> Option<&PluginRecord> {
         self.plugins
             .iter()
-            .find(|record| record.id == id && record.claims && record.shadowed_by.is_none())
+            .find(|record| record.id == id && record.is_active_copy())
             .or_else(|| self.plugins.iter().find(|record| record.id == id))
     }
 
@@ -248,12 +261,19 @@ impl LoadOptions {
     }
 }
 
-/// Where bundled plugins are by default: `$OUTPOST_BUNDLED_DIR` if set; else the
-/// repository's `plugins/` when running from a checkout; else
-/// `<executable dir>/../share/outpost/plugins`.
+/// Where bundled plugins are by default: `$OUTPOST_BUNDLED_DIR` if set; else
+/// `<executable dir>/../share/outpost/plugins` when it exists (an installed outpost,
+/// scripts/install.sh); else the repository's `plugins/` when running from a checkout;
+/// else that installed place.
 pub fn default_bundled_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("OUTPOST_BUNDLED_DIR").filter(|dir| !dir.is_empty()) {
         return Some(PathBuf::from(dir));
+    }
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("../share/outpost/plugins")));
+    if let Some(installed) = installed.as_ref().filter(|dir| dir.is_dir()) {
+        return Some(installed.clone());
     }
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -263,8 +283,7 @@ pub fn default_bundled_dir() -> Option<PathBuf> {
     {
         return Some(checkout);
     }
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.join("../share/outpost/plugins"))
+    installed
 }
 
 /// Loads the config at `config_path` and builds the inventory, with the process
@@ -279,24 +298,32 @@ pub fn load_with(options: &LoadOptions) -> Result<Inventory, ConfigError> {
         home: options.home.clone(),
         bundled_dir: options.bundled_dir.clone(),
     };
-    let (config, mut diagnostics) = config::read(&options.config_path, &host)?;
+    let (mut config, mut diagnostics) = config::read(&options.config_path, &host)?;
     let found = discovery::discover(&config);
     diagnostics.extend(found.diagnostics);
+    let mut drafts: Vec<Draft> = {
+        let context = Context {
+            config: &config,
+            options,
+        };
+        found
+            .roots
+            .iter()
+            .flat_map(|root| context.examine(root))
+            .collect()
+    };
+    resolve_legacy_ids(&mut config, &drafts, &mut diagnostics);
     let context = Context {
         config: &config,
         options,
     };
-    let mut drafts: Vec<Draft> = found
-        .roots
-        .iter()
-        .flat_map(|root| context.examine(root))
-        .collect();
-    shadow(&mut drafts);
+    shadow(&mut drafts, &config);
     for draft in &mut drafts {
         context.settle(draft);
     }
     let plugins: Vec<PluginRecord> = drafts.into_iter().map(|draft| draft.record).collect();
     let missing = check_references(&config, &plugins, &mut diagnostics);
+    check_channels(&config, &plugins, &mut diagnostics);
     advise(&config, &plugins, &mut diagnostics);
     Ok(Inventory {
         config,
@@ -349,6 +376,8 @@ impl Context<'_> {
             allow_prompt_injection: true,
             allow_conversation_access: None,
             shadowed_by: None,
+            passed_over_for: None,
+            channels: Map::new(),
             diagnostics: Vec::new(),
             claims: false,
         }
@@ -916,14 +945,10 @@ impl Context<'_> {
         }
         let manifest = record.manifest.as_ref().expect("checked above");
         let decision = enablement::decide(
-            Subject {
-                id: &record.id,
-                origin: record.origin,
-                kind: &manifest.kind,
-                default_on: manifest.enabled_by_default_here(),
-            },
+            subject(record, manifest, &self.config.channels),
             &self.config.plugins,
         );
+        let mut config_problems = self.channel_configs(record, decision.enabled);
         let entry = self.config.plugins.entries.get(&normalize_id(&record.id));
         record.allow_prompt_injection = entry
             .and_then(|entry| entry.allow_prompt_injection)
@@ -931,12 +956,11 @@ impl Context<'_> {
         record.allow_conversation_access = entry.and_then(|entry| entry.allow_conversation_access);
         let entry_config = entry.and_then(|entry| entry.config.as_ref());
         let entry_key = entry.map_or(record.id.as_str(), |entry| entry.key.as_str());
-        let mut config_problems = 0;
         if let Some(schema) = &draft.schema {
             if decision.enabled || entry_config.is_some() {
                 let (config, problems) = schema.check(entry_config);
                 record.config = config;
-                config_problems = problems.len();
+                config_problems += problems.len();
                 let base = format!("plugins.entries.{entry_key}.config");
                 // A disabled plugin's config is kept and still checked, but only warned
                 // about: it does not run, and enabling it again is when it must be right.
@@ -987,12 +1011,20 @@ impl Context<'_> {
         (record.status, record.reason) = if let Some(broken) = &draft.broken {
             (Status::Error, broken.clone())
         } else if !decision.enabled {
-            (Status::Disabled, decision.reason.clone())
+            let reason = match &record.passed_over_for {
+                Some(used) => format!(
+                    "{}; passed over: it shadows nothing, the copy at {} is used",
+                    decision.reason,
+                    used.display()
+                ),
+                None => decision.reason.clone(),
+            };
+            (Status::Disabled, reason)
         } else if config_problems > 0 {
             (
                 Status::Invalid,
                 format!(
-                    "its config has {config_problems} problem{} against its configSchema (see its diagnostics)",
+                    "its config has {config_problems} problem{} against its configSchema or channel schema (see its diagnostics)",
                     plural(config_problems)
                 ),
             )
@@ -1017,6 +1049,118 @@ impl Context<'_> {
             (Status::Enabled, decision.reason.clone())
         };
         record.enablement = Some(decision);
+    }
+}
+
+impl Context<'_> {
+    /// Fills `record.channels` with the `channels.<id>` of each channel its manifest
+    /// declares, and checks each against the manifest's `channelConfigs.<id>.schema`
+    /// when it has one. Returns the number of problems found (errors when `enabled`,
+    /// warnings otherwise, as for the plugin's own config).
+    fn channel_configs(&self, record: &mut PluginRecord, enabled: bool) -> usize {
+        let Some(manifest) = &record.manifest else {
+            return 0;
+        };
+        let mut problems_found = 0;
+        let mut diagnostics = Vec::new();
+        let mut channels = Map::new();
+        for id in &manifest.channels {
+            let Some(channel) = self.config.channels.get(&normalize_id(id)) else {
+                continue;
+            };
+            channels.insert(id.clone(), channel.value.clone());
+            let declared = manifest
+                .raw()
+                .get("channelConfigs")
+                .and_then(|configs| configs.get(id))
+                .and_then(Value::as_object);
+            let Some(schema) = declared
+                .and_then(|declared| declared.get("schema"))
+                .and_then(Value::as_object)
+            else {
+                continue;
+            };
+            let schema = match Schema::compile(schema) {
+                Ok(schema) => schema,
+                Err(error) => {
+                    diagnostics.push(
+                        Diagnostic::advisory(
+                            Code::SchemaInvalid,
+                            format!(
+                                "channelConfigs.{id}.schema is not a usable JSON Schema, so channels.{} is not checked: {error}",
+                                channel.key
+                            ),
+                        )
+                        .plugin(&record.id)
+                        .file(&record.manifest_path),
+                    );
+                    continue;
+                }
+            };
+            let hints = declared
+                .and_then(|declared| declared.get("uiHints"))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let schema = schema.with_hints(&hints);
+            let (_, problems) = schema.check(channel.value.as_object());
+            problems_found += problems.len();
+            let (report, suffix): (fn(Code, String) -> Diagnostic, _) = if enabled {
+                (Diagnostic::error, "")
+            } else {
+                (
+                    Diagnostic::warning,
+                    " (the plugin is disabled; fix this before enabling it)",
+                )
+            };
+            let base = format!("channels.{}", channel.key);
+            for problem in problems {
+                let mut diagnostic = report(
+                    Code::ChannelConfigInvalid,
+                    format!(
+                        "{}{suffix} (the schema is channelConfigs.{id}.schema in {})",
+                        problem.message,
+                        record.manifest_path.display()
+                    ),
+                )
+                .plugin(&record.id)
+                .file(&self.config.path)
+                .path(join_path(&base, &problem.path));
+                if let Some(key) = problem.key {
+                    diagnostic = diagnostic.key(key);
+                }
+                diagnostics.push(diagnostic);
+            }
+        }
+        record.channels = channels;
+        record.diagnostics.extend(diagnostics);
+        if enabled { problems_found } else { 0 }
+    }
+}
+
+/// What enablement needs to know about `record`.
+fn subject<'a>(
+    record: &'a PluginRecord,
+    manifest: &'a Manifest,
+    channels: &'a BTreeMap<String, ChannelConfig>,
+) -> Subject<'a> {
+    let configured: Vec<&ChannelConfig> = manifest
+        .channels
+        .iter()
+        .filter_map(|id| channels.get(&normalize_id(id)))
+        .collect();
+    let channel = match configured.iter().find(|channel| channel.wants_plugin()) {
+        Some(on) => ChannelSwitch::On(&on.key),
+        None => configured
+            .first()
+            .map_or(ChannelSwitch::Unset, |off| ChannelSwitch::Off(&off.key)),
+    };
+    Subject {
+        id: &record.id,
+        origin: record.origin,
+        kind: &manifest.kind,
+        default_on: manifest.enabled_by_default_here(),
+        channel,
     }
 }
 
@@ -1071,16 +1215,28 @@ fn read_manifest(path: &Path) -> Result<Manifest, String> {
 }
 
 /// The first copy of each id wins; later copies are shadowed, with a warning. Blocked
-/// and broken roots never claim an id.
+/// and broken roots never claim an id, and neither does a workspace copy that is not
+/// enabled (the seed: a workspace copy shadows a bundled one only when it is enabled or
+/// allowlisted): it is passed over, and the next copy is used.
 ///
 /// Ids are compared as config keys are, ignoring case: a copy whose id differs from the
 /// winner's only in case is not shadowed but refused, since it would receive the
 /// winner's config entry, allowlist place and grants.
-fn shadow(drafts: &mut [Draft]) {
+fn shadow(drafts: &mut [Draft], config: &Config) {
     let mut winners: BTreeMap<String, (String, PathBuf, Origin)> = BTreeMap::new();
-    for draft in drafts.iter_mut() {
+    let mut passed_over = Vec::new();
+    for (index, draft) in drafts.iter_mut().enumerate() {
         let record = &mut draft.record;
         if !record.claims || record.status == Status::Blocked {
+            continue;
+        }
+        if record.origin == Origin::Workspace
+            && !winners.contains_key(&normalize_id(&record.id))
+            && let Some(manifest) = &record.manifest
+            && !enablement::decide(subject(record, manifest, &config.channels), &config.plugins)
+                .enabled
+        {
+            passed_over.push(index);
             continue;
         }
         match winners.get(&normalize_id(&record.id)) {
@@ -1130,6 +1286,142 @@ fn shadow(drafts: &mut [Draft]) {
                     .not_runnable
                     .get_or_insert_with(|| "shadowed".to_owned());
             }
+        }
+    }
+    for index in passed_over {
+        let record = &mut drafts[index].record;
+        let Some((_, source, origin)) = winners.get(&normalize_id(&record.id)) else {
+            continue;
+        };
+        record.diagnostics.push(
+            Diagnostic::advisory(
+                Code::PassedOver,
+                format!(
+                    "{} (workspace) is not enabled, so it does not shadow the {origin} copy at {}, which is used; enable the workspace copy (plugins.entries.{}.enabled or plugins.allow) to use it instead",
+                    record.root.display(),
+                    source.display(),
+                    record.id
+                ),
+            )
+            .plugin(&record.id)
+            .file(&record.source),
+        );
+        record.passed_over_for = Some(source.clone());
+    }
+}
+
+/// `legacyPluginIds`: a `plugins.entries.<old-id>` applies to the plugin whose manifest
+/// lists `old-id` as a legacy id, unless an entry under its own id exists (then the
+/// legacy entry is ignored, with a warning).
+fn resolve_legacy_ids(config: &mut Config, drafts: &[Draft], diagnostics: &mut Vec<Diagnostic>) {
+    let plugins: &mut PluginsConfig = &mut config.plugins;
+    let current: HashSet<String> = drafts
+        .iter()
+        .filter(|draft| draft.record.claims)
+        .map(|draft| normalize_id(&draft.record.id))
+        .collect();
+    for draft in drafts {
+        let Some(manifest) = &draft.record.manifest else {
+            continue;
+        };
+        let id = normalize_id(&manifest.id);
+        for legacy in &manifest.legacy_plugin_ids {
+            let old = normalize_id(legacy);
+            if old == id || current.contains(&old) {
+                continue;
+            }
+            let Some(entry) = plugins.entries.get(&old) else {
+                continue;
+            };
+            let path = format!("plugins.entries.{}", entry.key);
+            if plugins.entries.contains_key(&id) {
+                diagnostics.push(
+                    Diagnostic::warning(
+                        Code::LegacyId,
+                        format!(
+                            "`{}` is a legacy id of plugin `{}`, which has an entry of its own; this one is ignored (remove it)",
+                            entry.key, manifest.id
+                        ),
+                    )
+                    .plugin(&manifest.id)
+                    .file(&config.path)
+                    .path_and_key(&path),
+                );
+                plugins.entries.remove(&old);
+                continue;
+            }
+            diagnostics.push(
+                Diagnostic::advisory(
+                    Code::LegacyId,
+                    format!(
+                        "`{}` is a legacy id of plugin `{}` (legacyPluginIds in its manifest): this entry applies to it; rename the key to `{}`",
+                        entry.key, manifest.id, manifest.id
+                    ),
+                )
+                .plugin(&manifest.id)
+                .file(&config.path)
+                .path_and_key(&path),
+            );
+            let entry = plugins.entries.remove(&old).expect("looked up above");
+            plugins.entries.insert(id.clone(), entry);
+        }
+    }
+}
+
+/// `channels.<id>` keys no discovered manifest declares are errors (as in OpenClaw);
+/// a declared channel whose plugin is not enabled is a warning, since its config does
+/// nothing.
+fn check_channels(config: &Config, plugins: &[PluginRecord], diagnostics: &mut Vec<Diagnostic>) {
+    let mut declared: BTreeMap<String, &PluginRecord> = BTreeMap::new();
+    for record in plugins.iter().filter(|record| record.claims) {
+        for channel in record
+            .manifest
+            .iter()
+            .flat_map(|manifest| &manifest.channels)
+        {
+            let entry = declared.entry(normalize_id(channel)).or_insert(record);
+            if !entry.is_active_copy() && record.is_active_copy() {
+                *entry = record;
+            }
+        }
+    }
+    for (id, channel) in &config.channels {
+        let path = format!("channels.{}", channel.key);
+        match declared.get(id) {
+            None => {
+                let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "no discovered plugin declares a channel".to_owned()
+                } else {
+                    format!("channels declared: {}", known.join(", "))
+                };
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::UnknownChannel,
+                        format!(
+                            "no discovered plugin's manifest declares channel `{}` ({known}); install the plugin that provides it, or fix the id",
+                            channel.key
+                        ),
+                    )
+                    .file(&config.path)
+                    .path_and_key(&path),
+                );
+            }
+            Some(record) if record.status == Status::Disabled && channel.wants_plugin() => {
+                diagnostics.push(
+                    Diagnostic::warning(
+                        Code::UnknownChannel,
+                        format!(
+                            "channel `{}` is configured, but its plugin `{}` is {}: {}",
+                            channel.key, record.id, record.status, record.reason
+                        ),
+                    )
+                    .plugin(&record.id)
+                    .file(&config.path)
+                    .path_and_key(&path),
+                );
+            }
+            Some(_) => {}
         }
     }
 }
@@ -1225,7 +1517,7 @@ fn check_references(
         }
         let active = plugins
             .iter()
-            .find(|record| record.id == *id && record.claims && record.shadowed_by.is_none());
+            .find(|record| record.id == *id && record.is_active_copy());
         if let Some(record) = active {
             let declares = record
                 .manifest
@@ -1326,12 +1618,23 @@ fn advise(config: &Config, plugins: &[PluginRecord], diagnostics: &mut Vec<Diagn
             );
         }
     }
-    if config.plugins.allow.is_empty() {
+    if config.plugins.allow.is_empty() && config.plugins.enabled {
         const SHOWN: usize = 8;
-        let untracked: Vec<&str> = plugins
+        let untracked: Vec<String> = plugins
             .iter()
-            .filter(|record| record.origin != Origin::Bundled && record.status == Status::Enabled)
-            .map(|record| record.id.as_str())
+            .filter(|record| {
+                record.origin != Origin::Bundled
+                    && record.status != Status::Blocked
+                    && record.shadowed_by.is_none()
+            })
+            .map(|record| {
+                format!(
+                    "{} ({} {})",
+                    record.id,
+                    record.origin,
+                    record.source.display()
+                )
+            })
             .collect();
         if !untracked.is_empty() {
             let mut names = untracked[..untracked.len().min(SHOWN)].join(", ");
@@ -1340,10 +1643,10 @@ fn advise(config: &Config, plugins: &[PluginRecord], diagnostics: &mut Vec<Diagn
                 names = format!("{names} and {more} more");
             }
             diagnostics.push(
-                Diagnostic::advisory(
+                Diagnostic::warning(
                     Code::NoAllowlist,
                     format!(
-                        "plugins.allow is empty, so every discovered non-bundled plugin is trusted by default ({names}); list the ids you trust in plugins.allow"
+                        "plugins.allow is empty and non-bundled plugins are discoverable: {names}; every one of them that is enabled runs trusted, by id alone. List the ids you trust in plugins.allow"
                     ),
                 )
                 .file(&config.path)

@@ -47,6 +47,9 @@ pub struct ListRow {
     pub kind: Vec<PluginKind>,
     /// The source of the copy that won, for a shadowed copy.
     pub shadowed_by: Option<PathBuf>,
+    /// For a workspace copy that is not enabled: the source of the copy used instead
+    /// (it was passed over and shadows nothing).
+    pub passed_over_for: Option<PathBuf>,
 }
 
 impl ListRow {
@@ -78,6 +81,7 @@ impl ListRow {
                 .map(|manifest| manifest.kind.clone())
                 .unwrap_or_default(),
             shadowed_by: record.shadowed_by.clone(),
+            passed_over_for: record.passed_over_for.clone(),
         }
     }
 
@@ -95,6 +99,7 @@ impl ListRow {
             root: None,
             kind: Vec::new(),
             shadowed_by: None,
+            passed_over_for: None,
         }
     }
 }
@@ -172,6 +177,10 @@ pub struct InspectReport {
     /// The config handed to the plugin, defaults applied, secrets redacted (keys marked
     /// `sensitive` in `uiHints`, and keys such as `apiKey`, `token`, `password`).
     pub config: Map<String, Value>,
+    /// The `channels.<id>` config of each channel it declares that the config sets,
+    /// by channel id, secrets redacted (`sensitive` in the manifest's
+    /// `channelConfigs.<id>.uiHints`, and keys such as `token`).
+    pub channel_config: Map<String, Value>,
     /// `hooks.allowPromptInjection`.
     pub allow_prompt_injection: bool,
     /// `hooks.allowConversationAccess`.
@@ -306,6 +315,11 @@ impl InspectReport {
             runnable: record.runnable(),
             not_runnable_reason: record.not_runnable.clone(),
             config: redact(&record.config, hints),
+            channel_config: record
+                .channels
+                .iter()
+                .map(|(channel, value)| (channel.clone(), redact_channel(record, channel, value)))
+                .collect(),
             allow_prompt_injection: record.allow_prompt_injection,
             allow_conversation_access: record.allow_conversation_access,
             shadowed_by: record.shadowed_by.clone(),
@@ -363,6 +377,66 @@ fn summarize_schema(schema: &Map<String, Value>, hints: &Map<String, Value>) -> 
             additional.as_bool().unwrap_or(true)
         }),
         properties,
+    }
+}
+
+/// A channel's config with its secrets redacted: paths marked `sensitive` in the
+/// manifest's `channelConfigs.<channel>.uiHints` (`*` matches any one key, as in
+/// `accounts.*.botToken`), and keys whose names end like a secret's (`botToken`,
+/// `signingSecret`, `password`...), since channel configs hold credentials per account.
+fn redact_channel(record: &PluginRecord, channel: &str, value: &Value) -> Value {
+    let sensitive: Vec<Vec<&str>> = record
+        .manifest
+        .as_ref()
+        .and_then(|manifest| manifest.raw().get("channelConfigs"))
+        .and_then(|configs| configs.get(channel))
+        .and_then(|declared| declared.get("uiHints"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, hint)| hint.get("sensitive").and_then(Value::as_bool) == Some(true))
+        .map(|(path, _)| path.split('.').collect())
+        .collect();
+    let mut value = value.clone();
+    redact_walk(&mut value, &mut Vec::new(), &sensitive);
+    value
+}
+
+fn redact_walk(value: &mut Value, path: &mut Vec<String>, sensitive: &[Vec<&str>]) {
+    const SECRET_ENDINGS: &[&str] = &[
+        "token",
+        "secret",
+        "password",
+        "apikey",
+        "api_key",
+        "privatekey",
+        "private_key",
+    ];
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            for item in items {
+                redact_walk(item, path, sensitive);
+            }
+        }
+        return;
+    };
+    for (key, member) in map.iter_mut() {
+        path.push(key.clone());
+        let hinted = sensitive.iter().any(|pattern| {
+            pattern.len() == path.len()
+                && pattern
+                    .iter()
+                    .zip(path.iter())
+                    .all(|(want, have)| *want == "*" || want == have)
+        });
+        let lower = key.to_ascii_lowercase();
+        let named = is_secret_key(key) || SECRET_ENDINGS.iter().any(|end| lower.ends_with(end));
+        if (hinted && !member.is_null()) || (named && (member.is_string() || member.is_number())) {
+            *member = Value::String(REDACTED.to_owned());
+        } else {
+            redact_walk(member, path, sensitive);
+        }
+        path.pop();
     }
 }
 

@@ -65,6 +65,9 @@ cases! {
     packs => "packs",
     hostile_input => "hostile-input",
     sandbox => "sandbox",
+    channels => "channels",
+    workspace_shadowing => "workspace-shadowing",
+    startup_hardening => "startup-hardening",
 }
 
 #[test]

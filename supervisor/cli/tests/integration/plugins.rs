@@ -106,7 +106,7 @@ fn cli_list_human_output_is_an_aligned_table_without_colour_off_a_terminal() {
         );
     }
     assert!(
-        stdout.contains("3 warnings: run `outpost plugins doctor`"),
+        stdout.contains("4 warnings: run `outpost plugins doctor`"),
         "{stdout}"
     );
 }
@@ -185,7 +185,7 @@ fn cli_validate_exits_1_with_each_problem() {
     assert!(
         output
             .stdout
-            .contains("config is invalid: 3 errors, 5 warnings"),
+            .contains("config is invalid: 3 errors, 6 warnings"),
         "{}",
         output.stdout
     );
@@ -197,7 +197,7 @@ fn cli_validate_exits_1_with_each_problem() {
     );
     assert_eq!(output.code, 0, "{}{}", output.stdout, output.stderr);
     assert!(
-        output.stdout.starts_with("config is valid"),
+        output.stdout.contains("\nconfig is valid (1 warning)"),
         "{}",
         output.stdout
     );
