@@ -108,4 +108,4 @@ pub use data::{
 pub use isolation::Isolation;
 pub use launch::{FsAccess, LaunchSpec, RunAs, Sandbox};
 pub use policy::{HealthPolicy, Limits, RestartPolicy, StopPolicy, SupervisionPolicy, Timeouts};
-pub use spec::{Declarations, PluginSpec};
+pub use spec::{Declarations, HookPolicy, PluginSpec};

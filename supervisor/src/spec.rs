@@ -34,6 +34,36 @@ pub struct PluginSpec {
     /// may register a prefix route on `/`, which receives every request no other
     /// route takes.
     pub allow_catch_all_route: bool,
+    /// Found among the bundled plugins (`outpost.bundledDir`): bundled plugins have
+    /// conversation access unless the operator refuses it.
+    pub bundled: bool,
+    /// `plugins.entries.<id>.hooks`, but `allowPromptInjection`.
+    pub hooks: HookPolicy,
+}
+
+/// The operator's hook policy for one plugin (`plugins.entries.<id>.hooks`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HookPolicy {
+    /// `hooks.allowConversationAccess`; `None` when not set: a bundled plugin has it,
+    /// any other plugin does not.
+    pub allow_conversation_access: Option<bool>,
+    /// `hooks.timeoutMs`: each hook handler's budget, over the one it registered.
+    pub timeout_ms: Option<u64>,
+    /// `hooks.timeouts.<event>`: per event, over `timeout_ms`.
+    pub timeouts: BTreeMap<String, u64>,
+}
+
+impl HookPolicy {
+    /// Whether the plugin may register conversation hooks and receive conversation
+    /// content (`bundled`: whether the plugin is bundled).
+    pub fn conversation_access(&self, bundled: bool) -> bool {
+        if bundled {
+            self.allow_conversation_access != Some(false)
+        } else {
+            self.allow_conversation_access == Some(true)
+        }
+    }
 }
 
 impl PluginSpec {
@@ -48,7 +78,24 @@ impl PluginSpec {
             allow_prompt_injection: true,
             host_methods: Vec::new(),
             allow_catch_all_route: false,
+            bundled: false,
+            hooks: HookPolicy::default(),
         }
+    }
+
+    /// Whether it is a bundled plugin.
+    #[must_use]
+    pub fn with_bundled(mut self, bundled: bool) -> Self {
+        self.bundled = bundled;
+        self
+    }
+
+    /// Its hook policy (`hooks.allowConversationAccess`, `hooks.timeoutMs`,
+    /// `hooks.timeouts`).
+    #[must_use]
+    pub fn with_hook_policy(mut self, hooks: HookPolicy) -> Self {
+        self.hooks = hooks;
+        self
     }
 
     /// The plugin's config (already validated against its schema).

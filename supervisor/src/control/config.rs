@@ -245,6 +245,10 @@ pub struct PluginEntry {
     pub allow_prompt_injection: Option<bool>,
     /// `hooks.allowConversationAccess`.
     pub allow_conversation_access: Option<bool>,
+    /// `hooks.timeoutMs`, when valid.
+    pub hook_timeout_ms: Option<u64>,
+    /// `hooks.timeouts.<event>`, the valid ones.
+    pub hook_timeouts: BTreeMap<String, u64>,
     /// The entry is exactly `{ enabled: false }`: OpenClaw's "uninstalled" marker, which
     /// is never reported as stale.
     pub disable_marker: bool,
@@ -783,10 +787,15 @@ impl Reader<'_> {
                 &join_path(&hooks_path, "timeoutMs"),
                 600_000,
             );
+            let valid = |value: &Value| value.as_u64().filter(|ms| (1..=600_000).contains(ms));
+            entry.hook_timeout_ms = hooks.get("timeoutMs").and_then(valid);
             let timeouts_path = join_path(&hooks_path, "timeouts");
             if let Some(timeouts) = self.object(hooks.get("timeouts"), &timeouts_path) {
                 for (hook, value) in timeouts {
                     self.positive_integer(Some(value), &join_path(&timeouts_path, hook), 600_000);
+                    if let Some(ms) = valid(value) {
+                        entry.hook_timeouts.insert(hook.clone(), ms);
+                    }
                 }
             }
         }

@@ -30,7 +30,7 @@ use super::validate::Schema;
 use crate::data::state_dir_name;
 use crate::launch::{FsAccess, LaunchSpec, Sandbox};
 use crate::policy::SupervisionPolicy;
-use crate::spec::{Declarations, PluginSpec};
+use crate::spec::{Declarations, HookPolicy, PluginSpec};
 
 /// A plugin's state: the one word `outpost plugins list` shows. The states are kept
 /// apart on purpose: each calls for a different action.
@@ -210,6 +210,17 @@ impl Inventory {
                         .unwrap_or_default(),
                     allow_catch_all_route: operator
                         .is_some_and(|operator| operator.allow_catch_all_route),
+                    bundled: record.origin == Origin::Bundled,
+                    hooks: {
+                        let entry = self.config.plugins.entries.get(&normalize_id(&record.id));
+                        HookPolicy {
+                            allow_conversation_access: record.allow_conversation_access,
+                            timeout_ms: entry.and_then(|entry| entry.hook_timeout_ms),
+                            timeouts: entry
+                                .map(|entry| entry.hook_timeouts.clone())
+                                .unwrap_or_default(),
+                        }
+                    },
                 }
             })
             .collect()
