@@ -838,89 +838,69 @@ impl Context<'_> {
         id: &str,
     ) -> Sandbox {
         let settings = &self.config.outpost.sandbox;
-        let operator = self
-            .config
-            .outpost
-            .plugins
-            .get(&normalize_id(id))
-            .map(|operator| &operator.sandbox);
-        let grants = operator.cloned().unwrap_or_default();
+        let operator = self.config.outpost.plugins.get(&normalize_id(id));
+        let grants = operator.map(|o| o.sandbox.clone()).unwrap_or_default();
         let key = format!(
             "outpost.plugins.{}.sandbox",
-            self.config
-                .outpost
-                .plugins
-                .get(&normalize_id(id))
-                .map_or(id, |operator| operator.key.as_str())
+            operator.map_or(id, |operator| operator.key.as_str())
         );
         let filesystem_on = grants.filesystem.unwrap_or(settings.filesystem);
-        let covered = |path: &Path, by: &[PathBuf]| by.iter().any(|grant| path.starts_with(grant));
-        for (which, requested) in [
-            ("read", &block.filesystem.read),
-            ("write", &block.filesystem.write),
-        ] {
-            for raw in requested {
-                let path = lexical(&super::config::resolve_path(
-                    raw,
-                    root,
-                    self.options.home.as_deref(),
-                ));
-                let granted = match which {
-                    "read" => {
-                        path.starts_with(root)
-                            || covered(&path, &grants.read)
-                            || covered(&path, &grants.write)
-                    }
-                    _ => covered(&path, &grants.write),
-                };
-                if !granted && filesystem_on {
-                    draft.record.diagnostics.push(
-                        Diagnostic::warning(
-                            Code::FsNotGranted,
-                            format!(
-                                "the manifest asks to {which} {}; the sandbox keeps it closed until the operator adds it to {key}.{which}",
-                                path.display()
-                            ),
-                        )
-                        .plugin(&draft.record.id)
-                        .file(&draft.record.manifest_path)
-                        .path_and_key(&format!("outpost.filesystem.{which}")),
-                    );
+        let mut problems: Vec<(Code, String, PathBuf, String)> = Vec::new();
+        if filesystem_on {
+            let covered =
+                |path: &Path, by: &[PathBuf]| by.iter().any(|grant| path.starts_with(grant));
+            let home = self.options.home.as_deref();
+            for raw in &block.filesystem.read {
+                let path = lexical(&super::config::resolve_path(raw, root, home));
+                if !(path.starts_with(root)
+                    || covered(&path, &grants.read)
+                    || covered(&path, &grants.write))
+                {
+                    problems.push(not_granted("read", &path, &key, &draft.record));
                 }
             }
-        }
-        for (which, paths) in [("read", &grants.read), ("write", &grants.write)] {
-            for path in paths {
-                if filesystem_on && self.config.path.starts_with(path) {
-                    draft.record.diagnostics.push(
-                        Diagnostic::warning(
+            for raw in &block.filesystem.write {
+                let path = lexical(&super::config::resolve_path(raw, root, home));
+                if !covered(&path, &grants.write) {
+                    problems.push(not_granted("write", &path, &key, &draft.record));
+                }
+            }
+            for (which, paths) in [("read", &grants.read), ("write", &grants.write)] {
+                for path in paths {
+                    let config = &self.config.path;
+                    if config.starts_with(path) {
+                        problems.push((
                             Code::FsNotGranted,
                             format!(
                                 "{} holds the config file {} (every plugin's secrets): the plugin can read them; grant a narrower path",
                                 path.display(),
-                                self.config.path.display()
+                                config.display()
                             ),
-                        )
-                        .plugin(&draft.record.id)
-                        .file(&self.config.path)
-                        .path_and_key(&format!("{key}.{which}")),
-                    );
-                }
-                if filesystem_on && std::fs::symlink_metadata(path).is_err() {
-                    draft.record.diagnostics.push(
-                        Diagnostic::warning(
+                            config.clone(),
+                            format!("{key}.{which}"),
+                        ));
+                    }
+                    if std::fs::symlink_metadata(path).is_err() {
+                        problems.push((
                             Code::InvalidValue,
                             format!(
                                 "{} does not exist, so the plugin cannot start; create it or remove it from {key}.{which}",
                                 path.display()
                             ),
-                        )
-                        .plugin(&draft.record.id)
-                        .file(&self.config.path)
-                        .path_and_key(&format!("{key}.{which}")),
-                    );
+                            config.clone(),
+                            format!("{key}.{which}"),
+                        ));
+                    }
                 }
             }
+        }
+        for (code, message, file, path) in problems {
+            draft.record.diagnostics.push(
+                Diagnostic::warning(code, message)
+                    .plugin(&draft.record.id)
+                    .file(&file)
+                    .path_and_key(&path),
+            );
         }
         let filesystem = filesystem_on.then(|| {
             let mut access = FsAccess::default();
@@ -1192,6 +1172,25 @@ pub const SAFE_PASSTHROUGH: &[&str] = &[
     "NODE_EXTRA_CA_CERTS",
     "REQUESTS_CA_BUNDLE",
 ];
+
+/// The warning for a path a manifest asks to `which` (read or write) that the
+/// operator's grants under `key` do not cover.
+fn not_granted(
+    which: &str,
+    path: &Path,
+    key: &str,
+    record: &PluginRecord,
+) -> (Code, String, PathBuf, String) {
+    (
+        Code::FsNotGranted,
+        format!(
+            "the manifest asks to {which} {}; the sandbox keeps it closed until the operator adds it to {key}.{which}",
+            path.display()
+        ),
+        record.manifest_path.clone(),
+        format!("outpost.filesystem.{which}"),
+    )
+}
 
 /// `path` with `.` and `..` folded away, without asking the filesystem.
 fn lexical(path: &Path) -> PathBuf {
