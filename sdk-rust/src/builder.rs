@@ -16,6 +16,7 @@ use outpost_protocol::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::context::{Context, RawConfig, ServiceContext};
@@ -23,16 +24,26 @@ use crate::{BuildError, Error};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// A handler's input: the JSON text of a tool's arguments as it arrived (read once,
+/// straight into the handler's type), or a value the session built.
+pub(crate) enum Input {
+    Raw(Box<RawValue>),
+    Value(Value),
+}
+
+/// A handler's result, serialized once from the handler's own type.
+pub(crate) type Output = Box<RawValue>;
+
 /// A handler with its input and output erased to JSON.
 pub(crate) type Handler<C> =
-    Arc<dyn Fn(Context<C>, Value) -> BoxFuture<Result<Value, Error>> + Send + Sync>;
+    Arc<dyn Fn(Context<C>, Input) -> BoxFuture<Result<Output, Error>> + Send + Sync>;
 
 /// A service's start or stop function.
 pub(crate) type ServiceFn<C> =
     Arc<dyn Fn(ServiceContext<C>) -> BoxFuture<Result<(), Error>> + Send + Sync>;
 
 /// A call, ready to run once given its context.
-pub(crate) type Run<C> = Box<dyn FnOnce(Context<C>) -> BoxFuture<Result<Value, Error>> + Send>;
+pub(crate) type Run<C> = Box<dyn FnOnce(Context<C>) -> BoxFuture<Result<Output, Error>> + Send>;
 
 /// A setup function.
 pub(crate) type SetupFn<C> = Arc<dyn Fn(Context<C>) -> BoxFuture<Result<(), Error>> + Send + Sync>;
@@ -50,20 +61,44 @@ where
     F: Fn(Context<C>, I) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, Error>> + Send + 'static,
 {
-    Arc::new(move |ctx, value| match serde_json::from_value::<I>(value) {
+    Arc::new(move |ctx, input| match read_input::<I>(input) {
         Ok(input) => {
             let future = f(ctx, input);
             Box::pin(async move { to_json(&future.await?) })
         }
         Err(e) => {
-            let error = Error::invalid_params(format!("invalid input for {what}: {e}"));
+            let error = Error::invalid_params(format!(
+                "invalid input for {what}: {}",
+                without_position(&e)
+            ));
             Box::pin(async move { Err(error) })
         }
     })
 }
 
-pub(crate) fn to_json(value: &impl Serialize) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| {
+fn read_input<I: DeserializeOwned>(input: Input) -> serde_json::Result<I> {
+    match input {
+        Input::Raw(raw) => serde_json::from_str(raw.get()),
+        Input::Value(value) => serde_json::from_value(value),
+    }
+}
+
+/// What serde_json found wrong, without the position in the text: the input is one
+/// small object the caller built, not a document they can open at a line and column.
+pub(crate) fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if e.line() == 0 {
+        return message;
+    }
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    message
+        .strip_suffix(&suffix)
+        .map_or_else(|| message.clone(), str::to_owned)
+}
+
+/// A result as JSON text: serialized straight from its type, no [`Value`] in between.
+pub(crate) fn to_json(value: &impl Serialize) -> Result<Output, Error> {
+    serde_json::value::to_raw_value(value).map_err(|e| {
         Error::with_code(
             ErrorCode::InternalError,
             format!("the handler's result cannot be turned into JSON: {e}"),
@@ -523,11 +558,29 @@ pub struct Hook(HookRegistration);
 impl Hook {
     /// A hook for `event`, one of [`outpost_protocol::HOOK_EVENTS`].
     pub fn new(event: impl Into<String>) -> Self {
-        Self(HookRegistration {
-            event: event.into(),
-            priority: 0,
-            description: None,
-        })
+        Self(HookRegistration::new(event))
+    }
+
+    /// Tells this handler from the plugin's other handlers of the same event (needed to
+    /// register several for one event).
+    #[must_use]
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.0.id = Some(id.into());
+        self
+    }
+
+    /// `before_tool_call` and `after_tool_call` only: the tool names it is for.
+    #[must_use]
+    pub fn matcher(mut self, tools: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.0.matcher = Some(tools.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Its budget in milliseconds (the operator's hook timeouts override it).
+    #[must_use]
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.0.timeout_ms = Some(ms);
+        self
     }
 
     /// Higher runs first; default 0.

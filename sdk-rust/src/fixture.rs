@@ -12,20 +12,20 @@ use outpost_protocol::methods::{
 };
 use outpost_protocol::peer::{CallError, CallOptions};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::Error;
 use crate::builder::{ConfigType, Run, to_json};
 
-fn parse<T: DeserializeOwned>(method: &str, params: Option<Value>) -> Result<T, ErrorObject> {
-    serde_json::from_value(params.unwrap_or(Value::Null))
-        .map_err(|e| ErrorObject::invalid_params(method, e))
+fn parse<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
+    serde_json::from_str(params.map_or("null", RawValue::get))
+        .map_err(|e| ErrorObject::invalid_params(method, crate::builder::without_position(&e)))
 }
 
 /// The future answering fixture method `method`.
 pub(crate) fn route<C: ConfigType>(
     method: &str,
-    params: Option<Value>,
+    params: Option<&RawValue>,
 ) -> Result<Run<C>, ErrorObject> {
     match method {
         FixtureEcho::METHOD => {

@@ -27,7 +27,7 @@ use outpost_protocol::methods::{
     ContextEngineCallParams, EmptyObject, HookRun, HookRunParams, HttpHandle, HttpHandleParams,
     Initialize, InitializeParams, InitializeResult, Initialized, InitializedParams, MethodCall,
     MethodCallParams, Ping, PluginCapabilities, ProviderCall, ProviderCallParams, RequestType,
-    ServiceParams, ServiceStart, ServiceStop, Shutdown, ToolInvoke, ToolInvokeParams,
+    ServiceParams, ServiceStart, ServiceStop, Shutdown, ToolInvoke,
 };
 use outpost_protocol::peer::{
     self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Problem, Responder,
@@ -37,13 +37,14 @@ use outpost_protocol::{
     SUPPORTED_VERSIONS,
 };
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
-use crate::builder::{ConfigType, Entry, Plugin, Run, ServiceFn, Target};
+use crate::builder::{ConfigType, Entry, Input, Output, Plugin, Run, ServiceFn, Target, to_json};
 use crate::context::{Context, LogSink, ServiceContext, Shared, Work};
 use crate::limit::{Limits, LineLimit};
 use crate::{Error, ServeError, fixture};
@@ -97,6 +98,8 @@ where
         // wait behind a call), after the peer has refused a reused id: a ping that
         // reuses the id of a call in flight is refused, not answered under that id.
         answer_ping: false,
+        // Params are read straight into their types: no `Value` tree per request.
+        raw_params: true,
         ..PeerConfig::default()
     };
     let (peer, incoming) = peer::connect(reader, writer, config);
@@ -289,13 +292,14 @@ impl<C: ConfigType> Session<C> {
     async fn on_request(&mut self, request: IncomingRequest) -> Result<(), ServeError> {
         let IncomingRequest {
             method,
-            params,
+            raw_params: params,
             responder,
+            ..
         } = request;
         let id = &self.plugin.info.id;
         match (&self.phase, method.as_str()) {
             (_, Ping::METHOD) => {
-                let _ = match parse::<EmptyObject>(Ping::METHOD, params) {
+                let _ = match parse::<EmptyObject>(Ping::METHOD, params.as_deref()) {
                     Ok(empty) => responder.ok(empty).await,
                     Err(error) => responder.error(error).await,
                 };
@@ -338,7 +342,7 @@ impl<C: ConfigType> Session<C> {
                 let _ = responder.error(error).await;
             }
             (Phase::Running(running), _) => {
-                dispatch(running, &method, params.unwrap_or(Value::Null), responder);
+                dispatch(running, &method, params.as_deref(), responder);
             }
         }
         Ok(())
@@ -346,12 +350,12 @@ impl<C: ConfigType> Session<C> {
 
     async fn initialize(
         &mut self,
-        params: Option<Value>,
+        params: Option<Box<RawValue>>,
         responder: Responder,
     ) -> Result<(), ServeError> {
         let plugin = self.plugin.clone();
         let id = &plugin.info.id;
-        let params: InitializeParams = match parse(Initialize::METHOD, params) {
+        let params: InitializeParams = match parse(Initialize::METHOD, params.as_deref()) {
             Ok(params) => params,
             Err(error) => {
                 let _ = responder.error(error).await;
@@ -483,7 +487,7 @@ impl<C: ConfigType> Session<C> {
             return;
         };
         let id = &self.plugin.info.id;
-        match parse::<InitializedParams>(Initialized::METHOD, params) {
+        match parse_value::<InitializedParams>(Initialized::METHOD, params) {
             Ok(verdict) => {
                 let mut accepted = lock(&running.accepted);
                 accepted.fill(false);
@@ -621,15 +625,36 @@ fn kind_name(kind: RegistrationKind) -> &'static str {
     }
 }
 
-/// Reads a method's params: `null` or absent params are no params (`{}`), anything but an
-/// object is `-32602` (docs/protocol.md §4).
-fn parse<T: DeserializeOwned>(method: &str, params: Option<Value>) -> Result<T, ErrorObject> {
+/// Reads a method's params from their JSON text, straight into `T`: `null` or absent
+/// params are no params (`{}`), anything but an object is `-32602` (docs/protocol.md §4).
+fn parse<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
+    let text = match params.map(RawValue::get) {
+        None | Some("null") => "{}",
+        Some(object) if object.starts_with('{') => object,
+        Some(_) => return Err(not_an_object(&format!("`{method}`"))),
+    };
+    serde_json::from_str(text)
+        .map_err(|e| ErrorObject::invalid_params(method, crate::builder::without_position(&e)))
+}
+
+/// [`parse`] for a notification's params, which the peer parses.
+fn parse_value<T: DeserializeOwned>(method: &str, params: Option<Value>) -> Result<T, ErrorObject> {
     let params = match params {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(object @ Value::Object(_)) => object,
         Some(_) => return Err(not_an_object(&format!("`{method}`"))),
     };
     serde_json::from_value(params).map_err(|e| ErrorObject::invalid_params(method, e))
+}
+
+/// `tool/invoke`'s params with the arguments left as text, read once by the handler.
+#[derive(serde::Deserialize)]
+struct ToolInvokeText {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Box<RawValue>>,
+    #[serde(default)]
+    context: CallContext,
 }
 
 /// `-32602` for params that are an array or a scalar.
@@ -645,7 +670,7 @@ fn not_an_object(what: &str) -> ErrorObject {
 fn dispatch<C: ConfigType>(
     running: &Arc<Running<C>>,
     method: &str,
-    params: Value,
+    params: Option<&RawValue>,
     responder: Responder,
 ) {
     match route(running, method, params) {
@@ -677,14 +702,29 @@ fn call_target<C>(entry: &Entry<C>) -> &crate::builder::Handler<C> {
 fn route<C: ConfigType>(
     running: &Arc<Running<C>>,
     method: &str,
-    params: Value,
+    params: Option<&RawValue>,
 ) -> Result<Routed<C>, ErrorObject> {
-    let params = Some(params);
     match method {
         ToolInvoke::METHOD => {
-            let p: ToolInvokeParams = parse(method, params)?;
+            let p: ToolInvokeText = parse(method, params)?;
             let handler = call_target(running.find(RegistrationKind::Tool, &p.name)?).clone();
-            let input = Value::Object(p.arguments);
+            // The arguments are an object, `{}` when absent (as `ToolInvokeParams` reads them).
+            let input = match p.arguments {
+                None => Input::Value(Value::Object(Map::new())),
+                Some(raw) if raw.get().starts_with('{') => Input::Raw(raw),
+                Some(raw) => {
+                    return Err(ErrorObject::new(
+                        ErrorCode::InvalidParams,
+                        format!(
+                            "invalid params for `{method}`: `arguments` must be an object, not {}",
+                            raw.get()
+                        ),
+                    )
+                    .with_data(
+                        json!({"errors": [{"path": "/arguments", "message": "must be an object"}]}),
+                    ));
+                }
+            };
             Ok(Routed {
                 name: format!("tool/{}", p.name),
                 call: p.context,
@@ -707,21 +747,22 @@ fn route<C: ConfigType>(
                     .with_data(json!({"errors": [{"path": "/payload", "message": "must be an object"}]})));
                 }
             }
-            let handler = call_target(running.find(RegistrationKind::Hook, &p.event)?).clone();
+            let handler = call_target(running.find(RegistrationKind::Hook, &p.key())?).clone();
             let event = p.event.clone();
             Ok(Routed {
                 name: format!("hook/{}", p.event),
                 call: p.context,
                 run: Box::new(move |ctx| {
                     Box::pin(async move {
-                        let result = handler(ctx, p.payload).await?;
-                        if result.is_null() || result.is_object() {
+                        let result = handler(ctx, Input::Value(p.payload)).await?;
+                        let text = result.get();
+                        if text == "null" || text.starts_with('{') {
                             Ok(result)
                         } else {
                             Err(Error::with_code(
                                 ErrorCode::InternalError,
                                 format!(
-                                    "the handler of hook `{event}` returned {result}, but a hook answers an object of fields or nothing"
+                                    "the handler of hook `{event}` returned {text}, but a hook answers an object of fields or nothing"
                                 ),
                             ))
                         }
@@ -738,7 +779,7 @@ fn route<C: ConfigType>(
             let key = p.name.trim().to_lowercase();
             let handler = call_target(running.find(RegistrationKind::Command, &key)?).clone();
             let context = p.context.clone();
-            let input = serde_json::to_value(&p).unwrap_or(Value::Null);
+            let input = Input::Value(serde_json::to_value(&p).unwrap_or(Value::Null));
             Ok(Routed {
                 name: format!("command/{key}"),
                 call: context,
@@ -752,14 +793,14 @@ fn route<C: ConfigType>(
             Ok(Routed {
                 name: format!("method/{}", p.method),
                 call: p.context,
-                run: Box::new(move |ctx| handler(ctx, p.params)),
+                run: Box::new(move |ctx| handler(ctx, Input::Value(p.params))),
             })
         }
         HttpHandle::METHOD => {
             let p: HttpHandleParams = parse(method, params)?;
             let entry = running.find_route(&p.route, &p.request.path)?;
             let handler = call_target(entry).clone();
-            let input = serde_json::to_value(&p.request).unwrap_or(Value::Null);
+            let input = Input::Value(serde_json::to_value(&p.request).unwrap_or(Value::Null));
             Ok(Routed {
                 name: format!("http{}", p.route),
                 call: p.context,
@@ -851,7 +892,7 @@ fn operation<C: ConfigType>(
     Ok(Routed {
         name: format!("{kind}/{key}/{operation}"),
         call,
-        run: Box::new(move |ctx| handler(ctx, params)),
+        run: Box::new(move |ctx| handler(ctx, Input::Value(params))),
     })
 }
 
@@ -896,7 +937,7 @@ fn service_start<C: ConfigType>(
                 };
                 start(context).await?;
                 guard.armed = false;
-                Ok(json!({}))
+                to_json(&EmptyObject {})
             })
         }),
     })
@@ -929,7 +970,7 @@ fn service_stop<C: ConfigType>(running: &Arc<Running<C>>, id: &str) -> Routed<C>
                 if let Some(service) = service {
                     stop_service(service).await?;
                 }
-                Ok(json!({}))
+                to_json(&EmptyObject {})
             })
         }),
     }
@@ -984,7 +1025,7 @@ fn spawn_call<C: ConfigType>(
     let expiry = ctx.deadline().map(tokio::time::Instant::from_std);
     let running = running.clone();
     let tracker = running.calls.clone();
-    tracker.spawn(async move {
+    let call = tracker.track_future(async move {
         let _admitted = Admitted(&running.admitted);
         let requested_cancel = responder.cancellation();
         let slots = running.slots.clone();
@@ -1018,11 +1059,28 @@ fn spawn_call<C: ConfigType>(
             Ok(value) => check_size(&running, &responder, &name, value),
             Err(error) => Err(error.into_object()),
         };
-        let _ = responder.respond(answer).await;
+        let _ = match answer {
+            Ok(result) => responder.ok(result).await,
+            Err(error) => responder.error(error).await,
+        };
         if let Some(reason) = fatal {
             let _ = running.fatal.send(reason).await;
         }
     });
+    run_or_spawn(Box::pin(call));
+}
+
+/// Polls a call once where it is, and spawns it only if it is not done: a handler that
+/// answers at once (most tools) costs no task and no trip through the scheduler.
+///
+/// The first poll uses a waker that does nothing; what the call waits on then is
+/// registered again, with the task's own waker, when the spawned task polls it (as every
+/// future must allow: only the waker of the latest poll is woken).
+fn run_or_spawn(mut call: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+    if call.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(call);
+    }
 }
 
 fn cancelled(name: &str) -> Error {
@@ -1051,15 +1109,14 @@ fn check_size<C>(
     running: &Running<C>,
     responder: &Responder,
     name: &str,
-    value: Value,
-) -> Result<Value, ErrorObject> {
+    value: Output,
+) -> Result<Output, ErrorObject> {
     let Some(limit) = running.max_message_bytes else {
         return Ok(value);
     };
     let envelope = r#"{"jsonrpc":"2.0","id":,"result":}"#.len();
-    let size = serde_json::to_vec(&value).map_or(0, |v| v.len())
-        + serde_json::to_vec(responder.id()).map_or(0, |v| v.len())
-        + envelope;
+    let size =
+        value.get().len() + serde_json::to_vec(responder.id()).map_or(0, |v| v.len()) + envelope;
     if size <= limit {
         return Ok(value);
     }
