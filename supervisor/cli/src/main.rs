@@ -18,6 +18,7 @@ mod client;
 mod logging;
 mod new;
 mod openclaw;
+mod plugin_admin;
 mod plugins;
 mod registry_file;
 mod remote;

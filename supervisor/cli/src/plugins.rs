@@ -19,6 +19,7 @@ pub(crate) enum PluginsCommand {
     /// One row per discovered plugin: its status and why.
     List(Common),
     /// Everything known about one plugin: manifest, enablement, launch, config.
+    #[command(visible_alias = "info")]
     Inspect {
         /// The plugin id.
         id: String,
@@ -30,6 +31,18 @@ pub(crate) enum PluginsCommand {
     /// Errors, blocked candidates, shadowing and advisories; exit 1 when something
     /// needs action.
     Doctor(Common),
+    /// Turn a plugin on: plugins.entries.<id>.enabled = true in the config file, edited
+    /// in place (comments and formatting kept); a set plugins.allow gets the id too.
+    Enable(crate::plugin_admin::IdArgs),
+    /// Turn a plugin off: plugins.entries.<id>.enabled = false, edited in place.
+    Disable(crate::plugin_admin::IdArgs),
+    /// Copy a plugin directory or unpack a .tgz/.tar.gz/.zip into the global extensions
+    /// directory, after the safety gates and validation; install scripts are refused.
+    Install(crate::plugin_admin::InstallArgs),
+    /// Remove a plugin installed in the global extensions directory.
+    Uninstall(crate::plugin_admin::IdArgs),
+    /// Install a plugin again from the source it was installed from.
+    Update(crate::plugin_admin::IdArgs),
     /// Restart one plugin of the running `outpost serve` (a failed one gets a fresh
     /// crash history).
     Restart(crate::remote::OrderArgs),
@@ -110,6 +123,11 @@ fn execute(command: PluginsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(exit(report.ok))
         }
+        PluginsCommand::Enable(args) => crate::plugin_admin::enable(&args),
+        PluginsCommand::Disable(args) => crate::plugin_admin::disable(&args),
+        PluginsCommand::Install(args) => crate::plugin_admin::install(&args),
+        PluginsCommand::Uninstall(args) => crate::plugin_admin::uninstall(&args),
+        PluginsCommand::Update(args) => crate::plugin_admin::update(&args),
         PluginsCommand::Restart(args) => crate::remote::order(crate::remote::Order::Restart, &args),
         PluginsCommand::Stop(args) => crate::remote::order(crate::remote::Order::Stop, &args),
         PluginsCommand::Start(args) => crate::remote::order(crate::remote::Order::Start, &args),

@@ -3,6 +3,7 @@
 //! WebSocket, plugin HTTP routes, reload, metrics, and the commands that use the API.
 
 mod harness;
+mod plugin_admin;
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
