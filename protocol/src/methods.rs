@@ -224,6 +224,11 @@ pub struct InitializeParams {
     /// schema defaults applied. Always an object.
     #[serde(default)]
     pub config: Map<String, Value>,
+    /// The config of each messaging channel the plugin's manifest declares that the
+    /// operator configured (`channels.<id>`), by channel id, as written; absent when
+    /// there is none.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub channels: Map<String, Value>,
     /// Limits the plugin must respect.
     pub limits: Limits,
     /// What the host offers the plugin.
@@ -729,6 +734,11 @@ pub struct HostCallMethodParams {
 pub struct HostGetConfigResult {
     /// The plugin's validated config, as sent in `initialize`.
     pub config: Map<String, Value>,
+    /// The config of each messaging channel the plugin's manifest declares that the
+    /// operator configured (`channels.<id>`), by channel id, as written; absent when
+    /// there is none.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub channels: Map<String, Value>,
     /// What the gateway shares of its own config with this plugin; absent when it
     /// shares nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]

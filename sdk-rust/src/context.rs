@@ -298,6 +298,15 @@ impl Host<'_> {
         Ok(self.request::<HostGetConfig>(&EmptyObject {}).await?.config)
     }
 
+    /// The config of each messaging channel the manifest declares that the operator
+    /// configured (`channels.<id>`), by channel id; empty when there is none.
+    pub async fn channels(&self) -> Result<Map<String, Value>, HostError> {
+        Ok(self
+            .request::<HostGetConfig>(&EmptyObject {})
+            .await?
+            .channels)
+    }
+
     /// What the gateway shares of its own config with this plugin (`None`: nothing).
     pub async fn gateway_config(&self) -> Result<Option<Value>, HostError> {
         Ok(self

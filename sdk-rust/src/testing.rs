@@ -136,6 +136,7 @@ impl TestHost {
                 Value::Object(map) => map,
                 _ => Map::new(),
             },
+            channels: Map::new(),
             limits: Limits {
                 max_message_bytes: outpost_protocol::DEFAULT_MAX_MESSAGE_BYTES as u64,
                 max_concurrent_requests: 16,
@@ -275,7 +276,11 @@ fn answer(state: &HostState, method: &str, params: Option<Value>) -> Result<Valu
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             Ok(
-                serde_json::to_value(HostGetConfigResult { config, gateway })
+                serde_json::to_value(HostGetConfigResult {
+                    config,
+                    gateway,
+                    ..HostGetConfigResult::default()
+                })
                     .unwrap_or(Value::Null),
             )
         }

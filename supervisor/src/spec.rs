@@ -23,6 +23,9 @@ pub struct PluginSpec {
     pub launch: LaunchSpec,
     /// The plugin's config, validated, with schema defaults applied.
     pub config: Map<String, Value>,
+    /// The `channels.<id>` config of each channel its manifest declares that the
+    /// operator configured, by channel id (sent in `initialize` and `host/getConfig`).
+    pub channels: Map<String, Value>,
     /// What the manifest declares, for the coverage rule.
     pub declarations: Declarations,
     /// `plugins.entries.<id>.hooks.allowPromptInjection` (default true).
@@ -74,6 +77,7 @@ impl PluginSpec {
             id: id.into(),
             launch,
             config: Map::new(),
+            channels: Map::new(),
             declarations: Declarations::default(),
             allow_prompt_injection: true,
             host_methods: Vec::new(),
@@ -102,6 +106,13 @@ impl PluginSpec {
     #[must_use]
     pub fn with_config(mut self, config: Map<String, Value>) -> Self {
         self.config = config;
+        self
+    }
+
+    /// The config of the channels it declares, by channel id.
+    #[must_use]
+    pub fn with_channels(mut self, channels: Map<String, Value>) -> Self {
+        self.channels = channels;
         self
     }
 

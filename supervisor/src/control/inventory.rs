@@ -197,6 +197,7 @@ impl Inventory {
                     id: record.id.clone(),
                     launch: launch.clone(),
                     config: record.config.clone(),
+                    channels: record.channels.clone(),
                     declarations: record
                         .manifest
                         .as_ref()

@@ -32,6 +32,7 @@ pub(crate) struct HostContext {
     pub(crate) shared: Weak<Shared>,
     pub(crate) plugin: Arc<str>,
     pub(crate) config: Map<String, Value>,
+    pub(crate) channels: Map<String, Value>,
     pub(crate) host_methods: Vec<String>,
     /// The plugin's `timeouts.callMs`: how long a request of its own may take.
     pub(crate) call_timeout: Duration,
@@ -198,6 +199,7 @@ async fn get_config(context: &HostContext, params: Option<Value>) -> Result<Valu
     };
     Ok(json!(HostGetConfigResult {
         config: context.config.clone(),
+        channels: context.channels.clone(),
         gateway,
     }))
 }

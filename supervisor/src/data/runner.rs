@@ -393,6 +393,7 @@ async fn start(
             shared: Arc::downgrade(shared),
             plugin: plugin.clone(),
             config: spec.config.clone(),
+            channels: spec.channels.clone(),
             host_methods: spec.host_methods.clone(),
             call_timeout: Duration::from_millis(launch.policy.timeouts.call_ms),
             initialized: initialized.clone(),
@@ -487,6 +488,7 @@ async fn handshake(
         host: shared.host.clone(),
         plugin_id: spec.id.clone(),
         config: spec.config.clone(),
+        channels: spec.channels.clone(),
         limits: Limits {
             max_message_bytes: policy.limits.max_message_bytes,
             max_concurrent_requests: policy.limits.max_concurrent_requests,

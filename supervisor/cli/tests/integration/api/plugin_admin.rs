@@ -1,11 +1,12 @@
 //! `outpost plugins install|disable|enable|update|uninstall` beside a running
 //! `outpost serve`: each changes the config file or the global extensions directory, and
-//! `outpost reload` applies it.
+//! `outpost reload` applies it. And the other side of OpenClaw's config a plugin sees:
+//! its channels' config.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::harness::{Plugin, Server};
 
@@ -89,4 +90,52 @@ fn a_reload_applies_what_the_day_2_commands_change() {
     assert!(!server.dir.path().join("ext/extra").exists());
     succeeds(&server.outpost(&["reload"]));
     server.wait_ready(1);
+}
+
+#[test]
+fn a_channel_plugin_reads_its_channel_config_from_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fixture_plugin(&dir.path().join("acmechat"), "acmechat", "1.0.0");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("openclaw.plugin.json")).unwrap())
+            .unwrap();
+    manifest["channels"] = json!(["acmechat"]);
+    manifest["contracts"] = json!({"tools": ["ask"]});
+    manifest["outpost"]["env"] = json!({});
+    std::fs::write(root.join("openclaw.plugin.json"), manifest.to_string()).unwrap();
+    let config = dir.path().join("outpost.json5");
+    std::fs::write(
+        &config,
+        "{ plugins: { load: { paths: ['acmechat'] } },
+           channels: { acmechat: { accounts: { default: { botToken: 'T-1' } } }, other: {} },
+           outpost: { globalDir: 'none', bundledDir: 'none' } }",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args([
+            "call",
+            "tool",
+            "ask",
+            "--standalone",
+            "--args",
+            r#"{"method": "host/getConfig"}"#,
+            "--config",
+        ])
+        .arg(&config)
+        .env("TMPDIR", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = succeeds(&output);
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    let answer: Value =
+        serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        answer["result"]["channels"],
+        json!({"acmechat": {"accounts": {"default": {"botToken": "T-1"}}}}),
+        "{answer}"
+    );
+    // The undeclared channel is an error of the config, not of this plugin.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("channels.other"), "{stderr}");
 }
