@@ -275,14 +275,12 @@ fn answer(state: &HostState, method: &str, params: Option<Value>) -> Result<Valu
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            Ok(
-                serde_json::to_value(HostGetConfigResult {
-                    config,
-                    gateway,
-                    ..HostGetConfigResult::default()
-                })
-                    .unwrap_or(Value::Null),
-            )
+            Ok(serde_json::to_value(HostGetConfigResult {
+                config,
+                gateway,
+                ..HostGetConfigResult::default()
+            })
+            .unwrap_or(Value::Null))
         }
         HostCallMethod::METHOD => {
             let params: HostCallMethodParams =
