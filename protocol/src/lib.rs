@@ -62,11 +62,12 @@ pub use message::{
 };
 pub use methods::{NotificationType, RequestType, parse_registrations};
 pub use registration::{
-    CORE_METHOD_NAMESPACES, ChannelRegistration, CommandRegistration, ContextEngineRegistration,
-    GatewayMethodRegistration, HOOK_EVENTS, HookRegistration, HttpRouteRegistration, LEGACY_HOOKS,
-    ManifestField, PROMPT_INJECTION_HOOKS, ProviderCapability, ProviderRegistration,
-    RESERVED_COMMANDS, Registration, RegistrationKind, RegistrationProblem, RejectionCode,
-    RouteAuth, RouteMatch, ServiceRegistration, ToolRegistration, route_matches, routes_overlap,
+    CONVERSATION_HOOKS, CORE_METHOD_NAMESPACES, ChannelRegistration, CommandRegistration,
+    ContextEngineRegistration, GatewayMethodRegistration, HOOK_EVENTS, HookRegistration,
+    HttpRouteRegistration, LEGACY_HOOKS, MATCHER_HOOKS, ManifestField, PROMPT_INJECTION_HOOKS,
+    ProviderCapability, ProviderRegistration, RESERVED_COMMANDS, Registration, RegistrationKind,
+    RegistrationProblem, RejectionCode, RouteAuth, RouteMatch, ServiceRegistration,
+    ToolRegistration, hook_key, route_matches, routes_overlap,
 };
 
 /// The protocol version this crate speaks.

@@ -537,12 +537,22 @@ pub enum Content {
 pub struct HookRunParams {
     /// The event, one the plugin registered for.
     pub event: String,
+    /// The handler's `id`, when it registered one (several handlers for one event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The event's data (its shape is the gateway's hook contract).
     #[serde(default)]
     pub payload: Value,
     /// Who and what.
     #[serde(default)]
     pub context: CallContext,
+}
+
+impl HookRunParams {
+    /// The key of the hook registration to run (`event`, or `event:id`).
+    pub fn key(&self) -> String {
+        crate::registration::hook_key(&self.event, self.id.as_deref())
+    }
 }
 
 /// A hook's answer: `null` for "nothing to add", or an object of event-specific fields

@@ -59,12 +59,48 @@ pub struct ToolRegistration {
 pub struct HookRegistration {
     /// One of [`HOOK_EVENTS`]; others are ignored with a warning.
     pub event: String,
-    /// Higher runs first; default 0.
+    /// Higher runs first; default 0. Ties run in registration order (plugins in
+    /// precedence order).
     #[serde(default)]
     pub priority: i32,
     /// What the hook does, for operators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Tells this handler from the plugin's other handlers of the same event (OpenClaw's
+    /// `registrationId`): a plugin registers several handlers for one event by giving
+    /// each an id, and `hook/run` names the one to run. The key becomes `event:id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `before_tool_call` and `after_tool_call` only: the tool names the handler is for
+    /// (not empty, no wildcards); absent: every tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<Vec<String>>,
+    /// The handler's budget in milliseconds (1 to 600000). The operator's
+    /// `hooks.timeouts.<event>`, then `hooks.timeoutMs`, override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl HookRegistration {
+    /// A handler for `event` with priority 0 and nothing else set.
+    pub fn new(event: impl Into<String>) -> Self {
+        Self {
+            event: event.into(),
+            priority: 0,
+            description: None,
+            id: None,
+            matcher: None,
+            timeout_ms: None,
+        }
+    }
+}
+
+/// The key of a hook registration: the event, or `event:id` for a handler with an id.
+pub fn hook_key(event: &str, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("{event}:{id}"),
+        None => event.to_owned(),
+    }
 }
 
 /// A slash command.
@@ -564,6 +600,24 @@ pub const PROMPT_INJECTION_HOOKS: &[&str] = &[
     "heartbeat_prompt_contribution",
 ];
 
+/// Hook events that carry conversation content (prompts, messages, model input and
+/// output): a plugin not granted `hooks.allowConversationAccess` (bundled plugins have
+/// it unless refused) may not register for them.
+pub const CONVERSATION_HOOKS: &[&str] = &[
+    "before_model_resolve",
+    "agent_turn_prepare",
+    "before_prompt_build",
+    "before_agent_reply",
+    "llm_input",
+    "llm_output",
+    "before_agent_finalize",
+    "agent_end",
+    "before_agent_run",
+];
+
+/// Hook events that accept a tool `matcher`.
+pub const MATCHER_HOOKS: &[&str] = &["before_tool_call", "after_tool_call"];
+
 /// The legacy hook that still works but deserves a warning.
 pub const LEGACY_HOOKS: &[&str] = &["before_agent_start"];
 
@@ -598,7 +652,7 @@ impl Registration {
     pub fn key(&self) -> String {
         match self {
             Self::Tool(t) => t.name.clone(),
-            Self::Hook(h) => h.event.clone(),
+            Self::Hook(h) => hook_key(&h.event, h.id.as_deref()),
             Self::Command(c) => c.name.trim().to_lowercase(),
             Self::GatewayMethod(m) => m.method.clone(),
             Self::HttpRoute(r) => match r.match_kind {
@@ -659,6 +713,30 @@ impl Registration {
                     return Err(RegistrationProblem::new(
                         UnknownHook,
                         format!("`{}` is not a known hook event; it is ignored", h.event),
+                    ));
+                }
+                if let Some(id) = &h.id {
+                    check_id("hook id", id)?;
+                }
+                if let Some(matcher) = &h.matcher {
+                    if !MATCHER_HOOKS.contains(&h.event.as_str()) {
+                        return invalid(format!(
+                            "hook `{}`: `matcher` is only for {}; remove it",
+                            h.event,
+                            MATCHER_HOOKS.join(" and ")
+                        ));
+                    }
+                    if matcher.is_empty() || !matcher.iter().all(|tool| is_tool_name(tool)) {
+                        return invalid(format!(
+                            "hook `{}`: `matcher` must list tool names (no wildcards or blanks); omit it to match every tool",
+                            h.event
+                        ));
+                    }
+                }
+                if h.timeout_ms.is_some_and(|ms| !(1..=600_000).contains(&ms)) {
+                    return invalid(format!(
+                        "hook `{}`: `timeoutMs` must be from 1 to 600000",
+                        h.event
                     ));
                 }
             }

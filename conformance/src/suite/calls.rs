@@ -145,11 +145,14 @@ impl Runner<'_> {
                         )
                     });
                 }
-                (CallsHooks, Registration::Hook(h)) => probes.push(probe(
-                    format!("hook `{}`", h.event),
-                    "hook/run",
-                    json!({"event": h.event, "payload": {}, "context": context}),
-                )),
+                (CallsHooks, Registration::Hook(h)) => {
+                    // A handler with an id is named by it (several for one event, §6.2).
+                    let mut params = json!({"event": h.event, "payload": {}, "context": context});
+                    if let Some(id) = &h.id {
+                        params["id"] = json!(id);
+                    }
+                    probes.push(probe(format!("hook `{}`", registration.key()), "hook/run", params));
+                }
                 (CallsCommands, Registration::Command(c)) => {
                     // Without arguments: no `args` member at all (§6.3).
                     let name = c.name.trim().to_lowercase();

@@ -135,6 +135,7 @@ async fn the_hook_prepends_the_configured_greeting() {
         let host = started(config).await;
         let params = HookRunParams {
             event: "before_prompt_build".into(),
+            id: None,
             payload: json!({"prompt": "hi"}),
             context: CallContext::default(),
         };

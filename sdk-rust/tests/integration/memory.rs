@@ -110,6 +110,9 @@ fn sink() -> (PluginBuilder<Config>, Events) {
             Ok(Some(json!({"prependContext": payload["prompt"]})))
         })
         .hook(Hook::new("agent_end"), |_ctx, _: Value| async move { Ok(None::<Value>) })
+        .hook(Hook::new("agent_end").id("audit"), |_ctx, _: Value| async move {
+            Ok(Some(json!({"audited": true})))
+        })
         .hook(Hook::new("llm_input"), |_ctx, _: Value| async move { Ok(Some(42)) })
         .hook(Hook::new("llm_output"), |_ctx, payload: Value| async move {
             Ok(Some(json!({"payload": payload})))
@@ -228,7 +231,7 @@ async fn before_initialize_requests_are_refused_notifications_ignored_ping_answe
     );
     assert_eq!(
         init["result"]["registrations"].as_array().unwrap().len(),
-        23
+        24
     );
     let again = wire
         .request(4, "initialize", initialize_params("sink", &json!({})))
@@ -447,6 +450,11 @@ async fn every_kind_of_registration_is_routed() {
             json!({"prependContext": "p"}),
         ),
         ("hook/run", json!({"event": "agent_end"}), Value::Null),
+        (
+            "hook/run",
+            json!({"event": "agent_end", "id": "audit"}),
+            json!({"audited": true}),
+        ),
         (
             "command/run",
             json!({"name": "PING", "args": "a b", "commandBody": "/ping a b"}),

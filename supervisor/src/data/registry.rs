@@ -34,9 +34,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use outpost_protocol::methods::{AcceptedRegistration, RejectedRegistration};
 use outpost_protocol::{
-    CommandRegistration, HookRegistration, HttpRouteRegistration, ManifestField,
-    PROMPT_INJECTION_HOOKS, Registration, RegistrationKind, RejectionCode, RouteAuth, RouteMatch,
-    route_matches, routes_overlap,
+    CONVERSATION_HOOKS, CommandRegistration, HookRegistration, HttpRouteRegistration,
+    ManifestField, PROMPT_INJECTION_HOOKS, Registration, RegistrationKind, RejectionCode,
+    RouteAuth, RouteMatch, route_matches, routes_overlap,
 };
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -314,6 +314,31 @@ pub(crate) struct Registrant<'a> {
     pub(crate) declarations: &'a Declarations,
     pub(crate) allow_prompt_injection: bool,
     pub(crate) allow_catch_all_route: bool,
+    /// Whether it may register conversation hooks (`hooks.allowConversationAccess`).
+    pub(crate) conversation: Conversation,
+}
+
+/// A plugin's conversation access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Conversation {
+    /// Bundled and not refused, or granted.
+    Granted,
+    /// Not bundled, and not granted.
+    NotGranted,
+    /// Refused by the operator (`allowConversationAccess: false`).
+    Refused,
+}
+
+impl Conversation {
+    pub(crate) fn of(spec: &crate::spec::PluginSpec) -> Self {
+        if spec.hooks.conversation_access(spec.bundled) {
+            Self::Granted
+        } else if spec.hooks.allow_conversation_access == Some(false) {
+            Self::Refused
+        } else {
+            Self::NotGranted
+        }
+    }
 }
 
 /// The registry; see the module docs.
@@ -822,7 +847,8 @@ impl Registry {
             .map(|(plugin, route)| (plugin.to_owned(), route.clone()))
     }
 
-    /// The hooks for `event`, highest priority first (ties by plugin id).
+    /// The hooks for `event`, highest priority first; ties in registration order
+    /// (plugins in precedence order, then each plugin's order).
     pub(crate) fn hooks(&self, event: &str) -> Vec<(String, HookRegistration)> {
         let mut hooks = self
             .lock()
@@ -831,7 +857,8 @@ impl Registry {
             .get(event)
             .cloned()
             .unwrap_or_default();
-        hooks.sort_by(|(pa, a), (pb, b)| b.priority.cmp(&a.priority).then_with(|| pa.cmp(pb)));
+        // Stable: the index holds them in registration order.
+        hooks.sort_by_key(|(_, hook)| std::cmp::Reverse(hook.priority));
         hooks
     }
 }
@@ -1027,10 +1054,15 @@ impl Batch {
             {
                 return Ok(Some(position));
             }
+            let hint = if kind == RegistrationKind::Hook {
+                "; give each handler of one event its own `id`"
+            } else {
+                ""
+            };
             return Err((
                 RejectionCode::Duplicate,
                 format!(
-                    "{kind} `{key}` is registered twice by this plugin (first at index {first})"
+                    "{kind} `{key}` is registered twice by this plugin (first at index {first}){hint}"
                 ),
             ));
         }
@@ -1170,6 +1202,25 @@ fn check_alone(
             ),
         ));
     }
+    if let Registration::Hook(hook) = registration
+        && registrant.conversation != Conversation::Granted
+        && CONVERSATION_HOOKS.contains(&hook.event.as_str())
+    {
+        return Err((
+            RejectionCode::Forbidden,
+            if registrant.conversation == Conversation::Refused {
+                format!(
+                    "`{}` sees conversation content, and the operator set plugins.entries.{plugin}.hooks.allowConversationAccess to false",
+                    hook.event
+                )
+            } else {
+                format!(
+                    "`{}` sees conversation content, which a plugin that is not bundled gets only when the operator sets plugins.entries.{plugin}.hooks.allowConversationAccess: true",
+                    hook.event
+                )
+            },
+        ));
+    }
     if let Registration::HttpRoute(route) = registration
         && route.match_kind == RouteMatch::Prefix
         && route.path.trim_end_matches('/').is_empty()
@@ -1244,6 +1295,11 @@ mod tests {
                 declarations: &declarations,
                 allow_prompt_injection: plugin != "strict",
                 allow_catch_all_route: plugin == "a",
+                conversation: if plugin == "strict" {
+                    Conversation::NotGranted
+                } else {
+                    Conversation::Granted
+                },
             },
             parse_registrations(registrations),
         )
@@ -1397,6 +1453,26 @@ mod tests {
                 None,
             ),
             (
+                "strict",
+                json!({"kind": "hook", "event": "llm_input"}),
+                Some(RejectionCode::Forbidden),
+            ),
+            (
+                "strict",
+                json!({"kind": "hook", "event": "message_received"}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "hook", "event": "before_tool_call", "matcher": ["exec"], "timeoutMs": 50}),
+                None,
+            ),
+            (
+                "b",
+                json!({"kind": "hook", "event": "agent_end", "matcher": ["exec"]}),
+                Some(RejectionCode::Invalid),
+            ),
+            (
                 "b",
                 json!({"kind": "wormhole"}),
                 Some(RejectionCode::Invalid),
@@ -1440,6 +1516,7 @@ mod tests {
                 tool("t1"),
                 json!({"kind": "hook", "event": "agent_end"}),
                 json!({"kind": "hook", "event": "agent_end", "priority": 5}),
+                json!({"kind": "hook", "event": "agent_end", "id": "second"}),
                 json!({"kind": "httpRoute", "path": "/r", "auth": "plugin"}),
                 json!({"kind": "httpRoute", "path": "/r", "auth": "plugin", "replaceExisting": true}),
             ],
@@ -1449,17 +1526,25 @@ mod tests {
             [
                 (1, RejectionCode::Duplicate),
                 (3, RejectionCode::Duplicate),
-                (4, RejectionCode::Duplicate)
+                (5, RejectionCode::Duplicate)
             ]
         );
+        assert!(admission.rejected[1].reason.contains("its own `id`"));
+        // Several handlers of one event, told apart by their ids.
         assert_eq!(
             admission
                 .accepted
                 .iter()
-                .map(|a| a.index)
+                .map(|a| (a.index, a.key.as_str()))
                 .collect::<Vec<_>>(),
-            [0, 2, 5]
+            [
+                (0, "t1"),
+                (2, "agent_end"),
+                (4, "agent_end:second"),
+                (6, "/r")
+            ]
         );
+        assert_eq!(registry.hooks("agent_end").len(), 2);
     }
 
     #[test]

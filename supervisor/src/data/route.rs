@@ -22,11 +22,13 @@ use outpost_protocol::methods::{
     MethodCall, MethodCallParams, ProviderCall, ProviderCallParams, ToolInvoke, ToolInvokeParams,
 };
 use outpost_protocol::peer::{CallError, CallOptions};
-use outpost_protocol::{ErrorCode, ErrorObject, Registration, RegistrationKind, RequestType};
+use outpost_protocol::{
+    ErrorCode, ErrorObject, HookRegistration, Registration, RegistrationKind, RequestType,
+};
 use serde_json::{Map, Value, json};
 
 use super::call::{Answer, Call, Target};
-use super::hooks::{HookOutcome, HookRun as HookRunRecord, HookRunOutcome};
+use super::hooks::{self, HookOutcome, HookRun as HookRunRecord, HookRunOutcome};
 use super::plugin::{Conn, Down, Live, PluginRuntime, errors};
 use super::reason::{ExitCause, Reason};
 use super::registry::{Owner, PluginState};
@@ -361,6 +363,10 @@ impl Shared {
         self.invoke::<HttpHandle>(&owner, params, timeout).await
     }
 
+    /// Runs the handlers of `event` as its rule says ([`hooks`](super::hooks)): observed
+    /// events all at once, modifying and claiming events one after another, each
+    /// handler with the payload as the ones before changed it, until a terminal result
+    /// or a claim. Each handler has its own budget, within the call's.
     async fn run_hook(
         &self,
         event: &str,
@@ -368,39 +374,83 @@ impl Shared {
         context: CallContext,
         timeout: Option<Duration>,
     ) -> HookOutcome {
-        let hooks = self.registry.hooks(event);
+        let rule = hooks::rule(event);
+        let handlers: Vec<(String, HookRegistration)> = self
+            .registry
+            .hooks(event)
+            .into_iter()
+            .filter(|(_, hook)| hooks::matches(hook, payload))
+            .collect();
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
         let mut outcome = HookOutcome::default();
-        let started = Instant::now();
-        for (plugin, hook) in hooks {
-            let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
-            let request = HookRunParams {
-                event: event.to_owned(),
-                payload: payload.clone(),
-                context: context.clone(),
-            };
-            let priority = hook.priority;
-            let owner = Owner {
-                plugin,
-                registration: Arc::new(Registration::Hook(hook)),
-            };
-            let result = self.invoke::<HookRun>(&owner, request, left).await;
+        if rule.kind == hooks::Kind::Observe {
+            let runs = handlers.into_iter().map(|(plugin, hook)| {
+                self.run_handler(event, payload.clone(), plugin, hook, &context, deadline)
+            });
+            for run in futures_util::future::join_all(runs).await {
+                outcome.push(event, rule, &mut Value::Null, true, run);
+            }
+            return outcome;
+        }
+        let mut payload = payload.clone();
+        for (plugin, hook) in handlers {
             let allow_prompt_injection = self
-                .plugin(&owner.plugin)
+                .plugin(&plugin)
                 .is_none_or(|p| p.spec.allow_prompt_injection);
-            outcome.push(
-                event,
-                allow_prompt_injection,
-                HookRunRecord {
-                    plugin: owner.plugin,
-                    priority,
-                    outcome: match result {
-                        Ok(result) => HookRunOutcome::Result(result),
-                        Err(error) => HookRunOutcome::Error(error),
-                    },
-                },
-            );
+            let run = self
+                .run_handler(event, payload.clone(), plugin, hook, &context, deadline)
+                .await;
+            if outcome.push(event, rule, &mut payload, allow_prompt_injection, run) {
+                break;
+            }
         }
         outcome
+    }
+
+    /// One hook handler: its payload without conversation content unless its plugin
+    /// has conversation access, within its budget and the call's deadline.
+    async fn run_handler(
+        &self,
+        event: &str,
+        mut payload: Value,
+        plugin: String,
+        hook: HookRegistration,
+        context: &CallContext,
+        deadline: Option<Instant>,
+    ) -> HookRunRecord {
+        let budget = self.plugin(&plugin).and_then(|runtime| {
+            let spec = &runtime.spec;
+            if !spec.hooks.conversation_access(spec.bundled) {
+                hooks::withhold_conversation(&mut payload);
+            }
+            hooks::budget_ms(hooks::rule(event), &hook, &spec.hooks).map(Duration::from_millis)
+        });
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        let timeout = match (budget, left) {
+            (Some(budget), Some(left)) => Some(budget.min(left)),
+            (budget, left) => budget.or(left),
+        };
+        let request = HookRunParams {
+            event: event.to_owned(),
+            id: hook.id.clone(),
+            payload,
+            context: context.clone(),
+        };
+        let (priority, id) = (hook.priority, hook.id.clone());
+        let owner = Owner {
+            plugin,
+            registration: Arc::new(Registration::Hook(hook)),
+        };
+        let result = self.invoke::<HookRun>(&owner, request, timeout).await;
+        HookRunRecord {
+            plugin: owner.plugin,
+            id,
+            priority,
+            outcome: match result {
+                Ok(result) => HookRunOutcome::Result(result),
+                Err(error) => HookRunOutcome::Error(error),
+            },
+        }
     }
 
     /// Sends one typed call to the owner (see the module docs for the routing rules),

@@ -49,7 +49,7 @@ use super::host::{self, HostContext};
 use super::os::{ExitDescription, ProcessGroup, SpawnRequest, Spawned};
 use super::plugin::{Conn, Control, Down, Live, PluginRuntime, STDERR_TAIL_IN_REPORTS};
 use super::reason::{Exit, ExitCause, Reason};
-use super::registry::{PluginState, Registrant};
+use super::registry::{Conversation, PluginState, Registrant};
 use super::restart::{Decision, ExitKind, RestartHistory};
 use super::shared::Shared;
 use super::stderr;
@@ -592,6 +592,7 @@ async fn handshake(
                     declarations: &spec.declarations,
                     allow_prompt_injection: spec.allow_prompt_injection,
                     allow_catch_all_route: spec.allow_catch_all_route,
+                    conversation: Conversation::of(spec),
                 },
                 parse_registrations(&raw_registrations),
             )

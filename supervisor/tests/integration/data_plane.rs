@@ -10,8 +10,9 @@ use std::time::Duration;
 use outpost_protocol::methods::{CallContext, CommandResult, ToolResult};
 use outpost_protocol::{ErrorCode, ErrorObject, ManifestField, RejectionCode};
 use outpost_supervisor::{
-    Answer, Call, Declarations, FsAccess, Gateway, GatewayFuture, HookOutcome, LaunchSpec,
-    MethodRequest, PluginSpec, PluginState, RegistryEvent, Sandbox, SupervisionPolicy, Supervisor,
+    Answer, Call, Declarations, FsAccess, Gateway, GatewayFuture, HookOutcome, HookRunOutcome,
+    LaunchSpec, MethodRequest, PluginSpec, PluginState, RegistryEvent, Sandbox, SupervisionPolicy,
+    Supervisor,
 };
 use serde_json::{Map, Value, json};
 
@@ -85,7 +86,10 @@ impl Fixture {
             .with_policy(policy)
             .with_sandbox(sandbox);
         launch.env_set = env_set;
-        let spec = PluginSpec::new(id, launch).with_declarations(declarations);
+        let mut spec = PluginSpec::new(id, launch).with_declarations(declarations);
+        // Its default hook (`before_prompt_build`) sees the conversation: granted, as
+        // an operator would; the privacy test takes it away.
+        spec.hooks.allow_conversation_access = Some(true);
         Self { spec, dir }
     }
 
@@ -1146,6 +1150,247 @@ async fn a_reload_moves_contested_keys_with_the_precedence_and_a_removed_winner_
     supervisor.shutdown().await;
     first.assert_all_gone();
     second.assert_all_gone();
+}
+
+impl Fixture {
+    /// A fixture with no tools (so several run side by side) whose hooks are `hooks`
+    /// answering `answers` by key (FIXTURE_HOOKS in fixture.py).
+    fn hooks(id: &str, hooks: &Value, answers: &Value) -> Self {
+        Self::new(id, "ok")
+            .env("FIXTURE_NO_TOOLS", "1")
+            .env("FIXTURE_HOOKS", &hooks.to_string())
+            .env("FIXTURE_HOOK_ANSWERS", &answers.to_string())
+    }
+
+    /// Lets the plugin write in `dir` too.
+    fn writable(mut self, dir: &Path) -> Self {
+        let sandbox = &mut self.spec.launch.sandbox;
+        if let Some(filesystem) = sandbox.filesystem.as_mut() {
+            filesystem.write.push(dir.to_owned());
+        }
+        self
+    }
+
+    /// The payloads its hook handlers received, as "<key> <payload>".
+    fn hook_payloads(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("events"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.strip_prefix("hook "))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn rejected_of(supervisor: &Supervisor, plugin: &str) -> Vec<(RejectionCode, String)> {
+    supervisor
+        .snapshot()
+        .plugins
+        .into_iter()
+        .find(|p| p.id == plugin)
+        .unwrap()
+        .rejected
+        .into_iter()
+        .map(|r| (r.code, r.reason))
+        .collect()
+}
+
+fn run_plugins(outcome: &HookOutcome) -> Vec<String> {
+    outcome
+        .runs
+        .iter()
+        .map(|run| match &run.id {
+            Some(id) => format!("{}:{id}", run.plugin),
+            None => run.plugin.clone(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hooks_run_as_openclaw_runs_them() {
+    let rendezvous = tempfile::tempdir().unwrap();
+    let a = Fixture::hooks(
+        "a",
+        &json!([
+            {"kind": "hook", "event": "before_tool_call", "priority": 10},
+            {"kind": "hook", "event": "before_tool_call", "id": "reads", "priority": 9, "matcher": ["read"]},
+            {"kind": "hook", "event": "message_sending", "priority": 10, "timeoutMs": 100},
+            {"kind": "hook", "event": "inbound_claim", "priority": 10},
+            {"kind": "hook", "event": "message_received"},
+        ]),
+        &json!({
+            "before_tool_call": {"params": {"cmd": "ls -l"}},
+            "before_tool_call:reads": {"params": {"path": "/etc"}},
+            "message_sending": {"$sleepMs": 3000, "then": {"content": "too late"}},
+            "inbound_claim": {"handled": false},
+            "message_received": {"$rendezvous": rendezvous.path().display().to_string()},
+        }),
+    )
+    .writable(rendezvous.path());
+    let b = Fixture::hooks(
+        "b",
+        &json!([
+            {"kind": "hook", "event": "before_tool_call", "priority": 5},
+            {"kind": "hook", "event": "before_tool_call", "id": "audit", "priority": 5},
+            {"kind": "hook", "event": "message_sending", "priority": 5, "timeoutMs": 60000},
+            {"kind": "hook", "event": "inbound_claim", "priority": 5},
+            {"kind": "hook", "event": "message_received"},
+        ]),
+        &json!({
+            "before_tool_call:audit": {"block": true, "blockReason": "audit says no"},
+            "message_sending": {"$sleepMs": 3000, "then": {"content": "also too late"}},
+            "inbound_claim": {"handled": true, "reply": {"text": "b has it"}},
+            "message_received": {"$rendezvous": rendezvous.path().display().to_string()},
+        }),
+    )
+    .writable(rendezvous.path());
+    // `b` registered a 60 s budget for message_sending; the operator's hooks.timeoutMs
+    // overrides it.
+    let mut b = b;
+    b.spec.hooks.timeout_ms = Some(100);
+    let c = Fixture::hooks(
+        "c",
+        &json!([
+            {"kind": "hook", "event": "before_tool_call", "priority": 1},
+            {"kind": "hook", "event": "message_sending", "priority": 1},
+            {"kind": "hook", "event": "inbound_claim", "priority": 1},
+        ]),
+        &json!({
+            "message_sending": {"content": "from c"},
+            "inbound_claim": {"handled": true, "reply": {"text": "c has it"}},
+        }),
+    );
+    let supervisor = start(&[&a, &b, &c]).await;
+    for plugin in ["a", "b", "c"] {
+        assert!(rejected_of(&supervisor, plugin).is_empty(), "{plugin}");
+    }
+
+    // Modifying, with a terminal result: each handler sees the params as changed so
+    // far; b's second handler blocks; c never runs. a's `reads` handler is for `read`.
+    let outcome = run_hook(
+        &supervisor,
+        "before_tool_call",
+        json!({"toolName": "exec", "params": {"cmd": "ls"}}),
+    )
+    .await;
+    assert_eq!(run_plugins(&outcome), ["a", "b", "b:audit"]);
+    assert_eq!(outcome.result["block"], true);
+    assert_eq!(outcome.result["blockReason"], "audit says no");
+    assert_eq!(outcome.result["params"], json!({"cmd": "ls -l"}));
+    assert_eq!(outcome.decided_by.as_deref(), Some("b"));
+    assert_eq!(
+        b.hook_payloads(),
+        [
+            r#"before_tool_call {"params": {"cmd": "ls -l"}, "toolName": "exec"}"#,
+            r#"before_tool_call:audit {"params": {"cmd": "ls -l"}, "toolName": "exec"}"#,
+        ]
+    );
+    assert!(c.hook_payloads().is_empty(), "{:?}", c.hook_payloads());
+
+    // Timeouts: a's own 100 ms and b's operator hooks.timeoutMs skip them (logged); the
+    // chain goes on to c.
+    let outcome = run_hook(&supervisor, "message_sending", json!({"content": "hi"})).await;
+    assert_eq!(run_plugins(&outcome), ["a", "b", "c"]);
+    let codes: Vec<Option<ErrorCode>> = outcome
+        .runs
+        .iter()
+        .map(|run| match &run.outcome {
+            HookRunOutcome::Error(error) => Some(error.code),
+            HookRunOutcome::Result(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [Some(ErrorCode::Timeout), Some(ErrorCode::Timeout), None]
+    );
+    assert_eq!(outcome.result["content"], "from c");
+
+    // Claiming: a declines, b claims, c is never asked.
+    let outcome = run_hook(&supervisor, "inbound_claim", json!({"content": "hello"})).await;
+    assert_eq!(run_plugins(&outcome), ["a", "b"]);
+    assert_eq!(outcome.result["reply"]["text"], "b has it");
+    assert_eq!(outcome.decided_by.as_deref(), Some("b"));
+
+    // Observing: both at once (each waits for the other to have started), results
+    // recorded but not merged.
+    let outcome = run_hook(&supervisor, "message_received", json!({})).await;
+    assert!(outcome.result.is_empty());
+    for run in &outcome.runs {
+        assert_eq!(
+            run.outcome,
+            HookRunOutcome::Result(Some(args(&json!({"sawPeer": true})))),
+            "{}",
+            run.plugin
+        );
+    }
+    supervisor.shutdown().await;
+    for fixture in [&a, &b, &c] {
+        fixture.assert_all_gone();
+    }
+}
+
+#[tokio::test]
+async fn conversation_content_reaches_only_plugins_granted_it() {
+    let hooks = json!([
+        {"kind": "hook", "event": "llm_input"},
+        {"kind": "hook", "event": "message_received"},
+    ]);
+    // Not bundled, and the operator said nothing: no conversation access.
+    let mut outsider = Fixture::hooks("outsider", &hooks, &json!({}));
+    outsider.spec.hooks.allow_conversation_access = None;
+    let granted = Fixture::hooks("granted", &hooks, &json!({}));
+    let mut bundled = Fixture::hooks("bundled", &hooks, &json!({}));
+    bundled.spec.bundled = true;
+    bundled.spec.hooks.allow_conversation_access = None;
+    let mut refused = Fixture::hooks("refused", &hooks, &json!({}));
+    refused.spec.bundled = true;
+    refused.spec.hooks.allow_conversation_access = Some(false);
+    let supervisor = start(&[&outsider, &granted, &bundled, &refused]).await;
+
+    // Conversation hooks are refused, with the reason and the key that grants them.
+    for (plugin, says) in [
+        ("outsider", "allowConversationAccess: true"),
+        ("refused", "allowConversationAccess to false"),
+    ] {
+        let rejected = rejected_of(&supervisor, plugin);
+        assert_eq!(rejected.len(), 1, "{plugin}: {rejected:?}");
+        assert_eq!(rejected[0].0, RejectionCode::Forbidden);
+        assert!(rejected[0].1.contains("`llm_input`"), "{rejected:?}");
+        assert!(rejected[0].1.contains(says), "{rejected:?}");
+        assert_eq!(supervisor.state(plugin).unwrap().0, PluginState::Ready);
+    }
+    for plugin in ["granted", "bundled"] {
+        assert!(rejected_of(&supervisor, plugin).is_empty(), "{plugin}");
+    }
+    let outcome = run_hook(&supervisor, "llm_input", json!({"prompt": "my secret"})).await;
+    let mut ran = run_plugins(&outcome);
+    ran.sort();
+    assert_eq!(ran, ["bundled", "granted"]);
+
+    // Other hooks reach everyone, without the conversation fields for those not granted.
+    let payload = json!({"content": "hi", "prompt": "my secret", "messages": ["earlier"], "systemPrompt": "s"});
+    let outcome = run_hook(&supervisor, "message_received", payload).await;
+    assert_eq!(outcome.runs.len(), 4);
+    for fixture in [&outsider, &refused] {
+        assert_eq!(
+            fixture.hook_payloads(),
+            [r#"message_received {"content": "hi"}"#],
+            "{}",
+            fixture.spec.id
+        );
+    }
+    for fixture in [&granted, &bundled] {
+        let payloads = fixture.hook_payloads();
+        assert_eq!(payloads.len(), 2, "{payloads:?}");
+        assert!(
+            payloads.iter().all(|p| p.contains("my secret")),
+            "{payloads:?}"
+        );
+    }
+    supervisor.shutdown().await;
+    for fixture in [&outsider, &granted, &bundled, &refused] {
+        fixture.assert_all_gone();
+    }
 }
 
 #[tokio::test]
