@@ -15,6 +15,7 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 mod api;
 mod call;
 mod client;
+mod interpreters;
 mod logging;
 mod new;
 mod openclaw;

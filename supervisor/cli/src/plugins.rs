@@ -29,7 +29,8 @@ pub(crate) enum PluginsCommand {
     /// Check the config file and every plugin's config; exit 1 on any error.
     Validate(Common),
     /// Errors, blocked candidates, shadowing and advisories; exit 1 when something
-    /// needs action.
+    /// needs action. Warns when an enabled plugin's interpreter (python3, node) is
+    /// older than Python 3.11 or Node.js 20.
     Doctor(Common),
     /// Turn a plugin on: plugins.entries.<id>.enabled = true in the config file, edited
     /// in place (comments and formatting kept); a set plugins.allow gets the id too.
@@ -113,7 +114,13 @@ fn execute(command: PluginsCommand) -> anyhow::Result<ExitCode> {
         }
         PluginsCommand::Doctor(common) => {
             let report = match control::load(&common.config) {
-                Ok(inventory) => DoctorReport::new(&inventory),
+                Ok(inventory) => {
+                    let mut report = DoctorReport::new(&inventory);
+                    report
+                        .warnings
+                        .extend(crate::interpreters::check(&inventory));
+                    report
+                }
                 Err(error) => DoctorReport::unreadable(&common.config, &error),
             };
             if common.json {

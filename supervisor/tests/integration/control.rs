@@ -349,10 +349,17 @@ fn a_manifest_with_every_field_the_real_loader_knows_parses() {
 /// `OUTPOST_OPENCLAW_MANIFESTS=DIR`.
 #[test]
 fn real_openclaw_manifests_parse() {
-    let Some(dir) = std::env::var_os("OUTPOST_OPENCLAW_MANIFESTS") else {
-        eprintln!(
-            "skipped: set OUTPOST_OPENCLAW_MANIFESTS to a directory filled by supervisor/tests/fetch-openclaw-manifests.sh"
-        );
+    // Straight to stderr, past the test harness's capture: a skip must show.
+    let say = |line: String| {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{line}");
+    };
+    let Some(dir) = std::env::var_os("OUTPOST_OPENCLAW_MANIFESTS").filter(|d| !d.is_empty())
+    else {
+        say("SKIPPED 1 test, real_openclaw_manifests_parse: OUTPOST_OPENCLAW_MANIFESTS is not set; \
+             `sh supervisor/tests/fetch-openclaw-manifests.sh DIR` fetches OpenClaw's manifests \
+             from the npm registry, then set OUTPOST_OPENCLAW_MANIFESTS=DIR (.ci/run does)"
+            .to_owned());
         return;
     };
     let dir = PathBuf::from(dir);
@@ -404,7 +411,11 @@ fn real_openclaw_manifests_parse() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    eprintln!("{} real manifests parsed", roots.len());
+    say(format!(
+        "real_openclaw_manifests_parse: {} real manifests parsed from {}",
+        roots.len(),
+        dir.display()
+    ));
 }
 
 fn collect_manifest_roots(dir: &Path, roots: &mut Vec<PathBuf>) {

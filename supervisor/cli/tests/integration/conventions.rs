@@ -301,3 +301,56 @@ fn inspect_finds_an_id_whatever_its_case() {
     let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(report["id"], "notes", "{report}");
 }
+
+/// `doctor` asks the interpreter a plugin's command names for its version.
+#[test]
+fn doctor_warns_when_an_interpreter_is_too_old() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let setup = Setup::new();
+    let doctor = |config: &Path| -> Vec<Value> {
+        let output = setup
+            .outpost()
+            .args(["plugins", "doctor", "--json", "--config"])
+            .arg(config)
+            .output()
+            .expect("outpost runs");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+            panic!("{error}: {}", text(&output.stderr));
+        });
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|warning| warning["path"] == "outpost.command")
+            .cloned()
+            .collect()
+    };
+    // The machine's python3 is new enough (the tests need 3.11 too).
+    assert_eq!(doctor(&setup.config()), Vec::<Value>::new());
+
+    // An old one first on outpost.binPath.
+    let bin = setup.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let python = bin.join("python3");
+    std::fs::write(&python, "#!/bin/sh\necho 'Python 3.8.10'\n").unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old = setup.path().join("old.json5");
+    let config = notes_config().replacen(
+        "outpost: {",
+        &format!(
+            "outpost: {{ binPath: [{}],",
+            serde_json::to_string(&bin).unwrap()
+        ),
+        1,
+    );
+    std::fs::write(&old, config).unwrap();
+    let warnings = doctor(&old);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let message = warnings[0]["message"].as_str().unwrap();
+    assert_eq!(warnings[0]["plugin"], "notes");
+    assert!(
+        message.contains("Python 3.8") && message.contains("3.11"),
+        "{message}"
+    );
+}

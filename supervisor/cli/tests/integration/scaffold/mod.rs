@@ -3,13 +3,16 @@
 //!
 //! - [`examples`]: every protocol feature on `plugins/python-example` and
 //!   `plugins/node-example`;
-//! - [`new`]: each language's template, generated into a temporary directory and run.
+//! - [`new`]: each language's template, generated into a temporary directory and run;
+//! - [`install`]: `scripts/install.sh` into a temporary prefix, and a Rust plugin
+//!   generated, built and checked from outside the repository with what it installed.
 //!
 //! The tests need `python3` (3.11+) and `node` (20+) on the search path, as the plugins'
 //! manifests do.
 
 mod client;
 mod examples;
+mod install;
 mod new;
 
 use std::path::Path;

@@ -100,8 +100,8 @@ fn node_template_works_as_generated() {
 
 /// Building the generated crate is the slow part: it uses a target directory of its own
 /// under the workspace's `target/` (so the SDK and its dependencies are compiled once
-/// and reused by later runs), the workspace's `Cargo.lock` (so nothing is resolved or
-/// downloaded: `--offline`), and the debug profile. The binary is then copied to where
+/// and reused by later runs), the `Cargo.lock` it was generated with (the workspace's
+/// versions: nothing is resolved or downloaded, `--offline`), and the debug profile. The binary is then copied to where
 /// the generated manifest expects the release build.
 #[test]
 fn rust_template_builds_and_works_as_generated() {
@@ -117,7 +117,8 @@ fn rust_template_builds_and_works_as_generated() {
         "from a source checkout, the SDK is a path dependency:\n{cargo_toml}"
     );
 
-    std::fs::copy(workspace_root().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    // The generated Cargo.lock pins what the workspace's lock does, so the build needs
+    // nothing that is not in the cargo cache already.
     let target = target_dir().join("outpost-new-rust");
     let status = Command::new(cargo())
         .args(["build", "--offline", "--quiet", "--manifest-path"])
@@ -187,16 +188,16 @@ fn conformance_binary() -> PathBuf {
     target_dir().join("debug/outpost-conformance")
 }
 
-fn cargo() -> String {
+pub(super) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-fn workspace_root() -> PathBuf {
+pub(super) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The target directory this test binary was built in: `<target>/debug/deps/scaffold-*`.
-fn target_dir() -> PathBuf {
+pub(super) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     exe.ancestors()
         .nth(3)
