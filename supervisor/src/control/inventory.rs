@@ -25,8 +25,9 @@ use super::enablement::{self, Cause, ChannelSwitch, Enablement, Subject};
 use super::gates::{Block, FileCheck, Gate};
 use super::manifest::{MAX_MANIFEST_BYTES, Manifest};
 use super::plugin_id;
+use super::report::channel_secret_texts;
 use super::text::{self, ReadError};
-use super::validate::Schema;
+use super::validate::{REDACTED, Schema};
 use crate::data::state_dir_name;
 use crate::launch::{FsAccess, LaunchSpec, Sandbox};
 use crate::policy::SupervisionPolicy;
@@ -1106,12 +1107,17 @@ impl Context<'_> {
                 )
             };
             let base = format!("channels.{}", channel.key);
+            let secrets = channel_secret_texts(Some(manifest), id, &channel.value);
             for problem in problems {
+                // Channel configs hold credentials under names the plugin chooses
+                // (`botToken`): a secret a message quotes is replaced.
+                let message = secrets.iter().fold(problem.message, |message, secret| {
+                    message.replace(secret.as_str(), REDACTED)
+                });
                 let mut diagnostic = report(
                     Code::ChannelConfigInvalid,
                     format!(
-                        "{}{suffix} (the schema is channelConfigs.{id}.schema in {})",
-                        problem.message,
+                        "{message}{suffix} (the schema is channelConfigs.{id}.schema in {})",
                         record.manifest_path.display()
                     ),
                 )

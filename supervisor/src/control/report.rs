@@ -385,9 +385,56 @@ fn summarize_schema(schema: &Map<String, Value>, hints: &Map<String, Value>) -> 
 /// `accounts.*.botToken`), and keys whose names end like a secret's (`botToken`,
 /// `signingSecret`, `password`...), since channel configs hold credentials per account.
 fn redact_channel(record: &PluginRecord, channel: &str, value: &Value) -> Value {
-    let sensitive: Vec<Vec<&str>> = record
-        .manifest
-        .as_ref()
+    redact_channel_value(record.manifest.as_ref(), channel, value)
+}
+
+/// The texts of the secret values in a channel's config (as JSON and, for strings, as
+/// written), so a message that quotes one can have it replaced.
+pub(crate) fn channel_secret_texts(
+    manifest: Option<&super::manifest::Manifest>,
+    channel: &str,
+    value: &Value,
+) -> Vec<String> {
+    fn collect(original: &Value, redacted: &Value, found: &mut Vec<String>) {
+        match (original, redacted) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (key, member) in a {
+                    if let Some(other) = b.get(key) {
+                        collect(member, other, found);
+                    }
+                }
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                for (member, other) in a.iter().zip(b) {
+                    collect(member, other, found);
+                }
+            }
+            (original, Value::String(text)) if text == REDACTED && original != redacted => {
+                found.push(original.to_string());
+                if let Value::String(raw) = original {
+                    found.push(raw.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    collect(
+        value,
+        &redact_channel_value(manifest, channel, value),
+        &mut found,
+    );
+    found.retain(|text| !text.is_empty());
+    found.sort_by_key(|text| std::cmp::Reverse(text.len()));
+    found
+}
+
+fn redact_channel_value(
+    manifest: Option<&super::manifest::Manifest>,
+    channel: &str,
+    value: &Value,
+) -> Value {
+    let sensitive: Vec<Vec<&str>> = manifest
         .and_then(|manifest| manifest.raw().get("channelConfigs"))
         .and_then(|configs| configs.get(channel))
         .and_then(|declared| declared.get("uiHints"))

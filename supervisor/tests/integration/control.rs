@@ -204,6 +204,28 @@ fn run_case(case: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Channel configs hold credentials: no report shows one, whether the manifest marks it
+/// `sensitive` (with `*` for any account) or only its name says so, even when the
+/// channel schema rejects it.
+#[test]
+fn channel_secrets_are_redacted_in_every_report() {
+    let prepared = prepare("channels").unwrap();
+    let inventory = control::load_with(&prepared.options).unwrap();
+    let mut reports = vec![
+        serde_json::to_string(&ListRow::all(&inventory)).unwrap(),
+        serde_json::to_string(&DoctorReport::new(&inventory)).unwrap(),
+        serde_json::to_string(&ValidateReport::new(&inventory)).unwrap(),
+    ];
+    for id in ["acmechat", "badchat", "offchat"] {
+        reports.push(serde_json::to_string(&InspectReport::new(&inventory, id).unwrap()).unwrap());
+    }
+    reports.extend(inventory.all_diagnostics().map(ToString::to_string));
+    for report in &reports {
+        assert!(!report.contains("SECRET-"), "a secret shows: {report}");
+    }
+    assert!(reports.iter().any(|report| report.contains("[redacted]")));
+}
+
 // ---------------------------------------------------------------------------------
 // The library surface the data plane uses.
 
