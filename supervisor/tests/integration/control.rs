@@ -376,8 +376,7 @@ fn real_openclaw_manifests_parse() {
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), "{line}");
     };
-    let Some(dir) = std::env::var_os("OUTPOST_OPENCLAW_MANIFESTS").filter(|d| !d.is_empty())
-    else {
+    let Some(dir) = std::env::var_os("OUTPOST_OPENCLAW_MANIFESTS").filter(|d| !d.is_empty()) else {
         say("SKIPPED 1 test, real_openclaw_manifests_parse: OUTPOST_OPENCLAW_MANIFESTS is not set; \
              `sh supervisor/tests/fetch-openclaw-manifests.sh DIR` fetches OpenClaw's manifests \
              from the npm registry, then set OUTPOST_OPENCLAW_MANIFESTS=DIR (.ci/run does)"
