@@ -983,6 +983,140 @@ mod tests {
         }
     }
 
+    /// A temporary config with a global directory, and a plugin directory for `id`
+    /// whose entry is `plugin.py`.
+    fn setup(id: &str) -> (tempfile::TempDir, Inventory, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("outpost.json5");
+        std::fs::write(
+            &config,
+            "{ outpost: { globalDir: 'ext', bundledDir: 'none' } }",
+        )
+        .unwrap();
+        let source = dir.path().join("src");
+        std::fs::create_dir_all(&source).unwrap();
+        let manifest = json!({
+            "id": id,
+            "configSchema": {"type": "object"},
+            "outpost": {"command": "sh", "args": ["plugin.py"], "entry": "plugin.py"},
+        });
+        std::fs::write(source.join("openclaw.plugin.json"), manifest.to_string()).unwrap();
+        std::fs::write(source.join("plugin.py"), "# never run\n").unwrap();
+        let inventory = control::load(&config).unwrap();
+        let global = global_dir(&inventory).unwrap();
+        (dir, inventory, source, global)
+    }
+
+    fn staged_names(global: &Path) -> Vec<String> {
+        std::fs::read_dir(global)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_directory_is_copied_with_normalised_modes_and_checked_before_it_lands() {
+        let (_dir, inventory, source, global) = setup("acme");
+        std::fs::set_permissions(
+            source.join("plugin.py"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        let staged = Staged::prepare(&inventory, &global, &source).unwrap();
+        assert_eq!(staged.id, "acme");
+        let mode = std::fs::metadata(staged.root.join("plugin.py"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        drop(staged);
+        assert!(
+            staged_names(&global).is_empty(),
+            "the staging directory goes"
+        );
+    }
+
+    #[test]
+    fn a_copy_the_safety_gates_block_is_not_installed() {
+        let (_dir, inventory, source, global) = setup("acme");
+        std::fs::remove_file(source.join("plugin.py")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", source.join("plugin.py")).unwrap();
+        let error = Staged::prepare(&inventory, &global, &source)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is not installed: `acme` is blocked"),
+            "{error}"
+        );
+        assert!(error.contains("plugin.py"), "{error}");
+        assert!(staged_names(&global).is_empty());
+    }
+
+    #[test]
+    fn install_scripts_are_refused() {
+        let (_dir, inventory, source, global) = setup("acme");
+        std::fs::write(
+            source.join("package.json"),
+            r#"{"name": "acme", "scripts": {"test": "x", "postinstall": "node build.js"}}"#,
+        )
+        .unwrap();
+        let error = Staged::prepare(&inventory, &global, &source)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("install scripts (scripts.postinstall)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_tarball_is_unpacked_from_its_package_directory_and_links_are_refused() {
+        let (dir, inventory, source, global) = setup("acme");
+        let tarball = |name: &str, link: bool| {
+            let path = dir.path().join(name);
+            let gz = flate2::write::GzEncoder::new(
+                File::create(&path).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut tar = tar::Builder::new(gz);
+            tar.append_dir_all("package", &source).unwrap();
+            if link {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                tar.append_link(&mut header, "package/extra", "/etc/passwd")
+                    .unwrap();
+            }
+            tar.into_inner().unwrap().finish().unwrap();
+            path
+        };
+        let staged = Staged::prepare(&inventory, &global, &tarball("acme.tgz", false)).unwrap();
+        assert_eq!((staged.id.as_str(), staged.kind), ("acme", "archive"));
+        assert!(staged.root.ends_with("package"));
+        drop(staged);
+        let error = Staged::prepare(&inventory, &global, &tarball("acme.tar.gz", true))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("archives with links"), "{error}");
+        assert!(staged_names(&global).is_empty());
+    }
+
+    #[test]
+    fn a_zip_member_that_leaves_the_directory_is_refused() {
+        let (dir, inventory, _source, global) = setup("acme");
+        let path = dir.path().join("acme.zip");
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        zip.start_file("../evil.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, b"x").unwrap();
+        zip.finish().unwrap();
+        let error = Staged::prepare(&inventory, &global, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("would land outside"), "{error}");
+        assert!(!dir.path().join("evil.txt").exists());
+    }
+
     #[test]
     fn archive_members_stay_inside() {
         let into = Path::new("/x");
