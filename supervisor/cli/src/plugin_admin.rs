@@ -97,7 +97,13 @@ pub(crate) fn disable(args: &IdArgs) -> anyhow::Result<ExitCode> {
 fn switch(args: &IdArgs, on: bool) -> anyhow::Result<ExitCode> {
     let inventory = control::load(&args.config)?;
     let path = inventory.config.path.clone();
-    let id = match inventory.get(&args.id) {
+    let found = inventory.get(&args.id).or_else(|| {
+        inventory
+            .plugins
+            .iter()
+            .find(|record| record.id.eq_ignore_ascii_case(args.id.trim()))
+    });
+    let id = match found {
         Some(record) => record.id.clone(),
         None if inventory
             .config
