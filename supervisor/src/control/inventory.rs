@@ -358,6 +358,9 @@ struct Draft {
     broken: Option<String>,
     /// A reason the launch cannot be found on this machine (matters only when enabled).
     unlaunchable: Option<String>,
+    /// Why no supervision policy could be built (matters only when enabled: a disabled
+    /// plugin needs none, and stays `disabled`).
+    no_policy: Option<Diagnostic>,
     schema: Option<Schema>,
 }
 
@@ -649,6 +652,7 @@ impl Context<'_> {
         let mut draft = Draft {
             record,
             broken: None,
+            no_policy: None,
             unlaunchable: None,
             schema: None,
         };
@@ -772,12 +776,11 @@ impl Context<'_> {
         let policy = match policy {
             Ok(policy) => policy,
             Err(reason) => {
-                draft.record.diagnostics.push(
-                    Diagnostic::error(Code::PolicyInvalid, reason.clone())
+                draft.no_policy = Some(
+                    Diagnostic::error(Code::PolicyInvalid, reason)
                         .plugin(&draft.record.id)
                         .file(&self.config.path),
                 );
-                draft.broken.get_or_insert(reason);
                 draft.record.not_runnable = Some("no valid supervision policy".to_owned());
                 return;
             }
@@ -1021,6 +1024,10 @@ impl Context<'_> {
                     plural(config_problems)
                 ),
             )
+        } else if let Some(no_policy) = draft.no_policy.take() {
+            let reason = no_policy.message.clone();
+            record.diagnostics.push(no_policy);
+            (Status::Error, reason)
         } else if let Some(unlaunchable) = &draft.unlaunchable {
             record.diagnostics.push(
                 Diagnostic::error(Code::CommandUnavailable, unlaunchable.clone())
@@ -1166,6 +1173,7 @@ fn done(record: PluginRecord) -> Draft {
     Draft {
         record,
         broken: None,
+        no_policy: None,
         unlaunchable: None,
         schema: None,
     }

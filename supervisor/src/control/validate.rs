@@ -111,12 +111,30 @@ impl Schema {
             match error.kind() {
                 jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected }
                 | jsonschema::error::ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                    // The keys the schema object holding this keyword does know.
+                    let keyword = error.schema_path().as_str();
+                    let known: Vec<&str> = keyword
+                        .rsplit_once('/')
+                        .and_then(|(parent, _)| self.document.pointer(parent))
+                        .and_then(|schema| schema.get("properties")?.as_object())
+                        .map(|properties| properties.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
                     for key in unexpected {
+                        let close = known
+                            .iter()
+                            .map(|known| (strsim::damerau_levenshtein(key, known), *known))
+                            .filter(|(distance, known)| {
+                                *distance <= 2 || known.eq_ignore_ascii_case(key)
+                            })
+                            .min();
+                        let hint = close
+                            .map(|(_, known)| format!("; did you mean `{known}`?"))
+                            .unwrap_or_default();
                         problems.push(Problem {
                             path: join_path(&base, key),
                             key: Some(key.clone()),
                             message: format!(
-                                "unknown key `{key}`: the plugin's configSchema does not allow it"
+                                "unknown key `{key}`: the plugin's configSchema does not allow it{hint}"
                             ),
                         });
                     }
@@ -483,6 +501,33 @@ mod tests {
                 ("servers[1].url", Some("url")),
             ],
             "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_close_to_a_known_one_gets_a_suggestion() {
+        let schema = schema(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "greeting": {"type": "string"},
+                "server": {"$ref": "#/$defs/server"}
+            },
+            "$defs": {"server": {"type": "object", "additionalProperties": false, "properties": {"timeoutMs": {}}}}
+        }));
+        let config = json!({"greting": "hi", "unrelated": 1, "server": {"timeoutms": 5}});
+        let (_, problems) = schema.check(config.as_object());
+        let messages: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "greting: unknown key `greting`: the plugin's configSchema does not allow it; did you mean `greeting`?",
+                "server.timeoutms: unknown key `timeoutms`: the plugin's configSchema does not allow it; did you mean `timeoutMs`?",
+                "unrelated: unknown key `unrelated`: the plugin's configSchema does not allow it",
+            ],
         );
     }
 

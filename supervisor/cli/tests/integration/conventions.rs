@@ -354,3 +354,42 @@ fn doctor_warns_when_an_interpreter_is_too_old() {
         "{message}"
     );
 }
+
+/// operators.md §2.1: an invalid `outpost.defaults` gives every plugin that would run
+/// status `error`; a disabled one (a bundled plugin nobody enabled) stays `disabled`.
+#[test]
+fn an_invalid_policy_errs_only_the_plugins_that_would_run() {
+    let setup = Setup::new();
+    let config = setup.path().join("typo.json5");
+    std::fs::write(
+        &config,
+        "{ plugins: { entries: { notes: { enabled: true } } },
+           outpost: { defaults: { timeouts: { callMss: 1000 } } } }",
+    )
+    .unwrap();
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+    let output = setup
+        .outpost()
+        .env("OUTPOST_BUNDLED_DIR", &plugins)
+        .args(["plugins", "list", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("outpost runs");
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!("{error}: {}", text(&output.stderr));
+    });
+    let status = |id: &str| {
+        let row = rows
+            .iter()
+            .find(|row| row["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not listed: {rows:?}"));
+        (row["status"].clone(), row["reason"].clone())
+    };
+    let (notes, why) = status("notes");
+    assert_eq!(notes, "error", "{why}");
+    assert!(why.as_str().unwrap().contains("outpost.defaults"), "{why}");
+    for id in ["clock", "text-tools"] {
+        let (status, why) = status(id);
+        assert_eq!(status, "disabled", "{id}: {why}");
+    }
+}
