@@ -417,7 +417,7 @@ function initialize(id, params) {
   }
   if (Array.isArray(capabilities.runtime)) session.runtime = capabilities.runtime;
   session.initialized = true;
-  log('info', `clock ready, default time zone ${clock.defaultTimezone}`);
+  log('info', `default time zone ${clock.defaultTimezone}`);
   reply(id, {
     protocolVersion: chosen,
     plugin: { id: PLUGIN_ID, name: PLUGIN_NAME, version: PLUGIN_VERSION },

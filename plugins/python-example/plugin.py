@@ -483,7 +483,7 @@ class Session:
         self.pool = ThreadPoolExecutor(max_workers=self.max_inflight,
                                        thread_name_prefix="notes-call")
         self.initialized = True
-        self.log("info", f"notes ready, keeping at most {self.plugin.max_notes} notes",
+        self.log("info", f"keeping at most {self.plugin.max_notes} notes",
                  maxNotes=self.plugin.max_notes)
         self.reply(request_id, {
             "protocolVersion": chosen,

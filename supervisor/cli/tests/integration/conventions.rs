@@ -393,3 +393,79 @@ fn an_invalid_policy_errs_only_the_plugins_that_would_run() {
         assert_eq!(status, "disabled", "{id}: {why}");
     }
 }
+
+/// `outpost serve` says `ready` once for a plugin that got ready and `failed` once for
+/// one that gave up, and the example plugins do not announce themselves as ready too.
+#[test]
+fn serve_logs_ready_and_failed_once() {
+    use std::io::{BufRead as _, BufReader};
+
+    let setup = Setup::new();
+    let boom = setup.path().join("boom");
+    std::fs::create_dir(&boom).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/plugins/fixture.py"),
+        boom.join("fixture.py"),
+    )
+    .unwrap();
+    std::fs::write(
+        boom.join("openclaw.plugin.json"),
+        r#"{"id": "boom", "configSchema": {"type": "object"},
+            "outpost": {"command": "python3", "args": ["fixture.py"], "entry": "fixture.py",
+                        "env": {"set": {"FIXTURE_MODE": "exit-78"}}}}"#,
+    )
+    .unwrap();
+    let config = setup.path().join("serve.json5");
+    std::fs::write(
+        &config,
+        notes_config()
+            .replacen("paths: [", "paths: [\"./boom\", ", 1)
+            .replacen(
+                "entries: {",
+                "allow: [\"boom\", \"notes\"], entries: { boom: { enabled: true },",
+                1,
+            ),
+    )
+    .unwrap();
+    let mut serve = setup
+        .outpost()
+        .args(["serve", "--api-listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("outpost serve runs");
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let settled = |log: &[String]| {
+        log.iter()
+            .any(|l| l.contains("ready") && l.contains("plugin=notes"))
+            && log
+                .iter()
+                .any(|l| l.contains("failed") && l.contains("plugin=boom"))
+    };
+    while !settled(&log) {
+        match lines.next() {
+            Some(Ok(line)) => log.push(line),
+            _ => panic!(
+                "serve ended before both plugins settled:\n{}",
+                log.join("\n")
+            ),
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(serve.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    log.extend(lines.map_while(Result::ok));
+    assert!(serve.wait().unwrap().success());
+    let count = |word: &str, plugin: &str| {
+        log.iter()
+            .filter(|l| l.contains(word) && l.contains(plugin))
+            .count()
+    };
+    let text = log.join("\n");
+    assert_eq!(count("ready", "notes"), 1, "{text}");
+    assert_eq!(count("failed", "boom"), 1, "{text}");
+}
