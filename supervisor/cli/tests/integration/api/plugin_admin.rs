@@ -82,6 +82,9 @@ fn a_reload_applies_what_the_day_2_commands_change() {
     fixture_plugin(&server.dir.path().join("src/extra"), "extra", "2.0.0");
     let stdout = succeeds(&server.outpost(&["plugins", "update", "extra"]));
     assert!(stdout.contains("1.0.0 -> 2.0.0"), "{stdout}");
+    // inspect asks the running serve, which knows the new copy after a reload.
+    succeeds(&server.outpost(&["reload"]));
+    server.wait_ready(2);
     let stdout = succeeds(&server.outpost(&["plugins", "info", "extra", "--json"]));
     assert!(stdout.contains("\"version\": \"2.0.0\""), "{stdout}");
 
