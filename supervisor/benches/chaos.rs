@@ -5,7 +5,13 @@
 //! ```text
 //! cargo bench -p outpost-supervisor --bench chaos              # 1,000,000 calls
 //! cargo bench -p outpost-supervisor --bench chaos -- --calls 100000 --fault-rate 0.05 --json
+//! cargo bench -p outpost-supervisor --bench chaos -- --no-contain   # plugins not contained
 //! ```
+//!
+//! The plugins run contained (their own PID, mount and user namespaces where the kernel
+//! allows them) and in a Landlock sandbox, as the supervisor runs any plugin by default.
+//! `--no-contain` starts them without the namespaces (the sandbox stays), to tell the
+//! cost of containment in restarts apart from the rest.
 //!
 //! The plugins are this binary run with `--chaos-plugin`: `echo` by hand, as in the
 //! data-plane bench, and, when `CHAOS_FAULTS` is set, a fault on that fraction of calls,
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
         .and_then(|at| args.get(at + 1))
         .map_or(1_000_000, |n| n.parse().expect("--calls takes a number"));
     let json = args.iter().any(|arg| arg == "--json");
+    let contain = !args.iter().any(|arg| arg == "--no-contain");
     let rate = args
         .iter()
         .position(|arg| arg == "--fault-rate")
@@ -79,7 +86,7 @@ fn main() -> ExitCode {
         .build()
         .expect("a runtime");
     let report = runtime
-        .block_on(async { tokio::spawn(soak(calls, rate, kinds)).await })
+        .block_on(async { tokio::spawn(soak(calls, rate, kinds, contain)).await })
         .expect("the soak ran");
     if json {
         println!(
@@ -178,12 +185,12 @@ impl Report {
     }
 }
 
-async fn soak(calls: u64, rate: f64, kinds: String) -> Report {
+async fn soak(calls: u64, rate: f64, kinds: String, contain: bool) -> Report {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let specs: Vec<PluginSpec> = (0..HEALTHY + CHAOTIC)
         .map(|i| {
             let faults = if i < HEALTHY { 0.0 } else { rate };
-            plugin_spec(&format!("p{i}"), faults, &kinds, dir.path())
+            plugin_spec(&format!("p{i}"), faults, &kinds, dir.path(), contain)
         })
         .collect();
     let supervisor = Arc::new(Supervisor::start(specs).expect("the supervisor starts"));
@@ -296,7 +303,7 @@ async fn worker(supervisor: &Supervisor, next: &AtomicU64, calls: u64) -> Tally 
     }
 }
 
-fn plugin_spec(id: &str, faults: f64, kinds: &str, dir: &Path) -> PluginSpec {
+fn plugin_spec(id: &str, faults: f64, kinds: &str, dir: &Path, contain: bool) -> PluginSpec {
     let exe = std::env::current_exe().expect("the bench's own path");
     let root = exe.parent().expect("a directory").to_path_buf();
     let tool = format!("echo_{id}");
@@ -316,7 +323,7 @@ fn plugin_spec(id: &str, faults: f64, kinds: &str, dir: &Path) -> PluginSpec {
         .with_sandbox(
             Sandbox::default()
                 .with_filesystem(Some(FsAccess::default().with_write(dir)))
-                .with_contain(std::env::var_os("NOCONTAIN").is_none()),
+                .with_contain(contain),
         );
     PluginSpec::new(id, launch)
         .with_declarations(Declarations::default().with(ManifestField::Contracts("tools"), &tool))

@@ -12,14 +12,22 @@
 //!
 //! - `latency`: one call at a time, median and p99, raw echo vs `Supervisor::call_tool`
 //!   to the Rust plugin (and the Python and Node examples, when `python3` and `node`
-//!   are on PATH), in alternating rounds;
+//!   are on PATH), in alternating rounds; the SDK plugin is also driven without the
+//!   supervisor, beside the minimal plugin (what the SDK itself costs);
 //! - `throughput`: 64 calls in flight, calls per second, raw vs supervisor, in
 //!   alternating rounds (the median round of each). The supervisor's calls come from 64
 //!   tasks (a gateway's request handlers) and, for comparison, from one task;
-//! - `spawn`: start to ready of one Rust plugin (spawn + handshake), median of runs;
+//! - `concurrency`: the curve behind the default `maxConcurrentRequests`: calls per
+//!   second, latency and memory against the limit, 256 callers;
+//! - `spawn`: start to ready of one Rust plugin (spawn + handshake), median of runs,
+//!   beside the raw spawn of the same binary with the handshake by hand, contained,
+//!   not contained, and with no sandbox at all;
 //! - `fleet`: 100 Rust plugins from start to all ready;
 //! - `memory`: the supervisor's resident memory per idle plugin, with 100 running;
 //! - `restart`: from a crash to serving again, with the first backoff at 250 ms.
+//!
+//! `-- --json` prints one JSON document instead (see `support/report.rs`), so that a
+//! script can compare runs figure by figure.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -30,7 +38,7 @@ use futures_util::StreamExt as _;
 use outpost_protocol::ManifestField;
 use outpost_sdk::{Context, Error, Plugin, Tool, ToolResult};
 use outpost_supervisor::{
-    Call, Declarations, LaunchSpec, PluginSpec, SupervisionPolicy, Supervisor,
+    Call, Declarations, LaunchSpec, PluginSpec, Sandbox, SupervisionPolicy, Supervisor,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -72,14 +80,17 @@ fn main() -> ExitCode {
         .expect("a runtime");
     // `cargo bench ... -- throughput restart` runs only those parts.
     let only: Vec<String> = args
-        .into_iter()
+        .iter()
         .filter(|arg| !arg.starts_with('-'))
+        .cloned()
         .collect();
+    let report = Report::new("data_plane", &args);
     // On a worker thread, as a gateway's own request handlers run (a `block_on`
     // thread would add a thread hand-off to every call).
-    runtime
-        .block_on(async { tokio::spawn(async move { bench(&only).await }).await })
+    let report = runtime
+        .block_on(async { tokio::spawn(async move { bench(&only, report).await }).await })
         .expect("the benchmark ran");
+    report.finish();
     ExitCode::SUCCESS
 }
 
@@ -87,6 +98,10 @@ fn main() -> ExitCode {
 
 #[path = "support/minimal_plugin.rs"]
 mod minimal;
+#[path = "support/report.rs"]
+mod report;
+
+use report::{Report, micros, millis, ratio};
 
 use minimal::{answer_lines, minimal_plugin};
 
@@ -129,24 +144,28 @@ fn raw_echo() -> ExitCode {
 
 // ---- the measurements ----
 
-async fn bench(only: &[String]) {
+async fn bench(only: &[String], mut report: Report) -> Report {
     let wanted = |part: &str| only.is_empty() || only.iter().any(|name| name == part);
-    println!("data plane benchmark ({} cores)", cores());
+    report.note(&format!("data plane benchmark ({} cores)", cores()));
     if wanted("latency") {
-        latencies().await;
+        latencies(&mut report).await;
     }
     if wanted("throughput") {
-        throughputs().await;
+        throughputs(&mut report).await;
+    }
+    if wanted("concurrency") {
+        concurrency(&mut report).await;
     }
     if wanted("spawn") {
-        spawn().await;
+        spawn(&mut report).await;
     }
     if wanted("fleet") {
-        fleet().await;
+        fleet(&mut report).await;
     }
     if wanted("restart") {
-        restart().await;
+        restart(&mut report).await;
     }
+    report
 }
 
 /// One tool the latency rounds call through a supervisor.
@@ -184,16 +203,25 @@ impl Target {
     }
 }
 
-/// The two baselines: a byte echo (the floor of two pipe hops) and a JSON-RPC echo: the
-/// minimal plugin driven without the supervisor, so the same wire work without Outpost
-/// (a request serialized, parsed, answered, parsed).
-const BASELINES: [(&str, bool); 2] = [
-    ("raw NDJSON echo over a pipe (bytes)", false),
-    ("raw NDJSON echo over a pipe (JSON-RPC)", true),
+/// The baselines, each a child driven over two pipes without the supervisor: a byte
+/// echo (the floor of two pipe hops), a JSON-RPC echo (the minimal plugin: the same wire
+/// work without Outpost: a request serialized, parsed, answered, parsed), and the SDK
+/// plugin driven the same way (what the SDK itself costs beside the minimal plugin).
+const BASELINES: [(&str, Echo); 3] = [
+    ("raw NDJSON echo over a pipe (bytes)", Echo::Bytes),
+    ("raw NDJSON echo over a pipe (JSON-RPC)", Echo::Minimal),
+    ("raw JSON-RPC to the Rust plugin on outpost-sdk", Echo::Sdk),
 ];
 
-async fn latencies() {
-    let mut baselines = BASELINES.map(|(_, json)| (RawEcho::start(json), Vec::new()));
+const SDK: &str = "supervisor -> Rust plugin on outpost-sdk";
+const MINIMAL: &str = "supervisor -> minimal Rust plugin, blocking std";
+
+async fn latencies(report: &mut Report) {
+    let mut baselines = BASELINES.map(|(_, kind)| (kind, Vec::new()));
+    let mut echoes = Vec::new();
+    for (kind, _) in &baselines {
+        echoes.push(RawEcho::start(*kind).await);
+    }
     let mut targets = vec![
         Target::start(
             "supervisor -> Rust plugin on outpost-sdk (echo)",
@@ -219,11 +247,11 @@ async fn latencies() {
     }
     // Warm up every path once, then alternate.
     for round in 0..=ROUNDS {
-        for (echo, samples) in &mut baselines {
+        for which in 0..echoes.len() {
             for index in 0..LATENCY_CALLS {
-                let sample = echo.round_trip(index).await;
+                let sample = echoes[which].round_trip(index).await;
                 if round > 0 {
-                    samples.push(sample);
+                    baselines[which].1.push(sample);
                 }
             }
         }
@@ -237,24 +265,58 @@ async fn latencies() {
         }
     }
     let mut floors = Vec::new();
-    for ((what, _), (echo, samples)) in BASELINES.iter().zip(baselines) {
+    for ((what, _), ((_, samples), echo)) in BASELINES.iter().zip(baselines.into_iter().zip(echoes))
+    {
         let (p50, p99) = percentiles(samples);
-        println!("latency     {what}: p50 {}, p99 {}", us(p50), us(p99));
+        report.add(
+            "latency",
+            what,
+            &format!("{what}: p50 {}, p99 {}", us(p50), us(p99)),
+            json!({"p50Us": micros(p50), "p99Us": micros(p99)}),
+        );
         floors.push(p50);
         echo.stop().await;
     }
+    report.add(
+        "latency",
+        "the SDK plugin beside the minimal plugin, without the supervisor",
+        &format!(
+            "outpost-sdk / minimal plugin, both without the supervisor: {:.2}x",
+            floors[2].as_secs_f64() / floors[1].as_secs_f64()
+        ),
+        json!({"ratio": ratio(floors[2].as_secs_f64(), floors[1].as_secs_f64())}),
+    );
+    let mut p50s = Vec::new();
     for target in targets {
         let (p50, p99) = percentiles(target.samples);
-        println!(
-            "latency     {}: p50 {} ({:.2}x bytes, {:.2}x JSON-RPC), p99 {}",
+        report.add(
+            "latency",
             target.what,
-            us(p50),
-            p50.as_secs_f64() / floors[0].as_secs_f64(),
-            p50.as_secs_f64() / floors[1].as_secs_f64(),
-            us(p99)
+            &format!(
+                "{}: p50 {} ({:.2}x bytes, {:.2}x JSON-RPC), p99 {}",
+                target.what,
+                us(p50),
+                p50.as_secs_f64() / floors[0].as_secs_f64(),
+                p50.as_secs_f64() / floors[1].as_secs_f64(),
+                us(p99)
+            ),
+            json!({
+                "p50Us": micros(p50),
+                "p99Us": micros(p99),
+                "ratioToBytes": ratio(p50.as_secs_f64(), floors[0].as_secs_f64()),
+                "ratioToJsonRpc": ratio(p50.as_secs_f64(), floors[1].as_secs_f64()),
+            }),
         );
+        p50s.push(p50);
         target.supervisor.shutdown().await;
     }
+    let sdk_ratio = p50s[0].as_secs_f64() / p50s[1].as_secs_f64();
+    report.add(
+        "latency",
+        "SDK / hand-written, through the supervisor",
+        &format!("outpost-sdk / minimal plugin, p50 through the supervisor: {sdk_ratio:.2}x (target at most 1.2x)"),
+        json!({"ratio": ratio(p50s[0].as_secs_f64(), p50s[1].as_secs_f64()), "target": 1.2}),
+    );
 }
 
 /// How the supervisor's 64 calls in flight are made.
@@ -277,55 +339,91 @@ impl Callers {
     }
 }
 
-async fn throughputs() {
-    let mut baselines = BASELINES.map(|(_, json)| (RawEcho::start(json), Vec::new()));
+async fn throughputs(report: &mut Report) {
+    let mut baselines = BASELINES.map(|(_, kind)| (kind, Vec::new()));
+    let mut echoes = Vec::new();
+    for (kind, _) in &baselines {
+        echoes.push(RawEcho::start(*kind).await);
+    }
     let mut minimal = rust_spec("minimal", policy(&json!({})));
     minimal.launch.args = vec!["--minimal-plugin".into()];
     let sdk = Arc::new(start(vec![rust_spec("bench", policy(&json!({})))]).await);
     let minimal = Arc::new(start(vec![minimal]).await);
     let mut targets = Vec::new();
     for callers in [Callers::Tasks, Callers::OneTask] {
-        targets.push((
-            "supervisor -> Rust plugin on outpost-sdk",
-            sdk.clone(),
-            callers,
-            Vec::new(),
-        ));
-        targets.push((
-            "supervisor -> minimal Rust plugin, blocking std",
-            minimal.clone(),
-            callers,
-            Vec::new(),
-        ));
+        targets.push((SDK, sdk.clone(), callers));
+        targets.push((MINIMAL, minimal.clone(), callers));
     }
+    let mut rates = vec![Vec::new(); targets.len()];
     for round in 0..=ROUNDS {
-        for (echo, samples) in &mut baselines {
-            let rate = echo.throughput().await;
+        for which in 0..echoes.len() {
+            let rate = echoes[which].throughput().await;
             if round > 0 {
-                samples.push(rate);
+                baselines[which].1.push(rate);
             }
         }
-        for (_, supervisor, callers, samples) in &mut targets {
-            let rate = throughput(supervisor, *callers).await;
+        // By index: an iterator held across the `.await` makes the future not `Send`.
+        for target in 0..targets.len() {
+            let (supervisor, callers) = (targets[target].1.clone(), targets[target].2);
+            let rate = throughput(&supervisor, callers, THROUGHPUT_CALLS).await;
             if round > 0 {
-                samples.push(rate);
+                rates[target].push(rate);
             }
         }
     }
     let mut floors = Vec::new();
-    for ((what, _), (echo, samples)) in BASELINES.iter().zip(baselines) {
+    for ((what, _), ((_, samples), echo)) in BASELINES.iter().zip(baselines.into_iter().zip(echoes))
+    {
         let rate = median(samples);
-        println!("throughput  {what}, {IN_FLIGHT} in flight: {rate:.0} calls/s");
+        report.add(
+            "throughput",
+            what,
+            &format!("{what}, {IN_FLIGHT} in flight: {rate:.0} calls/s"),
+            json!({"callsPerSec": rate.round()}),
+        );
         floors.push(rate);
         echo.stop().await;
     }
-    for (what, _, callers, samples) in targets {
+    report.add(
+        "throughput",
+        "the SDK plugin beside the minimal plugin, without the supervisor",
+        &format!(
+            "outpost-sdk / minimal plugin, both without the supervisor: {:.2}x",
+            floors[2] / floors[1]
+        ),
+        json!({"ratio": ratio(floors[2], floors[1])}),
+    );
+    let mut medians = Vec::new();
+    for ((what, _, callers), samples) in targets.into_iter().zip(rates) {
         let rate = median(samples);
-        println!(
-            "throughput  {what}, {}: {rate:.0} calls/s ({:.0}% of bytes, {:.0}% of JSON-RPC)",
-            callers.label(),
-            100.0 * rate / floors[0],
-            100.0 * rate / floors[1],
+        report.add(
+            "throughput",
+            &format!("{what}, {}", callers.label()),
+            &format!(
+                "{what}, {}: {rate:.0} calls/s ({:.0}% of bytes, {:.0}% of JSON-RPC)",
+                callers.label(),
+                100.0 * rate / floors[0],
+                100.0 * rate / floors[1],
+            ),
+            json!({
+                "callsPerSec": rate.round(),
+                "ratioToBytes": ratio(rate, floors[0]),
+                "ratioToJsonRpc": ratio(rate, floors[1]),
+            }),
+        );
+        medians.push(rate);
+    }
+    for (index, callers) in [Callers::Tasks, Callers::OneTask].into_iter().enumerate() {
+        let (sdk_rate, minimal_rate) = (medians[2 * index], medians[2 * index + 1]);
+        report.add(
+            "throughput",
+            &format!("SDK / hand-written, {}", callers.label()),
+            &format!(
+                "outpost-sdk / minimal plugin through the supervisor, {}: {:.2}x (target at least 0.8x)",
+                callers.label(),
+                sdk_rate / minimal_rate
+            ),
+            json!({"ratio": ratio(sdk_rate, minimal_rate), "target": 0.8}),
         );
     }
     for supervisor in [sdk, minimal] {
@@ -338,25 +436,173 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-async fn spawn() {
-    let mut spawns = Vec::with_capacity(SPAWN_RUNS);
+/// The limits the `concurrency` curve measures.
+const LIMITS: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+/// Callers in the `concurrency` curve: more than the largest limit.
+const CURVE_CALLERS: usize = 256;
+const CURVE_CALLS: u32 = 32_768;
+
+/// Calls per second, latency and memory against `maxConcurrentRequests`, for both Rust
+/// plugins, with 256 callers (a busy gateway) and a queue that never refuses a call.
+async fn concurrency(report: &mut Report) {
+    for (what, minimal) in [(MINIMAL, true), (SDK, false)] {
+        for limit in LIMITS {
+            let policy = SupervisionPolicy::from_layers([&json!({"limits": {
+                "maxConcurrentRequests": limit,
+                "maxQueuedRequests": 4096,
+            }})])
+            .expect("a valid policy");
+            let mut spec = rust_spec("curve", policy);
+            if minimal {
+                spec.launch.args = vec!["--minimal-plugin".into()];
+            }
+            let supervisor = Arc::new(start(vec![spec]).await);
+            let pid = supervisor.snapshot().plugins[0].pid;
+            // Warm up, then the median of three rounds.
+            curve_round(&supervisor, CURVE_CALLS / 4).await;
+            let mut rounds = Vec::new();
+            for _ in 0..3 {
+                rounds.push(curve_round(&supervisor, CURVE_CALLS).await);
+            }
+            rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (rate, p50, p99) = rounds[1];
+            let plugin_peak = pid.map_or(0, |pid| {
+                status_kib(&format!("/proc/{pid}/status"), "VmHWM:")
+            });
+            let supervisor_rss = resident_bytes() / 1024;
+            report.add(
+                "concurrency",
+                what,
+                &format!(
+                    "{what}, maxConcurrentRequests {limit:>3}, {CURVE_CALLERS} callers: {rate:>7.0} calls/s, p50 {}, p99 {}, plugin peak RSS {plugin_peak} KiB, supervisor RSS {supervisor_rss} KiB",
+                    us(p50),
+                    us(p99)
+                ),
+                json!({
+                    "limit": limit,
+                    "callers": CURVE_CALLERS,
+                    "callsPerSec": rate.round(),
+                    "p50Us": micros(p50),
+                    "p99Us": micros(p99),
+                    "pluginPeakRssKib": plugin_peak,
+                    "supervisorRssKib": supervisor_rss,
+                }),
+            );
+            supervisor.shutdown().await;
+        }
+    }
+}
+
+/// One round of the curve: calls per second, and the p50 and p99 of each call's time.
+async fn curve_round(supervisor: &Arc<Supervisor>, calls: u32) -> (f64, Duration, Duration) {
+    let arguments = json!({ "text": TEXT }).as_object().cloned().unwrap();
+    let each = calls as usize / CURVE_CALLERS;
+    let begin = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CURVE_CALLERS {
+        let (supervisor, arguments) = (supervisor.clone(), arguments.clone());
+        tasks.spawn(async move {
+            let mut samples = Vec::with_capacity(each);
+            for _ in 0..each {
+                let call = Instant::now();
+                supervisor
+                    .call(Call::tool("echo", arguments.clone()))
+                    .await
+                    .expect("a call");
+                samples.push(call.elapsed());
+            }
+            samples
+        });
+    }
+    let mut samples = Vec::with_capacity(calls as usize);
+    while let Some(done) = tasks.join_next().await {
+        samples.extend(done.expect("a caller task"));
+    }
+    let rate = f64::from(calls) / begin.elapsed().as_secs_f64();
+    let (p50, p99) = percentiles(samples);
+    (rate, p50, p99)
+}
+
+/// Spawn + handshake through the supervisor, beside the raw spawn of the same binary
+/// with the handshake written by hand, in three sandboxes: the default (contained in
+/// namespaces where the host allows, Landlock), not contained (Landlock only), and
+/// none at all.
+async fn spawn(report: &mut Report) {
+    let host = outpost_supervisor::isolation::probe();
+    report.note(&format!(
+        "spawn: the host allows namespaces: {}",
+        host.namespaces.available
+    ));
+    let mut raw = Vec::with_capacity(SPAWN_RUNS);
     for _ in 0..SPAWN_RUNS {
         let begin = Instant::now();
-        let supervisor = start(vec![rust_spec("bench", policy(&json!({})))]).await;
-        spawns.push(begin.elapsed());
-        supervisor.shutdown().await;
+        let echo = RawEcho::start(Echo::Sdk).await;
+        raw.push(begin.elapsed());
+        echo.stop().await;
     }
-    spawns.sort();
-    println!(
-        "spawn       one Rust plugin, start to ready (spawn + handshake): median {}, min {}, max {} ({SPAWN_RUNS} runs)",
-        ms(spawns[SPAWN_RUNS / 2]),
-        ms(spawns[0]),
-        ms(spawns[SPAWN_RUNS - 1]),
+    raw.sort();
+    let floor = raw[SPAWN_RUNS / 2];
+    spawn_line(
+        report,
+        "raw: the SDK plugin spawned by hand (tokio::process), initialize answered",
+        &raw,
+        None,
+    );
+    let sandboxes = [
+        None,
+        Some(Sandbox::default().with_contain(false)),
+        Some(Sandbox::default().with_contain(false).with_filesystem(None)),
+    ];
+    for (which, sandbox) in sandboxes.into_iter().enumerate() {
+        let mut spawns = Vec::with_capacity(SPAWN_RUNS);
+        for _ in 0..SPAWN_RUNS {
+            let mut spec = rust_spec("bench", policy(&json!({})));
+            if let Some(sandbox) = &sandbox {
+                spec.launch = spec.launch.with_sandbox(sandbox.clone());
+            }
+            let begin = Instant::now();
+            let supervisor = start(vec![spec]).await;
+            spawns.push(begin.elapsed());
+            supervisor.shutdown().await;
+        }
+        spawns.sort();
+        let what = [
+            "one Rust plugin, start to ready (spawn + handshake), default sandbox",
+            "the same, not contained (no namespaces; Landlock kept)",
+            "the same, no sandbox at all (no namespaces, no Landlock)",
+        ][which];
+        spawn_line(report, what, &spawns, Some(floor));
+    }
+}
+
+fn spawn_line(report: &mut Report, what: &str, spawns: &[Duration], baseline: Option<Duration>) {
+    let median = spawns[SPAWN_RUNS / 2];
+    let versus = baseline.map_or_else(String::new, |b| {
+        format!(
+            " = {:.2}x the raw spawn",
+            median.as_secs_f64() / b.as_secs_f64()
+        )
+    });
+    report.add(
+        "spawn",
+        what,
+        &format!(
+            "{what}: median {}{versus}, min {}, max {} ({SPAWN_RUNS} runs)",
+            ms(median),
+            ms(spawns[0]),
+            ms(spawns[SPAWN_RUNS - 1]),
+        ),
+        json!({
+            "medianMs": millis(median),
+            "minMs": millis(spawns[0]),
+            "maxMs": millis(spawns[SPAWN_RUNS - 1]),
+            "ratioToRaw": baseline.map(|b| ratio(median.as_secs_f64(), b.as_secs_f64())),
+        }),
     );
 }
 
 /// 100 plugins: start to all ready, and the supervisor's memory per idle plugin.
-async fn fleet() {
+async fn fleet(report: &mut Report) {
     let before = resident_bytes();
     let begin = Instant::now();
     let specs = (0..FLEET)
@@ -364,17 +610,31 @@ async fn fleet() {
         .collect();
     let fleet = start(specs).await;
     let all_ready = begin.elapsed();
-    println!(
-        "fleet       {FLEET} Rust plugins, start to all ready: {}",
-        ms(all_ready)
+    report.add(
+        "fleet",
+        "100 Rust plugins",
+        &format!(
+            "{FLEET} Rust plugins, start to all ready: {}",
+            ms(all_ready)
+        ),
+        json!({"plugins": FLEET, "allReadyMs": millis(all_ready)}),
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = resident_bytes();
-    println!(
-        "memory      supervisor RSS {} KiB before, {} KiB with {FLEET} idle plugins: {} KiB per plugin",
-        before / 1024,
-        after / 1024,
-        after.saturating_sub(before) / 1024 / FLEET as u64
+    report.add(
+        "memory",
+        "supervisor per idle plugin",
+        &format!(
+            "supervisor RSS {} KiB before, {} KiB with {FLEET} idle plugins: {} KiB per plugin",
+            before / 1024,
+            after / 1024,
+            after.saturating_sub(before) / 1024 / FLEET as u64
+        ),
+        json!({
+            "beforeKib": before / 1024,
+            "afterKib": after / 1024,
+            "perPluginKib": after.saturating_sub(before) / 1024 / FLEET as u64,
+        }),
     );
     fleet.shutdown().await;
 }
@@ -392,10 +652,15 @@ fn cores() -> usize {
 }
 
 fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status_kib("/proc/self/status", "VmRSS:") * 1024
+}
+
+/// A `kB` line of a `/proc/<pid>/status` file, 0 if unreadable.
+fn status_kib(path: &str, key: &str) -> u64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| {
             rest.trim()
                 .trim_end_matches("kB")
@@ -403,7 +668,7 @@ fn resident_bytes() -> u64 {
                 .parse::<u64>()
                 .ok()
         })
-        .map_or(0, |kib| kib * 1024)
+        .unwrap_or(0)
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
@@ -502,12 +767,12 @@ async fn start(specs: Vec<PluginSpec>) -> Supervisor {
 }
 
 /// Calls per second with `IN_FLIGHT` calls in flight, made by `callers`.
-async fn throughput(supervisor: &Arc<Supervisor>, callers: Callers) -> f64 {
+async fn throughput(supervisor: &Arc<Supervisor>, callers: Callers, calls: u32) -> f64 {
     let arguments = json!({ "text": TEXT }).as_object().cloned().unwrap();
     let begin = Instant::now();
     match callers {
         Callers::Tasks => {
-            let each = THROUGHPUT_CALLS as usize / IN_FLIGHT;
+            let each = calls as usize / IN_FLIGHT;
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..IN_FLIGHT {
                 let (supervisor, arguments) = (supervisor.clone(), arguments.clone());
@@ -525,7 +790,7 @@ async fn throughput(supervisor: &Arc<Supervisor>, callers: Callers) -> f64 {
             }
         }
         Callers::OneTask => {
-            futures_util::stream::iter(0..THROUGHPUT_CALLS)
+            futures_util::stream::iter(0..calls)
                 .map(|_| supervisor.call(Call::tool("echo", arguments.clone())))
                 .buffer_unordered(IN_FLIGHT)
                 .for_each(|result| {
@@ -535,7 +800,7 @@ async fn throughput(supervisor: &Arc<Supervisor>, callers: Callers) -> f64 {
                 .await;
         }
     }
-    f64::from(THROUGHPUT_CALLS) / begin.elapsed().as_secs_f64()
+    f64::from(calls) / begin.elapsed().as_secs_f64()
 }
 
 /// A JSON-RPC request line the size of the supervisor's `echo` call.
@@ -547,11 +812,20 @@ fn request_line(id: usize) -> String {
     format!("{line}\n")
 }
 
+/// What a baseline's child is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    /// `--raw-echo`: copies each line back.
+    Bytes,
+    /// `--minimal-plugin`: answers JSON-RPC (answers parsed here).
+    Minimal,
+    /// `--plugin`: the SDK plugin, after a handshake (answers parsed here).
+    Sdk,
+}
+
 /// A baseline: a child driven over two pipes without the supervisor.
 struct RawEcho {
-    /// Whether the child is the minimal plugin answering JSON-RPC (and the answers are
-    /// parsed here), rather than the byte echo.
-    json: bool,
+    kind: Echo,
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     stdout: BufReader<tokio::process::ChildStdout>,
@@ -559,25 +833,64 @@ struct RawEcho {
 }
 
 impl RawEcho {
-    fn start(json: bool) -> Self {
+    async fn start(kind: Echo) -> Self {
         let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .arg(if json {
-                "--minimal-plugin"
-            } else {
-                "--raw-echo"
+            .arg(match kind {
+                Echo::Bytes => "--raw-echo",
+                Echo::Minimal => "--minimal-plugin",
+                Echo::Sdk => "--plugin",
             })
+            .env(
+                outpost_protocol::ENV_PROTOCOL,
+                outpost_protocol::PROTOCOL_VERSION,
+            )
+            .env(outpost_protocol::ENV_PLUGIN_ID, "bench")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("the raw echo starts");
-        Self {
-            json,
+        let mut echo = Self {
+            kind,
             stdin: child.stdin.take().unwrap(),
             stdout: BufReader::new(child.stdout.take().unwrap()),
             child,
             answer: String::new(),
+        };
+        if kind == Echo::Sdk {
+            echo.handshake().await;
         }
+        echo
+    }
+
+    /// `initialize`, as the supervisor sends it, and `initialized` accepting both tools.
+    async fn handshake(&mut self) {
+        let initialize = json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersions": [outpost_protocol::PROTOCOL_VERSION],
+                "host": {"name": "bench"},
+                "pluginId": "bench",
+                "config": {},
+                "limits": {"maxMessageBytes": 16_777_216, "maxConcurrentRequests": 4096},
+            },
+        });
+        let initialized = json!({
+            "jsonrpc": "2.0", "method": "initialized",
+            "params": {"accepted": [{"index": 0, "kind": "tool", "key": "echo"}, {"index": 1, "kind": "tool", "key": "crash"}], "rejected": []},
+        });
+        self.stdin
+            .write_all(format!("{initialize}\n").as_bytes())
+            .await
+            .unwrap();
+        self.answer.clear();
+        self.stdout.read_line(&mut self.answer).await.unwrap();
+        let answer: Value = serde_json::from_str(&self.answer).expect("a JSON answer");
+        assert!(answer.get("result").is_some(), "initialize: {answer}");
+        self.stdin
+            .write_all(format!("{initialized}\n").as_bytes())
+            .await
+            .unwrap();
     }
 
     async fn round_trip(&mut self, id: usize) -> Duration {
@@ -588,9 +901,9 @@ impl RawEcho {
             .unwrap();
         self.answer.clear();
         self.stdout.read_line(&mut self.answer).await.unwrap();
-        if self.json {
+        if self.kind != Echo::Bytes {
             let answer: Value = serde_json::from_str(&self.answer).expect("a JSON answer");
-            assert_eq!(answer["id"], id, "answers come in order");
+            assert_eq!(answer["id"], id, "answers come in order: {answer}");
         }
         begin.elapsed()
     }
@@ -598,7 +911,7 @@ impl RawEcho {
     /// Calls per second with at most `IN_FLIGHT` lines written and not yet read back.
     async fn throughput(&mut self) -> f64 {
         let window = tokio::sync::Semaphore::new(IN_FLIGHT);
-        let json = self.json;
+        let json = self.kind != Echo::Bytes;
         let begin = Instant::now();
         let write = async {
             for id in 0..THROUGHPUT_CALLS as usize {
@@ -633,7 +946,7 @@ impl RawEcho {
 /// From a crash to serving again: the `crash` call ends the plugin, and the next call,
 /// made at once, waits for the restart within its deadline. Between runs the plugin
 /// runs longer than `resetAfterMs`, so each crash is a first crash (first backoff).
-async fn restart() {
+async fn restart(report: &mut Report) {
     let policy = policy(&json!({
         "restart": {
             "initialBackoffMs": FIRST_BACKOFF_MS,
@@ -659,11 +972,22 @@ async fn restart() {
     supervisor.shutdown().await;
     samples.sort();
     let median = samples[RESTART_RUNS / 2];
-    println!(
-        "restart     crash to serving again: median {}, max {} (first backoff {}: {} over it)",
-        ms(median),
-        ms(samples[RESTART_RUNS - 1]),
-        ms(Duration::from_millis(FIRST_BACKOFF_MS)),
-        ms(median.saturating_sub(Duration::from_millis(FIRST_BACKOFF_MS))),
+    let first = Duration::from_millis(FIRST_BACKOFF_MS);
+    report.add(
+        "restart",
+        "crash to serving again",
+        &format!(
+            "crash to serving again: median {}, max {} (first backoff {}: {} over it)",
+            ms(median),
+            ms(samples[RESTART_RUNS - 1]),
+            ms(first),
+            ms(median.saturating_sub(first)),
+        ),
+        json!({
+            "medianMs": millis(median),
+            "maxMs": millis(samples[RESTART_RUNS - 1]),
+            "firstBackoffMs": FIRST_BACKOFF_MS,
+            "overBackoffMs": millis(median.saturating_sub(first)),
+        }),
     );
 }
