@@ -103,7 +103,7 @@ pub use data::{
     Answer, Applied, ApplyError, Builder, Call, CallKind, ControlError, Exit, ExitCause,
     ExitDescription, Gateway, GatewayFuture, HookOutcome, HookRun, HookRunOutcome, MethodRequest,
     NoGateway, PluginSnapshot, PluginState, Reason, RegistrationSnapshot, RegistryEvent,
-    RegistrySnapshot, Shape, StartError, Supervisor,
+    RegistrySnapshot, Shape, Signal, SignalKind, StartError, Supervisor,
 };
 pub use isolation::Isolation;
 pub use launch::{FsAccess, LaunchSpec, RunAs, Sandbox};

@@ -98,7 +98,7 @@ fn execute(command: PluginsCommand) -> anyhow::Result<ExitCode> {
         }
         PluginsCommand::Inspect { id, common } => {
             let inventory = control::load(&common.config)?;
-            inspect(&mut out, &inventory, &id, common.json)
+            inspect(&mut out, &inventory, &common.config, &id, common.json)
         }
         PluginsCommand::Validate(common) => {
             let report = match control::load(&common.config) {
@@ -304,6 +304,7 @@ fn plural(count: usize) -> &'static str {
 fn inspect(
     out: &mut impl Write,
     inventory: &Inventory,
+    config: &std::path::Path,
     id: &str,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -321,10 +322,15 @@ fn inspect(
         })
         .map_or(id, |record| record.id.as_str());
     if let Some(report) = InspectReport::new(inventory, id) {
-        if json {
-            print_json(out, &report)?;
-        } else {
-            print_inspect(out, &report)?;
+        // What it registered, from the `outpost serve` running this config, if any.
+        let live = live_inspect(inventory, config, id);
+        match (&live, json) {
+            (Ok(answer), true) => print_json(out, answer)?,
+            (Err(_), true) => print_json(out, &report)?,
+            (live, false) => {
+                print_inspect(out, &report)?;
+                print_runtime(out, live)?;
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -356,6 +362,110 @@ fn inspect(
         format!("discovered: {}", ids.join(", "))
     };
     anyhow::bail!("no plugin `{id}` ({known})")
+}
+
+/// `plugins.inspect` from the `outpost serve` that runs `config` (its `server.info`
+/// names the same file), or why there is none.
+fn live_inspect(
+    inventory: &Inventory,
+    config: &std::path::Path,
+    id: &str,
+) -> Result<serde_json::Value, String> {
+    let client =
+        crate::client::Client::new(&inventory.config.outpost, std::time::Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+    let ask = |method: &'static str, params: serde_json::Value| {
+        crate::logging::runtime()
+            .map_err(|e| e.to_string())?
+            .block_on(client.request(method, params))
+            .map_err(|failure| failure.to_string())
+    };
+    let info = ask("server.info", serde_json::json!({}))?;
+    let same = |path: &std::path::Path| std::fs::canonicalize(path).ok();
+    let theirs = info["configPath"].as_str().map(std::path::Path::new);
+    if theirs.and_then(same).is_none() || theirs.and_then(same) != same(config) {
+        return Err(format!(
+            "the `outpost serve` at {} runs another config ({})",
+            inventory.config.outpost.api_listen,
+            theirs.map_or_else(|| "?".into(), |p| p.display().to_string())
+        ));
+    }
+    ask("plugins.inspect", serde_json::json!({ "id": id }))
+}
+
+/// The running plugin: its state, shape, compatibility signals, what it registered and
+/// what was refused; or why nothing runs it.
+fn print_runtime(
+    out: &mut impl Write,
+    live: &Result<serde_json::Value, String>,
+) -> anyhow::Result<()> {
+    let runtime = match live {
+        Ok(answer) if answer["runtime"].is_object() => &answer["runtime"],
+        Ok(_) => {
+            writeln!(
+                out,
+                "\n{BOLD}Runtime{BOLD:#}\n  the running `outpost serve` does not run it (see its status above)"
+            )?;
+            return Ok(());
+        }
+        Err(why) => {
+            writeln!(
+                out,
+                "\n{BOLD}Runtime{BOLD:#}\n  {DIM}not running: {why}; what it registers, its shape and compatibility show while `outpost serve` runs it{DIM:#}"
+            )?;
+            return Ok(());
+        }
+    };
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or("-").to_owned();
+    writeln!(out, "\n{BOLD}Runtime{BOLD:#} (outpost serve)")?;
+    let state = match runtime["pid"].as_u64() {
+        Some(pid) => format!("{} (pid {pid})", text(&runtime["state"])),
+        None => text(&runtime["state"]),
+    };
+    writeln!(out, "  {:<17} {state}", "state")?;
+    writeln!(out, "  {:<17} {}", "shape", text(&runtime["shape"]))?;
+    for signal in runtime["compatibility"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  {:<17} {}: {}",
+            "compatibility",
+            text(&signal["signal"]),
+            text(&signal["message"])
+        )?;
+    }
+    let registrations = runtime["registrations"].as_array();
+    if let Some(registrations) = registrations.filter(|r| !r.is_empty()) {
+        writeln!(out, "\n{BOLD}Registered{BOLD:#}")?;
+        let mut table = Table::indented(&["KIND", "KEY", "AVAILABLE"]);
+        for registration in registrations {
+            table.row(vec![
+                plain(text(&registration["kind"])),
+                plain(text(&registration["key"])),
+                plain(
+                    registration["available"]
+                        .as_bool()
+                        .unwrap_or(false)
+                        .to_string(),
+                ),
+            ]);
+        }
+        table.print(out)?;
+    }
+    let rejected = runtime["rejected"].as_array();
+    if let Some(rejected) = rejected.filter(|r| !r.is_empty()) {
+        writeln!(out, "\n{BOLD}Rejected{BOLD:#}")?;
+        let mut table = Table::indented(&["KIND", "KEY", "CODE", "REASON"]);
+        for rejection in rejected {
+            table.row(vec![
+                plain(text(&rejection["kind"])),
+                plain(text(&rejection["key"])),
+                plain(text(&rejection["code"])),
+                plain(text(&rejection["reason"])),
+            ]);
+        }
+        table.print(out)?;
+    }
+    Ok(())
 }
 
 fn print_inspect(out: &mut impl Write, report: &InspectReport) -> anyhow::Result<()> {

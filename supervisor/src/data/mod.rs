@@ -39,5 +39,6 @@ pub(crate) use os::{probe_host, state_dir_name};
 pub use reason::{Exit, ExitCause, Reason};
 pub use registry::{
     PluginSnapshot, PluginState, RegistrationSnapshot, RegistryEvent, RegistrySnapshot, Shape,
+    Signal, SignalKind,
 };
 pub use supervisor::{Applied, ApplyError, Builder, ControlError, StartError, Supervisor};

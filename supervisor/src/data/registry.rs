@@ -275,6 +275,87 @@ pub struct PluginSnapshot {
     pub shape: Option<Shape>,
     /// Registrations refused at its last handshake (conflicts and other diagnostics).
     pub rejected: Vec<RejectedRegistration>,
+    /// What OpenClaw's `plugins inspect` would say of it, from what it registered and
+    /// its state (see [`Signal`]); empty before its first handshake.
+    pub compatibility: Vec<Signal>,
+}
+
+/// A compatibility signal (OpenClaw's labels): `valid`, `compatibility-advisory`
+/// (a supported but older pattern: hook-only), `legacy-warning` (the deprecated
+/// `before_agent_start`), `hard-error` (it failed to load).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Signal {
+    /// The label.
+    pub signal: SignalKind,
+    /// Why, and what to do.
+    pub message: String,
+}
+
+/// The label of a [`Signal`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum SignalKind {
+    /// It loaded and uses current patterns.
+    Valid,
+    /// A supported but older pattern (hook-only).
+    CompatibilityAdvisory,
+    /// It uses the deprecated `before_agent_start`.
+    LegacyWarning,
+    /// It failed to load.
+    HardError,
+}
+
+impl Signal {
+    fn new(signal: SignalKind, message: impl Into<String>) -> Self {
+        Self {
+            signal,
+            message: message.into(),
+        }
+    }
+
+    /// The signals of a plugin in `state` whose accepted registrations are `accepted`.
+    fn of(
+        state: PluginState,
+        reason: Option<&Reason>,
+        shape: Option<Shape>,
+        accepted: &[AcceptedRegistration],
+    ) -> Vec<Self> {
+        let mut signals = Vec::new();
+        if state == PluginState::Failed {
+            let why = reason.map_or_else(|| "it failed".to_owned(), ToString::to_string);
+            signals.push(Self::new(
+                SignalKind::HardError,
+                format!("it failed to load: {why}"),
+            ));
+        }
+        if shape == Some(Shape::HookOnly) {
+            signals.push(Self::new(
+                SignalKind::CompatibilityAdvisory,
+                "hook-only: it registers only hooks; still supported, but capability registration (providers, channels) is the direction",
+            ));
+        }
+        for hook in accepted.iter().filter(|a| {
+            a.kind == RegistrationKind::Hook
+                && outpost_protocol::LEGACY_HOOKS
+                    .iter()
+                    .any(|legacy| a.key == *legacy || a.key.starts_with(&format!("{legacy}:")))
+        }) {
+            signals.push(Self::new(
+                SignalKind::LegacyWarning,
+                format!(
+                    "`{}` is deprecated: use before_model_resolve for model or provider overrides, before_prompt_build for prompt changes",
+                    hook.key
+                ),
+            ));
+        }
+        if signals.is_empty() && shape.is_some() {
+            signals.push(Self::new(SignalKind::Valid, "loaded; nothing to change"));
+        }
+        signals
+    }
 }
 
 /// One registration in a snapshot.
@@ -474,6 +555,12 @@ impl Registry {
                 restarts: entry.restarts,
                 shape: entry.shape,
                 rejected: entry.rejected.clone(),
+                compatibility: Signal::of(
+                    entry.state,
+                    entry.reason.as_ref(),
+                    entry.shape,
+                    &entry.accepted,
+                ),
             })
             .collect();
         let registrations = state
@@ -1925,6 +2012,42 @@ mod tests {
         assert!(registry.command("nb").is_none());
         assert!(registry.route("/a").is_none());
         assert!(registry.hooks("agent_end").is_empty());
+    }
+
+    #[test]
+    fn compatibility_signals() {
+        let registry = Registry::new(["hooks", "legacy", "tools", "silent"]);
+        admit(
+            &registry,
+            "hooks",
+            &[json!({"kind": "hook", "event": "agent_end"})],
+        );
+        admit(
+            &registry,
+            "legacy",
+            &[
+                json!({"kind": "hook", "event": "before_agent_start"}),
+                tool("t1"),
+            ],
+        );
+        admit(&registry, "tools", &[tool("t2")]);
+        registry.set_state(
+            "silent",
+            PluginState::Failed,
+            Some(Reason::Exiting {
+                cause: crate::data::reason::ExitCause::Crashed,
+            }),
+        );
+        let signals: BTreeMap<String, Vec<SignalKind>> = registry
+            .snapshot()
+            .plugins
+            .into_iter()
+            .map(|p| (p.id, p.compatibility.iter().map(|s| s.signal).collect()))
+            .collect();
+        assert_eq!(signals["hooks"], [SignalKind::CompatibilityAdvisory]);
+        assert_eq!(signals["legacy"], [SignalKind::LegacyWarning]);
+        assert_eq!(signals["tools"], [SignalKind::Valid]);
+        assert_eq!(signals["silent"], [SignalKind::HardError]);
     }
 
     #[test]

@@ -1233,6 +1233,59 @@ fn status_and_plugin_orders_from_the_command_line() {
 }
 
 #[test]
+fn inspect_shows_what_a_running_plugin_registered_its_shape_and_signals() {
+    let mut server = Server::start(&[Plugin::new("shaped")]);
+    let text = server.outpost(&["plugins", "inspect", "shaped"]);
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    for expected in [
+        "Runtime (outpost serve)",
+        "non-capability",
+        "compatibility     valid",
+        "Registered",
+        "shaped.status",
+        // Its default hook sees the conversation; a plugin from a load path is not
+        // granted that.
+        "Rejected",
+        "allowConversationAccess: true",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    let json = server.outpost(&["plugins", "inspect", "shaped", "--json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["id"], "shaped", "{json}");
+    assert_eq!(json["runtime"]["state"], "ready", "{json}");
+    assert_eq!(json["runtime"]["shape"], "non-capability", "{json}");
+    assert_eq!(
+        json["runtime"]["compatibility"][0]["signal"], "valid",
+        "{json}"
+    );
+    assert!(
+        json["runtime"]["registrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == "echo"),
+        "{json}"
+    );
+
+    // Cold: what the manifest declares, and why nothing more.
+    server.stop();
+    let text = server.outpost(&["plugins", "inspect", "shaped"]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("contracts"), "{text}");
+    assert!(text.contains("not running"), "{text}");
+    let json = server.outpost(&["plugins", "inspect", "shaped", "--json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(json.get("runtime").is_none(), "{json}");
+}
+
+#[test]
 fn metrics_parse_and_measure_what_the_kernel_measures() {
     let server = Server::start(&[Plugin::new("a")]);
     let answer = server.rpc("call", &json!({"kind": "tool", "name": "echo"}));
