@@ -232,7 +232,8 @@ function registerTools(api, reg, client, settings, current) {
 function registerHooks(api, reg, client) {
   const priorities = new Map();
   for (const entry of reg.list('hook')) {
-    const event = entry.key;
+    // The key is `event:id` for one of several handlers of an event.
+    const event = entry.registration.event ?? entry.key;
     const priority = Number(entry.registration.priority ?? 0);
     priorities.set(event, Math.max(priorities.get(event) ?? -Infinity, priority));
   }
@@ -244,7 +245,7 @@ function registerHooks(api, reg, client) {
     }
     api.on(event, async (payload, ctx) => {
       reg.refresh();
-      if (!reg.find('hook', event)) return undefined;
+      if (!reg.list('hook').some((r) => (r.registration.event ?? r.key) === event)) return undefined;
       let args = convert.jsonSafe(payload);
       if (args === null || typeof args !== 'object' || Array.isArray(args)) args = { value: args };
       try {
