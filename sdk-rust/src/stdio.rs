@@ -123,7 +123,18 @@ impl<C: ConfigType> Plugin<C> {
                     });
                 }
             };
-            self.serve_on(reader, writer).await
+            // The session runs as a task of its own rather than as `block_on`'s future:
+            // a task the reader wakes runs at once, while `block_on`'s future is polled
+            // only after one more turn of the I/O driver (an `epoll_wait` per call).
+            let plugin_id = self.id().to_owned();
+            match tokio::spawn(self.serve_on(reader, writer)).await {
+                Ok(outcome) => outcome,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(ServeError::Connection {
+                    plugin_id,
+                    reason: format!("the session ended early: {e}"),
+                }),
+            }
         });
         // A blocking read of stdin may still be in flight (on a permanent failure the
         // host has not closed stdin yet): do not wait for it.
