@@ -2,17 +2,27 @@
 //! launch plan, enablement, and each plugin's config validated against its own schema.
 //! The target is under 200 ms on a 2-core machine (docs/performance.md).
 //!
-//! `cargo bench -p outpost-supervisor --bench control_plane`
+//! `cargo bench -p outpost-supervisor --bench control_plane` (criterion), or
+//! `cargo bench -p outpost-supervisor --bench control_plane -- --json`: 20 loads timed
+//! directly, the median, min and max as one JSON document (see `support/report.rs`),
+//! so that a script can compare runs.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
 use outpost_supervisor::control::{self, LoadOptions, Status};
 use serde_json::json;
 
 const PLUGINS: usize = 1_000;
+/// Loads timed for `--json`.
+const JSON_RUNS: usize = 20;
+
+#[path = "support/report.rs"]
+mod report;
 
 /// Writes `PLUGINS` plugin roots under `dir/global`, each with a distinct config schema
 /// (so nothing can be cached across plugins), an `outpost` block run by a `python3` on
@@ -75,10 +85,9 @@ fn generate(dir: &Path) -> LoadOptions {
     options
 }
 
-fn control_plane(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let options = generate(dir.path());
-    let inventory = control::load_with(&options).unwrap();
+/// Checks that every generated plugin loads enabled, valid and runnable.
+fn check(options: &LoadOptions) {
+    let inventory = control::load_with(options).unwrap();
     assert_eq!(inventory.plugins.len(), PLUGINS);
     assert!(
         inventory
@@ -88,7 +97,12 @@ fn control_plane(c: &mut Criterion) {
         "every generated plugin is enabled, valid and runnable"
     );
     assert!(!inventory.has_errors());
+}
 
+fn control_plane(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = generate(dir.path());
+    check(&options);
     let mut group = c.benchmark_group("control plane");
     group.sample_size(20);
     group.bench_function("load 1000 plugins (discover, gate, validate)", |b| {
@@ -98,4 +112,46 @@ fn control_plane(c: &mut Criterion) {
 }
 
 criterion_group!(benches, control_plane);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|arg| arg == "--json") {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+        return;
+    }
+    // `cargo test --benches` runs benches with no `--bench`: build, do not measure.
+    if !args.iter().any(|arg| arg == "--bench") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let options = generate(dir.path());
+    check(&options);
+    let mut times: Vec<Duration> = (0..JSON_RUNS)
+        .map(|_| {
+            let begin = Instant::now();
+            control::load_with(&options).unwrap();
+            begin.elapsed()
+        })
+        .collect();
+    times.sort();
+    let mut report = report::Report::new("control_plane", &args);
+    let median = times[JSON_RUNS / 2];
+    report.add(
+        "load",
+        "load 1000 plugins (discover, gate, validate)",
+        &format!(
+            "load {PLUGINS} plugins (discover, gate, validate): median {:.2} ms ({JSON_RUNS} runs)",
+            median.as_secs_f64() * 1e3
+        ),
+        serde_json::json!({
+            "plugins": PLUGINS,
+            "runs": JSON_RUNS,
+            "medianMs": report::millis(median),
+            "minMs": report::millis(times[0]),
+            "maxMs": report::millis(times[JSON_RUNS - 1]),
+            "targetMs": 200,
+        }),
+    );
+    report.finish();
+}
