@@ -147,7 +147,10 @@ impl Default for StopPolicy {
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Calls in flight to the plugin at once. Default 16.
+    /// Calls in flight to the plugin at once. Default 64: chosen from the curve of calls
+    /// per second and memory against the limit in docs/performance.md (16 throttled a
+    /// gateway with 64 callers; the memory of a plugin and of the supervisor does not
+    /// move with the limit).
     pub max_concurrent_requests: u32,
     /// Calls waiting for a slot; more fail at once with `-32009`. Default 64.
     pub max_queued_requests: u32,
@@ -168,7 +171,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_concurrent_requests: 16,
+            max_concurrent_requests: 64,
             max_queued_requests: 64,
             max_message_bytes: outpost_protocol::DEFAULT_MAX_MESSAGE_BYTES as u64,
             open_files: None,
