@@ -119,7 +119,7 @@ catalogue! {
     HandshakePluginId = "handshake.plugin-id", Must, "§5.2",
         "`plugin.id` equals the manifest id";
     HandshakeRegistrationsValid = "handshake.registrations-valid", Must, "§9",
-        "every registration is well formed, unique, and within the plugin's namespace";
+        "every registration is well formed and unique, and no gateway method is in a core namespace";
     HandshakeRegistrationsDeclared = "handshake.registrations-declared", Must, "§9",
         "every tool, channel and provider registered is declared in the manifest";
     HandshakeKnownHooks = "handshake.known-hooks", Should, "§9.2",
