@@ -1,7 +1,9 @@
 //! One session with a host: the handshake, the dispatch of calls, shutdown.
 //!
 //! The loop in [`serve`] only reads and routes: every call runs in its own task, so a
-//! slow handler never delays a ping, a `$/cancel` or another call. A call task races the
+//! slow handler never delays a ping, a `$/cancel` or another call (on the default
+//! single-threaded runtime, a call whose handler answers at its first poll is run in
+//! place and never becomes a task: see [`run_or_spawn`]). A call task races the
 //! handler against the call's cancellation and its deadline (`context.timeoutMs`): a
 //! cancelled call is answered `-32800` at once, one still running at its deadline
 //! `-32001` with `data.timeoutMs`, and either way its handler future is dropped.
@@ -1070,17 +1072,26 @@ fn spawn_call<C: ConfigType>(
     run_or_spawn(Box::pin(call));
 }
 
-/// Polls a call once where it is, and spawns it only if it is not done: a handler that
-/// answers at once (most tools) costs no task and no trip through the scheduler.
+/// On a single-threaded runtime (the default), polls a call once where it is and spawns
+/// it only if it is not done: a handler that answers at once (most tools) costs no task
+/// and no trip through the scheduler. There a handler that computes before its first
+/// `.await` holds up the runtime either way. On a multi-threaded runtime
+/// (`worker_threads`) every call is spawned, so that such handlers run in parallel and
+/// never hold up the session's loop.
 ///
 /// The first poll uses a waker that does nothing; what the call waits on then is
 /// registered again, with the task's own waker, when the spawned task polls it (as every
 /// future must allow: only the waker of the latest poll is woken).
 fn run_or_spawn(mut call: Pin<Box<dyn Future<Output = ()> + Send>>) {
-    let mut cx = TaskContext::from_waker(std::task::Waker::noop());
-    if call.as_mut().poll(&mut cx).is_pending() {
-        tokio::spawn(call);
+    let single = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
+    if single {
+        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+        if call.as_mut().poll(&mut cx).is_ready() {
+            return;
+        }
     }
+    tokio::spawn(call);
 }
 
 fn cancelled(name: &str) -> Error {
