@@ -53,6 +53,14 @@ pub(crate) fn prepare(case: &str) -> anyhow::Result<Prepared> {
 }
 
 fn apply(step: &Value, root: &Path, options: &mut LoadOptions) -> anyhow::Result<()> {
+    // Git keeps no empty directory: make the one a generated file or FIFO goes in.
+    for key in ["write", "fifo"] {
+        if let Some(path) = step.get(key).and_then(Value::as_str)
+            && let Some(parent) = root.join(path).parent()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
     if let Some(path) = step.get("chmod").and_then(Value::as_str) {
         let mode = u32::from_str_radix(step["mode"].as_str().context("mode")?, 8)?;
         std::fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode))?;
