@@ -22,7 +22,9 @@
 //!
 //! docs/performance.md holds the targets and the figures. For a profiler,
 //! `OUTPOST_BENCH_ONLY=webSocket` (or `inProcess`, `webSocketLeanClient`, `http`) runs the
-//! throughput rounds of that one way only.
+//! latency and throughput rounds of that one way only, and `OUTPOST_BENCH_SERVE=PROGRAM`
+//! starts PROGRAM (a copy of `outpost`, or a script that runs it under strace or
+//! valgrind) with `serve`'s arguments instead of this package's `outpost`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -52,6 +54,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--minimal-plugin") {
         return minimal::minimal_plugin();
+    }
+    if args.iter().any(|arg| arg == "--bare-server") {
+        return bare_server();
     }
     // `cargo test --benches` runs benches with no `--bench`: build, do not measure.
     if !args.iter().any(|arg| arg == "--bench") {
@@ -177,6 +182,9 @@ struct Paths {
     ws: Arc<WsClient>,
     lean: Arc<tokio::sync::Mutex<Lean>>,
     http: HttpClient,
+    /// [`bare_server`], and the lean client connected to it.
+    bare: Arc<Child>,
+    bare_lean: Arc<tokio::sync::Mutex<Lean>>,
 }
 
 type Stream = tokio_util::compat::Compat<tokio::net::TcpStream>;
@@ -277,7 +285,9 @@ fn headers() -> HeaderMap {
 }
 
 fn spawn_server(setup: &Setup) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_outpost"))
+    let program = std::env::var_os("OUTPOST_BENCH_SERVE")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_outpost").into());
+    Command::new(program)
         .args(["serve", "--config"])
         .arg(&setup.config)
         .env("OUTPOST_API_TOKEN", TOKEN)
@@ -287,6 +297,64 @@ fn spawn_server(setup: &Setup) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("outpost serve runs")
+}
+
+/// `--bare-server`: a jsonrpsee server with nothing behind it, configured as the
+/// gateway API is (WebSocket and HTTP, the same limits, a multi-threaded runtime with
+/// the default workers), whose `call` answers what the `echo` tool answers without
+/// reading its params. Prints its address, runs until stdin closes. What jsonrpsee and
+/// the socket cost alone, measured with the lean client.
+fn bare_server() -> ExitCode {
+    use tokio::io::AsyncReadExt as _;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let config = jsonrpsee::server::ServerConfig::builder()
+            .max_request_body_size(16 * 1024 * 1024 + 64 * 1024)
+            .max_response_body_size(u32::MAX)
+            .max_connections(256)
+            .max_subscriptions_per_connection(64)
+            .set_message_buffer_capacity(1024)
+            .build();
+        let server = jsonrpsee::server::Server::builder()
+            .set_config(config)
+            .build("127.0.0.1:0")
+            .await
+            .expect("a bare server");
+        println!("{}", server.local_addr().expect("an address"));
+        let mut module = jsonrpsee::RpcModule::new(());
+        module
+            .register_async_method("call", |_, _, _| async {
+                Ok::<_, jsonrpsee::types::ErrorObjectOwned>(
+                    json!({"content": [{"type": "text", "text": TEXT}]}),
+                )
+            })
+            .expect("a method");
+        let handle = server.start(module);
+        let mut rest = Vec::new();
+        let _ = tokio::io::stdin().read_to_end(&mut rest).await;
+        let _ = handle.stop();
+    });
+    ExitCode::SUCCESS
+}
+
+fn spawn_bare_server() -> (Child, std::net::SocketAddr) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .arg("--bare-server")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the bare server runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+        .read_line(&mut line)
+        .expect("its address");
+    let address = line.trim().parse().expect("an address");
+    (child, address)
 }
 
 /// Waits until the server's API answers and every plugin is ready.
@@ -328,17 +396,26 @@ impl Paths {
             .await
             .expect("a WebSocket client");
         let lean = Lean::connect(setup.api).await;
+        let (bare, address) = spawn_bare_server();
+        let bare_lean = Lean::connect(address).await;
         Self {
             supervisor: Arc::new(supervisor),
             server,
             ws: Arc::new(ws),
             lean: Arc::new(tokio::sync::Mutex::new(lean)),
             http,
+            bare: Arc::new(bare),
+            bare_lean: Arc::new(tokio::sync::Mutex::new(bare_lean)),
         }
     }
 
     async fn stop(mut self) {
         self.supervisor.shutdown().await;
+        // The bare server ends when its stdin closes.
+        if let Some(mut bare) = Arc::into_inner(self.bare) {
+            drop(bare.stdin.take());
+            let _ = bare.wait();
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(self.server.id()).expect("a pid")),
             nix::sys::signal::Signal::SIGTERM,
@@ -369,14 +446,17 @@ enum Way {
     WebSocket,
     LeanWebSocket,
     Http,
+    /// The lean client and [`bare_server`]: jsonrpsee with no plugin behind it.
+    Bare,
 }
 
 impl Way {
-    const ALL: [Way; 4] = [
+    const ALL: [Way; 5] = [
         Way::InProcess,
         Way::WebSocket,
         Way::LeanWebSocket,
         Way::Http,
+        Way::Bare,
     ];
 
     fn name(self) -> &'static str {
@@ -385,7 +465,13 @@ impl Way {
             Way::WebSocket => "WebSocket API",
             Way::LeanWebSocket => "  lean client",
             Way::Http => "HTTP API",
+            Way::Bare => "bare jsonrpsee",
         }
+    }
+
+    /// Not left out by `OUTPOST_BENCH_ONLY`.
+    fn measured(self) -> bool {
+        std::env::var("OUTPOST_BENCH_ONLY").map_or(true, |only| only == self.key())
     }
 
     fn key(self) -> &'static str {
@@ -394,6 +480,7 @@ impl Way {
             Way::WebSocket => "webSocket",
             Way::LeanWebSocket => "webSocketLeanClient",
             Way::Http => "http",
+            Way::Bare => "bareJsonrpsee",
         }
     }
 }
@@ -415,6 +502,7 @@ async fn call(paths: &Paths, way: Way) {
                 .expect("a call");
         }
         Way::LeanWebSocket => paths.lean.lock().await.call().await,
+        Way::Bare => paths.bare_lean.lock().await.call().await,
         Way::Http => {
             paths
                 .http
@@ -436,6 +524,10 @@ async fn latency(paths: &Paths) -> Value {
     }
     for _ in 0..ROUNDS {
         for (i, way) in Way::ALL.into_iter().enumerate() {
+            if !way.measured() {
+                samples[i].push(Duration::ZERO);
+                continue;
+            }
             for _ in 0..LATENCY_CALLS {
                 let begin = Instant::now();
                 call(paths, way).await;
@@ -471,6 +563,7 @@ async fn latency(paths: &Paths) -> Value {
         us(lean_over),
         us(http_over)
     );
+    eprintln!("  bare jsonrpsee: the lean client and a jsonrpsee server with no plugin behind it");
     report.insert("webSocketAddedUs".into(), json!(micros(ws_over)));
     report.insert(
         "webSocketLeanClientAddedUs".into(),
@@ -485,29 +578,36 @@ async fn throughput(paths: &Paths) -> Value {
     // CPU time per call of this process (the callers), the server and the plugins.
     let mut cpu: Vec<[f64; 3]> = vec![[0.0; 3]; Way::ALL.len()];
     let server = paths.server.id();
+    let bare = paths.bare.id();
     let paths = Arc::new(Paths {
         supervisor: paths.supervisor.clone(),
         server: Command::new("true").spawn().expect("a placeholder"),
         ws: paths.ws.clone(),
         lean: paths.lean.clone(),
         http: paths.http.clone(),
+        bare: paths.bare.clone(),
+        bare_lean: paths.bare_lean.clone(),
     });
     for _ in 0..ROUNDS.div_ceil(2) {
         for (i, way) in Way::ALL.into_iter().enumerate() {
-            if std::env::var("OUTPOST_BENCH_ONLY").is_ok_and(|only| only != way.key()) {
+            if !way.measured() {
                 rounds[i].push(1.0);
                 continue;
             }
+            let server = if way == Way::Bare { bare } else { server };
             let before = [
                 cpu_seconds(std::process::id()),
                 cpu_seconds(server),
                 plugin_cpu_seconds(),
             ];
             let begin = Instant::now();
-            if way == Way::LeanWebSocket {
-                paths
-                    .lean
-                    .lock()
+            if matches!(way, Way::LeanWebSocket | Way::Bare) {
+                let lean = if way == Way::Bare {
+                    &paths.bare_lean
+                } else {
+                    &paths.lean
+                };
+                lean.lock()
                     .await
                     .pipeline(THROUGHPUT_CALLS, IN_FLIGHT)
                     .await;
@@ -554,9 +654,15 @@ async fn throughput(paths: &Paths) -> Value {
     }
     #[expect(clippy::cast_precision_loss, reason = "call counts fit an f64")]
     let calls = (THROUGHPUT_CALLS * ROUNDS.div_ceil(2)) as f64;
-    eprintln!("  CPU per call: callers (this process) / outpost serve / plugins");
+    eprintln!(
+        "  CPU per call: callers (this process) / outpost serve (or the bare server) / plugins"
+    );
     for (way, spent) in Way::ALL.into_iter().zip(&cpu) {
         let per = spent.map(|seconds| seconds / calls * 1e6);
+        report.insert(
+            format!("{}CpuUsPerCall", way.key()),
+            json!({"callers": per[0], "server": per[1], "plugins": per[2]}),
+        );
         eprintln!(
             "  {:<14} {:>6.1} us / {:>6.1} us / {:>6.1} us",
             way.name(),
@@ -572,6 +678,7 @@ async fn throughput(paths: &Paths) -> Value {
         json!(medians[2] / medians[0]),
     );
     report.insert("httpRatio".into(), json!(medians[3] / medians[0]));
+    report.insert("bareJsonrpseeRatio".into(), json!(medians[4] / medians[0]));
     Value::Object(report)
 }
 
