@@ -252,7 +252,12 @@ pub(crate) async fn sample_resources(shared: Weak<Shared>, interval: Duration) {
             return;
         }
     };
-    let refresh = ProcessRefreshKind::nothing().with_memory().with_cpu();
+    // Threads are listed as processes unless told otherwise: each would add the
+    // process's memory again, and count as a process.
+    let refresh = ProcessRefreshKind::nothing()
+        .with_memory()
+        .with_cpu()
+        .without_tasks();
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
