@@ -202,6 +202,15 @@ fn log_event(event: &RegistryEvent) {
             tracing::info!(plugin = %plugin, "removed by a reload");
         }
         RegistryEvent::Registered {
+            plugin,
+            kind,
+            key,
+            replaces: Some(loser),
+            ..
+        } => {
+            tracing::info!(plugin = %plugin, kind = ?kind, key = %key, "registered, taking it from `{loser}`, which comes later in discovery order");
+        }
+        RegistryEvent::Registered {
             plugin, kind, key, ..
         } => {
             tracing::debug!(plugin = %plugin, kind = ?kind, key = %key, "registered");
