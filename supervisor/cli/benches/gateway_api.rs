@@ -11,7 +11,9 @@
 //! - `latency`: one call at a time to the plugin's `echo` tool, median and p99, in
 //!   process, over the WebSocket API (with jsonrpsee's client, and with a lean client
 //!   that costs next to nothing, to see the server's own share) and over HTTP
-//!   (keep-alive), in alternating rounds;
+//!   (keep-alive), in alternating rounds; and, as the transport's floor, the lean client
+//!   against a bare jsonrpsee server (this binary with `--bare-server`) that answers at
+//!   once with no plugin behind it;
 //! - `throughput`: 64 calls in flight, calls per second, the same four ways, median
 //!   round of each: 64 caller tasks for in process, jsonrpsee's WebSocket client (one
 //!   connection) and HTTP (a pool of connections); one task keeping 64 requests
