@@ -4,7 +4,11 @@
 //!
 //! - `sdk/tool_invoke`: one `tool/invoke` at a time (latency of the whole path: the
 //!   host's peer, the framing, the SDK's dispatch, a call task, typed input and output);
-//! - `sdk/tool_invoke_in_flight_64`: 64 calls in flight at once (throughput).
+//! - `sdk/tool_invoke_in_flight_64`: 64 calls in flight at once (throughput);
+//! - `sdk/tool_invoke_one_thread`: `sdk/tool_invoke` with the host and the plugin on one
+//!   single-threaded runtime, driven from that thread: no thread hand-offs, so what it
+//!   measures is the code, not where the scheduler put the tasks (the two-worker figures
+//!   are bimodal: docs/performance.md).
 //!
 //! Compare with `peer/round_trip` in `cargo bench -p outpost-protocol`, which answers in
 //! the peer's own task: the difference is what the SDK adds.
@@ -29,13 +33,8 @@ async fn word_count(_ctx: Context, args: Args) -> Result<ToolResult, Error> {
     )))
 }
 
-fn tool_invoke(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let host = runtime.block_on(async {
+fn start(runtime: &tokio::runtime::Runtime) -> TestHost {
+    runtime.block_on(async {
         let plugin = Plugin::builder("bench")
             .tool(Tool::new("word_count", "Counts words"), word_count)
             .build()
@@ -43,8 +42,11 @@ fn tool_invoke(c: &mut Criterion) {
         let host = TestHost::start(plugin);
         host.initialize(json!({})).await.unwrap();
         host
-    });
-    let params = ToolInvokeParams {
+    })
+}
+
+fn params() -> ToolInvokeParams {
+    ToolInvokeParams {
         name: "word_count".to_owned(),
         arguments: json!({"text": "the quick brown fox jumps over the lazy dog"})
             .as_object()
@@ -55,7 +57,17 @@ fn tool_invoke(c: &mut Criterion) {
             timeout_ms: Some(30_000),
             ..CallContext::default()
         },
-    };
+    }
+}
+
+fn tool_invoke(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let host = start(&runtime);
+    let params = params();
     let mut group = c.benchmark_group("sdk");
     group.bench_function("tool_invoke", |b| {
         b.to_async(&runtime).iter(|| async {
@@ -75,6 +87,21 @@ fn tool_invoke(c: &mut Criterion) {
             for result in futures_util::future::join_all(calls).await {
                 result.unwrap();
             }
+        });
+    });
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let one_host = start(&single);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("tool_invoke_one_thread", |b| {
+        b.to_async(&single).iter(|| async {
+            one_host
+                .peer()
+                .request::<ToolInvoke>(&params, CallOptions::default())
+                .await
+                .unwrap()
         });
     });
     group.finish();
