@@ -32,10 +32,10 @@ pub(crate) enum PluginsCommand {
     /// needs action. Warns when an enabled plugin's interpreter (python3, node) is
     /// older than Python 3.11 or Node.js 20.
     Doctor(Common),
-    /// Turn a plugin on: plugins.entries.<id>.enabled = true in the config file, edited
+    /// Turn a plugin on: `plugins.entries.<id>.enabled = true` in the config file, edited
     /// in place (comments and formatting kept); a set plugins.allow gets the id too.
     Enable(crate::plugin_admin::IdArgs),
-    /// Turn a plugin off: plugins.entries.<id>.enabled = false, edited in place.
+    /// Turn a plugin off: `plugins.entries.<id>.enabled = false`, edited in place.
     Disable(crate::plugin_admin::IdArgs),
     /// Copy a plugin directory or unpack a .tgz/.tar.gz/.zip into the global extensions
     /// directory, after the safety gates and validation; install scripts are refused.
