@@ -49,7 +49,7 @@ fn build_rust_example() {
 fn call(args: &[&str]) -> Output {
     build_rust_example();
     Command::new(outpost())
-        .arg("call")
+        .args(["call", "--standalone"])
         .args(args)
         .arg("--config")
         .arg(example_config())
@@ -210,6 +210,8 @@ struct Serve {
     child: Child,
     pids: Vec<i32>,
     lines: mpsc::Receiver<String>,
+    /// Its state directory (`XDG_STATE_HOME`: the token and registry files).
+    _state: tempfile::TempDir,
 }
 
 impl Serve {
@@ -232,12 +234,23 @@ impl Serve {
         serve
     }
 
-    /// Starts `outpost serve --log-format json` on `config`.
+    /// Starts `outpost serve --log-format json` on `config`, with its API on a port of
+    /// its own and its files in a directory of its own, so that tests run side by side
+    /// (and beside an `outpost serve` of the developer's).
     fn spawn(config: &Path) -> Self {
+        let state = tempfile::tempdir().unwrap();
         let mut child = Command::new(outpost())
-            .args(["serve", "--log-format", "json", "--config"])
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--api-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
+            .env("XDG_STATE_HOME", state.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -248,6 +261,7 @@ impl Serve {
             child,
             pids: Vec::new(),
             lines,
+            _state: state,
         }
     }
 

@@ -118,6 +118,8 @@ impl Server {
             .env("OUTPOST_API_TOKEN", TOKEN)
             // The plugins' state directories go under it: this test's own.
             .env("TMPDIR", self.temp_dir())
+            // Its token and registry files by default: this test's own too.
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -300,6 +302,7 @@ impl Server {
             .arg("--config")
             .arg(&self.config)
             .env("OUTPOST_API_TOKEN", TOKEN)
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
             .stdin(Stdio::null())
             .output()
             .unwrap()
