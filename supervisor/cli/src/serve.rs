@@ -63,6 +63,11 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
         // Bind first: a taken port is an error before any plugin starts.
         let api_listener = crate::api::bind(settings.api_listen).await?;
+        // Port 0 asks for any free port: from here on, the one bound (in the log, the
+        // registry file, and the default names of the token and registry files).
+        if let Ok(bound) = api_listener.local_addr() {
+            settings.api_listen = bound;
+        }
         let routes_listener = match settings.http_listen {
             Some(address) => Some(routes::bind(address).await?),
             None => None,
