@@ -105,6 +105,9 @@ pub enum Code {
     IgnoredManifestField,
     /// A `channels.<id>` key no discovered manifest declares.
     UnknownChannel,
+    /// A second plugin declares a channel another plugin, first in precedence, owns: it
+    /// does not receive that channel's config.
+    ChannelTaken,
     /// A `channels.<id>` config that does not match the schema its plugin's manifest
     /// declares in `channelConfigs`.
     ChannelConfigInvalid,

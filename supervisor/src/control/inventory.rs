@@ -8,7 +8,7 @@
 //! shadowed); enablement; config validation; the final status; config references to
 //! ids nobody has.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -334,8 +334,9 @@ pub fn load_with(options: &LoadOptions) -> Result<Inventory, ConfigError> {
     for draft in &mut drafts {
         context.settle(draft);
     }
-    let plugins: Vec<PluginRecord> = drafts.into_iter().map(|draft| draft.record).collect();
+    let mut plugins: Vec<PluginRecord> = drafts.into_iter().map(|draft| draft.record).collect();
     let missing = check_references(&config, &plugins, &mut diagnostics);
+    assign_channels(&mut plugins);
     check_channels(&config, &plugins, &mut diagnostics);
     advise(&config, &plugins, &mut diagnostics);
     Ok(Inventory {
@@ -1396,6 +1397,56 @@ fn resolve_legacy_ids(config: &mut Config, drafts: &[Draft], diagnostics: &mut V
 /// `channels.<id>` keys no discovered manifest declares are errors (as in OpenClaw);
 /// a declared channel whose plugin is not enabled is a warning, since its config does
 /// nothing.
+/// Gives each channel's config to one plugin: the first copy in precedence order that
+/// runs (enabled, neither shadowed nor passed over) and whose manifest declares it, as
+/// OpenClaw gives a channel to the first plugin that registers it. Any other plugin
+/// declaring the same channel keeps none of it (a channel's config holds its
+/// credentials) and is told which plugin has it.
+fn assign_channels(plugins: &mut [PluginRecord]) {
+    // A plugin that does not run is left as it is: it receives nothing anyway, and its
+    // report shows the channel it would get.
+    let mut owners: HashMap<String, (usize, String)> = HashMap::new();
+    for (index, record) in plugins.iter().enumerate() {
+        if record.status != Status::Enabled || !record.is_active_copy() {
+            continue;
+        }
+        for channel in record.channels.keys() {
+            owners
+                .entry(normalize_id(channel))
+                .or_insert_with(|| (index, record.id.clone()));
+        }
+    }
+    for (index, record) in plugins.iter_mut().enumerate() {
+        let taken: Vec<String> = record
+            .channels
+            .keys()
+            .filter(|channel| {
+                owners
+                    .get(&normalize_id(channel))
+                    .is_some_and(|(owner, _)| *owner != index)
+            })
+            .cloned()
+            .collect();
+        for channel in taken {
+            record.channels.remove(&channel);
+            let Some((_, owner)) = owners.get(&normalize_id(&channel)) else {
+                continue;
+            };
+            let diagnostic = Diagnostic::warning(
+                Code::ChannelTaken,
+                format!(
+                    "plugin `{}` declares channel `{channel}`, which plugin `{owner}` declares first: only `{owner}` receives channels.{channel}; remove one of them, or disable the one you do not use",
+                    record.id
+                ),
+            )
+            .plugin(&record.id)
+            .file(&record.manifest_path)
+            .path_and_key("channels");
+            record.diagnostics.push(diagnostic);
+        }
+    }
+}
+
 fn check_channels(config: &Config, plugins: &[PluginRecord], diagnostics: &mut Vec<Diagnostic>) {
     let mut declared: BTreeMap<String, &PluginRecord> = BTreeMap::new();
     for record in plugins.iter().filter(|record| record.claims) {
