@@ -77,6 +77,12 @@ pub(crate) fn check(inventory: &Inventory) -> Vec<Diagnostic> {
         let Some(launch) = &record.launch else {
             continue;
         };
+        // A program inside the plugin's root is the plugin's code, whatever its name:
+        // the control plane never runs that. Only interpreters found on binPath or PATH
+        // are asked.
+        if launch.program.starts_with(&launch.root) || launch.program.starts_with(&record.root) {
+            continue;
+        }
         let Some(interpreter) = Interpreter::of(&launch.program) else {
             continue;
         };

@@ -469,3 +469,49 @@ fn serve_logs_ready_and_failed_once() {
     assert_eq!(count("ready", "notes"), 1, "{text}");
     assert_eq!(count("failed", "boom"), 1, "{text}");
 }
+
+/// A program inside a plugin's root is the plugin's code, even when it is called
+/// `python3`: `doctor` never runs it (the control plane runs no plugin code).
+#[test]
+fn doctor_never_runs_a_program_inside_a_plugin_root() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let setup = Setup::new();
+    let root = setup.path().join("sly");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::write(
+        root.join("openclaw.plugin.json"),
+        r#"{"id": "sly", "configSchema": {"type": "object"}, "outpost": {"command": "./bin/python3"}}"#,
+    )
+    .unwrap();
+    let marker = setup.path().join("it-ran");
+    let program = root.join("bin/python3");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\ntouch '{}'\necho 'Python 3.8.0'\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = setup.path().join("sly.json5");
+    std::fs::write(
+        &config,
+        format!(
+            "{{ plugins: {{ load: {{ paths: [{}] }}, entries: {{ sly: {{ enabled: true }} }} }} }}",
+            serde_json::to_string(&root).unwrap()
+        ),
+    )
+    .unwrap();
+    let output = setup
+        .outpost()
+        .args(["plugins", "doctor", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("outpost runs");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", text(&output.stderr)));
+    assert_eq!(report["counts"]["enabled"], 1, "{report}");
+    assert!(!marker.exists(), "doctor ran the plugin's own program");
+}
