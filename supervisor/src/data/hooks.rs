@@ -62,6 +62,14 @@ impl Stop {
         }
     }
 
+    /// Sets the terminal value in a merged result, whatever earlier handlers set.
+    fn mark(self, result: &mut Map<String, Value>) {
+        match self {
+            Self::True(field) => result.insert(field.to_owned(), Value::Bool(true)),
+            Self::Equals(field, value) => result.insert(field.to_owned(), json!(value)),
+        };
+    }
+
     /// The result a failed handler of a fail-closed gate comes to.
     fn failure(self, why: &str) -> Map<String, Value> {
         let value = match self {
@@ -386,10 +394,12 @@ impl HookOutcome {
                         payload.insert(name.clone(), value.clone());
                     }
                 }
-                if rule
-                    .stop
-                    .is_some_and(|terminal| terminal.reached(&self.result))
+                // This handler's own answer decides: an earlier `outcome: "pass"` must
+                // not hide a later block in the merged result.
+                if let Some(terminal) = rule.stop
+                    && terminal.reached(fields)
                 {
+                    terminal.mark(&mut self.result);
                     self.decided_by = Some(run.plugin.clone());
                     stop = true;
                 }
@@ -612,6 +622,20 @@ mod tests {
                 json!({}),
                 1,
                 Some("a"),
+            ),
+            (
+                // A pass first, then a block: the block holds.
+                "before_agent_run",
+                json!({}),
+                vec![
+                    run("a", json!({"outcome": "pass"})),
+                    run("b", json!({"outcome": "block", "reason": "policy"})),
+                    run("never", json!({})),
+                ],
+                json!({"outcome": "block", "reason": "policy"}),
+                json!({}),
+                2,
+                Some("b"),
             ),
         ];
         for (event, payload, runs, result, payload_after, taken, decided_by) in cases {
