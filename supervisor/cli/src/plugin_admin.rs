@@ -135,7 +135,7 @@ fn switch(args: &IdArgs, on: bool) -> anyhow::Result<ExitCode> {
             path.display()
         );
     } else {
-        write_checked(&path, &text, &edit.text)?;
+        write_checked(&path, &edit.text)?;
         println!("{}: plugins.entries.{id}.enabled = {on}", path.display());
     }
     for note in &edit.notes {
@@ -258,28 +258,42 @@ fn value_of(object: &CstObject, name: &str) -> Option<Value> {
         .and_then(|node| node.to_serde_value())
 }
 
-/// Replaces the config with `new` in one rename, keeping its mode, then loads it; if it
-/// no longer loads, puts `old` back and says why.
-fn write_checked(path: &Path, old: &str, new: &str) -> anyhow::Result<()> {
-    replace_file(path, new).with_context(|| format!("cannot write {}", path.display()))?;
-    if let Err(error) = control::load(path) {
-        replace_file(path, old).with_context(|| format!("cannot restore {}", path.display()))?;
-        bail!(
-            "the edited config would not load ({error}); {} is unchanged",
-            path.display()
-        );
+/// Replaces the config with `new`: written beside it with the config's own mode from
+/// the first byte (it holds secrets), loaded from there, and only then renamed over
+/// the config in one step. A `serve` reloading meanwhile reads the old file or the new
+/// one, never a broken one.
+fn write_checked(path: &Path, new: &str) -> anyhow::Result<()> {
+    let temporary = sibling(path, "edit");
+    let result = (|| {
+        write_private(path, &temporary, new)
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        if let Err(error) = control::load(&temporary) {
+            bail!(
+                "the edited config would not load ({error}); {} is unchanged",
+                path.display()
+            );
+        }
+        std::fs::rename(&temporary, path)
+            .with_context(|| format!("cannot replace {}", path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
     }
-    Ok(())
+    result
 }
 
-fn replace_file(path: &Path, text: &str) -> io::Result<()> {
-    let permissions = std::fs::metadata(path)?.permissions();
-    let temporary = sibling(path, "edit");
-    std::fs::write(&temporary, text)?;
-    std::fs::set_permissions(&temporary, permissions)?;
-    std::fs::rename(&temporary, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temporary);
-    })
+/// Writes `text` to the new file `temporary` with the mode of `like`.
+fn write_private(like: &Path, temporary: &Path, text: &str) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mode = std::fs::metadata(like)?.permissions().mode() & 0o777;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// A name beside `path` that discovery skips (it contains `.disabled`).

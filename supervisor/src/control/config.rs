@@ -1069,12 +1069,12 @@ impl Reader<'_> {
                 return None;
             }
         };
-        if run_as.uid == 0 {
+        if run_as.uid == 0 || run_as.gid == 0 {
             self.error(
                 Code::InvalidValue,
                 path,
                 format!(
-                    "`{text}` is root; name an unprivileged user (create one such as `outpost-plugins`, or use `nobody`)"
+                    "`{text}` is root or in group root; name an unprivileged user and group (create one such as `outpost-plugins`, or use `nobody`)"
                 ),
             );
             return None;
