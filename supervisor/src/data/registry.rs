@@ -623,6 +623,21 @@ impl Registry {
             .map(|e| (e.state, e.reason.clone()))
     }
 
+    /// Every change from now on, without a snapshot.
+    pub(crate) fn watch(&self) -> broadcast::Receiver<RegistryEvent> {
+        self.events.subscribe()
+    }
+
+    /// Whether every plugin is ready, failed or stopped: nothing is on its way.
+    pub(crate) fn settled(&self) -> bool {
+        self.lock().plugins.values().all(|entry| {
+            matches!(
+                entry.state,
+                PluginState::Ready | PluginState::Failed | PluginState::Stopped
+            )
+        })
+    }
+
     /// Records the pid of the plugin's current process (`None`: none runs), and counts
     /// a restart when `restart` says this process replaces one that crashed.
     pub(crate) fn set_process(&self, plugin: &str, pid: Option<u32>, restart: bool) {

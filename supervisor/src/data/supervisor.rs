@@ -282,16 +282,11 @@ impl Supervisor {
     /// Waits until no plugin is starting, restarting or stopping (each is ready, failed
     /// or stopped), or `timeout` passes. Returns whether that happened.
     pub async fn wait_settled(&self, timeout: Duration) -> bool {
-        let settled = |snapshot: &RegistrySnapshot| {
-            snapshot.plugins.iter().all(|p| {
-                matches!(
-                    p.state,
-                    PluginState::Ready | PluginState::Failed | PluginState::Stopped
-                )
-            })
-        };
-        let (snapshot, mut events) = self.subscribe();
-        if settled(&snapshot) {
+        // Subscribed first, so that no change between the check and the wait is missed.
+        // The check reads the states only: a snapshot per event would copy every
+        // registration, and a fleet starting sends thousands of events.
+        let mut events = self.shared.registry.watch();
+        if self.shared.registry.settled() {
             return true;
         }
         tokio::time::timeout(timeout, async {
@@ -299,7 +294,7 @@ impl Supervisor {
                 match events.recv().await {
                     Ok(RegistryEvent::PluginState { .. } | RegistryEvent::PluginRemoved { .. })
                     | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        if settled(&self.snapshot()) {
+                        if self.shared.registry.settled() {
                             return;
                         }
                     }
