@@ -659,6 +659,18 @@ struct ToolInvokeText {
     context: CallContext,
 }
 
+/// What kind of JSON value `text` is, to name it in an error without echoing it (it
+/// can be as long as the line limit).
+fn json_kind(text: &str) -> &'static str {
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
 /// `-32602` for params that are an array or a scalar.
 fn not_an_object(what: &str) -> ErrorObject {
     ErrorObject::new(
@@ -719,7 +731,7 @@ fn route<C: ConfigType>(
                         ErrorCode::InvalidParams,
                         format!(
                             "invalid params for `{method}`: `arguments` must be an object, not {}",
-                            raw.get()
+                            json_kind(raw.get())
                         ),
                     )
                     .with_data(
@@ -1264,5 +1276,23 @@ impl<C: ConfigType> Plugin<C> {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         serve(self, reader, writer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_kind;
+
+    #[test]
+    fn a_wrong_value_is_named_by_its_kind_not_echoed() {
+        for (text, kind) in [
+            ("[1, 2]", "an array"),
+            ("\"a very long string\"", "a string"),
+            ("true", "a boolean"),
+            ("null", "null"),
+            ("-3.5e2", "a number"),
+        ] {
+            assert_eq!(json_kind(text), kind, "{text}");
+        }
     }
 }
