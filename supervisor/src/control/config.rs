@@ -792,6 +792,26 @@ impl Reader<'_> {
             let timeouts_path = join_path(&hooks_path, "timeouts");
             if let Some(timeouts) = self.object(hooks.get("timeouts"), &timeouts_path) {
                 for (hook, value) in timeouts {
+                    // A warning, not an error: a newer OpenClaw may know more events.
+                    if !outpost_protocol::HOOK_EVENTS.contains(&hook.as_str()) {
+                        let suggested = unknown_key_message(
+                            hook,
+                            &timeouts_path,
+                            outpost_protocol::HOOK_EVENTS,
+                        );
+                        let message = if suggested.contains("did you mean") {
+                            suggested.replacen("unknown key", "unknown hook event", 1)
+                        } else {
+                            format!(
+                                "unknown hook event `{hook}` in `{timeouts_path}` (docs/protocol.md §6 lists them)"
+                            )
+                        };
+                        self.warning(
+                            Code::UnknownKey,
+                            &join_path(&timeouts_path, hook),
+                            format!("{message}: this timeout applies to nothing"),
+                        );
+                    }
                     self.positive_integer(Some(value), &join_path(&timeouts_path, hook), 600_000);
                     if let Some(ms) = valid(value) {
                         entry.hook_timeouts.insert(hook.clone(), ms);
@@ -1484,6 +1504,37 @@ mod tests {
         );
         assert_eq!(config.outpost.api_token, None);
         assert_eq!(config.outpost.metrics_sample_ms, DEFAULT_METRICS_SAMPLE_MS);
+    }
+
+    #[test]
+    fn hook_timeouts_of_unknown_events_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outpost.json5");
+        std::fs::write(
+            &path,
+            "{ plugins: { entries: { acme: { hooks: { timeouts: { before_tool_cal: 50, on_tuesday: 50, before_tool_call: 50 } } } } } }",
+        )
+        .unwrap();
+        let host = Host {
+            home: None,
+            bundled_dir: None,
+        };
+        let (config, diagnostics) = read(&path, &host).unwrap();
+        let warnings: Vec<&str> = diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::control::Severity::Warning)
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("did you mean `before_tool_call`?"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("unknown hook event `on_tuesday`"),
+            "{warnings:?}"
+        );
+        assert_eq!(config.plugins.entries["acme"].hook_timeouts.len(), 3);
     }
 
     #[test]
