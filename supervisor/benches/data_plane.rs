@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use outpost_protocol::ManifestField;
-use outpost_sdk::{Context, Error, Plugin, Tool, ToolResult};
 use outpost_supervisor::{
     Call, Declarations, LaunchSpec, PluginSpec, Sandbox, SupervisionPolicy, Supervisor,
 };
@@ -105,33 +104,13 @@ use report::{Report, micros, millis, ratio};
 
 use minimal::{answer_lines, minimal_plugin};
 
-#[derive(serde::Deserialize)]
-struct EchoArgs {
-    text: String,
-}
-
-async fn echo(_ctx: Context, args: EchoArgs) -> Result<ToolResult, Error> {
-    Ok(ToolResult::text(args.text))
-}
-
-async fn crash(_ctx: Context, _args: Value) -> Result<ToolResult, Error> {
-    std::process::exit(1)
-}
+#[path = "support/sdk_plugin.rs"]
+mod sdk;
 
 fn plugin() -> ExitCode {
     // One binary serves every plugin id of the `fleet` measurement.
     let id = std::env::var(outpost_protocol::ENV_PLUGIN_ID).unwrap_or_else(|_| "bench".into());
-    Plugin::builder(id)
-        .tool(
-            Tool::new("echo", "Returns its text").input_schema(json!({
-                "type": "object",
-                "properties": {"text": {"type": "string"}},
-                "required": ["text"],
-            })),
-            echo,
-        )
-        .tool(Tool::new("crash", "Exits at once, as a crash"), crash)
-        .run()
+    sdk::sdk_plugin(id, "echo".into(), "crash".into())
 }
 
 /// `--raw-echo`: copies each line back.

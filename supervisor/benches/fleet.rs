@@ -32,7 +32,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use outpost_protocol::ManifestField;
-use outpost_sdk::{Context, Error, Plugin, Tool, ToolResult};
 use outpost_supervisor::{
     Call, Declarations, LaunchSpec, PluginSpec, Sandbox, SupervisionPolicy, Supervisor,
 };
@@ -88,35 +87,12 @@ fn main() -> ExitCode {
 
 // ---- the plugin ----
 
-#[derive(serde::Deserialize)]
-struct EchoArgs {
-    text: String,
-}
-
-async fn echo(_ctx: Context, args: EchoArgs) -> Result<ToolResult, Error> {
-    Ok(ToolResult::text(args.text))
-}
-
-async fn crash(_ctx: Context, _args: Value) -> Result<ToolResult, Error> {
-    std::process::exit(1)
-}
+#[path = "support/sdk_plugin.rs"]
+mod sdk;
 
 fn plugin() -> ExitCode {
     let id = std::env::var(outpost_protocol::ENV_PLUGIN_ID).unwrap_or_else(|_| "p0".into());
-    Plugin::builder(id.clone())
-        .tool(
-            Tool::new(echo_tool(&id), "Returns its text").input_schema(json!({
-                "type": "object",
-                "properties": {"text": {"type": "string"}},
-                "required": ["text"],
-            })),
-            echo,
-        )
-        .tool(
-            Tool::new(crash_tool(&id), "Exits at once, as a crash"),
-            crash,
-        )
-        .run()
+    sdk::sdk_plugin(id.clone(), echo_tool(&id), crash_tool(&id))
 }
 
 fn echo_tool(id: &str) -> String {
