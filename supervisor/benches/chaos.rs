@@ -39,6 +39,9 @@ use outpost_supervisor::{
 };
 use serde_json::{Map, Value, json};
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+
 const HEALTHY: usize = 4;
 const CHAOTIC: usize = 4;
 /// Faults per call on a chaotic plugin: 2.5%, so 1.25% of all calls.
@@ -355,18 +358,7 @@ fn percent(part: u64, whole: u64) -> String {
 }
 
 fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1024)
+    proc_status::status_kib("/proc/self/status", "VmHWM:") * 1024
 }
 
 // ---- the plugin ----

@@ -107,6 +107,11 @@ use minimal::{answer_lines, minimal_plugin};
 #[path = "support/sdk_plugin.rs"]
 mod sdk;
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+
+use proc_status::status_kib;
+
 fn plugin() -> ExitCode {
     // One binary serves every plugin id of the `fleet` measurement.
     let id = std::env::var(outpost_protocol::ENV_PLUGIN_ID).unwrap_or_else(|_| "bench".into());
@@ -635,21 +640,6 @@ fn resident_bytes() -> u64 {
 }
 
 /// A `kB` line of a `/proc/<pid>/status` file, 0 if unreadable.
-fn status_kib(path: &str, key: &str) -> u64 {
-    let status = std::fs::read_to_string(path).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];

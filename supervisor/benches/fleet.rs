@@ -90,6 +90,11 @@ fn main() -> ExitCode {
 #[path = "support/sdk_plugin.rs"]
 mod sdk;
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+
+use proc_status::status_kib;
+
 fn plugin() -> ExitCode {
     let id = std::env::var(outpost_protocol::ENV_PLUGIN_ID).unwrap_or_else(|_| "p0".into());
     sdk::sdk_plugin(id.clone(), echo_tool(&id), crash_tool(&id))
@@ -451,16 +456,6 @@ fn cpu_time() -> Duration {
 
 fn resident_kib() -> u64 {
     status_kib("/proc/self/status", "VmRSS:")
-}
-
-/// A `kB` line of a `/proc/<pid>/status` file, 0 if unreadable.
-fn status_kib(path: &str, key: &str) -> u64 {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn us(d: Duration) -> String {
