@@ -218,10 +218,7 @@ impl NdjsonCodec {
         parse: fn(&str) -> Result<T, ParseFailure>,
     ) -> Option<Result<T, InvalidLine>> {
         loop {
-            let newline = buf[self.scanned..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| i + self.scanned);
+            let newline = memchr::memchr(b'\n', &buf[self.scanned..]).map(|i| i + self.scanned);
             let Some(end) = newline else {
                 if self.discarding {
                     buf.clear();

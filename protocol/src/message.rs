@@ -405,18 +405,26 @@ impl Message {
         id: Option<&RequestId>,
         outcome: Result<&R, &ErrorObject>,
     ) -> String {
+        String::from_utf8(Self::response_bytes(id, outcome)).expect("serde_json writes UTF-8")
+    }
+
+    /// [`Message::response_json`] as bytes, for writing: not checked again as UTF-8.
+    pub(crate) fn response_bytes<R: Serialize + ?Sized>(
+        id: Option<&RequestId>,
+        outcome: Result<&R, &ErrorObject>,
+    ) -> Vec<u8> {
         match (id, outcome) {
-            (Some(id), Ok(result)) => to_line(&WireSuccess {
+            (Some(id), Ok(result)) => to_line_bytes(&WireSuccess {
                 jsonrpc: VERSION,
                 id,
                 result,
             }),
-            (None, Ok(_)) => to_line(&WireError {
+            (None, Ok(_)) => to_line_bytes(&WireError {
                 jsonrpc: VERSION,
                 id: None,
                 error: &success_without_id(),
             }),
-            (id, Err(error)) => to_line(&WireError {
+            (id, Err(error)) => to_line_bytes(&WireError {
                 jsonrpc: VERSION,
                 id,
                 error,
@@ -471,9 +479,13 @@ const VERSION: &str = "2.0";
 const LINE_CAPACITY: usize = 256;
 
 fn to_line(message: &impl Serialize) -> String {
+    String::from_utf8(to_line_bytes(message)).expect("serde_json writes UTF-8")
+}
+
+fn to_line_bytes(message: &impl Serialize) -> Vec<u8> {
     let mut line = Vec::with_capacity(LINE_CAPACITY);
     serde_json::to_writer(&mut line, message).expect("a message always serializes");
-    String::from_utf8(line).expect("serde_json writes UTF-8")
+    line
 }
 
 /// What a success response without an id degrades to: the other side could not

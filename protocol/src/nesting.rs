@@ -16,6 +16,13 @@ pub const MAX_NESTING: usize = 128;
 /// left to the parser to report. Linear in the text and allocation-free.
 pub fn exceeds(text: &str, limit: usize) -> Option<usize> {
     let bytes = text.as_bytes();
+    // Nesting deeper than `limit` takes more than `limit` opening brackets. Counting them
+    // with a vectorised search is cheap, so the common message, with a few brackets,
+    // skips the byte-by-byte scan below.
+    let opening = memchr::memchr2_iter(b'{', b'[', bytes).count();
+    if opening <= limit {
+        return None;
+    }
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {

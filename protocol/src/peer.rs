@@ -153,10 +153,10 @@ impl PeerStats {
         }
     }
 
-    fn wrote(&self, line: &[u8]) {
+    /// A line of `length` bytes (newline included) went out.
+    fn wrote(&self, length: usize) {
         self.messages_out.fetch_add(1, Ordering::Relaxed);
-        self.bytes_out
-            .fetch_add(line.len() as u64, Ordering::Relaxed);
+        self.bytes_out.fetch_add(length as u64, Ordering::Relaxed);
     }
 }
 
@@ -685,7 +685,7 @@ impl Shared {
     /// Hands `line` (without its newline) to the outbox, waiting for room.
     async fn enqueue(&self, mut line: Vec<u8>) -> Result<(), SendError> {
         line.push(b'\n');
-        self.stats.wrote(&line);
+        self.stats.wrote(line.len());
         let refused = match self.out.send(line).await {
             Ok(()) => return Ok(()),
             Err(refused) => refused,
@@ -701,7 +701,7 @@ impl Shared {
             return;
         }
         line.push(b'\n');
-        self.stats.wrote(&line);
+        self.stats.wrote(line.len());
         if let Err(refused) = self.out.push(line, false) {
             self.refused(refused);
         }
@@ -736,7 +736,7 @@ fn response_line<R: Serialize + ?Sized>(
     id: Option<&RequestId>,
     outcome: Result<&R, &ErrorObject>,
 ) -> Vec<u8> {
-    Message::response_json(id, outcome).into_bytes()
+    Message::response_bytes(id, outcome)
 }
 
 fn error_line(id: Option<&RequestId>, error: &ErrorObject) -> Vec<u8> {
@@ -821,25 +821,75 @@ impl Responder {
         self.send(line).await
     }
 
+    /// Sends the answer now if the output takes it without waiting, as
+    /// [`Responder::ok`] or [`Responder::error`] would. When the output's queue is full,
+    /// the responder comes back unanswered, for one of those (which wait for room).
+    pub fn try_answer<R: Serialize + ?Sized>(
+        mut self,
+        outcome: Result<&R, &ErrorObject>,
+    ) -> Result<Result<(), SendError>, Self> {
+        let mut line = response_line(Some(&self.id), outcome);
+        // As in `send`: the id is free before the answer can reach the other side.
+        let token = lock(&self.shared.inbound).remove(&self.id);
+        if line.len() > self.shared.max_message_bytes {
+            // The error that replaces the answer is small: it may go over the queue's bound.
+            self.answered = true;
+            let (error, refused) = self.too_large(line.len());
+            self.shared
+                .send_line_detached(error_line(Some(&self.id), &error));
+            return Ok(Err(refused));
+        }
+        if let Err(reason) = self.shared.check_open() {
+            self.answered = true;
+            return Ok(Err(SendError::Closed(reason)));
+        }
+        line.push(b'\n');
+        let length = line.len();
+        match self.shared.out.push(line, true) {
+            Ok(()) => {
+                self.answered = true;
+                self.shared.stats.wrote(length);
+                Ok(Ok(()))
+            }
+            Err(Refused::Full(_)) => {
+                if let Some(token) = token {
+                    lock(&self.shared.inbound).insert(self.id.clone(), token);
+                }
+                Err(self)
+            }
+            Err(refused) => {
+                self.answered = true;
+                self.shared.refused(refused);
+                Ok(Err(SendError::Closed(self.shared.close_reason())))
+            }
+        }
+    }
+
     async fn send(mut self, line: Vec<u8>) -> Result<(), SendError> {
         self.answered = true;
         lock(&self.shared.inbound).remove(&self.id);
         if line.len() > self.shared.max_message_bytes {
-            let (size, limit) = (line.len(), self.shared.max_message_bytes);
-            let error = ErrorObject::new(
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "the result of `{}` is {size} bytes, over the {limit}-byte message limit",
-                    self.method
-                ),
-            )
-            .with_data(serde_json::json!({ "limit": limit, "size": size }));
+            let (error, refused) = self.too_large(line.len());
             self.shared
                 .send_line(error_line(Some(&self.id), &error))
                 .await?;
-            return Err(SendError::TooLarge { size, limit });
+            return Err(refused);
         }
         self.shared.send_line(line).await
+    }
+
+    /// The `-32006` that replaces an answer of `size` bytes, and what the owner is told.
+    fn too_large(&self, size: usize) -> (ErrorObject, SendError) {
+        let limit = self.shared.max_message_bytes;
+        let error = ErrorObject::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "the result of `{}` is {size} bytes, over the {limit}-byte message limit",
+                self.method
+            ),
+        )
+        .with_data(serde_json::json!({ "limit": limit, "size": size }));
+        (error, SendError::TooLarge { size, limit })
     }
 
     /// Sends `$/progress` for this request.
@@ -1504,6 +1554,79 @@ mod tests {
             matches!(&result, Err(CallError::Closed(CloseReason::Aborted(why))) if why == "plugin exited with status 3"),
             "{result:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn try_answer_answers_at_once_or_gives_the_responder_back_when_the_output_is_full() {
+        let (mut to_peer, peer_reads) = tokio::io::duplex(64 * 1024);
+        // A pipe of 64 bytes nobody reads yet, and room for one waiting line.
+        let (peer_writes, from_peer) = tokio::io::duplex(64);
+        let config = PeerConfig {
+            outbound_queue: 1,
+            ..PeerConfig::default()
+        };
+        let (_peer, mut incoming) = connect(peer_reads, peer_writes, config);
+        for id in 1..=3 {
+            let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"m\"}}\n");
+            to_peer.write_all(line.as_bytes()).await.unwrap();
+        }
+        let mut responders = Vec::new();
+        while responders.len() < 3 {
+            match incoming.next().await {
+                Some(Event::Request(request)) => responders.push(request.responder),
+                other => panic!("expected a request, got {other:?}"),
+            }
+        }
+        let mut responders = responders.into_iter();
+        let big = "x".repeat(1000);
+        // The first answer fills the pipe, and its rest the queue.
+        let first = responders.next().unwrap().try_answer(Ok(&big));
+        assert!(matches!(first, Ok(Ok(()))), "{first:?}");
+        // The second finds no room: it comes back unanswered, its id still in flight.
+        let second = match responders.next().unwrap().try_answer(Ok(&big)) {
+            Err(responder) => responder,
+            Ok(sent) => panic!("a full queue took the answer: {sent:?}"),
+        };
+        assert_eq!(second.id(), &RequestId::Number(2.into()));
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(from_peer).lines();
+            let mut answers = Vec::new();
+            while answers.len() < 4 {
+                let line = lines.next_line().await.unwrap().expect("a line");
+                answers.push(serde_json::from_str::<Value>(&line).unwrap());
+            }
+            answers
+        });
+        to_peer
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"m\"}\n")
+            .await
+            .unwrap();
+        let refused = incoming.next().await;
+        assert!(
+            matches!(
+                refused,
+                Some(Event::Problem(Problem::DuplicateRequestId { .. }))
+            ),
+            "{refused:?}"
+        );
+        // Now that the other side reads, the waiting method sends it.
+        second.ok(&big).await.unwrap();
+        // An error answer goes the same way.
+        let error = ErrorObject::new(ErrorCode::InternalError, "no");
+        match responders.next().unwrap().try_answer::<Value>(Err(&error)) {
+            Ok(sent) => sent.unwrap(),
+            Err(back) => back.error(error).await.unwrap(),
+        }
+        let answers = reader.await.unwrap();
+        let ids: Vec<&Value> = answers.iter().map(|a| &a["id"]).collect();
+        // The reused id 2 was refused (with a `null` id) while 2 was in flight.
+        assert_eq!(
+            ids,
+            [&json!(1), &Value::Null, &json!(2), &json!(3)],
+            "{answers:?}"
+        );
+        assert_eq!(answers[2]["result"], json!(big));
+        assert_eq!(answers[3]["error"]["message"], "no");
     }
 
     #[tokio::test]

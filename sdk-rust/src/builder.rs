@@ -24,10 +24,11 @@ use crate::{BuildError, Error};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// A handler's input: the JSON text of a tool's arguments as it arrived (read once,
-/// straight into the handler's type), or a value the session built.
-pub(crate) enum Input {
-    Raw(Box<RawValue>),
+/// A handler's input: the JSON text of a tool's arguments where it arrived (read once,
+/// straight into the handler's type, when the handler is called), or a value the
+/// session built.
+pub(crate) enum Input<'a> {
+    Raw(&'a RawValue),
     Value(Value),
 }
 
@@ -36,7 +37,7 @@ pub(crate) type Output = Box<RawValue>;
 
 /// A handler with its input and output erased to JSON.
 pub(crate) type Handler<C> =
-    Arc<dyn Fn(Context<C>, Input) -> BoxFuture<Result<Output, Error>> + Send + Sync>;
+    Arc<dyn Fn(Context<C>, Input<'_>) -> BoxFuture<Result<Output, Error>> + Send + Sync>;
 
 /// A service's start or stop function.
 pub(crate) type ServiceFn<C> =
@@ -76,7 +77,7 @@ where
     })
 }
 
-fn read_input<I: DeserializeOwned>(input: Input) -> serde_json::Result<I> {
+fn read_input<I: DeserializeOwned>(input: Input<'_>) -> serde_json::Result<I> {
     match input {
         Input::Raw(raw) => serde_json::from_str(raw.get()),
         Input::Value(value) => serde_json::from_value(value),
@@ -122,6 +123,21 @@ pub(crate) enum Target<C> {
 pub(crate) struct Entry<C> {
     pub(crate) registration: Registration,
     pub(crate) target: Target<C>,
+    /// What a call to it is called in logs and errors (e.g. `tool/word_count`); built
+    /// once here rather than at every call.
+    pub(crate) call_name: Arc<str>,
+}
+
+/// The name of a call to `registration`, for [`Entry::call_name`].
+fn call_name(registration: &Registration) -> Arc<str> {
+    let name = match registration {
+        Registration::Tool(t) => format!("tool/{}", t.name),
+        Registration::Hook(h) => format!("hook/{}", h.event),
+        Registration::HttpRoute(r) => format!("http{}", r.path),
+        Registration::GatewayMethod(m) => format!("method/{}", m.method),
+        other => format!("{}/{}", other.kind(), other.key()),
+    };
+    name.into()
 }
 
 /// A plugin, ready to serve: run it with [`Plugin::run`] from `main`, or drive it in a
@@ -132,9 +148,16 @@ pub struct Plugin<C = RawConfig> {
     /// Worker threads of the runtime [`Plugin::run`] builds; `None`: one thread.
     pub(crate) worker_threads: Option<usize>,
     pub(crate) entries: Vec<Entry<C>>,
-    /// `(kind, key)` to the index in `entries` (= in the `initialize` result).
-    pub(crate) index: HashMap<(RegistrationKind, String), usize>,
+    /// Kind, then key, to the index in `entries` (= in the `initialize` result).
+    pub(crate) index: HashMap<RegistrationKind, HashMap<String, usize>>,
     pub(crate) setup: Option<SetupFn<C>>,
+}
+
+impl<C> Plugin<C> {
+    /// Where the registration of `kind` named `key` is in `entries`.
+    pub(crate) fn lookup(&self, kind: RegistrationKind, key: &str) -> Option<usize> {
+        self.index.get(&kind)?.get(key).copied()
+    }
 }
 
 impl<C> fmt::Debug for Plugin<C> {
@@ -266,6 +289,7 @@ impl<C: ConfigType> PluginBuilder<C> {
 
     fn push(mut self, registration: Registration, target: Target<C>) -> Self {
         self.entries.push(Entry {
+            call_name: call_name(&registration),
             registration,
             target,
         });
@@ -415,7 +439,7 @@ impl<C: ConfigType> PluginBuilder<C> {
         if id.is_empty() || id.chars().any(char::is_whitespace) {
             return Err(BuildError::PluginId(id.clone()));
         }
-        let mut index = HashMap::new();
+        let mut index: HashMap<RegistrationKind, HashMap<String, usize>> = HashMap::new();
         for (i, entry) in self.entries.iter().enumerate() {
             let registration = &entry.registration;
             let (kind, key) = (registration.kind(), registration.key());
@@ -427,7 +451,12 @@ impl<C: ConfigType> PluginBuilder<C> {
                     problem,
                 });
             }
-            if index.insert((kind, key.clone()), i).is_some() {
+            if index
+                .entry(kind)
+                .or_default()
+                .insert(key.clone(), i)
+                .is_some()
+            {
                 return Err(BuildError::Duplicate {
                     plugin_id: id.clone(),
                     kind,

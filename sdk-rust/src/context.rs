@@ -81,7 +81,7 @@ pub(crate) struct Work {
     /// When `timeoutMs` started counting (when the request was read).
     pub(crate) received: Instant,
     /// e.g. `tool/word_count`: the `logger` of its log records.
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
 }
 
 /// Everything a handler can use besides its input.
@@ -186,7 +186,7 @@ impl<C> Context<C> {
         self.shared.logs.send(LogParams {
             level,
             message: message.into(),
-            logger: Some(self.work.name.clone()),
+            logger: Some(self.work.name.to_string()),
             fields: None,
         });
     }
@@ -206,7 +206,7 @@ impl<C> Context<C> {
         self.shared.logs.send(LogParams {
             level,
             message: message.into(),
-            logger: Some(self.work.name.clone()),
+            logger: Some(self.work.name.to_string()),
             fields,
         });
     }

@@ -105,7 +105,7 @@ impl<R> LineLimit<R> {
         let mut wrote = false;
         while self.start < self.end && buf.remaining() > 0 && self.pending.is_empty() {
             let chunk = &self.input[self.start..self.end];
-            let newline = chunk.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', chunk);
             let segment = newline.unwrap_or(chunk.len());
             if self.discarding {
                 match newline {

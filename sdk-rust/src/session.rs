@@ -3,7 +3,7 @@
 //! The loop in [`serve`] only reads and routes: every call runs in its own task, so a
 //! slow handler never delays a ping, a `$/cancel` or another call (on the default
 //! single-threaded runtime, a call whose handler answers at its first poll is run in
-//! place and never becomes a task: see [`run_or_spawn`]). A call task races the
+//! place and never becomes a task: see [`on_one_thread`]). A call task races the
 //! handler against the call's cancellation and its deadline (`context.timeoutMs`): a
 //! cancelled call is answered `-32800` at once, one still running at its deadline
 //! `-32001` with `data.timeoutMs`, and either way its handler future is dropped.
@@ -14,6 +14,7 @@
 //! `{}` when the host sent none, a command's `""` args are no args.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -38,6 +39,7 @@ use outpost_protocol::{
     ErrorCode, ErrorObject, InvalidLine, Message, NotificationType, RegistrationKind, Response,
     SUPPORTED_VERSIONS,
 };
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -46,7 +48,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
-use crate::builder::{ConfigType, Entry, Input, Output, Plugin, Run, ServiceFn, Target, to_json};
+use crate::builder::{
+    BoxFuture, ConfigType, Entry, Handler, Input, Output, Plugin, Run, ServiceFn, Target, to_json,
+};
 use crate::context::{Context, LogSink, ServiceContext, Shared, Work};
 use crate::limit::{Limits, LineLimit};
 use crate::{Error, ServeError, fixture};
@@ -444,7 +448,7 @@ impl<C: ConfigType> Session<C> {
             fatal: self.fatal.clone(),
         });
         if let Some(setup) = &plugin.setup {
-            let ctx = running.context(CallContext::default(), None, "setup".to_owned());
+            let ctx = running.context(CallContext::default(), None, "setup".into());
             let outcome = tokio::select! {
                 outcome = AssertUnwindSafe(setup(ctx)).catch_unwind() => outcome,
                 _ = self.peer.closed() => return Ok(()),
@@ -523,7 +527,7 @@ impl<C: ConfigType> Running<C> {
         &self,
         call: CallContext,
         id: Option<outpost_protocol::RequestId>,
-        name: String,
+        name: Arc<str>,
     ) -> Context<C> {
         self.context_with(call, id, name, self.shared.shutdown.child_token())
     }
@@ -532,7 +536,7 @@ impl<C: ConfigType> Running<C> {
         &self,
         call: CallContext,
         id: Option<outpost_protocol::RequestId>,
-        name: String,
+        name: Arc<str>,
         cancel: CancellationToken,
     ) -> Context<C> {
         Context {
@@ -567,7 +571,7 @@ impl<C: ConfigType> Running<C> {
             ErrorObject::new(ErrorCode::NotFound, message)
                 .with_data(json!({"kind": kind, "name": name}))
         };
-        let Some(&index) = self.plugin.index.get(&(kind, key.to_owned())) else {
+        let Some(index) = self.plugin.lookup(kind, key) else {
             return Err(not_found(format!("plugin `{id}` has no {what} `{key}`")));
         };
         if !lock(&self.accepted).get(index).copied().unwrap_or(false) {
@@ -593,7 +597,7 @@ impl<C: ConfigType> Running<C> {
         for key in keys {
             match self.find_as(kind, key, route) {
                 Ok(entry) => return Ok(entry),
-                Err(e) if self.plugin.index.contains_key(&(kind, key.clone())) => {
+                Err(e) if self.plugin.lookup(kind, key).is_some() => {
                     refusal = refusal.or(Some(e));
                 }
                 Err(_) => {}
@@ -629,7 +633,10 @@ fn kind_name(kind: RegistrationKind) -> &'static str {
 
 /// Reads a method's params from their JSON text, straight into `T`: `null` or absent
 /// params are no params (`{}`), anything but an object is `-32602` (docs/protocol.md §4).
-fn parse<T: DeserializeOwned>(method: &str, params: Option<&RawValue>) -> Result<T, ErrorObject> {
+fn parse<'a, T: Deserialize<'a>>(
+    method: &str,
+    params: Option<&'a RawValue>,
+) -> Result<T, ErrorObject> {
     let text = match params.map(RawValue::get) {
         None | Some("null") => "{}",
         Some(object) if object.starts_with('{') => object,
@@ -649,12 +656,14 @@ fn parse_value<T: DeserializeOwned>(method: &str, params: Option<Value>) -> Resu
     serde_json::from_value(params).map_err(|e| ErrorObject::invalid_params(method, e))
 }
 
-/// `tool/invoke`'s params with the arguments left as text, read once by the handler.
+/// `tool/invoke`'s params with the arguments left as text where they arrived, read once
+/// by the handler.
 #[derive(serde::Deserialize)]
-struct ToolInvokeText {
-    name: String,
-    #[serde(default)]
-    arguments: Option<Box<RawValue>>,
+struct ToolInvokeText<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
     #[serde(default)]
     context: CallContext,
 }
@@ -688,7 +697,7 @@ fn dispatch<C: ConfigType>(
     responder: Responder,
 ) {
     match route(running, method, params) {
-        Ok(Routed { name, call, run }) => spawn_call(running, responder, name, call, run),
+        Ok(routed) => spawn_call(running, responder, routed),
         Err(error) => {
             tokio::spawn(async move {
                 let _ = responder.error(error).await;
@@ -697,31 +706,49 @@ fn dispatch<C: ConfigType>(
     }
 }
 
-/// A call, ready to run.
-struct Routed<C> {
+/// A call, ready to run. `'a` is the request's params, which a tool's arguments are
+/// read from, without a copy, when its handler is called.
+struct Routed<'a, C> {
     /// e.g. `tool/word_count`, for logs and errors.
-    name: String,
+    name: Arc<str>,
     call: CallContext,
-    /// Builds the handler's future from the call's context.
-    run: Run<C>,
+    start: Start<'a, C>,
 }
 
-fn call_target<C>(entry: &Entry<C>) -> &crate::builder::Handler<C> {
+/// How a routed call's future is built from the call's context.
+enum Start<'a, C> {
+    /// A registration's handler, called with this input.
+    Handler(Handler<C>, Input<'a>),
+    /// Anything else: a hook whose answer is checked, a service, a fixture method.
+    Run(Run<C>),
+}
+
+impl<C> Start<'_, C> {
+    fn start(self, ctx: Context<C>) -> BoxFuture<Result<Output, Error>> {
+        match self {
+            Self::Handler(handler, input) => handler(ctx, input),
+            Self::Run(run) => run(ctx),
+        }
+    }
+}
+
+/// An entry's handler, and the name of a call to it.
+fn call_target<C>(entry: &Entry<C>) -> (Handler<C>, Arc<str>) {
     match &entry.target {
-        Target::Call(handler) => handler,
+        Target::Call(handler) => (handler.clone(), entry.call_name.clone()),
         _ => unreachable!("tools, hooks, commands, methods and routes have call handlers"),
     }
 }
 
-fn route<C: ConfigType>(
+fn route<'a, C: ConfigType>(
     running: &Arc<Running<C>>,
     method: &str,
-    params: Option<&RawValue>,
-) -> Result<Routed<C>, ErrorObject> {
+    params: Option<&'a RawValue>,
+) -> Result<Routed<'a, C>, ErrorObject> {
     match method {
         ToolInvoke::METHOD => {
-            let p: ToolInvokeText = parse(method, params)?;
-            let handler = call_target(running.find(RegistrationKind::Tool, &p.name)?).clone();
+            let p: ToolInvokeText<'a> = parse(method, params)?;
+            let (handler, name) = call_target(running.find(RegistrationKind::Tool, &p.name)?);
             // The arguments are an object, `{}` when absent (as `ToolInvokeParams` reads them).
             let input = match p.arguments {
                 None => Input::Value(Value::Object(Map::new())),
@@ -740,9 +767,9 @@ fn route<C: ConfigType>(
                 }
             };
             Ok(Routed {
-                name: format!("tool/{}", p.name),
+                name,
                 call: p.context,
-                run: Box::new(move |ctx| handler(ctx, input)),
+                start: Start::Handler(handler, input),
             })
         }
         HookRun::METHOD => {
@@ -761,12 +788,12 @@ fn route<C: ConfigType>(
                     .with_data(json!({"errors": [{"path": "/payload", "message": "must be an object"}]})));
                 }
             }
-            let handler = call_target(running.find(RegistrationKind::Hook, &p.key())?).clone();
+            let (handler, name) = call_target(running.find(RegistrationKind::Hook, &p.key())?);
             let event = p.event.clone();
             Ok(Routed {
-                name: format!("hook/{}", p.event),
+                name,
                 call: p.context,
-                run: Box::new(move |ctx| {
+                start: Start::Run(Box::new(move |ctx| {
                     Box::pin(async move {
                         let result = handler(ctx, Input::Value(p.payload)).await?;
                         let text = result.get();
@@ -781,7 +808,7 @@ fn route<C: ConfigType>(
                             ))
                         }
                     })
-                }),
+                })),
             })
         }
         CommandRun::METHOD => {
@@ -791,34 +818,33 @@ fn route<C: ConfigType>(
                 p.args = None;
             }
             let key = p.name.trim().to_lowercase();
-            let handler = call_target(running.find(RegistrationKind::Command, &key)?).clone();
+            let (handler, name) = call_target(running.find(RegistrationKind::Command, &key)?);
             let context = p.context.clone();
             let input = Input::Value(serde_json::to_value(&p).unwrap_or(Value::Null));
             Ok(Routed {
-                name: format!("command/{key}"),
+                name,
                 call: context,
-                run: Box::new(move |ctx| handler(ctx, input)),
+                start: Start::Handler(handler, input),
             })
         }
         MethodCall::METHOD => {
             let p: MethodCallParams = parse(method, params)?;
-            let handler =
-                call_target(running.find(RegistrationKind::GatewayMethod, &p.method)?).clone();
+            let (handler, name) =
+                call_target(running.find(RegistrationKind::GatewayMethod, &p.method)?);
             Ok(Routed {
-                name: format!("method/{}", p.method),
+                name,
                 call: p.context,
-                run: Box::new(move |ctx| handler(ctx, Input::Value(p.params))),
+                start: Start::Handler(handler, Input::Value(p.params)),
             })
         }
         HttpHandle::METHOD => {
             let p: HttpHandleParams = parse(method, params)?;
-            let entry = running.find_route(&p.route, &p.request.path)?;
-            let handler = call_target(entry).clone();
+            let (handler, name) = call_target(running.find_route(&p.route, &p.request.path)?);
             let input = Input::Value(serde_json::to_value(&p.request).unwrap_or(Value::Null));
             Ok(Routed {
-                name: format!("http{}", p.route),
+                name,
                 call: p.context,
-                run: Box::new(move |ctx| handler(ctx, input)),
+                start: Start::Handler(handler, input),
             })
         }
         ServiceStart::METHOD => {
@@ -871,9 +897,9 @@ fn route<C: ConfigType>(
         _ if running.plugin.fixture && method.starts_with("fixture/") => {
             let run = fixture::route(method, params)?;
             Ok(Routed {
-                name: method.to_owned(),
+                name: method.into(),
                 call: CallContext::default(),
-                run,
+                start: Start::Run(run),
             })
         }
         _ => Err(ErrorObject::method_not_found(method)),
@@ -887,7 +913,7 @@ fn operation<C: ConfigType>(
     operation: &str,
     params: Value,
     call: CallContext,
-) -> Result<Routed<C>, ErrorObject> {
+) -> Result<Routed<'static, C>, ErrorObject> {
     let entry = running.find(kind, key)?;
     let Target::Operations(operations) = &entry.target else {
         unreachable!("providers, channels and context engines have operations")
@@ -904,9 +930,9 @@ fn operation<C: ConfigType>(
         ));
     };
     Ok(Routed {
-        name: format!("{kind}/{key}/{operation}"),
+        name: format!("{kind}/{key}/{operation}").into(),
         call,
-        run: Box::new(move |ctx| handler(ctx, Input::Value(params))),
+        start: Start::Handler(handler, Input::Value(params)),
     })
 }
 
@@ -915,9 +941,9 @@ fn service_start<C: ConfigType>(
     id: String,
     start: ServiceFn<C>,
     stop: Option<ServiceFn<C>>,
-) -> Result<Routed<C>, ErrorObject> {
+) -> Result<Routed<'static, C>, ErrorObject> {
     let context = ServiceContext {
-        context: running.context(CallContext::default(), None, format!("service/{id}")),
+        context: running.context(CallContext::default(), None, format!("service/{id}").into()),
         tasks: TaskTracker::new(),
     };
     {
@@ -938,9 +964,9 @@ fn service_start<C: ConfigType>(
     }
     let running = running.clone();
     Ok(Routed {
-        name: format!("service/{id}"),
+        name: format!("service/{id}").into(),
         call: CallContext::default(),
-        run: Box::new(move |_call| {
+        start: Start::Run(Box::new(move |_call| {
             Box::pin(async move {
                 // Until the start succeeds, a failure, a panic or a cancelled start
                 // takes the service down again.
@@ -953,7 +979,7 @@ fn service_start<C: ConfigType>(
                 guard.armed = false;
                 to_json(&EmptyObject {})
             })
-        }),
+        })),
     })
 }
 
@@ -974,19 +1000,19 @@ impl<C> Drop for StartGuard<'_, C> {
     }
 }
 
-fn service_stop<C: ConfigType>(running: &Arc<Running<C>>, id: &str) -> Routed<C> {
+fn service_stop<C: ConfigType>(running: &Arc<Running<C>>, id: &str) -> Routed<'static, C> {
     let service = lock(&running.services).remove(id);
     Routed {
-        name: format!("service/{id}"),
+        name: format!("service/{id}").into(),
         call: CallContext::default(),
-        run: Box::new(move |_call| {
+        start: Start::Run(Box::new(move |_call| {
             Box::pin(async move {
                 if let Some(service) = service {
                     stop_service(service).await?;
                 }
                 to_json(&EmptyObject {})
             })
-        }),
+        })),
     }
 }
 
@@ -1007,10 +1033,9 @@ async fn stop_service<C>(service: RunningService<C>) -> Result<(), Error> {
 fn spawn_call<C: ConfigType>(
     running: &Arc<Running<C>>,
     responder: Responder,
-    name: String,
-    call: CallContext,
-    run: Run<C>,
+    routed: Routed<'_, C>,
 ) {
+    let Routed { name, call, start } = routed;
     if running.admitted.fetch_add(1, Ordering::SeqCst) >= running.max_admitted {
         running.admitted.fetch_sub(1, Ordering::SeqCst);
         let limit = running.max_concurrent;
@@ -1037,42 +1062,44 @@ fn spawn_call<C: ConfigType>(
     // host's `$/cancel` comes first (docs/protocol.md §11, -32001).
     let budget = ctx.work.call.timeout_ms;
     let expiry = ctx.deadline().map(tokio::time::Instant::from_std);
+    // Built now, while the request's params are at hand: a tool's arguments are read
+    // into the handler's type here, and the future owns what it needs.
+    let mut run = start.start(ctx);
+    let mut slot = None;
+    if on_one_thread()
+        && let Ok(permit) = running.slots.clone().try_acquire_owned()
+    {
+        match first_poll(&mut run, &name) {
+            Some(outcome) => {
+                drop(permit);
+                running.admitted.fetch_sub(1, Ordering::SeqCst);
+                answer_now(running, responder, &name, &cancel, outcome);
+                return;
+            }
+            None => slot = Some(permit),
+        }
+    }
     let running = running.clone();
     let tracker = running.calls.clone();
-    let call = tracker.track_future(async move {
+    tokio::spawn(tracker.track_future(async move {
         let _admitted = Admitted(&running.admitted);
         let requested_cancel = responder.cancellation();
         let slots = running.slots.clone();
         let work = async move {
-            let _slot = slots.acquire_owned().await;
-            AssertUnwindSafe(run(ctx)).catch_unwind().await
+            let _slot = match slot {
+                Some(permit) => Ok(permit),
+                None => slots.acquire_owned().await,
+            };
+            AssertUnwindSafe(run).catch_unwind().await
         };
         let outcome = tokio::select! {
             biased;
-            outcome = work => match outcome {
-                Ok(result) => result,
-                Err(panic) => Err(Error::new(format!(
-                    "the handler of {name} panicked: {}",
-                    panic_message(&*panic)
-                ))),
-            },
+            outcome = work => outcome.unwrap_or_else(|panic| Err(panicked(&name, &*panic))),
             () = requested_cancel.cancelled() => Err(cancelled(&name)),
             () = cancel.cancelled() => Err(cancelled(&name)),
             () = until(expiry) => Err(gave_up(&name, budget.unwrap_or_default())),
         };
-        if matches!(&outcome, Err(e) if matches!(e.code(), ErrorCode::Cancelled | ErrorCode::Timeout)) {
-            cancel.cancel();
-        }
-        let fatal = match &outcome {
-            Err(error) if error.is_permanent() => {
-                Some(format!("{name} failed permanently: {}", error.message()))
-            }
-            _ => None,
-        };
-        let answer = match outcome {
-            Ok(value) => check_size(&running, &responder, &name, value),
-            Err(error) => Err(error.into_object()),
-        };
+        let (answer, fatal) = conclude(&running, &responder, &name, &cancel, outcome);
         let _ = match answer {
             Ok(result) => responder.ok(result).await,
             Err(error) => responder.error(error).await,
@@ -1080,30 +1107,99 @@ fn spawn_call<C: ConfigType>(
         if let Some(reason) = fatal {
             let _ = running.fatal.send(reason).await;
         }
-    });
-    run_or_spawn(Box::pin(call));
+    }));
 }
 
-/// On a single-threaded runtime (the default), polls a call once where it is and spawns
-/// it only if it is not done: a handler that answers at once (most tools) costs no task
-/// and no trip through the scheduler. There a handler that computes before its first
-/// `.await` holds up the runtime either way. On a multi-threaded runtime
-/// (`worker_threads`) every call is spawned, so that such handlers run in parallel and
-/// never hold up the session's loop.
-///
-/// The first poll uses a waker that does nothing; what the call waits on then is
-/// registered again, with the task's own waker, when the spawned task polls it (as every
-/// future must allow: only the waker of the latest poll is woken).
-fn run_or_spawn(mut call: Pin<Box<dyn Future<Output = ()> + Send>>) {
-    let single = tokio::runtime::Handle::current().runtime_flavor()
-        == tokio::runtime::RuntimeFlavor::CurrentThread;
-    if single {
-        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
-        if call.as_mut().poll(&mut cx).is_ready() {
-            return;
-        }
+/// Whether this is the single-threaded runtime [`crate::Plugin::run`] builds by default.
+/// There a call whose handler answers at its first poll (most tools) is answered where
+/// it was read: no task, no timer, no trip through the scheduler. A handler that
+/// computes before its first `.await` holds up that runtime either way. On a
+/// multi-threaded runtime (`worker_threads`) every call is a task, so that such handlers
+/// run in parallel and never hold up the session's loop.
+fn on_one_thread() -> bool {
+    tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
+}
+
+/// Polls a call's future once, with a waker that does nothing: its outcome if it is
+/// done. What it waits on otherwise is registered again, with the task's own waker,
+/// when its task polls it (as every future must allow: only the waker of the latest
+/// poll is woken).
+fn first_poll(
+    run: &mut BoxFuture<Result<Output, Error>>,
+    name: &str,
+) -> Option<Result<Output, Error>> {
+    let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(&mut cx))) {
+        Ok(Poll::Pending) => None,
+        Ok(Poll::Ready(outcome)) => Some(outcome),
+        Err(panic) => Some(Err(panicked(name, &*panic))),
     }
-    tokio::spawn(call);
+}
+
+/// Answers a call that ended at its first poll, from where it was read; only when the
+/// output's queue is full, or the failure ends the plugin, is the rest a task.
+fn answer_now<C: ConfigType>(
+    running: &Arc<Running<C>>,
+    responder: Responder,
+    name: &str,
+    cancel: &CancellationToken,
+    outcome: Result<Output, Error>,
+) {
+    let (answer, fatal) = conclude(running, &responder, name, cancel, outcome);
+    let unsent = match &answer {
+        Ok(result) => responder.try_answer(Ok(&**result)),
+        Err(error) => responder.try_answer::<RawValue>(Err(error)),
+    }
+    .err();
+    if unsent.is_none() && fatal.is_none() {
+        return;
+    }
+    let running = running.clone();
+    let tracker = running.calls.clone();
+    tokio::spawn(tracker.track_future(async move {
+        if let Some(responder) = unsent {
+            let _ = match answer {
+                Ok(result) => responder.ok(result).await,
+                Err(error) => responder.error(error).await,
+            };
+        }
+        if let Some(reason) = fatal {
+            let _ = running.fatal.send(reason).await;
+        }
+    }));
+}
+
+/// What a call's outcome is answered with, and the reason to end the plugin when it
+/// failed permanently. A cancelled or timed-out call's work is told to stop.
+fn conclude<C>(
+    running: &Running<C>,
+    responder: &Responder,
+    name: &str,
+    cancel: &CancellationToken,
+    outcome: Result<Output, Error>,
+) -> (Result<Output, ErrorObject>, Option<String>) {
+    if matches!(&outcome, Err(e) if matches!(e.code(), ErrorCode::Cancelled | ErrorCode::Timeout)) {
+        cancel.cancel();
+    }
+    let fatal = match &outcome {
+        Err(error) if error.is_permanent() => {
+            Some(format!("{name} failed permanently: {}", error.message()))
+        }
+        _ => None,
+    };
+    let answer = match outcome {
+        Ok(value) => check_size(running, responder, name, value),
+        Err(error) => Err(error.into_object()),
+    };
+    (answer, fatal)
+}
+
+fn panicked(name: &str, panic: &(dyn Any + Send)) -> Error {
+    Error::new(format!(
+        "the handler of {name} panicked: {}",
+        panic_message(panic)
+    ))
 }
 
 fn cancelled(name: &str) -> Error {
@@ -1138,8 +1234,7 @@ fn check_size<C>(
         return Ok(value);
     };
     let envelope = r#"{"jsonrpc":"2.0","id":,"result":}"#.len();
-    let size =
-        value.get().len() + serde_json::to_vec(responder.id()).map_or(0, |v| v.len()) + envelope;
+    let size = value.get().len() + json_len(responder.id()) + envelope;
     if size <= limit {
         return Ok(value);
     }
@@ -1148,6 +1243,22 @@ fn check_size<C>(
         format!("the result of {name} is {size} bytes, over the host's {limit}-byte message limit"),
     )
     .with_data(json!({"limit": limit, "size": size})))
+}
+
+/// How long `value` is as JSON, without writing it anywhere.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 struct Admitted<'a>(&'a AtomicUsize);
