@@ -9,6 +9,7 @@
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::ptr;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::libc::{self, c_int, pid_t};
@@ -44,10 +45,12 @@ pub(crate) enum Step {
     ForkInit,
     /// Mounting the private `/proc`.
     MountProc,
-    /// Forking the plugin's process.
+    /// Starting the plugin's process.
     ForkPlugin,
     /// The init ended before saying how its start went.
     InitLost,
+    /// Confining the plugin's process or running its program (`exec`).
+    ExecPlugin,
 }
 
 impl Step {
@@ -62,6 +65,7 @@ impl Step {
             7 => Self::ForkInit,
             8 => Self::MountProc,
             9 => Self::ForkPlugin,
+            11 => Self::ExecPlugin,
             _ => Self::InitLost,
         }
     }
@@ -76,8 +80,9 @@ impl Step {
             Self::Pipe => "creating a pipe",
             Self::ForkInit => "forking the namespace's init",
             Self::MountProc => "mounting a private /proc",
-            Self::ForkPlugin => "forking the plugin's process",
+            Self::ForkPlugin => "starting the plugin's process",
             Self::InitLost => "waiting for the namespace's init",
+            Self::ExecPlugin => "starting the plugin's program",
         }
     }
 }
@@ -111,11 +116,17 @@ impl Namespaces {
         Self { maps, private_proc }
     }
 
-    /// Called in a child of the supervisor (C). Returns `Ok` in the plugin's process,
-    /// which goes on to `exec`; returns `Err` in C when containment failed before the
-    /// plugin's process was started. C and the init otherwise never return: they exit
-    /// as the plugin did.
-    pub(crate) fn enter(&self) -> Result<(), Failure> {
+    /// Called in a child of the supervisor (C). Runs `plugin` in the plugin's process
+    /// (G), which must `exec` the plugin or return the errno of what failed. Returns in
+    /// C only, when containment or the plugin's start failed; C and the init otherwise
+    /// never return: they exit as the plugin did.
+    pub(crate) fn enter(&self, plugin: &dyn Fn() -> Errno) -> Failure {
+        match self.contain(plugin) {
+            Err(failure) => failure,
+        }
+    }
+
+    fn contain(&self, plugin: &dyn Fn() -> Errno) -> Result<std::convert::Infallible, Failure> {
         block_signals(libc::SIG_SETMASK);
         // C waits for the init, and the init for the plugin: neither could if SIGCHLD
         // were ignored (the kernel would reap the children itself).
@@ -157,35 +168,33 @@ impl Namespaces {
             Step::Pipe,
         )?;
         let [from_init, to_parent] = ends;
-        // SAFETY: the child only makes async-signal-safe calls until it returns to exec
-        // (in the plugin's process) or exits (in the init).
-        match unsafe { libc::fork() } {
-            -1 => {
-                let errno = Errno::last();
-                close(from_init);
-                close(to_parent);
-                Err(Failure {
-                    step: Step::ForkInit,
-                    errno,
-                })
-            }
-            0 => {
-                close(from_init);
-                init(self.private_proc, to_parent);
-                Ok(())
-            }
-            init_pid => {
-                close(to_parent);
-                relay(init_pid, from_init)
-            }
+        // The init shares this process's memory (no copy of the supervisor's address
+        // space is made for it): it runs on a stack of its own and writes nothing else
+        // of C's, and C writes nothing of the init's.
+        let private_proc = self.private_proc;
+        let init: &dyn Fn() = &|| {
+            close(from_init);
+            init(private_proc, to_parent, plugin);
+        };
+        let init_pid = spawn_sharing_memory(&init, Sharing::Alongside);
+        if init_pid == -1 {
+            let errno = Errno::last();
+            close(from_init);
+            close(to_parent);
+            return Err(Failure {
+                step: Step::ForkInit,
+                errno,
+            });
         }
+        close(to_parent);
+        Err(relay(init_pid, from_init))
     }
 }
 
-/// The namespace's init (I, PID 1): mounts `/proc`, forks the plugin's process and
-/// returns in it; in the init itself, reaps and forwards signals until the plugin's
-/// process ends, then exits (which kills everything left in the namespace).
-fn init(private_proc: bool, to_parent: c_int) {
+/// The namespace's init (I, PID 1): mounts `/proc`, starts the plugin's process (which
+/// runs `plugin`), then reaps and forwards signals until the plugin's process ends,
+/// and exits (which kills everything left in the namespace).
+fn init(private_proc: bool, to_parent: c_int, plugin: &dyn Fn() -> Errno) -> ! {
     // Dies with C, whose death kills this namespace: armed, then a check that C did not
     // die before (the pipe's reading end is C's alone).
     // SAFETY: plain system calls.
@@ -211,25 +220,101 @@ fn init(private_proc: bool, to_parent: c_int) {
             exit(1);
         }
     }
-    // SAFETY: as for the first fork.
-    match unsafe { libc::fork() } {
-        -1 => {
-            report_setup(to_parent, Step::ForkPlugin as u32, Errno::last() as u32);
-            exit(1);
-        }
-        0 => close(to_parent),
-        plugin => {
-            // Also done by the plugin's process: whichever runs first, signals
-            // forwarded to the group find it.
-            // SAFETY: plain system call.
-            unsafe {
-                libc::setpgid(plugin, plugin);
-            }
-            close_all_but(to_parent);
-            report_setup(to_parent, 0, 0);
-            serve(plugin, to_parent);
+    // The plugin's process shares the init's memory until its `exec` (the init waits
+    // meanwhile): nothing of the supervisor's address space is copied for it. It
+    // writes only its own stack and `failed`.
+    let failed = AtomicI32::new(0);
+    let start: &dyn Fn() = &|| {
+        close(to_parent);
+        failed.store(plugin() as c_int, Ordering::SeqCst);
+    };
+    let pid = spawn_sharing_memory(&start, Sharing::UntilExec);
+    if pid == -1 {
+        report_setup(to_parent, Step::ForkPlugin as u32, Errno::last() as u32);
+        exit(1);
+    }
+    let errno = failed.load(Ordering::SeqCst);
+    if errno != 0 {
+        reap(pid);
+        report_setup(to_parent, Step::ExecPlugin as u32, errno.cast_unsigned());
+        exit(1);
+    }
+    // The plugin's process made itself the leader of its group before its `exec`.
+    close_all_but(to_parent);
+    report_setup(to_parent, 0, 0);
+    serve(pid, to_parent)
+}
+
+/// How long a process started by [`spawn_sharing_memory`] shares its parent's memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    /// Until it calls `exec` (or ends), with its parent waiting meanwhile
+    /// (`CLONE_VFORK`, as `posix_spawn` does).
+    UntilExec,
+    /// For its whole life, both running: the parent must not return from the frame
+    /// that holds what the child uses.
+    Alongside,
+}
+
+/// Starts a process that runs `child` on a stack of its own while sharing this
+/// process's memory (`CLONE_VM`: nothing is copied), and returns its pid (with
+/// [`Sharing::UntilExec`], once it has called `exec` or ended); -1 when it could not
+/// be started. The process ends with status 127 if `child` returns.
+///
+/// `child` must make async-signal-safe calls only and write no memory but its own
+/// stack and what it was given for that; it (and what it refers to) must outlive the
+/// child's use of it: with [`Sharing::Alongside`], the caller must not return while
+/// the child runs. The child's stack is left mapped with [`Sharing::Alongside`] (it is
+/// the child's until it ends, and C ends after it).
+fn spawn_sharing_memory(child: &&dyn Fn(), sharing: Sharing) -> pid_t {
+    const STACK: usize = 256 * 1024;
+    extern "C" fn trampoline(child: *mut libc::c_void) -> c_int {
+        // SAFETY: the pointer below, to the caller's `&dyn Fn()`, which outlives the
+        // child's use of it (see above).
+        let child = unsafe { *child.cast::<&dyn Fn()>() };
+        child();
+        exit(127)
+    }
+    // SAFETY: an anonymous private mapping.
+    let stack = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return -1;
+    }
+    // SAFETY: the lowest page of the mapping becomes a guard page: an overflow faults
+    // instead of writing past the stack.
+    unsafe {
+        libc::mprotect(stack, 4096, libc::PROT_NONE);
+    }
+    let mut flags = libc::CLONE_VM | libc::SIGCHLD;
+    if sharing == Sharing::UntilExec {
+        flags |= libc::CLONE_VFORK;
+    }
+    // SAFETY: the stack grows down from the end of the mapping; SIGCHLD makes it an
+    // ordinary child to wait for; what `child` refers to outlives it (see above).
+    let pid = unsafe {
+        libc::clone(
+            trampoline,
+            stack.cast::<u8>().add(STACK).cast(),
+            flags,
+            std::ptr::from_ref::<&dyn Fn()>(child).cast_mut().cast(),
+        )
+    };
+    if sharing == Sharing::UntilExec || pid == -1 {
+        // SAFETY: no process uses the stack any more.
+        unsafe {
+            libc::munmap(stack, STACK);
         }
     }
+    pid
 }
 
 /// The init's loop: reap every child (orphans are reparented here), forward stop
@@ -266,23 +351,23 @@ fn serve(plugin: pid_t, to_parent: c_int) -> ! {
 
 /// C, once the init is forked: waits for the init's report, then for the plugin's
 /// wait status, and ends the same way the plugin did.
-fn relay(init: pid_t, from_init: c_int) -> Result<(), Failure> {
+fn relay(init: pid_t, from_init: c_int) -> Failure {
     let mut setup = [0_u8; 8];
     if !read_exact(from_init, &mut setup) {
         reap(init);
-        return Err(Failure {
+        return Failure {
             step: Step::InitLost,
             errno: Errno::ECHILD,
-        });
+        };
     }
     let code = u32::from_ne_bytes([setup[0], setup[1], setup[2], setup[3]]);
     if code != 0 {
         let errno = i32::from_ne_bytes([setup[4], setup[5], setup[6], setup[7]]);
         reap(init);
-        return Err(Failure {
+        return Failure {
             step: Step::from_code(code),
             errno: Errno::from_raw(errno),
-        });
+        };
     }
     // The plugin runs. C keeps nothing of the supervisor's: not its descriptors (other
     // plugins' pipes among them), nor the plugin's standard streams.
@@ -326,6 +411,27 @@ fn die_by(signal: c_int) -> ! {
         libc::kill(libc::getpid(), signal);
     }
     exit(128 + signal)
+}
+
+/// Restores the default action of every signal that has a handler; ignored signals
+/// stay ignored, as across `exec`. The plugin's process shares the init's memory (a
+/// copy of the supervisor's) until its `exec`: none of the supervisor's handlers may
+/// run in it meanwhile.
+pub(crate) fn reset_handlers() {
+    for signal in 1..=64 {
+        let mut action = MaybeUninit::<libc::sigaction>::uninit();
+        // SAFETY: reads the action into `action`; fails harmlessly for numbers that
+        // are not signals (or are glibc's own).
+        let read = unsafe { libc::sigaction(signal, ptr::null(), action.as_mut_ptr()) };
+        if read != 0 {
+            continue;
+        }
+        // SAFETY: initialized by the successful call above.
+        let handler = unsafe { action.assume_init() }.sa_sigaction;
+        if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
+            set_default(signal);
+        }
+    }
 }
 
 /// Restores the default action of `signal`.

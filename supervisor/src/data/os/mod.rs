@@ -18,19 +18,31 @@
 //! ```
 //!
 //! - **C** (the child `Command` forks) unshares the namespaces, writes the maps, makes
-//!   every mount private, forks I, and waits. Once I says the plugin runs, C closes
+//!   every mount private, starts I, and waits. Once I says the plugin runs, C closes
 //!   every descriptor it inherited (other plugins' pipes among them) and waits for the
 //!   plugin's wait status, then ends **the same way**: the same exit code, or death by
 //!   the same signal (core dumps off), so [`ExitDescription`] stays exact. C is what
 //!   the supervisor reaps and signals.
 //! - **I** mounts a private `/proc` for the namespace (so the plugin sees its own
-//!   processes only, not the supervisor's nor other plugins'), forks G, closes every
+//!   processes only, not the supervisor's nor other plugins'), starts G, closes every
 //!   other descriptor, blocks every signal and then reaps whatever ends (orphans are
 //!   reparented to it), forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
 //!   to G's process group, and when G ends sends G's wait status to C and exits. The
 //!   init's exit makes **the kernel kill every process left in the namespace**.
-//! - **G** makes itself leader of a new process group, restores the signal mask, then
-//!   takes what every plugin gets in both modes (below) and returns to `exec`.
+//! - **G** makes itself leader of a new process group, restores the signal mask (and
+//!   the default action of every handled signal), then takes what every plugin gets in
+//!   both modes (below) and executes the plugin's program itself, with the arguments
+//!   and environment `Command` would have used, prepared before the fork.
+//!
+//! Only C is a copy of the supervisor (a `fork`, whose cost grows with the
+//! supervisor's memory: its page tables are copied, and every page it writes afterwards
+//! faults). I shares C's memory (`clone` with `CLONE_VM`, on a stack of its own) and
+//! G shares I's until its `exec`, I waiting meanwhile (`CLONE_VFORK`, as `posix_spawn`
+//! does): no copy is made for either. C and I run side by side in that memory, each on
+//! its own stack, writing nothing of the other's. They share one `errno` (the copy of
+//! the spawner thread's): each reads it only right after one of its own system calls
+//! failed, and once I runs, C's only such reads follow a pipe read or a `waitpid` with
+//! every signal blocked, which do not fail in practice.
 //!
 //! Why three processes: the init of a PID namespace must be a process of the new
 //! namespace, and the supervisor needs a child in its own namespace to signal, to reap
@@ -84,7 +96,8 @@
 //!   processes it started: those in its process group are killed with it on every
 //!   stop the supervisor performs, but one that left the group (`setsid`) survives it,
 //!   and after a SIGKILL of the supervisor all of them do.
-//! - C and I are not dumpable (they hold a copy of the supervisor's memory), except
+//! - C and I are not dumpable (they hold a copy of the supervisor's memory; being one
+//!   address space, they are dumpable or not together), except
 //!   while C writes its own user namespace's maps: the kernel lets only a dumpable
 //!   process open those files. A process of the supervisor's user that opens C's
 //!   `/proc/<pid>/environ` within those microseconds could read it later; plugins
@@ -93,9 +106,9 @@
 //! - The plugin's pid is found through `/proc/<pid>/task/<pid>/children`
 //!   (`CONFIG_PROC_CHILDREN`, on in the common distributions' kernels); without it, or
 //!   when the plugin has already exited, C's pid is reported instead.
-//! - Each contained plugin costs two more small processes (C and I: copy-on-write
-//!   forks of the supervisor, sharing its pages) and a user namespace when the
-//!   supervisor is not root (`user.max_user_namespaces`).
+//! - Each contained plugin costs two more small processes (C, a copy-on-write fork of
+//!   the supervisor sharing its pages, and I, sharing C's memory) and a user namespace
+//!   when the supervisor is not root (`user.max_user_namespaces`).
 //! - `RLIMIT_AS` limits address space, not resident memory: runtimes that reserve large
 //!   virtual ranges up front (V8, the JVM, Go) need a generous value.
 
@@ -107,7 +120,7 @@ mod fs_sandbox;
 pub(crate) use fs_sandbox::path_component as state_dir_name;
 mod probe;
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
@@ -292,6 +305,12 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         }
     };
     let contained = namespaces.is_some();
+    // The contained plugin's process runs its program itself (see `contain`).
+    let exec = if contained {
+        Some(Exec::new(&request.program, &request.args, &env)?)
+    } else {
+        None
+    };
     let proc_rule =
         (ruleset.is_some() && private_proc(&request.sandbox, host)).then(fs_sandbox::proc_access);
 
@@ -302,6 +321,7 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         limits,
         landlock: ruleset.as_ref().map(AsRawFd::as_raw_fd),
         proc_rule,
+        exec,
     };
     let mut command = Command::new(&request.program);
     command
@@ -450,6 +470,71 @@ struct ChildPlan {
     /// The rights on the private `/proc`, a rule only the plugin's process can add:
     /// the procfs it mounted is not the parent's.
     proc_rule: Option<u64>,
+    /// What a contained plugin's process executes.
+    exec: Option<Exec>,
+}
+
+/// A program, its arguments and its environment as `execve` takes them, prepared in
+/// the parent: the contained plugin's process calls `exec` itself, sharing its
+/// parent's memory until then (no allocation there). The same as what `Command`
+/// executes: `argv[0]` is the program, the environment is sorted by name and the last
+/// value of a name wins.
+#[derive(Debug)]
+struct Exec {
+    program: CString,
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `program` and `_strings`, owned alongside and never
+// changed; nothing writes through them.
+unsafe impl Send for Exec {}
+// SAFETY: as above.
+unsafe impl Sync for Exec {}
+
+impl Exec {
+    fn new(
+        program: &std::path::Path,
+        args: &[String],
+        env: &[(OsString, OsString)],
+    ) -> io::Result<Self> {
+        use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+        let nul = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nul byte found in provided data",
+            )
+        };
+        let c_string = |bytes: Vec<u8>| CString::new(bytes).map_err(|_| nul());
+        let program = c_string(program.as_os_str().as_bytes().to_vec())?;
+        let mut strings = vec![program.clone()];
+        for arg in args {
+            strings.push(c_string(arg.clone().into_bytes())?);
+        }
+        let argc = strings.len();
+        let vars: std::collections::BTreeMap<&OsString, &OsString> =
+            env.iter().map(|(name, value)| (name, value)).collect();
+        for (name, value) in vars {
+            let mut pair = name.clone().into_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            strings.push(c_string(pair)?);
+        }
+        let pointers = |strings: &[CString]| -> Vec<*const libc::c_char> {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(Self {
+            argv: pointers(&strings[..argc]),
+            envp: pointers(&strings[argc..]),
+            program,
+            _strings: strings,
+        })
+    }
 }
 
 /// `struct landlock_path_beneath_attr` of the kernel's UAPI.
@@ -471,12 +556,43 @@ impl ChildPlan {
                 return Err(Errno::ESRCH);
             }
             nix::sys::prctl::set_dumpable(false)?;
-            namespaces.enter().map_err(|failure| failure.errno)?;
-            // G, the plugin's process, in the new namespaces.
-            // SAFETY: plain system call.
-            Errno::result(unsafe { libc::setpgid(0, 0) })?;
-            contain::block_signals(libc::SIG_UNBLOCK);
+            // Returns only when containment or the plugin's start failed.
+            return Err(namespaces.enter(&|| self.exec_contained()).errno);
         }
+        self.confine()
+    }
+
+    /// G, the plugin's process, in the new namespaces: leads its own process group,
+    /// takes the signals back, is confined and executes the plugin. Returns only the
+    /// errno of what failed. Async-signal-safe.
+    fn exec_contained(&self) -> Errno {
+        // SAFETY: plain system call.
+        if let Err(errno) = Errno::result(unsafe { libc::setpgid(0, 0) }) {
+            return errno;
+        }
+        contain::reset_handlers();
+        contain::block_signals(libc::SIG_UNBLOCK);
+        if let Err(errno) = self.confine() {
+            return errno;
+        }
+        let Some(exec) = &self.exec else {
+            return Errno::EINVAL;
+        };
+        // SAFETY: NUL-terminated strings and null-terminated arrays of them, prepared
+        // in the parent and alive as long as `self`.
+        unsafe {
+            libc::execvpe(
+                exec.program.as_ptr(),
+                exec.argv.as_ptr(),
+                exec.envp.as_ptr(),
+            );
+        }
+        Errno::last()
+    }
+
+    /// What every plugin's process takes just before `exec`, contained or not (see
+    /// the module docs). Async-signal-safe.
+    fn confine(&self) -> Result<(), Errno> {
         if let Some((uid, gid)) = self.user {
             switch_user(uid, gid)?;
         }
@@ -746,6 +862,24 @@ mod tests {
                 "nothing but PATH was passed: {text}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_program_that_cannot_run_is_the_same_error_contained_or_not() {
+        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
+        let mut errors = Vec::new();
+        for contain in [false, true] {
+            let mut missing = request(contain, "");
+            missing.program = "/nonexistent/outpost-plugin".into();
+            let error = spawner.spawn(missing).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+            errors.push(error.to_string());
+            let mut nul = request(contain, "");
+            nul.args.push("a\0b".into());
+            let error = spawner.spawn(nul).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+        }
+        assert_eq!(errors[0], errors[1]);
     }
 
     /// How `script` ends, started contained or not.

@@ -114,26 +114,23 @@ fn try_namespaces(running_as_root: bool) -> (Support, Support) {
         ),
         Ok(ForkResult::Child) => {
             drop(report);
-            let code = match namespaces.enter() {
-                // The plugin's place: nothing to run.
-                Ok(()) => 0,
-                Err(failure) => {
-                    let mut message = [0_u8; 8];
-                    message[..4].copy_from_slice(&(failure.step as u32).to_ne_bytes());
-                    message[4..].copy_from_slice(&(failure.errno as i32).to_ne_bytes());
-                    // SAFETY: a valid buffer.
-                    unsafe {
-                        libc::write(
-                            std::os::fd::AsRawFd::as_raw_fd(&write_end),
-                            message.as_ptr().cast(),
-                            message.len(),
-                        );
-                    }
-                    1
-                }
-            };
-            // SAFETY: ends the child without running the parent's exit handlers.
-            unsafe { libc::_exit(code) }
+            // The plugin's place: nothing to run. `enter` returns only on failure.
+            // SAFETY: ends the plugin's process without running the parent's exit
+            // handlers.
+            let failure = namespaces.enter(&|| unsafe { libc::_exit(0) });
+            let mut message = [0_u8; 8];
+            message[..4].copy_from_slice(&(failure.step as u32).to_ne_bytes());
+            message[4..].copy_from_slice(&(failure.errno as i32).to_ne_bytes());
+            // SAFETY: a valid buffer; then ends the child without running the parent's
+            // exit handlers.
+            unsafe {
+                libc::write(
+                    std::os::fd::AsRawFd::as_raw_fd(&write_end),
+                    message.as_ptr().cast(),
+                    message.len(),
+                );
+                libc::_exit(1)
+            }
         }
         Ok(ForkResult::Parent { child }) => {
             drop(write_end);
