@@ -26,6 +26,7 @@ mod registry;
 mod restart;
 mod route;
 mod runner;
+mod schemas;
 mod shared;
 mod stderr;
 mod supervisor;

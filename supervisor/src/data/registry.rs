@@ -42,6 +42,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::reason::{self, Reason};
+use super::schemas::Schemas;
 use crate::spec::Declarations;
 
 /// Events kept for subscribers that are behind.
@@ -397,6 +398,8 @@ pub(crate) struct Registrant<'a> {
     pub(crate) allow_catch_all_route: bool,
     /// Whether it may register conversation hooks (`hooks.allowConversationAccess`).
     pub(crate) conversation: Conversation,
+    /// Where tool schemas are compiled (and kept for calls).
+    pub(crate) schemas: &'a Schemas,
 }
 
 /// A plugin's conversation access.
@@ -1336,15 +1339,18 @@ fn check_alone(
         ));
     }
     if let Registration::Tool(tool) = registration {
-        jsonschema::validator_for(&tool.input_schema).map_err(|e| {
-            (
-                RejectionCode::Invalid,
-                format!(
-                    "tool `{}`: `inputSchema` is not a usable JSON Schema: {e}",
-                    tool.name
-                ),
-            )
-        })?;
+        registrant
+            .schemas
+            .check(&tool.name, &tool.input_schema)
+            .map_err(|e| {
+                (
+                    RejectionCode::Invalid,
+                    format!(
+                        "tool `{}`: `inputSchema` is not a usable JSON Schema: {e}",
+                        tool.name
+                    ),
+                )
+            })?;
     }
     Ok(())
 }
@@ -1402,6 +1408,7 @@ mod tests {
                 } else {
                     Conversation::Granted
                 },
+                schemas: &Schemas::default(),
             },
             parse_registrations(registrations),
         )

@@ -13,7 +13,7 @@
 //! Every failure is an [`ErrorObject`] with a code of docs/protocol.md §11, so a gateway
 //! can pass it on as it is.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outpost_protocol::methods::{
@@ -222,28 +222,16 @@ impl Shared {
         schema: &Value,
         arguments: &Value,
     ) -> Result<(), ErrorObject> {
-        let validator = {
-            let mut cache = self
-                .validators
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match cache.get(tool) {
-                Some((compiled_for, validator)) if Arc::ptr_eq(compiled_for, registration) => {
-                    validator.clone()
-                }
-                _ => {
-                    // Admission already compiled it once, so this cannot fail in practice.
-                    let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
-                        ErrorObject::new(
-                            ErrorCode::InternalError,
-                            format!("tool `{tool}` of plugin `{plugin}` has an unusable inputSchema ({e}); the plugin's author must fix it"),
-                        )
-                    })?);
-                    cache.insert(tool.to_owned(), (registration.clone(), validator.clone()));
-                    validator
-                }
-            }
-        };
+        // Admission already compiled it once, so this cannot fail in practice.
+        let validator = self
+            .schemas
+            .validator(tool, registration, schema)
+            .map_err(|e| {
+                ErrorObject::new(
+                    ErrorCode::InternalError,
+                    format!("tool `{tool}` of plugin `{plugin}` has an unusable inputSchema ({e}); the plugin's author must fix it"),
+                )
+            })?;
         if validator.is_valid(arguments) {
             return Ok(());
         }

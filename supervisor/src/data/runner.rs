@@ -593,6 +593,7 @@ async fn handshake(
                     allow_prompt_injection: spec.allow_prompt_injection,
                     allow_catch_all_route: spec.allow_catch_all_route,
                     conversation: Conversation::of(spec),
+                    schemas: &shared.schemas,
                 },
                 parse_registrations(&raw_registrations),
             )

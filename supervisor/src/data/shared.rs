@@ -1,9 +1,8 @@
 //! What the supervisor, its runners, the router and the host share.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use outpost_protocol::Registration;
 use outpost_protocol::methods::ImplementationInfo;
 
 use super::gateway::GatewayHandle;
@@ -11,9 +10,7 @@ use super::metrics::Refusals;
 use super::os::Spawner;
 use super::plugin::PluginRuntime;
 use super::registry::Registry;
-
-/// A tool's compiled `inputSchema` and the registration it was compiled for.
-pub(crate) type CompiledSchema = (Arc<Registration>, Arc<jsonschema::Validator>);
+use super::schemas::Schemas;
 
 /// The supervisor's state that outlives any one call or plugin process.
 #[derive(Debug)]
@@ -25,9 +22,8 @@ pub(crate) struct Shared {
     /// How this host introduces itself in `initialize`.
     pub(crate) host: ImplementationInfo,
     pub(crate) gateway: GatewayHandle,
-    /// Compiled `inputSchema`s by tool name, with the registration they were compiled
-    /// from (a new incarnation's registration is a new `Arc`, compiled again).
-    pub(crate) validators: Mutex<HashMap<String, CompiledSchema>>,
+    /// Compiled `inputSchema`s by tool name, for admission and calls alike.
+    pub(crate) schemas: Schemas,
     /// Calls that reached no plugin.
     pub(crate) refusals: Refusals,
 }
@@ -49,7 +45,7 @@ impl Shared {
                 version: Some(env!("CARGO_PKG_VERSION").into()),
             },
             gateway,
-            validators: Mutex::default(),
+            schemas: Schemas::default(),
             refusals: Refusals::default(),
         }
     }

@@ -1,0 +1,123 @@
+//! Tools' compiled `inputSchema`s, kept by tool name: admission compiles a schema once
+//! to check it, and calls validate arguments with the same compiled schema. A plugin
+//! that registers the same schema again (a restart, a reload) is not compiled again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use jsonschema::Validator;
+use outpost_protocol::Registration;
+use serde_json::Value;
+
+/// One tool name's compiled schema.
+#[derive(Debug)]
+struct Compiled {
+    /// The schema it was compiled from.
+    schema: Value,
+    /// The registration calls last found it for (its `Arc`): the calls' fast path, a
+    /// pointer comparison instead of comparing schemas.
+    registration: Option<Arc<Registration>>,
+    validator: Arc<Validator>,
+}
+
+/// Compiled schemas by tool name; one per name, the last one compiled.
+#[derive(Debug, Default)]
+pub(crate) struct Schemas {
+    by_tool: Mutex<HashMap<String, Compiled>>,
+}
+
+impl Schemas {
+    /// Checks that `schema` is a usable JSON Schema, compiling it unless `tool`'s
+    /// schema was already compiled from an equal one. Returns the compiler's message.
+    pub(crate) fn check(&self, tool: &str, schema: &Value) -> Result<(), String> {
+        if self
+            .lock()
+            .get(tool)
+            .is_some_and(|compiled| compiled.schema == *schema)
+        {
+            return Ok(());
+        }
+        let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
+        self.lock().insert(
+            tool.to_owned(),
+            Compiled {
+                schema: schema.clone(),
+                registration: None,
+                validator: Arc::new(validator),
+            },
+        );
+        Ok(())
+    }
+
+    /// The compiled `schema` of `tool`, as `registration` (whose schema it is)
+    /// declares it; compiled now if it was not yet.
+    pub(crate) fn validator(
+        &self,
+        tool: &str,
+        registration: &Arc<Registration>,
+        schema: &Value,
+    ) -> Result<Arc<Validator>, String> {
+        {
+            let mut by_tool = self.lock();
+            if let Some(compiled) = by_tool.get_mut(tool) {
+                let same = match &compiled.registration {
+                    Some(known) if Arc::ptr_eq(known, registration) => true,
+                    _ => compiled.schema == *schema,
+                };
+                if same {
+                    compiled.registration = Some(registration.clone());
+                    return Ok(compiled.validator.clone());
+                }
+            }
+        }
+        let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| e.to_string())?);
+        self.lock().insert(
+            tool.to_owned(),
+            Compiled {
+                schema: schema.clone(),
+                registration: Some(registration.clone()),
+                validator: validator.clone(),
+            },
+        );
+        Ok(validator)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Compiled>> {
+        self.by_tool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_schema_is_compiled_once_for_admission_and_calls() {
+        let schemas = Schemas::default();
+        let schema = json!({"type": "object", "required": ["text"]});
+        schemas.check("echo", &schema).unwrap();
+        let first = schemas.lock()["echo"].validator.clone();
+        // The same schema again (a restart): the same compiled validator.
+        schemas.check("echo", &schema).unwrap();
+        let registration = Arc::new(Registration::Tool(
+            serde_json::from_value(json!({
+                "name": "echo", "description": "d", "inputSchema": schema,
+            }))
+            .unwrap(),
+        ));
+        let for_call = schemas.validator("echo", &registration, &schema).unwrap();
+        assert!(Arc::ptr_eq(&first, &for_call));
+        assert!(!for_call.is_valid(&json!({})));
+        // Another schema under the same name replaces it.
+        let other = json!({"type": "object"});
+        schemas.check("echo", &other).unwrap();
+        let replaced = schemas.validator("echo", &registration, &schema).unwrap();
+        assert!(!Arc::ptr_eq(&first, &replaced));
+        assert!(
+            !replaced.is_valid(&json!({})),
+            "compiled from the registration's schema"
+        );
+        assert!(schemas.check("bad", &json!({"type": 12})).is_err());
+    }
+}
