@@ -21,7 +21,8 @@
 //!   second, latency and memory against the limit, 256 callers;
 //! - `spawn`: start to ready of one Rust plugin (spawn + handshake), median of runs,
 //!   beside the raw spawn of the same binary with the handshake by hand, contained,
-//!   not contained, and with no sandbox at all;
+//!   not contained, and with no sandbox at all: added to a running supervisor, and
+//!   with a whole supervisor started for it;
 //! - `fleet`: 100 Rust plugins from start to all ready;
 //! - `memory`: the supervisor's resident memory per idle plugin, with 100 running;
 //! - `restart`: from a crash to serving again, with the first backoff at 250 ms.
@@ -511,18 +512,67 @@ async fn curve_round(supervisor: &Arc<Supervisor>, calls: u32) -> (f64, Duration
 /// with the handshake written by hand, in three sandboxes: the default (contained in
 /// namespaces where the host allows, Landlock), not contained (Landlock only), and
 /// none at all.
+///
+/// Two supervised figures per sandbox: the plugin added to a supervisor that already
+/// runs (`Supervisor::apply`, what a gateway's reload or an operator's start costs:
+/// the spawn and the handshake the target is about), and a whole supervisor
+/// started for it (`Supervisor::start`: also the spawner thread and the supervisor's
+/// own set-up). Runs alternate between the raw spawn and the six supervised paths, so
+/// that all of them see the same machine.
 async fn spawn(report: &mut Report) {
     let host = outpost_supervisor::isolation::probe();
     report.note(&format!(
         "spawn: the host allows namespaces: {}",
         host.namespaces.available
     ));
+    let sandboxes = [
+        None,
+        Some(Sandbox::default().with_contain(false)),
+        Some(Sandbox::default().with_contain(false).with_filesystem(None)),
+    ];
+    let spec_in = |sandbox: &Option<Sandbox>| {
+        let mut spec = rust_spec("bench", policy(&json!({})));
+        if let Some(sandbox) = sandbox {
+            spec.launch = spec.launch.with_sandbox(sandbox.clone());
+        }
+        spec
+    };
+    // One running supervisor per sandbox, with no plugin between runs.
+    let running: Vec<Supervisor> = sandboxes
+        .iter()
+        .map(|_| Supervisor::start(Vec::new()).expect("the supervisor starts"))
+        .collect();
     let mut raw = Vec::with_capacity(SPAWN_RUNS);
+    let mut whole = vec![Vec::with_capacity(SPAWN_RUNS); sandboxes.len()];
+    let mut added = vec![Vec::with_capacity(SPAWN_RUNS); sandboxes.len()];
     for _ in 0..SPAWN_RUNS {
         let begin = Instant::now();
         let echo = RawEcho::start(Echo::Sdk).await;
         raw.push(begin.elapsed());
         echo.stop().await;
+        for (which, sandbox) in sandboxes.iter().enumerate() {
+            let supervisor = &running[which];
+            let begin = Instant::now();
+            supervisor
+                .apply(vec![spec_in(sandbox)])
+                .await
+                .expect("the plugin is added");
+            ready(supervisor, "bench").await;
+            added[which].push(begin.elapsed());
+            supervisor
+                .apply(Vec::new())
+                .await
+                .expect("the plugin is removed");
+
+            let spec = spec_in(sandbox);
+            let begin = Instant::now();
+            let supervisor = start(vec![spec]).await;
+            whole[which].push(begin.elapsed());
+            supervisor.shutdown().await;
+        }
+    }
+    for supervisor in running {
+        supervisor.shutdown().await;
     }
     raw.sort();
     let floor = raw[SPAWN_RUNS / 2];
@@ -532,31 +582,34 @@ async fn spawn(report: &mut Report) {
         &raw,
         None,
     );
-    let sandboxes = [
-        None,
-        Some(Sandbox::default().with_contain(false)),
-        Some(Sandbox::default().with_contain(false).with_filesystem(None)),
-    ];
-    for (which, sandbox) in sandboxes.into_iter().enumerate() {
-        let mut spawns = Vec::with_capacity(SPAWN_RUNS);
-        for _ in 0..SPAWN_RUNS {
-            let mut spec = rust_spec("bench", policy(&json!({})));
-            if let Some(sandbox) = &sandbox {
-                spec.launch = spec.launch.with_sandbox(sandbox.clone());
-            }
-            let begin = Instant::now();
-            let supervisor = start(vec![spec]).await;
-            spawns.push(begin.elapsed());
-            supervisor.shutdown().await;
-        }
+    for (which, spawns) in whole.iter_mut().enumerate() {
         spawns.sort();
         let what = [
             "one Rust plugin, start to ready (spawn + handshake), default sandbox",
             "the same, not contained (no namespaces; Landlock kept)",
             "the same, no sandbox at all (no namespaces, no Landlock)",
         ][which];
-        spawn_line(report, what, &spawns, Some(floor));
+        spawn_line(report, what, spawns, Some(floor));
     }
+    for (which, spawns) in added.iter_mut().enumerate() {
+        spawns.sort();
+        let what = [
+            "one Rust plugin added to a running supervisor, to ready (spawn + handshake), default sandbox",
+            "added, not contained (no namespaces; Landlock kept)",
+            "added, no sandbox at all (no namespaces, no Landlock)",
+        ][which];
+        spawn_line(report, what, spawns, Some(floor));
+    }
+}
+
+/// Waits until `plugin`, just added, is ready.
+async fn ready(supervisor: &Supervisor, plugin: &str) {
+    assert!(
+        supervisor.wait_settled(Duration::from_mins(1)).await,
+        "{plugin} did not settle"
+    );
+    let (state, reason) = supervisor.state(plugin).expect("a known plugin");
+    assert_eq!(state.to_string(), "ready", "{plugin}: {reason:?}");
 }
 
 fn spawn_line(report: &mut Report, what: &str, spawns: &[Duration], baseline: Option<Duration>) {
