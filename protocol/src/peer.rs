@@ -92,6 +92,11 @@ pub struct PeerConfig {
     /// Where the connection counts its traffic. Share one between connections to count
     /// them together (a supervisor does, across a plugin's restarts). Default: its own.
     pub stats: Arc<PeerStats>,
+    /// Makes every incoming request's cancellation ([`Responder::cancellation`]) a
+    /// child of this token, so that cancelling it cancels them all: for an owner that
+    /// stops all its work at once (a plugin at `shutdown`) and hands each call's token
+    /// to its handler as it is. Default: none.
+    pub requests_cancelled_by: Option<CancellationToken>,
 }
 
 impl Default for PeerConfig {
@@ -106,6 +111,7 @@ impl Default for PeerConfig {
             answer_invalid: true,
             raw_params: false,
             stats: Arc::default(),
+            requests_cancelled_by: None,
         }
     }
 }
@@ -952,10 +958,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
         },
         64 * 1024,
     );
+    // One wait for the end, registered once rather than at every message.
+    let closed = shared.closed.cancelled();
+    tokio::pin!(closed);
     let reason = loop {
         let next = tokio::select! {
             biased;
-            () = shared.closed.cancelled() => break None,
+            () = &mut closed => break None,
             next = frames.next() => next,
         };
         let event = match next {
@@ -988,10 +997,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
             _ => {}
         }
         let Some(event) = event else { continue };
-        let delivered = tokio::select! {
-            biased;
-            () = shared.closed.cancelled() => break None,
-            sent = events.send(event) => sent,
+        // Handed over at once when the owner's queue has room (the common case); else
+        // the reader waits for room, or for the end.
+        let delivered = match events.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(event)) => Err(mpsc::error::SendError(event)),
+            Err(mpsc::error::TrySendError::Full(event)) => tokio::select! {
+                biased;
+                () = &mut closed => break None,
+                sent = events.send(event) => sent,
+            },
         };
         if let Err(mpsc::error::SendError(Event::Request(request))) = delivered {
             // Nobody takes requests any more: say so rather than let the caller wait.
@@ -1143,7 +1158,10 @@ async fn route(
                 let _ = shared.send_line(line).await;
                 return None;
             }
-            let cancel = CancellationToken::new();
+            let cancel = config
+                .requests_cancelled_by
+                .as_ref()
+                .map_or_else(CancellationToken::new, CancellationToken::child_token);
             let duplicate = {
                 let mut inbound = lock(&shared.inbound);
                 let duplicate = inbound.contains_key(&id);

@@ -89,6 +89,8 @@ where
     let (input_ended_tx, input_ended) = oneshot::channel();
     let release = CancellationToken::new();
     let limits = Limits::new();
+    // Every call's cancellation is a child of this, which fires at `shutdown` and EOF.
+    let shutdown = CancellationToken::new();
     let reader = HoldEof {
         inner: LineLimit::new(reader, limits.clone()),
         input_ended: Some(input_ended_tx),
@@ -106,6 +108,7 @@ where
         answer_ping: false,
         // Params are read straight into their types: no `Value` tree per request.
         raw_params: true,
+        requests_cancelled_by: Some(shutdown.clone()),
         ..PeerConfig::default()
     };
     let (peer, incoming) = peer::connect(reader, writer, config);
@@ -117,6 +120,7 @@ where
         fatal: fatal_tx,
         flushed,
         limits,
+        shutdown,
     };
     let outcome = session.run(incoming, fatal_rx, input_ended, release).await;
     if let Phase::Running(running) | Phase::ShuttingDown(running) = &session.phase {
@@ -147,6 +151,8 @@ struct Session<C> {
     fatal: mpsc::Sender<String>,
     /// Fires when the output has been flushed and closed.
     flushed: CancellationToken,
+    /// Becomes [`Shared::shutdown`]; the parent of every call's cancellation.
+    shutdown: CancellationToken,
     /// The host's line limit, enforced in front of the peer.
     limits: Arc<Limits>,
 }
@@ -429,7 +435,7 @@ impl<C: ConfigType> Session<C> {
             runtime: params.capabilities.runtime,
             logs: LogSink::start(self.peer.clone()),
             initialized: AtomicBool::new(false),
-            shutdown: CancellationToken::new(),
+            shutdown: self.shutdown.clone(),
         });
         let running = Arc::new(Running {
             plugin: plugin.clone(),
@@ -1056,8 +1062,15 @@ fn spawn_call<C: ConfigType>(
         });
         return;
     }
-    let ctx = running.context(call, Some(responder.id().clone()), name.clone());
-    let cancel = ctx.work.cancel.clone();
+    // The call's own cancellation: `$/cancel`, the end of the connection, and (its
+    // parent) `shutdown`.
+    let cancel = responder.cancellation();
+    let ctx = running.context_with(
+        call,
+        Some(responder.id().clone()),
+        name.clone(),
+        cancel.clone(),
+    );
     // The caller's deadline (`context.timeoutMs`): the call gives up then, unless the
     // host's `$/cancel` comes first (docs/protocol.md §11, -32001).
     let budget = ctx.work.call.timeout_ms;
@@ -1083,7 +1096,6 @@ fn spawn_call<C: ConfigType>(
     let tracker = running.calls.clone();
     tokio::spawn(tracker.track_future(async move {
         let _admitted = Admitted(&running.admitted);
-        let requested_cancel = responder.cancellation();
         let slots = running.slots.clone();
         let work = async move {
             let _slot = match slot {
@@ -1095,7 +1107,6 @@ fn spawn_call<C: ConfigType>(
         let outcome = tokio::select! {
             biased;
             outcome = work => outcome.unwrap_or_else(|panic| Err(panicked(&name, &*panic))),
-            () = requested_cancel.cancelled() => Err(cancelled(&name)),
             () = cancel.cancelled() => Err(cancelled(&name)),
             () = until(expiry) => Err(gave_up(&name, budget.unwrap_or_default())),
         };
