@@ -357,7 +357,9 @@ pub(crate) fn ruleset(rules: &[Rule]) -> Result<Option<OwnedFd>, SandboxError> {
             Rights::Write => all,
             Rights::Device => device,
         };
-        let is_dir = std::fs::metadata(&rule.path).is_ok_and(|m| m.is_dir());
+        // The opened file's own type: no second walk of the path.
+        let is_dir = nix::sys::stat::fstat(&fd)
+            .is_ok_and(|stat| stat.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR);
         let access = if is_dir {
             access
         } else {
