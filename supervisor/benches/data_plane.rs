@@ -22,7 +22,8 @@
 //! - `spawn`: start to ready of one Rust plugin (spawn + handshake), median of runs,
 //!   beside the raw spawn of the same binary with the handshake by hand, contained,
 //!   not contained, and with no sandbox at all: added to a running supervisor, and
-//!   with a whole supervisor started for it;
+//!   with a whole supervisor started for it; with `--steps`, what each step of the
+//!   added plugin's start took (from the supervisor's `outpost::spawn` trace events);
 //! - `fleet`: 100 Rust plugins from start to all ready;
 //! - `memory`: the supervisor's resident memory per idle plugin, with 100 running;
 //! - `restart`: from a crash to serving again, with the first backoff at 250 ms.
@@ -110,6 +111,9 @@ mod sdk;
 
 #[path = "support/proc_status.rs"]
 mod proc_status;
+
+#[path = "support/steps.rs"]
+mod steps;
 
 use proc_status::status_kib;
 
@@ -525,6 +529,10 @@ async fn spawn(report: &mut Report) {
         "spawn: the host allows namespaces: {}",
         host.namespaces.available
     ));
+    let steps = std::env::args()
+        .any(|arg| arg == "--steps")
+        .then(steps::Steps::install);
+    let mut step_times: Vec<steps::StepTimes> = Vec::new();
     let sandboxes = [
         None,
         Some(Sandbox::default().with_contain(false)),
@@ -545,6 +553,7 @@ async fn spawn(report: &mut Report) {
     let mut raw = Vec::with_capacity(SPAWN_RUNS);
     let mut whole = vec![Vec::with_capacity(SPAWN_RUNS); sandboxes.len()];
     let mut added = vec![Vec::with_capacity(SPAWN_RUNS); sandboxes.len()];
+    step_times.resize_with(sandboxes.len(), Default::default);
     for _ in 0..SPAWN_RUNS {
         let begin = Instant::now();
         let echo = RawEcho::start(Echo::Sdk).await;
@@ -552,13 +561,20 @@ async fn spawn(report: &mut Report) {
         echo.stop().await;
         for (which, sandbox) in sandboxes.iter().enumerate() {
             let supervisor = &running[which];
+            if let Some(steps) = &steps {
+                steps.take();
+            }
             let begin = Instant::now();
             supervisor
                 .apply(vec![spec_in(sandbox)])
                 .await
                 .expect("the plugin is added");
             ready(supervisor, "bench").await;
-            added[which].push(begin.elapsed());
+            let end = Instant::now();
+            added[which].push(end - begin);
+            if let Some(steps) = &steps {
+                step_times[which].add(begin, steps.take(), end, "seen ready by the caller");
+            }
             supervisor
                 .apply(Vec::new())
                 .await
@@ -599,6 +615,29 @@ async fn spawn(report: &mut Report) {
             "added, no sandbox at all (no namespaces, no Landlock)",
         ][which];
         spawn_line(report, what, spawns, Some(floor));
+    }
+    if steps.is_some() {
+        for (which, times) in step_times.into_iter().enumerate() {
+            let what = ["default sandbox", "not contained", "no sandbox at all"][which];
+            let medians = times.medians();
+            let text = medians
+                .iter()
+                .map(|(step, median)| format!("{step} {}", us(*median)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let numbers: Map<String, Value> = medians
+                .iter()
+                .map(|(step, median)| (step.clone(), json!(micros(*median))))
+                .collect();
+            report.add(
+                "spawn",
+                &format!("steps of the added plugin, {what}"),
+                &format!(
+                    "steps of the added plugin, {what} (medians, each since the one before): {text}"
+                ),
+                json!({ "stepsUs": numbers }),
+            );
+        }
     }
 }
 

@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::host::{self, HostContext};
-use super::os::{ExitDescription, ProcessGroup, SpawnRequest, Spawned};
+use super::os::{ExitDescription, ProcessGroup, STEPS, SpawnRequest, Spawned};
 use super::plugin::{Conn, Control, Down, Live, PluginRuntime, STDERR_TAIL_IN_REPORTS};
 use super::reason::{Exit, ExitCause, Reason};
 use super::registry::{Conversation, PluginState, Registrant};
@@ -232,6 +232,7 @@ impl Runner {
                 .set_state(self.id(), PluginState::Ready, None);
         }
         self.runtime.conn.send_replace(Conn::Up(incarnation.live()));
+        tracing::trace!(target: STEPS, step = "ready");
         tracing::debug!(plugin = %self.id(), pid = incarnation.group.id(), "ready");
         match incarnation.supervise(orders).await {
             End::Exited(report) => Next::Crashed {
@@ -325,6 +326,7 @@ async fn start(
     let spec = &runtime.spec;
     let launch = &spec.launch;
     let limits = &launch.policy.limits;
+    tracing::trace!(target: STEPS, step = "runner started");
     runtime.tail.clear();
     let request = SpawnRequest {
         plugin: spec.id.clone(),
@@ -336,6 +338,7 @@ async fn start(
         memory_bytes: limits.memory_mib.map(|mib| mib.saturating_mul(1024 * 1024)),
         sandbox: launch.sandbox.clone(),
     };
+    tracing::trace!(target: STEPS, step = "environment built");
     let Spawned {
         mut child,
         pid,
@@ -362,6 +365,7 @@ async fn start(
             })));
         }
     };
+    tracing::trace!(target: STEPS, step = "back from the spawner");
     // The group is led by the process the supervisor reaps; `pid` is the plugin's own.
     let group = ProcessGroup::new(child.id().expect("a child that was just spawned has a pid"));
     shared.registry.set_process(&spec.id, Some(pid), restart);
@@ -413,6 +417,7 @@ async fn start(
         services: Vec::new(),
     };
 
+    tracing::trace!(target: STEPS, step = "connected");
     let outcome = {
         let handshake = handshake(shared, runtime, incarnation.peer.clone(), &initialized);
         tokio::pin!(handshake);
@@ -504,11 +509,15 @@ async fn handshake(
     };
     let timeout = Duration::from_millis(policy.timeouts.handshake_ms);
     let params = serde_json::to_value(params).expect("initialize params serialize");
+    tracing::trace!(target: STEPS, step = "initialize built");
     let answer = match peer
         .call("initialize", Some(&params), CallOptions::timeout(timeout))
         .await
     {
-        Ok(answer) => answer,
+        Ok(answer) => {
+            tracing::trace!(target: STEPS, step = "initialize answered");
+            answer
+        }
         Err(CallError::Timeout(_)) => {
             return Err(HandshakeError::Crash(ExitCause::HandshakeTimeout {
                 timeout_ms: policy.timeouts.handshake_ms,
@@ -601,6 +610,7 @@ async fn handshake(
         .await
         .expect("admission does not panic")
     };
+    tracing::trace!(target: STEPS, step = "registrations admitted");
     for rejected in admission.rejected.iter().take(LOGGED_REJECTIONS) {
         let what = match (&rejected.kind, &rejected.key) {
             (Some(kind), Some(key)) => format!("{kind} `{key}`"),
@@ -657,6 +667,7 @@ async fn handshake(
         })
     })?;
 
+    tracing::trace!(target: STEPS, step = "initialized sent");
     let call_timeout = Duration::from_millis(policy.timeouts.call_ms);
     for service in &admission.services {
         let params = ServiceParams {

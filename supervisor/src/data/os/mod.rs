@@ -144,6 +144,11 @@ use self::fs_sandbox::{Reach, Rule};
 use crate::isolation::{Containment, FilesystemSandbox, HostIsolation, Isolation};
 use crate::launch::Sandbox;
 
+/// The `tracing` target of the trace events that mark the steps from a plugin's
+/// start to its readiness (`step` names the step just done; the bench's `--steps`
+/// times them).
+pub(crate) const STEPS: &str = "outpost::spawn";
+
 /// The variable that tells a plugin its private writable directory (also its
 /// `TMPDIR`).
 pub(crate) const ENV_STATE_DIR: &str = "OUTPOST_STATE_DIR";
@@ -219,6 +224,7 @@ pub(crate) fn make_undumpable() -> io::Result<()> {
 }
 
 fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
+    tracing::trace!(target: STEPS, step = "on the spawner thread");
     let limits = Limits::check(request.open_files, request.memory_bytes)?;
     let host = probe::host();
     let mut notes: Vec<String> = Vec::new();
@@ -278,6 +284,7 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
                 io::Error::new(kind, error_chain(&e))
             })?;
             notes.extend(host.filesystem_detail.clone());
+            tracing::trace!(target: STEPS, step = "Landlock ruleset built");
             (host.filesystem, ruleset)
         }
     };
@@ -340,7 +347,9 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
     unsafe {
         command.pre_exec(move || plan.run().map_err(io::Error::from));
     }
+    tracing::trace!(target: STEPS, step = "launch prepared");
     let child = command.spawn()?;
+    tracing::trace!(target: STEPS, step = "forked and executed");
     // The plugin's process holds its own copy until it has enforced it.
     drop(ruleset);
     let leader = child.id().expect("a child that was just spawned has a pid");
@@ -349,6 +358,7 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
     } else {
         leader
     };
+    tracing::trace!(target: STEPS, step = "plugin's pid found");
     let isolation = Isolation {
         containment: if contained {
             Containment::Namespaces
