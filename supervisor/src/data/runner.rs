@@ -41,12 +41,11 @@ use outpost_protocol::methods::{
 use outpost_protocol::peer::{self, CallError, CallOptions, Peer, PeerConfig};
 use outpost_protocol::{ErrorCode, LEGACY_HOOKS, RegistrationKind, parse_registrations};
 use serde_json::Value;
-use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::host::{self, HostContext};
-use super::os::{ExitDescription, ProcessGroup, STEPS, SpawnRequest, Spawned};
+use super::os::{Child, ExitDescription, ProcessGroup, STEPS, SpawnRequest, Spawned};
 use super::plugin::{Conn, Control, Down, Live, PluginRuntime, STDERR_TAIL_IN_REPORTS};
 use super::reason::{Exit, ExitCause, Reason};
 use super::registry::{Conversation, PluginState, Registrant};
@@ -367,16 +366,14 @@ async fn start(
     };
     tracing::trace!(target: STEPS, step = "back from the spawner");
     // The group is led by the process the supervisor reaps; `pid` is the plugin's own.
-    let group = ProcessGroup::new(child.id().expect("a child that was just spawned has a pid"));
+    let group = ProcessGroup::new(child.id());
     shared.registry.set_process(&spec.id, Some(pid), restart);
     tracing::debug!(plugin = %spec.id, ?isolation, "isolation");
     *runtime
         .isolation
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(isolation);
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
+    let Some((stdin, stdout, stderr)) = child.take_streams() else {
         unreachable!("all three streams are piped");
     };
     let plugin: Arc<str> = Arc::from(spec.id.as_str());

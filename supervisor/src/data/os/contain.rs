@@ -247,7 +247,7 @@ fn init(private_proc: bool, to_parent: c_int, plugin: &dyn Fn() -> Errno) -> ! {
 
 /// How long a process started by [`spawn_sharing_memory`] shares its parent's memory.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sharing {
+pub(crate) enum Sharing {
     /// Until it calls `exec` (or ends), with its parent waiting meanwhile
     /// (`CLONE_VFORK`, as `posix_spawn` does).
     UntilExec,
@@ -266,7 +266,7 @@ enum Sharing {
 /// child's use of it: with [`Sharing::Alongside`], the caller must not return while
 /// the child runs. The child's stack is left mapped with [`Sharing::Alongside`] (it is
 /// the child's until it ends, and C ends after it).
-fn spawn_sharing_memory(child: &&dyn Fn(), sharing: Sharing) -> pid_t {
+pub(crate) fn spawn_sharing_memory(child: &&dyn Fn(), sharing: Sharing) -> pid_t {
     const STACK: usize = 256 * 1024;
     extern "C" fn trampoline(child: *mut libc::c_void) -> c_int {
         // SAFETY: the pointer below, to the caller's `&dyn Fn()`, which outlives the
@@ -435,7 +435,7 @@ pub(crate) fn reset_handlers() {
 }
 
 /// Restores the default action of `signal`.
-fn set_default(signal: c_int) {
+pub(crate) fn set_default(signal: c_int) {
     // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
@@ -595,7 +595,7 @@ fn reader_gone(fd: c_int) -> bool {
     ready > 0 && poll.revents & libc::POLLERR != 0
 }
 
-fn reap(pid: pid_t) {
+pub(crate) fn reap(pid: pid_t) {
     let mut status: c_int = 0;
     // SAFETY: plain system call.
     while unsafe { libc::waitpid(pid, &raw mut status, libc::__WALL) } == -1

@@ -70,7 +70,13 @@
 //!
 //! Where the namespaces are unavailable, or the plugin's sandbox turns containment
 //! off, the plugin is G itself: the direct child, leader of its own process group, as
-//! before containment existed; its [`Isolation`] says `processGroup` and why.
+//! before containment existed; its [`Isolation`] says `processGroup` and why. It is
+//! started the way `posix_spawn` starts a program: sharing the supervisor's memory until
+//! its `exec`, the spawner thread waiting meanwhile (`CLONE_VM | CLONE_VFORK`), so no
+//! copy of the supervisor is made (nor torn down at the `exec`); it does what `Command`
+//! would in its child (standard streams, working directory, process group, signal mask
+//! and default actions) and is waited for through a process descriptor (`pidfd`,
+//! Linux 5.4). Where those are missing, `Command` forks it, as it forks C.
 //!
 //! In both modes, the plugin's process, just before `exec`:
 //!
@@ -85,9 +91,10 @@
 //!
 //! # Caveats
 //!
-//! - Between `fork` and `exec` in a multi-threaded process, only async-signal-safe
-//!   calls are allowed: every string, path and map is computed before the fork, and
-//!   the child code uses system calls only.
+//! - Between `fork` (or `clone`) and `exec` in a multi-threaded process, only
+//!   async-signal-safe calls are allowed: every string, path and map is computed before,
+//!   and the child code uses system calls only. A child sharing the supervisor's memory
+//!   also writes nothing of it but its own stack and its failure's errno.
 //! - Linux sends the parent-death signal when the *thread* that forked the child exits,
 //!   not the process. Forking from a tokio worker or blocking-pool thread would kill
 //!   plugins whenever that thread is retired, so the spawner thread lives as long as
@@ -114,19 +121,20 @@
 
 #![allow(unsafe_code)]
 
+mod child;
 mod contain;
 mod fs_sandbox;
 
 pub(crate) use fs_sandbox::path_component as state_dir_name;
 mod probe;
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CStr, CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
 
 use nix::errno::Errno;
@@ -134,9 +142,10 @@ use nix::libc;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Pid, getppid};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::oneshot;
 
+pub(crate) use child::Child;
 pub(crate) use probe::host as probe_host;
 
 use self::contain::Namespaces;
@@ -312,8 +321,10 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         }
     };
     let contained = namespaces.is_some();
-    // The contained plugin's process runs its program itself (see `contain`).
-    let exec = if contained {
+    // Both the contained plugin's process (see `contain`) and a plugin started
+    // sharing the supervisor's memory (`spawn_plugin`) run their program themselves.
+    let shared = !contained && child::process_descriptors();
+    let exec = if contained || shared {
         Some(Exec::new(&request.program, &request.args, &env)?)
     } else {
         None
@@ -330,29 +341,22 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         proc_rule,
         exec,
     };
-    let mut command = Command::new(&request.program);
-    command
-        .args(&request.args)
-        .current_dir(&request.cwd)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    // SAFETY: the hook runs in the child between fork and exec, where only
-    // async-signal-safe operations are allowed: `ChildPlan::run` makes system calls
-    // only, on data prepared above, and builds errors from raw errno values.
-    unsafe {
-        command.pre_exec(move || plan.run().map_err(io::Error::from));
-    }
-    tracing::trace!(target: STEPS, step = "launch prepared");
-    let child = command.spawn()?;
+    let child = if shared {
+        tracing::trace!(target: STEPS, step = "launch prepared");
+        let cwd = CString::new(request.cwd.as_os_str().as_encoded_bytes()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nul byte found in provided data",
+            )
+        })?;
+        spawn_plugin(&plan, &cwd)?
+    } else {
+        spawn_forked(plan, &request.program, &request.args, &request.cwd, env)?
+    };
     tracing::trace!(target: STEPS, step = "forked and executed");
     // The plugin's process holds its own copy until it has enforced it.
     drop(ruleset);
-    let leader = child.id().expect("a child that was just spawned has a pid");
+    let leader = child.id();
     let pid = if contained {
         contained_pid(leader).unwrap_or(leader)
     } else {
@@ -377,6 +381,75 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         pid,
         isolation,
     })
+}
+
+/// Starts the plugin (or C, for a contained one) with `Command`: a `fork`, then the
+/// plan's hook between `fork` and `exec`.
+fn spawn_forked(
+    plan: ChildPlan,
+    program: &std::path::Path,
+    args: &[String],
+    cwd: &std::path::Path,
+    env: Vec<(OsString, OsString)>,
+) -> io::Result<Child> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    // SAFETY: the hook runs in the child between fork and exec, where only
+    // async-signal-safe operations are allowed: `ChildPlan::run` makes system calls
+    // only, on data prepared above, and builds errors from raw errno values.
+    unsafe {
+        command.pre_exec(move || plan.run().map_err(io::Error::from));
+    }
+    tracing::trace!(target: STEPS, step = "launch prepared");
+    Ok(Child::Forked(command.spawn()?))
+}
+
+/// Starts a plugin that is not contained the way `posix_spawn` does: its process
+/// shares the supervisor's memory until its `exec`, the spawner thread waiting
+/// meanwhile (`CLONE_VM | CLONE_VFORK`), so the supervisor's page tables are neither
+/// copied for it nor torn down at its `exec`, and the supervisor's later writes do not
+/// fault on pages shared with a copy. The process does what `Command` would
+/// ([`ChildPlan::exec_direct`]) and is waited for through a process descriptor.
+fn spawn_plugin(plan: &ChildPlan, cwd: &CStr) -> io::Result<Child> {
+    let (stdin_read, stdin_write) = child::pipe()?;
+    let (stdout_read, stdout_write) = child::pipe()?;
+    let (stderr_read, stderr_write) = child::pipe()?;
+    let streams = [
+        (stdin_read.as_raw_fd(), 0),
+        (stdout_write.as_raw_fd(), 1),
+        (stderr_write.as_raw_fd(), 2),
+    ];
+    let failed = AtomicI32::new(0);
+    let start: &dyn Fn() = &|| {
+        failed.store(plan.exec_direct(&streams, cwd) as i32, Ordering::SeqCst);
+    };
+    let pid = contain::spawn_sharing_memory(&start, contain::Sharing::UntilExec);
+    if pid == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let errno = failed.load(Ordering::SeqCst);
+    if errno != 0 {
+        contain::reap(pid);
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    drop((stdin_read, stdout_write, stderr_write));
+    let id = u32::try_from(pid).expect("a started process has a positive pid");
+    child::SharedChild::new(id, stdin_write, stdout_read, stderr_read)
+        .map(Child::Shared)
+        .inspect_err(|_| {
+            // No handle to supervise it: it must not run unsupervised.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            contain::reap(pid);
+        })
 }
 
 /// Whether the plugin gets a private `/proc`.
@@ -590,6 +663,49 @@ impl ChildPlan {
         };
         // SAFETY: NUL-terminated strings and null-terminated arrays of them, prepared
         // in the parent and alive as long as `self`.
+        unsafe {
+            libc::execvpe(
+                exec.program.as_ptr(),
+                exec.argv.as_ptr(),
+                exec.envp.as_ptr(),
+            );
+        }
+        Errno::last()
+    }
+
+    /// A plugin that is not contained, started sharing the supervisor's memory
+    /// (`spawn_plugin`): does what `Command` does in its child (the standard streams
+    /// from `streams`, each a descriptor and where it goes, the working directory, a
+    /// process group of its own, no blocked signal and default actions, SIGPIPE's
+    /// included), then what every plugin takes, and executes the plugin. Returns only
+    /// the errno of what failed. Async-signal-safe.
+    fn exec_direct(&self, streams: &[(RawFd, RawFd); 3], cwd: &CStr) -> Errno {
+        for &(fd, target) in streams {
+            // SAFETY: plain system call on descriptors of this process.
+            if unsafe { libc::dup2(fd, target) } == -1 {
+                return Errno::last();
+            }
+        }
+        // SAFETY: a NUL-terminated path prepared in the parent.
+        if unsafe { libc::chdir(cwd.as_ptr()) } == -1 {
+            return Errno::last();
+        }
+        // SAFETY: plain system call.
+        if unsafe { libc::setpgid(0, 0) } == -1 {
+            return Errno::last();
+        }
+        // It shares the supervisor's memory: none of the supervisor's handlers may run
+        // here; and the Rust runtime's ignored SIGPIPE would outlive the `exec`.
+        contain::reset_handlers();
+        contain::set_default(libc::SIGPIPE);
+        contain::block_signals(libc::SIG_UNBLOCK);
+        if let Err(errno) = self.confine() {
+            return errno;
+        }
+        let Some(exec) = &self.exec else {
+            return Errno::EINVAL;
+        };
+        // SAFETY: as in `exec_contained`.
         unsafe {
             libc::execvpe(
                 exec.program.as_ptr(),
@@ -859,8 +975,13 @@ mod tests {
                 ))
                 .await
                 .unwrap();
-            let output = spawned.child.wait_with_output().await.unwrap();
-            let text = String::from_utf8(output.stdout).unwrap();
+            let mut child = spawned.child;
+            let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+                .await
+                .unwrap();
+            assert!(child.wait().await.unwrap().success());
             let fields: Vec<_> = text.split_whitespace().collect();
             assert_eq!(
                 fields[0], fields[1],
@@ -929,7 +1050,7 @@ mod tests {
         }
         let mut spawned = spawner.spawn(request(true, "exec sleep 30")).await.unwrap();
         assert_eq!(spawned.isolation.containment, Containment::Namespaces);
-        let leader = spawned.child.id().unwrap();
+        let leader = spawned.child.id();
         assert_ne!(spawned.pid, leader, "C is not the plugin");
         // The shell replaces itself with `sleep` in its own time.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
