@@ -432,10 +432,26 @@ fn spawn_plugin(plan: &ChildPlan, cwd: &CStr) -> io::Result<Child> {
     let start: &dyn Fn() = &|| {
         failed.store(plan.exec_direct(&streams, cwd) as i32, Ordering::SeqCst);
     };
+    // Every signal blocked until the child has restored the default actions (as
+    // `posix_spawn` does): no handler of the supervisor's runs in the child meanwhile.
+    let mut mask = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::all()),
+        Some(&mut mask),
+    )?;
     let pid = contain::spawn_sharing_memory(&start, contain::Sharing::UntilExec);
-    if pid == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    let spawned = if pid == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    };
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&mask),
+        None,
+    )?;
+    spawned?;
     let errno = failed.load(Ordering::SeqCst);
     if errno != 0 {
         contain::reap(pid);
@@ -695,7 +711,8 @@ impl ChildPlan {
             return Errno::last();
         }
         // It shares the supervisor's memory: none of the supervisor's handlers may run
-        // here; and the Rust runtime's ignored SIGPIPE would outlive the `exec`.
+        // here (every signal is blocked until now); and the Rust runtime's ignored
+        // SIGPIPE would outlive the `exec`.
         contain::reset_handlers();
         contain::set_default(libc::SIGPIPE);
         contain::block_signals(libc::SIG_UNBLOCK);
@@ -1011,6 +1028,34 @@ mod tests {
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
         }
         assert_eq!(errors[0], errors[1]);
+    }
+
+    #[tokio::test]
+    async fn plugins_start_with_no_signal_blocked_and_sigpipe_not_ignored() {
+        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
+        for contain in [false, true] {
+            let spawned = spawner
+                .spawn(request(
+                    contain,
+                    "grep -E '^(SigBlk|SigIgn):' /proc/self/status",
+                ))
+                .await
+                .unwrap();
+            let mut child = spawned.child;
+            let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+                .await
+                .unwrap();
+            assert!(child.wait().await.unwrap().success());
+            let mask = |name: &str| {
+                let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+                u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+            };
+            assert_eq!(mask("SigBlk:"), 0, "contained: {contain}: {text}");
+            let sigpipe = 1 << (libc::SIGPIPE - 1);
+            assert_eq!(mask("SigIgn:") & sigpipe, 0, "contained: {contain}: {text}");
+        }
     }
 
     /// How `script` ends, started contained or not.
