@@ -171,23 +171,34 @@ impl Namespaces {
         // The init shares this process's memory (no copy of the supervisor's address
         // space is made for it): it runs on a stack of its own and writes nothing else
         // of C's, and C writes nothing of the init's.
+        // Opened now: once the init has mounted the namespace's `/proc`, C (which has no
+        // pid in it) can no longer name itself there.
+        // SAFETY: a static path.
+        let maps = unsafe {
+            libc::open(
+                c"/proc/self/maps".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
         let private_proc = self.private_proc;
         let init: &dyn Fn() = &|| {
             close(from_init);
+            close(maps);
             init(private_proc, to_parent, plugin);
         };
-        let init_pid = spawn_sharing_memory(&init, Sharing::Alongside);
+        let (init_pid, init_stack) = spawn_sharing_memory(&init, Sharing::Alongside);
         if init_pid == -1 {
             let errno = Errno::last();
             close(from_init);
             close(to_parent);
+            close(maps);
             return Err(Failure {
                 step: Step::ForkInit,
                 errno,
             });
         }
         close(to_parent);
-        Err(relay(init_pid, from_init))
+        Err(relay(init_pid, from_init, maps, init_stack))
     }
 }
 
@@ -228,7 +239,7 @@ fn init(private_proc: bool, to_parent: c_int, plugin: &dyn Fn() -> Errno) -> ! {
         close(to_parent);
         failed.store(plugin() as c_int, Ordering::SeqCst);
     };
-    let pid = spawn_sharing_memory(&start, Sharing::UntilExec);
+    let (pid, _) = spawn_sharing_memory(&start, Sharing::UntilExec);
     if pid == -1 {
         report_setup(to_parent, Step::ForkPlugin as u32, Errno::last() as u32);
         exit(1);
@@ -258,15 +269,16 @@ pub(crate) enum Sharing {
 
 /// Starts a process that runs `child` on a stack of its own while sharing this
 /// process's memory (`CLONE_VM`: nothing is copied), and returns its pid (with
-/// [`Sharing::UntilExec`], once it has called `exec` or ended); -1 when it could not
-/// be started. The process ends with status 127 if `child` returns.
+/// [`Sharing::UntilExec`], once it has called `exec` or ended; -1 when it could not
+/// be started) and, with [`Sharing::Alongside`], an address in its stack. The process
+/// ends with status 127 if `child` returns.
 ///
 /// `child` must make async-signal-safe calls only and write no memory but its own
 /// stack and what it was given for that; it (and what it refers to) must outlive the
 /// child's use of it: with [`Sharing::Alongside`], the caller must not return while
 /// the child runs. The child's stack is left mapped with [`Sharing::Alongside`] (it is
 /// the child's until it ends, and C ends after it).
-pub(crate) fn spawn_sharing_memory(child: &&dyn Fn(), sharing: Sharing) -> pid_t {
+pub(crate) fn spawn_sharing_memory(child: &&dyn Fn(), sharing: Sharing) -> (pid_t, usize) {
     const STACK: usize = 256 * 1024;
     extern "C" fn trampoline(child: *mut libc::c_void) -> c_int {
         // SAFETY: the pointer below, to the caller's `&dyn Fn()`, which outlives the
@@ -287,7 +299,7 @@ pub(crate) fn spawn_sharing_memory(child: &&dyn Fn(), sharing: Sharing) -> pid_t
         )
     };
     if stack == libc::MAP_FAILED {
-        return -1;
+        return (-1, 0);
     }
     // SAFETY: the lowest page of the mapping becomes a guard page: an overflow faults
     // instead of writing past the stack.
@@ -313,8 +325,9 @@ pub(crate) fn spawn_sharing_memory(child: &&dyn Fn(), sharing: Sharing) -> pid_t
         unsafe {
             libc::munmap(stack, STACK);
         }
+        return (pid, 0);
     }
-    pid
+    (pid, stack as usize + STACK - 1)
 }
 
 /// The init's loop: reap every child (orphans are reparented here), forward stop
@@ -349,11 +362,13 @@ fn serve(plugin: pid_t, to_parent: c_int) -> ! {
     }
 }
 
-/// C, once the init is forked: waits for the init's report, then for the plugin's
-/// wait status, and ends the same way the plugin did.
-fn relay(init: pid_t, from_init: c_int) -> Failure {
+/// C, once the init is started: waits for the init's report, then for the plugin's
+/// wait status, and ends the same way the plugin did. `maps` is C's
+/// `/proc/self/maps` (or -1), `init_stack` an address in the init's stack.
+fn relay(init: pid_t, from_init: c_int, maps: c_int, init_stack: usize) -> Failure {
     let mut setup = [0_u8; 8];
     if !read_exact(from_init, &mut setup) {
+        close(maps);
         reap(init);
         return Failure {
             step: Step::InitLost,
@@ -363,14 +378,19 @@ fn relay(init: pid_t, from_init: c_int) -> Failure {
     let code = u32::from_ne_bytes([setup[0], setup[1], setup[2], setup[3]]);
     if code != 0 {
         let errno = i32::from_ne_bytes([setup[4], setup[5], setup[6], setup[7]]);
+        close(maps);
         reap(init);
         return Failure {
             step: Step::from_code(code),
             errno: Errno::from_raw(errno),
         };
     }
-    // The plugin runs. C keeps nothing of the supervisor's: not its descriptors (other
-    // plugins' pipes among them), nor the plugin's standard streams.
+    // The plugin runs. C keeps nothing of the supervisor's: not its memory (see
+    // `shed_memory`), not its descriptors (other plugins' pipes among them), nor the
+    // plugin's standard streams.
+    let here = 0_u8;
+    shed_memory(maps, [std::ptr::from_ref(&here) as usize, init_stack]);
+    close(maps);
     close_all_but(from_init);
     let mut word = [0_u8; 4];
     let told = read_exact(from_init, &mut word);
@@ -381,6 +401,125 @@ fn relay(init: pid_t, from_init: c_int) -> Failure {
         // The init was killed (and with it the plugin).
         die_by(libc::SIGKILL)
     }
+}
+
+/// Unmaps C's copies of the supervisor's anonymous memory (its heap, its other
+/// threads' stacks and allocations), but for the mappings holding an address of `keep`
+/// (C's and the init's stacks) and those that extend a file's mapping (the `.bss` of
+/// the program and its libraries). Neither C nor the init needs them once the plugin
+/// runs: they only wait, on their stacks, with system calls. Dropped, they no longer
+/// make the supervisor's writes copy pages (copy-on-write with C), and C no longer
+/// holds the supervisor's secrets or grows with its writes. Reads `maps` (C's
+/// `/proc/self/maps`) without allocating; a mapping it cannot parse is kept.
+fn shed_memory(maps: c_int, keep: [usize; 2]) {
+    const MAX: usize = 1024;
+    if maps < 0 {
+        return;
+    }
+    let mut drop = [(0_usize, 0_usize); MAX];
+    let mut count = 0;
+    let mut buffer = [0_u8; 4096];
+    let mut filled = 0;
+    // The end of the previous mapping, and whether it was a file's.
+    let mut previous = (0_usize, false);
+    loop {
+        // SAFETY: reads into the unfilled part of `buffer`.
+        let n = unsafe {
+            libc::read(
+                maps,
+                buffer[filled..].as_mut_ptr().cast(),
+                buffer.len() - filled,
+            )
+        };
+        let Ok(n) = usize::try_from(n) else { break };
+        filled += n;
+        let mut start = 0;
+        while let Some(end) = buffer[start..filled].iter().position(|&b| b == b'\n') {
+            let line = &buffer[start..start + end];
+            start += end + 1;
+            let Some(mapping) = Mapping::parse(line) else {
+                previous = (0, true);
+                continue;
+            };
+            let extends_file = previous.1 && previous.0 == mapping.start;
+            let anonymous =
+                mapping.inode == 0 && (mapping.path.is_empty() || mapping.path == b"[heap]");
+            if anonymous
+                && mapping.perms == b"rw-p"
+                && !extends_file
+                && !keep
+                    .iter()
+                    .any(|&at| mapping.start <= at && at < mapping.end)
+                && count < MAX
+            {
+                drop[count] = (mapping.start, mapping.end);
+                count += 1;
+            }
+            previous = (mapping.end, mapping.inode != 0);
+        }
+        buffer.copy_within(start..filled, 0);
+        filled -= start;
+        if n == 0 || filled == buffer.len() {
+            break;
+        }
+    }
+    for &(start, end) in &drop[..count] {
+        // SAFETY: a mapping of this process that neither C nor the init uses (above).
+        unsafe {
+            libc::munmap(start as *mut libc::c_void, end - start);
+        }
+    }
+}
+
+/// One line of `/proc/<pid>/maps`.
+struct Mapping<'a> {
+    start: usize,
+    end: usize,
+    perms: &'a [u8],
+    inode: u64,
+    path: &'a [u8],
+}
+
+impl<'a> Mapping<'a> {
+    fn parse(line: &'a [u8]) -> Option<Self> {
+        let mut fields = line.splitn(6, |&b| b == b' ');
+        let range = fields.next()?;
+        let dash = range.iter().position(|&b| b == b'-')?;
+        let start = hex(&range[..dash])?;
+        let end = hex(&range[dash + 1..])?;
+        let perms = fields.next()?;
+        let _offset = fields.next()?;
+        let _device = fields.next()?;
+        let inode = decimal(fields.next()?)?;
+        let path = fields.next().unwrap_or_default().trim_ascii();
+        Some(Self {
+            start,
+            end,
+            perms,
+            inode,
+            path,
+        })
+    }
+}
+
+fn hex(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_usize, |value, &b| {
+        let digit = (b as char).to_digit(16)?;
+        value.checked_mul(16)?.checked_add(digit as usize)
+    })
+}
+
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |value, &b| {
+        let digit = (b as char).to_digit(10)?;
+        value.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// Ends this process with `status`, a wait status: the same exit code, or death by the

@@ -18,9 +18,11 @@
 //! ```
 //!
 //! - **C** (the child `Command` forks) unshares the namespaces, writes the maps, makes
-//!   every mount private, starts I, and waits. Once I says the plugin runs, C closes
-//!   every descriptor it inherited (other plugins' pipes among them) and waits for the
-//!   plugin's wait status, then ends **the same way**: the same exit code, or death by
+//!   every mount private, starts I, and waits. Once I says the plugin runs, C unmaps
+//!   its copies of the supervisor's anonymous memory (heap, other threads' stacks and
+//!   allocations: neither C nor I needs them any more), closes every descriptor it
+//!   inherited (other plugins' pipes among them) and waits for the plugin's wait
+//!   status, then ends **the same way**: the same exit code, or death by
 //!   the same signal (core dumps off), so [`ExitDescription`] stays exact. C is what
 //!   the supervisor reaps and signals.
 //! - **I** mounts a private `/proc` for the namespace (so the plugin sees its own
@@ -35,8 +37,8 @@
 //!   and environment `Command` would have used, prepared before the fork.
 //!
 //! Only C is a copy of the supervisor (a `fork`, whose cost grows with the
-//! supervisor's memory: its page tables are copied, and every page it writes afterwards
-//! faults). I shares C's memory (`clone` with `CLONE_VM`, on a stack of its own) and
+//! supervisor's memory: its page tables are copied, and every page the supervisor
+//! writes while C still maps it is copied; hence C's early unmapping). I shares C's memory (`clone` with `CLONE_VM`, on a stack of its own) and
 //! G shares I's until its `exec`, I waiting meanwhile (`CLONE_VFORK`, as `posix_spawn`
 //! does): no copy is made for either. C and I run side by side in that memory, each on
 //! its own stack, writing nothing of the other's. They share one `errno` (the copy of
@@ -103,8 +105,9 @@
 //!   processes it started: those in its process group are killed with it on every
 //!   stop the supervisor performs, but one that left the group (`setsid`) survives it,
 //!   and after a SIGKILL of the supervisor all of them do.
-//! - C and I are not dumpable (they hold a copy of the supervisor's memory; being one
-//!   address space, they are dumpable or not together), except
+//! - C and I are not dumpable (they hold a copy of the supervisor's memory until the
+//!   plugin runs, and of its program's writable data after; being one address space,
+//!   they are dumpable or not together), except
 //!   while C writes its own user namespace's maps: the kernel lets only a dumpable
 //!   process open those files. A process of the supervisor's user that opens C's
 //!   `/proc/<pid>/environ` within those microseconds could read it later; plugins
@@ -440,7 +443,7 @@ fn spawn_plugin(plan: &ChildPlan, cwd: &CStr) -> io::Result<Child> {
         Some(&nix::sys::signal::SigSet::all()),
         Some(&mut mask),
     )?;
-    let pid = contain::spawn_sharing_memory(&start, contain::Sharing::UntilExec);
+    let (pid, _) = contain::spawn_sharing_memory(&start, contain::Sharing::UntilExec);
     let spawned = if pid == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -1084,6 +1087,38 @@ mod tests {
             let contained = ending(&spawner, true, script).await;
             assert_eq!(contained, direct, "`{script}`");
         }
+    }
+
+    #[tokio::test]
+    async fn c_and_the_init_drop_their_copy_of_the_supervisors_heap() {
+        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
+        if probe::host().containment != Containment::Namespaces {
+            eprintln!("namespaces are unavailable here; nothing to check");
+            return;
+        }
+        let has_heap = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                .unwrap()
+                .lines()
+                .any(|line| line.ends_with("[heap]"))
+        };
+        assert!(has_heap(std::process::id()), "the supervisor has a heap");
+        let mut spawned = spawner
+            .spawn(request(true, "read line; exit 0"))
+            .await
+            .unwrap();
+        let leader = spawned.child.id();
+        // C sheds its copy right after the init's report, which the spawn waited for;
+        // let it get there.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while has_heap(leader) {
+            assert!(std::time::Instant::now() < deadline, "C still maps a heap");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (stdin, _stdout, _stderr) = spawned.child.take_streams().unwrap();
+        drop(stdin);
+        let status = ExitDescription::from_status(spawned.child.wait().await.unwrap());
+        assert_eq!(status.text, "exit status 0", "C relays the exit as before");
     }
 
     #[tokio::test]
