@@ -388,10 +388,16 @@ fn relay(init: pid_t, from_init: c_int, maps: c_int, init_stack: usize) -> Failu
     // The plugin runs. C keeps nothing of the supervisor's: not its memory (see
     // `shed_memory`), not its descriptors (other plugins' pipes among them), nor the
     // plugin's standard streams.
-    let here = 0_u8;
-    shed_memory(maps, [std::ptr::from_ref(&here) as usize, init_stack]);
-    close(maps);
-    close_all_but(from_init);
+    // The descriptors first: the supervisor's spawn returns once C's copy of its
+    // exec-error pipe is closed, and need not wait for the memory.
+    if maps < 0 {
+        close_all_but(from_init);
+    } else {
+        close_all_but_two(from_init, maps);
+        let here = 0_u8;
+        shed_memory(maps, [std::ptr::from_ref(&here) as usize, init_stack]);
+        close(maps);
+    }
     let mut word = [0_u8; 4];
     let told = read_exact(from_init, &mut word);
     reap(init);
@@ -625,6 +631,21 @@ fn close_all_but(keep: c_int) {
     close(2);
     close_range(3, keep - 1, 0);
     close_range(keep + 1, c_int::MAX, 0);
+}
+
+/// Closes every descriptor but `a` and `b`, the standard streams included.
+fn close_all_but_two(a: c_int, b: c_int) {
+    let (low, high) = (a.min(b), a.max(b));
+    debug_assert!(
+        low > 2,
+        "the standard streams were open when both were made"
+    );
+    close(0);
+    close(1);
+    close(2);
+    close_range(3, low - 1, 0);
+    close_range(low + 1, high - 1, 0);
+    close_range(high + 1, c_int::MAX, 0);
 }
 
 /// Closes (or, with `CLOSE_RANGE_CLOEXEC`, marks close-on-exec) descriptors `first`
