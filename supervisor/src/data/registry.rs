@@ -453,6 +453,20 @@ struct Wanted {
     refused: Vec<RejectedRegistration>,
 }
 
+/// Whether two accepted sets are the very same registrations, in the same order: what
+/// an admission leaves to every plugin whose keys it did not touch. Each candidate is
+/// its own `Arc`, so equal pointers mean equal registrations at equal indexes.
+fn same_registrations(
+    a: Option<&Vec<Arc<Registration>>>,
+    b: Option<&Vec<Arc<Registration>>>,
+) -> bool {
+    let (a, b) = (
+        a.map_or(&[][..], Vec::as_slice),
+        b.map_or(&[][..], Vec::as_slice),
+    );
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+}
+
 /// What resolving did to one plugin's accepted set.
 #[derive(Debug, Default)]
 struct Diff {
@@ -825,9 +839,13 @@ impl Registry {
             owned.insert(plugin.to_owned(), registrations);
         }
         for (plugin, accepted, rejected) in outcomes {
+            let unchanged = same_registrations(state.owned.get(&plugin), owned.get(&plugin));
             if let Some(entry) = state.plugins.get_mut(&plugin) {
-                entry.shape = Some(Shape::of(accepted.iter().map(|(_, r)| r.as_ref())));
                 entry.rejected = rejected;
+                if unchanged && entry.shape.is_some() {
+                    continue;
+                }
+                entry.shape = Some(Shape::of(accepted.iter().map(|(_, r)| r.as_ref())));
                 entry.accepted = accepted
                     .iter()
                     .map(|(index, r)| AcceptedRegistration {
@@ -857,6 +875,11 @@ impl Registry {
         // Who lost which key just now, to name them in the winner's `registered`.
         let mut lost: HashMap<(RegistrationKind, String), String> = HashMap::new();
         for plugin in plugins {
+            // Most plugins keep exactly what they had (the same registrations, not
+            // copies): nothing to compare key by key.
+            if same_registrations(old.get(plugin), state.owned.get(plugin)) {
+                continue;
+            }
             let before = keyed(old.get(plugin));
             let after = keyed(state.owned.get(plugin));
             let diff = diffs.entry(plugin.clone()).or_default();
