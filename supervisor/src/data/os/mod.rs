@@ -674,22 +674,7 @@ impl ChildPlan {
         }
         contain::reset_handlers();
         contain::block_signals(libc::SIG_UNBLOCK);
-        if let Err(errno) = self.confine() {
-            return errno;
-        }
-        let Some(exec) = &self.exec else {
-            return Errno::EINVAL;
-        };
-        // SAFETY: NUL-terminated strings and null-terminated arrays of them, prepared
-        // in the parent and alive as long as `self`.
-        unsafe {
-            libc::execvpe(
-                exec.program.as_ptr(),
-                exec.argv.as_ptr(),
-                exec.envp.as_ptr(),
-            );
-        }
-        Errno::last()
+        self.confine_and_exec()
     }
 
     /// A plugin that is not contained, started sharing the supervisor's memory
@@ -719,13 +704,20 @@ impl ChildPlan {
         contain::reset_handlers();
         contain::set_default(libc::SIGPIPE);
         contain::block_signals(libc::SIG_UNBLOCK);
+        self.confine_and_exec()
+    }
+
+    /// Confines this process ([`ChildPlan::confine`]) and executes the plugin's
+    /// program itself. Returns only the errno of what failed. Async-signal-safe.
+    fn confine_and_exec(&self) -> Errno {
         if let Err(errno) = self.confine() {
             return errno;
         }
         let Some(exec) = &self.exec else {
             return Errno::EINVAL;
         };
-        // SAFETY: as in `exec_contained`.
+        // SAFETY: NUL-terminated strings and null-terminated arrays of them, prepared
+        // in the parent and alive as long as `self`.
         unsafe {
             libc::execvpe(
                 exec.program.as_ptr(),
