@@ -770,6 +770,11 @@ impl Registry {
             },
         );
         let mut diffs = self.resolve(&mut state);
+        let tools = state.index.owners.get(&RegistrationKind::Tool);
+        registrant.schemas.forget_unserved(
+            |name| tools.is_some_and(|tools| tools.contains_key(name)),
+            tools.map_or(0, HashMap::len),
+        );
         let diff = diffs.remove(registrant.plugin).unwrap_or_default();
         let entry = &state.plugins[registrant.plugin];
         let new = state

@@ -20,6 +20,10 @@ struct Compiled {
     validator: Arc<Validator>,
 }
 
+/// Unserved schemas kept beyond twice the served ones before they are forgotten: the
+/// handshakes in progress, and room so that pruning is rare.
+const SLACK: usize = 64;
+
 /// Compiled schemas by tool name; one per name, the last one compiled.
 #[derive(Debug, Default)]
 pub(crate) struct Schemas {
@@ -82,6 +86,18 @@ impl Schemas {
         Ok(validator)
     }
 
+    /// Forgets the schemas of tools nobody serves (`served` says which names are
+    /// served, `count` how many), once they outnumber the served ones: a plugin that
+    /// registers new names at every start (a hostile one may register thousands each
+    /// time) cannot grow this without bound. A forgotten schema a call needs again is
+    /// compiled again.
+    pub(crate) fn forget_unserved(&self, served: impl Fn(&str) -> bool, count: usize) {
+        let mut by_tool = self.lock();
+        if by_tool.len() > 2 * count + SLACK {
+            by_tool.retain(|name, _| served(name));
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Compiled>> {
         self.by_tool.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -119,5 +135,20 @@ mod tests {
             "compiled from the registration's schema"
         );
         assert!(schemas.check("bad", &json!({"type": 12})).is_err());
+    }
+
+    #[test]
+    fn schemas_of_tools_nobody_serves_are_forgotten_before_they_pile_up() {
+        let schemas = Schemas::default();
+        let schema = json!({"type": "object"});
+        schemas.check("served", &schema).unwrap();
+        // A plugin that comes back with new names at every start.
+        for name in 0..3 * SLACK {
+            schemas.check(&format!("gone-{name}"), &schema).unwrap();
+            schemas.forget_unserved(|tool| tool == "served", 1);
+            let kept = schemas.lock().len();
+            assert!(kept <= 2 + SLACK, "{kept} schemas kept for 1 served tool");
+        }
+        assert!(schemas.lock().contains_key("served"));
     }
 }
