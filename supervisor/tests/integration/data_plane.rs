@@ -1021,16 +1021,10 @@ fn owners(supervisor: &Supervisor) -> (String, String) {
 }
 
 fn conflicts_of(supervisor: &Supervisor, plugin: &str) -> Vec<String> {
-    supervisor
-        .snapshot()
-        .plugins
+    rejected_of(supervisor, plugin)
         .into_iter()
-        .find(|p| p.id == plugin)
-        .unwrap()
-        .rejected
-        .into_iter()
-        .filter(|r| r.code == RejectionCode::Conflict)
-        .map(|r| r.reason)
+        .filter(|(code, _)| *code == RejectionCode::Conflict)
+        .map(|(_, reason)| reason)
         .collect()
 }
 

@@ -980,20 +980,12 @@ mod tests {
     async fn children_are_group_leaders_with_a_scrubbed_environment() {
         let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
         for contain in [false, true] {
-            let spawned = spawner
-                .spawn(request(
-                    contain,
-                    "echo \"$$ $(ps -o pgid= -p $$) ${HOME:-none} ${SECRET:-unset}\"",
-                ))
-                .await
-                .unwrap();
-            let mut child = spawned.child;
-            let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
-            let mut text = String::new();
-            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
-                .await
-                .unwrap();
-            assert!(child.wait().await.unwrap().success());
+            let text = output(
+                &spawner,
+                contain,
+                "echo \"$$ $(ps -o pgid= -p $$) ${HOME:-none} ${SECRET:-unset}\"",
+            )
+            .await;
             let fields: Vec<_> = text.split_whitespace().collect();
             assert_eq!(
                 fields[0], fields[1],
@@ -1029,20 +1021,12 @@ mod tests {
     async fn plugins_start_with_no_signal_blocked_and_sigpipe_not_ignored() {
         let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
         for contain in [false, true] {
-            let spawned = spawner
-                .spawn(request(
-                    contain,
-                    "grep -E '^(SigBlk|SigIgn):' /proc/self/status",
-                ))
-                .await
-                .unwrap();
-            let mut child = spawned.child;
-            let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
-            let mut text = String::new();
-            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
-                .await
-                .unwrap();
-            assert!(child.wait().await.unwrap().success());
+            let text = output(
+                &spawner,
+                contain,
+                "grep -E '^(SigBlk|SigIgn):' /proc/self/status",
+            )
+            .await;
             let mask = |name: &str| {
                 let line = text.lines().find(|l| l.starts_with(name)).unwrap();
                 u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
@@ -1051,6 +1035,18 @@ mod tests {
             let sigpipe = 1 << (libc::SIGPIPE - 1);
             assert_eq!(mask("SigIgn:") & sigpipe, 0, "contained: {contain}: {text}");
         }
+    }
+
+    /// What `script` writes to its stdout, started contained or not; it must succeed.
+    async fn output(spawner: &Spawner, contain: bool, script: &str) -> String {
+        let mut child = spawner.spawn(request(contain, script)).await.unwrap().child;
+        let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+            .await
+            .unwrap();
+        assert!(child.wait().await.unwrap().success(), "{script}: {text}");
+        text
     }
 
     /// How `script` ends, started contained or not.
