@@ -204,6 +204,8 @@ const BASELINES: [(&str, Echo); 3] = [
 
 const SDK: &str = "supervisor -> Rust plugin on outpost-sdk";
 const MINIMAL: &str = "supervisor -> minimal Rust plugin, blocking std";
+const MINIMAL_EPOLL: &str = "supervisor -> minimal Rust plugin, waiting in epoll_wait (echo)";
+const MINIMAL_TOKIO: &str = "supervisor -> minimal Rust plugin, on tokio current_thread (echo)";
 
 async fn latencies(report: &mut Report) {
     let mut baselines = BASELINES.map(|(_, kind)| (kind, Vec::new()));
@@ -231,6 +233,16 @@ async fn latencies(report: &mut Report) {
         )
         .await,
     );
+    // The same minimal plugin woken by readiness events, as every event loop is: the
+    // floor of a plugin on a runtime like the SDK's.
+    for (id, flag, what) in [
+        ("minimal-epoll", "--epoll", MINIMAL_EPOLL),
+        ("minimal-tokio", "--tokio", MINIMAL_TOKIO),
+    ] {
+        let mut spec = rust_spec(id, policy(&json!({})));
+        spec.launch.args = vec!["--minimal-plugin".into(), flag.into()];
+        targets.push(Target::start(what, spec, "echo", json!({ "text": TEXT })).await);
+    }
     for (what, spec, tool, arguments) in interpreted_examples() {
         targets.push(Target::start(what, spec, tool, arguments).await);
     }
@@ -299,12 +311,37 @@ async fn latencies(report: &mut Report) {
         p50s.push(p50);
         target.supervisor.shutdown().await;
     }
-    let sdk_ratio = p50s[0].as_secs_f64() / p50s[1].as_secs_f64();
+    let p50_ratio = |a: usize, b: usize| p50s[a].as_secs_f64() / p50s[b].as_secs_f64();
     report.add(
         "latency",
         "SDK / hand-written, through the supervisor",
-        &format!("outpost-sdk / minimal plugin, p50 through the supervisor: {sdk_ratio:.2}x (target at most 1.2x)"),
+        &format!(
+            "outpost-sdk / minimal plugin, p50 through the supervisor: {:.2}x (target at most 1.2x)",
+            p50_ratio(0, 1)
+        ),
         json!({"ratio": ratio(p50s[0].as_secs_f64(), p50s[1].as_secs_f64()), "target": 1.2}),
+    );
+    report.add(
+        "latency",
+        "event loop / blocking read, the minimal plugin through the supervisor",
+        &format!(
+            "the minimal plugin waiting in epoll_wait / in read: {:.2}x; on tokio / in read: {:.2}x (what waking by readiness costs)",
+            p50_ratio(2, 1),
+            p50_ratio(3, 1)
+        ),
+        json!({
+            "epollRatio": ratio(p50s[2].as_secs_f64(), p50s[1].as_secs_f64()),
+            "tokioRatio": ratio(p50s[3].as_secs_f64(), p50s[1].as_secs_f64()),
+        }),
+    );
+    report.add(
+        "latency",
+        "SDK / the minimal plugin on tokio, through the supervisor",
+        &format!(
+            "outpost-sdk / minimal plugin on the same runtime, p50 through the supervisor: {:.2}x (what the SDK's own code costs)",
+            p50_ratio(0, 3)
+        ),
+        json!({"ratio": ratio(p50s[0].as_secs_f64(), p50s[3].as_secs_f64())}),
     );
 }
 
