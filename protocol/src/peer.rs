@@ -42,7 +42,8 @@
 
 mod outbox;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -50,6 +51,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -962,11 +964,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
     let reason = loop {
-        let next = tokio::select! {
-            biased;
-            () = &mut closed => break None,
-            next = frames.next() => next,
-        };
+        // The next message first; the wait for the end is polled only when there is
+        // none, and a message read once the end has come is dropped, not handled.
+        let next = std::future::poll_fn(|cx| match frames.poll_next_unpin(cx) {
+            Poll::Ready(next) => Poll::Ready((!shared.closed.is_cancelled()).then_some(next)),
+            Poll::Pending => closed.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        let Some(next) = next else { break None };
         let event = match next {
             None => break Some(CloseReason::Eof),
             Some(Err(e)) => {
@@ -1162,13 +1167,12 @@ async fn route(
                 .requests_cancelled_by
                 .as_ref()
                 .map_or_else(CancellationToken::new, CancellationToken::child_token);
-            let duplicate = {
-                let mut inbound = lock(&shared.inbound);
-                let duplicate = inbound.contains_key(&id);
-                if !duplicate {
-                    inbound.insert(id.clone(), cancel.clone());
+            let duplicate = match lock(&shared.inbound).entry(id.clone()) {
+                Entry::Occupied(_) => true,
+                Entry::Vacant(vacant) => {
+                    vacant.insert(cancel.clone());
+                    false
                 }
-                duplicate
             };
             if duplicate {
                 // Answered with a `null` id: the reused id would be taken for the

@@ -1,10 +1,12 @@
 //! Declaring a plugin: its identity, its registrations and their handlers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use outpost_protocol::methods::{CommandResult, CommandRunParams, HttpRequest, HttpResponse};
 use outpost_protocol::methods::{PluginInfo, ToolResult};
@@ -439,7 +441,7 @@ impl<C: ConfigType> PluginBuilder<C> {
         if id.is_empty() || id.chars().any(char::is_whitespace) {
             return Err(BuildError::PluginId(id.clone()));
         }
-        let mut index: HashMap<RegistrationKind, HashMap<String, usize>> = HashMap::new();
+        let mut index: HashMap<RegistrationKind, HashMap<String, usize>> = HashMap::default();
         for (i, entry) in self.entries.iter().enumerate() {
             let registration = &entry.registration;
             let (kind, key) = (registration.kind(), registration.key());
