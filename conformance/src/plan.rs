@@ -2,7 +2,7 @@
 //! (what to start, with which id, config and slow call).
 //!
 //! The suite's modules read the plan; none of them depends on the code that runs the
-//! suite ([`crate::run`]), which depends on them.
+//! suite ([`mod@crate::run`]), which depends on them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

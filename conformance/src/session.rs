@@ -8,7 +8,7 @@
 //!
 //! - the **stdout reader** splits the plugin's output into lines itself (so it sees the
 //!   raw bytes: `\r`, byte-order marks, blank lines, over-long lines), judges each line
-//!   for the stream checks ([`Traffic`]), decodes it with the protocol crate's
+//!   for the stream checks ([`crate::traffic::Traffic`]), decodes it with the protocol crate's
 //!   [`NdjsonCodec`] and hands messages to the session through a bounded queue;
 //! - the **stderr drain** reads stderr from the first moment, counting bytes and keeping
 //!   the last lines, so a chatty plugin never blocks on a full pipe;

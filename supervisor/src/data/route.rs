@@ -351,7 +351,7 @@ impl Shared {
         self.invoke::<HttpHandle>(&owner, params, timeout).await
     }
 
-    /// Runs the handlers of `event` as its rule says ([`hooks`](super::hooks)): observed
+    /// Runs the handlers of `event` as its rule says ([`super::hooks`]): observed
     /// events all at once, modifying and claiming events one after another, each
     /// handler with the payload as the ones before changed it, until a terminal result
     /// or a claim. Each handler has its own budget, within the call's.

@@ -4,7 +4,7 @@
 //! The pipe is read from the first moment and never left to fill (a full stderr pipe
 //! blocks a plugin at its next write, the classic 64 KiB deadlock). Lines are split at
 //! 4 KiB so one endless line cannot grow memory, decoded lossily, and logged at most
-//! [`LOG_BURST`] at once and [`LOG_PER_SECOND`] per second per plugin; the lines over
+//! a burst at once and a steady rate per second per plugin ([`Throttle`]); the lines over
 //! that rate still go to the ring, and the log says how many it skipped.
 
 use std::collections::VecDeque;

@@ -851,7 +851,7 @@ impl Limits {
 /// A plugin's process group; SIGKILLs it on drop unless told the group is gone.
 ///
 /// Dropping is the last resort (a panic, a supervisor dropped without shutdown): the
-/// normal path is the stop escalation, after which [`ProcessGroup::disarm`] is called.
+/// normal path is the stop escalation, after which [`ProcessGroup::sweep`] disarms it.
 #[derive(Debug)]
 pub(crate) struct ProcessGroup {
     pgid: Pid,
