@@ -97,6 +97,7 @@ mod data;
 pub mod isolation;
 mod launch;
 mod policy;
+pub mod shown;
 mod spec;
 
 pub use data::{

@@ -12,6 +12,7 @@ use outpost_supervisor::control::{
     self, Diagnostic, DoctorReport, InspectReport, Inventory, ListRow, Severity, Status,
     ValidateReport, Verdict,
 };
+use outpost_supervisor::shown::escaped;
 use serde::Serialize;
 
 #[derive(Debug, Subcommand)]
@@ -243,21 +244,6 @@ impl Table {
     }
 }
 
-/// `text` with control characters and bidi overrides escaped (`\u{1b}`).
-fn terminal_safe(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
-}
-
 fn plain(text: impl Into<String>) -> (String, Style) {
     (text.into(), Style::new())
 }
@@ -433,8 +419,7 @@ fn print_runtime(
     };
     // What the running plugin registered is the plugin's text: escaped, so it cannot
     // move the cursor or retitle the operator's terminal.
-    let text =
-        |value: &serde_json::Value| value.as_str().map_or_else(|| "-".to_owned(), terminal_safe);
+    let text = |value: &serde_json::Value| value.as_str().map_or_else(|| "-".to_owned(), escaped);
     writeln!(out, "\n{BOLD}Runtime{BOLD:#} (outpost serve)")?;
     let state = match runtime["pid"].as_u64() {
         Some(pid) => format!("{} (pid {pid})", text(&runtime["state"])),
@@ -917,18 +902,4 @@ fn print_doctor(out: &mut impl Write, report: &DoctorReport) -> anyhow::Result<(
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::terminal_safe;
-
-    #[test]
-    fn a_plugins_text_cannot_drive_the_terminal() {
-        assert_eq!(
-            terminal_safe("\u{1b}]0;owned\u{7}tool\u{202e}x\nnext"),
-            "\\u{1b}]0;owned\\u{7}tool\\u{202e}x\\nnext"
-        );
-        assert_eq!(terminal_safe("café: ok"), "café: ok");
-    }
 }

@@ -93,7 +93,7 @@ fn describe(c: char) -> String {
         ' ' => "a space".to_owned(),
         '\\' => "a backslash".to_owned(),
         c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => {
+        c if crate::shown::is_bidi_control(c) => {
             format!("a bidirectional text control (U+{:04X})", c as u32)
         }
         c if c.is_ascii() => format!("`{c}`"),

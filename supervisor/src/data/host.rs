@@ -1,7 +1,6 @@
 //! What the host answers a plugin: its `log` notifications, its requests for the
 //! host's runtime helpers, and what it sends that cannot be used.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use super::call::{Answer, Call};
 use super::gateway::MethodRequest;
 use super::shared::Shared;
 use super::throttle::Throttle;
+use crate::shown::escaped_within;
 use crate::spec::method_allowed;
 
 /// The plugin-to-host methods this host answers, announced in `initialize`.
@@ -107,12 +107,12 @@ fn log(plugin: &str, notification: Notification) {
                 return;
             }
         };
-    let logger = one_line(params.logger.as_deref().unwrap_or(""), 256);
+    let logger = escaped_within(params.logger.as_deref().unwrap_or(""), 256);
     let fields = params
         .fields
-        .map(|f| one_line(&Value::Object(f).to_string(), LOG_TEXT_BYTES))
+        .map(|f| escaped_within(&Value::Object(f).to_string(), LOG_TEXT_BYTES))
         .unwrap_or_default();
-    let message = one_line(&params.message, LOG_TEXT_BYTES);
+    let message = escaped_within(&params.message, LOG_TEXT_BYTES);
     match params.level {
         LogLevel::Debug => {
             tracing::debug!(target: "outpost::plugin", plugin, logger, fields, "{message}");
@@ -127,24 +127,6 @@ fn log(plugin: &str, notification: Notification) {
             tracing::error!(target: "outpost::plugin", plugin, logger, fields, level = ?params.level, "{message}");
         }
     }
-}
-
-/// `text` on one line of at most about `max` bytes: control characters escaped (a
-/// plugin must not forge lines in the operator's log), the rest cut with a count.
-fn one_line(text: &str, max: usize) -> String {
-    let mut line = String::with_capacity(text.len().min(max) + 32);
-    for (at, c) in text.char_indices() {
-        if line.len() >= max {
-            let _ = write!(line, "... ({} more bytes)", text.len() - at);
-            break;
-        }
-        if c.is_control() {
-            line.extend(c.escape_default());
-        } else {
-            line.push(c);
-        }
-    }
-    line
 }
 
 async fn answer(context: &HostContext, request: IncomingRequest) {
@@ -259,21 +241,5 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
             ),
         )
         .with_data(json!({ "method": target, "timeoutMs": u64::try_from(budget.as_millis()).unwrap_or(u64::MAX) }))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plugin_text_stays_on_one_bounded_line() {
-        assert_eq!(
-            one_line("ok\n2026-12-05 INFO outpost: forged\r\u{1b}[2J", 100),
-            "ok\\n2026-12-05 INFO outpost: forged\\r\\u{1b}[2J"
-        );
-        let long = one_line(&"é".repeat(10_000), 1000);
-        assert!(long.ends_with("... (19000 more bytes)"), "{long}");
-        assert!(long.len() < 1100);
     }
 }

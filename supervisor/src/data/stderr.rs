@@ -3,7 +3,8 @@
 //!
 //! The pipe is read from the first moment and never left to fill (a full stderr pipe
 //! blocks a plugin at its next write, the classic 64 KiB deadlock). Lines are split at
-//! 4 KiB so one endless line cannot grow memory, decoded lossily, and logged at most
+//! 4 KiB so one endless line cannot grow memory, decoded lossily, escaped
+//! ([`crate::shown`]: a plugin cannot forge or hide lines of the log) and logged at most
 //! a burst at once and a steady rate per second per plugin ([`Throttle`]); the lines over
 //! that rate still go to the ring, and the log says how many it skipped.
 
@@ -15,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use super::throttle::Throttle;
+use crate::shown::escaped;
 
 /// Longest line kept; longer lines are cut into pieces of this size.
 const MAX_LINE: usize = 4096;
@@ -127,9 +129,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 }
 
+/// A line as the log and crash reports show it: decoded lossily, its control and
+/// bidirectional characters escaped ([`crate::shown`]), so that a plugin cannot forge
+/// or hide lines of the operator's log.
 fn decode(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    String::from_utf8_lossy(bytes).into_owned()
+    escaped(&String::from_utf8_lossy(bytes))
 }
 
 #[cfg(test)]
@@ -156,6 +161,17 @@ mod tests {
         assert_eq!(
             lines.iter().map(String::len).collect::<Vec<_>>(),
             [MAX_LINE, MAX_LINE, 10]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plugin_cannot_forge_or_hide_log_lines_from_its_stderr() {
+        assert_eq!(
+            lines_of(b"ok\r2026-12-05 INFO outpost: all fine\x1b[2K\ntool \xe2\x80\xae1 x\n").await,
+            [
+                "ok\\r2026-12-05 INFO outpost: all fine\\u{1b}[2K",
+                "tool \\u{202e}1 x"
+            ]
         );
     }
 
