@@ -12,7 +12,17 @@
 //! controls, not `\r` nor the bidirectional controls), and JSON logs escape only the
 //! controls: text from a plugin goes through here first.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
+
+/// The most of one piece of a plugin's text a log line shows (a `log` record's message,
+/// an error message a plugin answered with); the rest is cut.
+pub(crate) const LOG_TEXT_BYTES: usize = 8 * 1024;
+
+/// What a plugin said (an error, a problem, a rejected name), as a log line shows it:
+/// escaped, and cut at [`LOG_TEXT_BYTES`].
+pub(crate) fn for_log(text: impl Display) -> String {
+    escaped_within(&text.to_string(), LOG_TEXT_BYTES)
+}
 
 /// Whether `c` changes the direction of the text around it: a bidirectional
 /// embedding, override or isolate, or a direction mark.

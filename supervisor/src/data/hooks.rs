@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 
 use outpost_protocol::{ErrorObject, HookRegistration};
 
+use crate::shown::for_log;
 use crate::spec::HookPolicy;
 
 /// How an event's handlers run.
@@ -359,7 +360,7 @@ impl HookOutcome {
         match (&run.outcome, rule.kind) {
             (_, Kind::Observe) | (HookRunOutcome::Result(None), _) => {}
             (HookRunOutcome::Error(error), _) => {
-                tracing::warn!(plugin = %run.plugin, event, code = ?error.code, "hook handler skipped: {}", error.message);
+                tracing::warn!(plugin = %run.plugin, event, code = ?error.code, "hook handler skipped: {}", for_log(&error.message));
                 if rule.fail_closed
                     && let Some(terminal) = rule.stop
                 {

@@ -17,7 +17,7 @@ use super::call::{Answer, Call};
 use super::gateway::MethodRequest;
 use super::shared::Shared;
 use super::throttle::Throttle;
-use crate::shown::escaped_within;
+use crate::shown::{LOG_TEXT_BYTES, escaped_within, for_log};
 use crate::spec::method_allowed;
 
 /// The plugin-to-host methods this host answers, announced in `initialize`.
@@ -43,9 +43,6 @@ pub(crate) struct HostContext {
 /// Requests of one plugin's the host answers at once; more are refused with `-32009`
 /// until some finish, so a plugin cannot pile up work (and memory) in the host.
 const REQUESTS_IN_FLIGHT: usize = 256;
-
-/// The longest `log` message or `fields` text logged; the rest is cut.
-const LOG_TEXT_BYTES: usize = 8 * 1024;
 
 /// Handles everything the plugin sends except responses, until its connection ends.
 pub(crate) async fn serve(context: HostContext, mut incoming: Incoming) {
@@ -83,11 +80,11 @@ pub(crate) async fn serve(context: HostContext, mut incoming: Incoming) {
             // Expected: a call the host cancelled or timed out is still answered
             // (docs/protocol.md §8.2). Counted in the metrics by the peer.
             Event::Problem(problem @ Problem::LateResponse { .. }) => {
-                tracing::debug!(plugin = %context.plugin, "{problem}");
+                tracing::debug!(plugin = %context.plugin, "{}", for_log(&problem));
             }
             Event::Problem(problem) if throttle.admit(Instant::now()) => {
                 let skipped = throttle.take_skipped();
-                tracing::warn!(plugin = %context.plugin, skipped, "protocol problem: {problem}");
+                tracing::warn!(plugin = %context.plugin, skipped, "protocol problem: {}", for_log(&problem));
             }
             _ => {}
         }

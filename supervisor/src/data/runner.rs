@@ -53,6 +53,7 @@ use super::restart::{Decision, ExitKind, RestartHistory};
 use super::shared::Shared;
 use super::stderr;
 use crate::policy::{HealthPolicy, SupervisionPolicy};
+use crate::shown::for_log;
 
 /// Environment variables passed through from the supervisor when set: named one by
 /// one (no `LC_*` wildcard: any name can start with `LC_`).
@@ -107,7 +108,7 @@ pub(crate) async fn run(
                 runner.after_crash(report, ran_for, &mut orders).await
             }
             Next::Failed(reason) => {
-                tracing::debug!(plugin = %runner.runtime.id(), "failed: {reason}");
+                tracing::debug!(plugin = %runner.runtime.id(), "failed: {}", for_log(&reason));
                 runner.set_down(PluginState::Failed, reason, None);
                 Next::Idle
             }
@@ -613,7 +614,7 @@ async fn handshake(
             (Some(kind), Some(key)) => format!("{kind} `{key}`"),
             _ => format!("registration {}", rejected.index),
         };
-        tracing::warn!(plugin = %spec.id, code = %rejected.code, "{what} rejected: {}", rejected.reason);
+        tracing::warn!(plugin = %spec.id, code = %rejected.code, "{} rejected: {}", for_log(what), for_log(&rejected.reason));
     }
     if let Some(more) = admission
         .rejected
@@ -674,7 +675,7 @@ async fn handshake(
             .request::<ServiceStart>(&params, CallOptions::timeout(call_timeout))
             .await
         {
-            tracing::warn!(plugin = %spec.id, service = %service, "service did not start: {e}");
+            tracing::warn!(plugin = %spec.id, service = %for_log(service), "service did not start: {}", for_log(e));
         }
     }
     Ok(admission.services)
@@ -895,7 +896,7 @@ async fn health(peer: Peer, policy: HealthPolicy) -> ExitCause {
             }
             Err(e) => {
                 misses += 1;
-                tracing::warn!(plugin = %peer.name(), misses, "ping unanswered: {e}");
+                tracing::warn!(plugin = %peer.name(), misses, "ping unanswered: {}", for_log(e));
                 if misses >= policy.misses {
                     return ExitCause::Unresponsive {
                         misses,

@@ -892,6 +892,13 @@ async fn log_notifications_are_rate_limited_cut_and_kept_on_one_line() {
         !text.lines().any(|l| l.starts_with("FORGED")),
         "a forged line"
     );
+    // Neither stderr nor a record can move the cursor back or turn the text around.
+    assert!(
+        text.contains(r"stderr ok\rFORGED-CR outpost: fine \u{202e}evil"),
+        "{text}"
+    );
+    assert!(text.contains(r"record ok\rFORGED-CR \u{2066}hidden"));
+    assert!(!text.contains(['\r', '\u{202e}', '\u{2066}']));
     assert!(text.len() < 8 * 1024 * 1024, "{} bytes of log", text.len());
     fixture.assert_all_gone();
 }
