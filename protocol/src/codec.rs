@@ -162,6 +162,12 @@ impl NdjsonCodec {
         self.max_line
     }
 
+    /// Changes the line limit for the lines decoded from now on (a line already being
+    /// discarded is discarded to its end).
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
+    }
+
     fn too_long(&self, line: u64, bytes: &[u8], seen: usize) -> InvalidLine {
         InvalidLine {
             line,

@@ -46,7 +46,7 @@ use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -411,6 +411,8 @@ pub struct Peer {
 struct Shared {
     name: String,
     max_message_bytes: usize,
+    /// The longest line read from the other side ([`Peer::lower_incoming_limit`]).
+    incoming_limit: AtomicUsize,
     out: Outbox,
     pending: Mutex<HashMap<RequestId, Pending>>,
     /// Requests that timed out or were cancelled, newest last, to recognise late answers.
@@ -449,6 +451,7 @@ where
     let shared = Arc::new(Shared {
         name: config.name.clone(),
         max_message_bytes: config.max_message_bytes,
+        incoming_limit: AtomicUsize::new(config.max_message_bytes),
         out: Outbox::new(Box::new(writer), config.outbound_queue),
         pending: Mutex::default(),
         abandoned: Mutex::default(),
@@ -633,6 +636,18 @@ impl Peer {
         if !self.shared.write_closed.swap(true, Ordering::SeqCst) {
             self.shared.out.close();
         }
+    }
+
+    /// Lowers the longest line accepted from the other side, for the lines read from
+    /// now on (never raises it above [`PeerConfig::max_message_bytes`]): for an owner
+    /// that learns the other side's limit after connecting, as a plugin does from
+    /// `initialize`. Longer lines are reported as [`crate::codec::LineProblem::TooLong`] (and answered
+    /// `-32006` when [`PeerConfig::answer_invalid`]), as lines over the configured limit
+    /// are.
+    pub fn lower_incoming_limit(&self, max_line: usize) {
+        self.shared
+            .incoming_limit
+            .fetch_min(max_line, Ordering::Relaxed);
     }
 
     /// Ends the connection now: pending requests fail with `reason`, incoming requests
@@ -964,6 +979,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
     let reason = loop {
+        let limit = shared.incoming_limit.load(Ordering::Relaxed);
+        frames.decoder_mut().codec.set_max_line(limit);
         // The next message first; the wait for the end is polled only when there is
         // none, and a message read once the end has come is dropped, not handled.
         let next = std::future::poll_fn(|cx| match frames.poll_next_unpin(cx) {

@@ -118,7 +118,6 @@ mod context;
 mod error;
 mod fixture;
 pub mod http;
-mod limit;
 mod session;
 mod stdio;
 pub mod testing;

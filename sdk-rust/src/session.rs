@@ -36,7 +36,7 @@ use outpost_protocol::peer::{
     self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Problem, Responder,
 };
 use outpost_protocol::{
-    ErrorCode, ErrorObject, InvalidLine, Message, NotificationType, RegistrationKind, Response,
+    ErrorCode, ErrorObject, InvalidLine, Message, NotificationType, RegistrationKind,
     SUPPORTED_VERSIONS,
 };
 use serde::Deserialize;
@@ -52,7 +52,6 @@ use crate::builder::{
     BoxFuture, ConfigType, Entry, Handler, Input, Output, Plugin, Run, ServiceFn, Target, to_json,
 };
 use crate::context::{Context, LogSink, ServiceContext, Shared, Work};
-use crate::limit::{Limits, LineLimit};
 use crate::{Error, ServeError, fixture};
 
 /// How many calls may wait for a concurrency slot beyond `maxConcurrentRequests` before
@@ -88,19 +87,18 @@ where
     };
     let (input_ended_tx, input_ended) = oneshot::channel();
     let release = CancellationToken::new();
-    let limits = Limits::new();
     // Every call's cancellation is a child of this, which fires at `shutdown` and EOF.
     let shutdown = CancellationToken::new();
     let reader = HoldEof {
-        inner: LineLimit::new(reader, limits.clone()),
+        inner: reader,
         input_ended: Some(input_ended_tx),
         release: Box::pin(release.clone().cancelled_owned()),
         at_eof: false,
     };
     let config = PeerConfig {
         name: "the host".to_owned(),
-        // Unreadable lines are answered by the session, which knows which ones were
-        // over the host's limit (see `limit.rs`).
+        // Unreadable lines are answered by the session, which also reports them on
+        // stderr.
         answer_invalid: false,
         // Pings are answered by the session's loop (which only routes, so they never
         // wait behind a call), after the peer has refused a reused id: a ping that
@@ -119,7 +117,6 @@ where
         phase: Phase::Waiting,
         fatal: fatal_tx,
         flushed,
-        limits,
         shutdown,
     };
     let outcome = session.run(incoming, fatal_rx, input_ended, release).await;
@@ -153,8 +150,6 @@ struct Session<C> {
     flushed: CancellationToken,
     /// Becomes [`Shared::shutdown`]; the parent of every call's cancellation.
     shutdown: CancellationToken,
-    /// The host's line limit, enforced in front of the peer.
-    limits: Arc<Limits>,
 }
 
 /// Everything a running session shares with its call tasks.
@@ -264,33 +259,17 @@ impl<C: ConfigType> Session<C> {
     }
 
     /// Answers a line that is not a message (once), as the protocol says: `-32006` for
-    /// a line over the host's limit, `-32602` for a request whose params are not an
-    /// object (docs/protocol.md §4), else what the codec found wrong.
+    /// a line over the host's limit (the peer reads with the limit `initialize`
+    /// announced), `-32602` for a request whose params are not an object
+    /// (docs/protocol.md §4), else what the codec found wrong.
     async fn on_invalid_line(&self, line: &InvalidLine) {
-        let id = &self.plugin.info.id;
-        let response = if let Some((limit, seen)) = self.limits.take_oversized(line.line) {
-            eprintln!(
-                "outpost-sdk: plugin `{id}`: from the host: line {} is over the host's {limit}-byte limit; discarded",
-                line.line
-            );
-            Response::error(
-                None,
-                ErrorObject::new(
-                    ErrorCode::MessageTooLarge,
-                    format!(
-                        "line {} is over the {limit}-byte limit and was discarded",
-                        line.line
-                    ),
-                )
-                .with_data(json!({"limit": limit, "size": seen})),
-            )
-        } else {
-            eprintln!("outpost-sdk: plugin `{id}`: from the host: {line}");
-            line.to_response()
-        };
+        eprintln!(
+            "outpost-sdk: plugin `{}`: from the host: {line}",
+            self.plugin.info.id
+        );
         let _ = self
             .peer
-            .send_raw(Message::Response(response).to_json())
+            .send_raw(Message::Response(line.to_response()).to_json())
             .await;
     }
 
@@ -426,7 +405,7 @@ impl<C: ConfigType> Session<C> {
             .ok()
             .filter(|limit| *limit < outpost_protocol::DEFAULT_MAX_MESSAGE_BYTES);
         if let Some(limit) = max_message_bytes {
-            self.limits.set(limit);
+            self.peer.lower_incoming_limit(limit);
         }
         let shared = Arc::new(Shared {
             plugin_id: id.clone(),
