@@ -641,9 +641,9 @@ impl Peer {
     /// Lowers the longest line accepted from the other side, for the lines read from
     /// now on (never raises it above [`PeerConfig::max_message_bytes`]): for an owner
     /// that learns the other side's limit after connecting, as a plugin does from
-    /// `initialize`. Longer lines are reported as [`crate::codec::LineProblem::TooLong`] (and answered
-    /// `-32006` when [`PeerConfig::answer_invalid`]), as lines over the configured limit
-    /// are.
+    /// `initialize`. Longer lines are reported as
+    /// [`crate::codec::LineProblem::TooLong`] (and answered `-32006` when
+    /// [`PeerConfig::answer_invalid`]), as lines over the configured limit are.
     pub fn lower_incoming_limit(&self, max_line: usize) {
         self.shared
             .incoming_limit
