@@ -979,13 +979,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
     let reason = loop {
-        let limit = shared.incoming_limit.load(Ordering::Relaxed);
-        frames.decoder_mut().codec.set_max_line(limit);
         // The next message first; the wait for the end is polled only when there is
         // none, and a message read once the end has come is dropped, not handled.
-        let next = std::future::poll_fn(|cx| match frames.poll_next_unpin(cx) {
-            Poll::Ready(next) => Poll::Ready((!shared.closed.is_cancelled()).then_some(next)),
-            Poll::Pending => closed.as_mut().poll(cx).map(|()| None),
+        let next = std::future::poll_fn(|cx| {
+            // At every poll: the limit may have been lowered while the reader waited.
+            let limit = shared.incoming_limit.load(Ordering::Relaxed);
+            frames.decoder_mut().codec.set_max_line(limit);
+            match frames.poll_next_unpin(cx) {
+                Poll::Ready(next) => Poll::Ready((!shared.closed.is_cancelled()).then_some(next)),
+                Poll::Pending => closed.as_mut().poll(cx).map(|()| None),
+            }
         })
         .await;
         let Some(next) = next else { break None };
