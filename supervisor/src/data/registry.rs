@@ -822,18 +822,16 @@ impl Registry {
         }
     }
 
-    /// The first admission of a plugin that touches no other plugin: none of its
-    /// registrations is contested (no key, command name or overlapping route of another
-    /// plugin, whatever their precedence, and no choice between two of its own), and no
-    /// other plugin has a gateway method in its namespace. Resolving every plugin again
-    /// would then change nothing but this one's registrations, so only they are checked
-    /// and indexed: the common case while a fleet starts, where a full resolution per
-    /// admission made starting n plugins cost n² work. `None`, having changed nothing,
-    /// when the full resolution is needed.
+    /// An admission that touches no other plugin: none of the plugin's registrations is
+    /// contested (no key, command name or overlapping route of another plugin, whatever
+    /// their precedence, and no choice between two of its own), it keeps every key it
+    /// held (so nothing it held is freed for another plugin), and no other plugin has a
+    /// gateway method in its namespace. Resolving every plugin again would then change
+    /// nothing but this one's registrations, so only they are checked and indexed: the
+    /// common case while a fleet starts, and when a plugin restarts, where a full
+    /// resolution per admission made n admissions cost n² work. `None`, having changed
+    /// nothing, when the full resolution is needed.
     fn admit_alone(&self, state: &mut State, plugin: &str) -> Option<HashMap<String, Diff>> {
-        if state.owned.contains_key(plugin) {
-            return None;
-        }
         let namespace = format!("{plugin}.");
         if state
             .index
@@ -850,10 +848,18 @@ impl Registry {
         let wanted = state.wanted.get(plugin)?;
         let mut batch = Batch::default();
         for (at, registration) in &wanted.candidates {
+            // The plugin's own registrations from before do not count against it.
             match batch.check(&state.index, &state.plugins, plugin, registration) {
                 Ok(None) => batch.push(*at, registration.clone()),
                 Ok(Some(_)) | Err(_) => return None,
             }
+        }
+        let old = state.owned.get(plugin).cloned().unwrap_or_default();
+        if old
+            .iter()
+            .any(|r| !batch.positions.contains_key(&(r.kind(), r.key())))
+        {
+            return None;
         }
         let mut rejected = wanted.refused.clone();
         rejected.sort_by_key(|r| r.index);
@@ -861,6 +867,7 @@ impl Registry {
             batch.entries.into_iter().flatten().collect();
         let registrations: Vec<Arc<Registration>> =
             accepted.iter().map(|(_, r)| r.clone()).collect();
+        state.index.remove(plugin, &old);
         state.index.insert(plugin, &registrations);
         // Hooks and routes are listed in precedence order, as a full resolution lists
         // them; this plugin's went last.
@@ -871,10 +878,32 @@ impl Registry {
         if let Some(entry) = state.plugins.get_mut(plugin) {
             settle(entry, &accepted, rejected);
         }
+        // What changed, as a full resolution reports it: changes, then registrations.
+        let before: HashMap<(RegistrationKind, String), &Arc<Registration>> =
+            old.iter().map(|r| ((r.kind(), r.key()), r)).collect();
         let mut diff = Diff::default();
+        let mut registered = Vec::new();
         for registration in &registrations {
-            let (kind, key) = (registration.kind(), registration.key());
-            diff.added.push((kind, key.clone()));
+            let key = (registration.kind(), registration.key());
+            match before.get(&key) {
+                Some(previous) if **previous == *registration => {}
+                Some(_) => {
+                    diff.changed.push(key.clone());
+                    self.publish(state, |seq| RegistryEvent::Changed {
+                        seq,
+                        plugin: plugin.to_owned(),
+                        kind: key.0,
+                        key: key.1,
+                        registration: (**registration).clone(),
+                    });
+                }
+                None => {
+                    diff.added.push(key.clone());
+                    registered.push((key, registration));
+                }
+            }
+        }
+        for ((kind, key), registration) in registered {
             self.publish(state, |seq| RegistryEvent::Registered {
                 seq,
                 plugin: plugin.to_owned(),
@@ -1151,6 +1180,42 @@ impl Index {
 }
 
 impl Index {
+    /// Takes `plugin`'s `registrations` out (all it holds).
+    fn remove(&mut self, plugin: &str, registrations: &[Arc<Registration>]) {
+        for registration in registrations {
+            match registration.as_ref() {
+                Registration::Hook(hook) => {
+                    if let Some(list) = self.hooks.get_mut(&hook.event) {
+                        list.retain(|(owner, _)| owner != plugin);
+                        if list.is_empty() {
+                            self.hooks.remove(&hook.event);
+                        }
+                    }
+                    continue;
+                }
+                Registration::Command(command) => {
+                    for name in command_names(command) {
+                        if self.commands.get(&name).is_some_and(|o| o.plugin == plugin) {
+                            self.commands.remove(&name);
+                        }
+                    }
+                }
+                Registration::HttpRoute(route) => self.routes.remove(plugin, route),
+                _ => {}
+            }
+            let kind = registration.kind();
+            if let Some(owners) = self.owners.get_mut(&kind) {
+                let key = registration.key();
+                if owners.get(&key).is_some_and(|o| o.plugin == plugin) {
+                    owners.remove(&key);
+                }
+                if owners.is_empty() {
+                    self.owners.remove(&kind);
+                }
+            }
+        }
+    }
+
     /// Puts the hooks of the events and the routes at the paths that `registrations`
     /// touch back in precedence order (`rank` of their plugin; a stable sort, so each
     /// plugin's keep their registration order).
@@ -1848,6 +1913,49 @@ mod tests {
                 .plugin,
             "b"
         );
+    }
+
+    #[test]
+    fn a_restart_that_keeps_its_keys_reports_changes_then_additions() {
+        // `a` comes back with every key it held (one changed) and a new one: admitted
+        // alone, and reported as a full resolution would report it.
+        let registry = Registry::new(["a", "b"]);
+        let hook = |id: &str| json!({"kind": "hook", "event": "llm_input", "id": id});
+        admit(&registry, "a", &[tool("t1"), tool("t2"), hook("a1")]);
+        admit(&registry, "b", &[tool("shared"), hook("b1")]);
+        registry.set_state("a", PluginState::Restarting, Some(crashed()));
+        let (_, mut events) = registry.subscribe();
+        let again = admit(
+            &registry,
+            "a",
+            &[
+                tool("t1"),
+                json!({"kind": "tool", "name": "t2", "description": "changed", "inputSchema": {"type": "object"}}),
+                hook("a1"),
+                tool("echo"),
+            ],
+        );
+        assert!(again.rejected.is_empty(), "{:?}", again.rejected);
+        assert_eq!(again.changed, [(RegistrationKind::Tool, "t2".to_owned())]);
+        assert_eq!(again.added, [(RegistrationKind::Tool, "echo".to_owned())]);
+        assert!(again.removed.is_empty());
+        let kinds: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|event| match event {
+                RegistryEvent::Registered { key, .. } => format!("+{key}"),
+                RegistryEvent::Changed { key, .. } => format!("~{key}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["~t2", "+echo"]);
+        let t2 = registry.owner(RegistrationKind::Tool, "t2").unwrap();
+        assert!(matches!(&*t2.registration, Registration::Tool(t) if t.description == "changed"));
+        // `a` comes first in precedence: its hook still runs before `b`'s.
+        let order: Vec<String> = registry
+            .hooks("llm_input")
+            .into_iter()
+            .map(|(plugin, _)| plugin)
+            .collect();
+        assert_eq!(order, ["a", "b"]);
     }
 
     #[test]
