@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use super::throttle::Throttle;
-use crate::shown::escaped;
+use crate::shown::escaped_within;
 
 /// Longest line kept; longer lines are cut into pieces of this size.
 const MAX_LINE: usize = 4096;
@@ -131,10 +131,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 
 /// A line as the log and crash reports show it: decoded lossily, its control and
 /// bidirectional characters escaped ([`crate::shown`]), so that a plugin cannot forge
-/// or hide lines of the operator's log.
+/// or hide lines of the operator's log, and cut again at [`MAX_LINE`] (escapes make a
+/// line longer: a line of control characters would otherwise take five times the
+/// ring's memory).
 fn decode(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    escaped(&String::from_utf8_lossy(bytes))
+    escaped_within(&String::from_utf8_lossy(bytes), MAX_LINE)
 }
 
 #[cfg(test)]
@@ -162,6 +164,14 @@ mod tests {
             lines.iter().map(String::len).collect::<Vec<_>>(),
             [MAX_LINE, MAX_LINE, 10]
         );
+    }
+
+    #[tokio::test]
+    async fn escaped_lines_stay_within_the_line_limit() {
+        let lines = lines_of(&[1_u8; MAX_LINE]).await;
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].starts_with(r"\u{1}\u{1}"), "{}", &lines[0][..20]);
+        assert!(lines[0].len() < MAX_LINE + 64, "{} bytes", lines[0].len());
     }
 
     #[tokio::test]
