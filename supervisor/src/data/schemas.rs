@@ -41,16 +41,7 @@ impl Schemas {
         {
             return Ok(());
         }
-        let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
-        self.lock().insert(
-            tool.to_owned(),
-            Compiled {
-                schema: schema.clone(),
-                registration: None,
-                validator: Arc::new(validator),
-            },
-        );
-        Ok(())
+        self.compile(tool, schema, None).map(drop)
     }
 
     /// The compiled `schema` of `tool`, as `registration` (whose schema it is)
@@ -74,12 +65,22 @@ impl Schemas {
                 }
             }
         }
+        self.compile(tool, schema, Some(registration.clone()))
+    }
+
+    /// Compiles `schema` as `tool`'s, replacing what the name had.
+    fn compile(
+        &self,
+        tool: &str,
+        schema: &Value,
+        registration: Option<Arc<Registration>>,
+    ) -> Result<Arc<Validator>, String> {
         let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| e.to_string())?);
         self.lock().insert(
             tool.to_owned(),
             Compiled {
                 schema: schema.clone(),
-                registration: Some(registration.clone()),
+                registration,
                 validator: validator.clone(),
             },
         );
