@@ -476,7 +476,7 @@ impl ParseFailure {
 const VERSION: &str = "2.0";
 
 /// Room for a typical line, so that writing one does not grow its buffer step by step.
-const LINE_CAPACITY: usize = 256;
+pub(crate) const LINE_CAPACITY: usize = 256;
 
 fn to_line(message: &impl Serialize) -> String {
     String::from_utf8(to_line_bytes(message)).expect("serde_json writes UTF-8")

@@ -62,7 +62,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use self::outbox::{Outbox, Refused};
-use crate::message::Envelope;
+use crate::message::{Envelope, LINE_CAPACITY};
 use crate::methods::{CancelParams, ProgressParams};
 use crate::{
     ErrorCode, ErrorObject, InvalidLine, Message, NdjsonCodec, Notification, NotificationType,
@@ -800,6 +800,118 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// A success response's line, with its result serialized straight into it: what
+/// [`Message::response_json`] writes, built where the result is made, so that the
+/// result is written once and never copied into a line afterwards. Answer with
+/// [`Responder::try_answer_line`] or [`Responder::answer_line`].
+#[derive(Debug)]
+pub struct ResultLine {
+    /// `{"jsonrpc":"2.0","id":ID,"result":RESULT}`, without the newline.
+    line: Vec<u8>,
+    /// Where the id's JSON ends, and where the result's begins.
+    id_end: usize,
+    result_start: usize,
+}
+
+impl ResultLine {
+    const HEAD: &'static [u8] = br#"{"jsonrpc":"2.0","id":"#;
+    const RESULT: &'static [u8] = br#","result":"#;
+
+    /// The line answering request `id` with `result`; fails only when `result` cannot be
+    /// serialized as JSON (a map with keys that are not strings, a failing `Serialize`).
+    pub fn new<R: Serialize + ?Sized>(id: &RequestId, result: &R) -> serde_json::Result<Self> {
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        line.extend_from_slice(Self::HEAD);
+        serde_json::to_writer(&mut line, id)?;
+        let id_end = line.len();
+        line.extend_from_slice(Self::RESULT);
+        let result_start = line.len();
+        serde_json::to_writer(&mut line, result)?;
+        line.push(b'}');
+        Ok(Self {
+            line,
+            id_end,
+            result_start,
+        })
+    }
+
+    /// The result's JSON text.
+    pub fn result(&self) -> &[u8] {
+        &self.line[self.result_start..self.line.len() - 1]
+    }
+
+    /// The line's length in bytes, without its newline.
+    pub fn len(&self) -> usize {
+        self.line.len()
+    }
+
+    /// Always false: a line holds at least the envelope.
+    pub fn is_empty(&self) -> bool {
+        self.line.is_empty()
+    }
+
+    /// The line, when it answers `id`; else the same result under `id` (a line built
+    /// for another request never answers this one).
+    pub(crate) fn into_line_for(self, id: &RequestId) -> Vec<u8> {
+        let mut same = SameBytes(&self.line[Self::HEAD.len()..self.id_end]);
+        if serde_json::to_writer(&mut same, id).is_ok() && same.0.is_empty() {
+            return self.line;
+        }
+        let result: &RawValue =
+            serde_json::from_slice(self.result()).expect("the result was written as JSON");
+        Message::response_bytes(Some(id), Ok(result))
+    }
+
+    /// The raw line back, once it was given to the output with its newline.
+    pub(crate) fn from_sent(mut line: Vec<u8>, id: &RequestId) -> Self {
+        line.pop();
+        let id_end = Self::HEAD.len() + SameBytes::json_len(id);
+        Self {
+            line,
+            id_end,
+            result_start: id_end + Self::RESULT.len(),
+        }
+    }
+}
+
+/// A writer that takes bytes only while they are the next bytes of a slice: compares
+/// what is serialized with text already written, without writing it anywhere.
+struct SameBytes<'a>(&'a [u8]);
+
+impl SameBytes<'_> {
+    /// How long `id` is as JSON.
+    fn json_len(id: &RequestId) -> usize {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        serde_json::to_writer(&mut count, id).map_or(0, |()| count.0)
+    }
+}
+
+impl std::io::Write for SameBytes<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.0.strip_prefix(bytes) {
+            Some(rest) => {
+                self.0 = rest;
+                Ok(bytes.len())
+            }
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Answers one incoming request.
 #[derive(Debug)]
 pub struct Responder {
@@ -848,10 +960,37 @@ impl Responder {
     /// [`Responder::ok`] or [`Responder::error`] would. When the output's queue is full,
     /// the responder comes back unanswered, for one of those (which wait for room).
     pub fn try_answer<R: Serialize + ?Sized>(
-        mut self,
+        self,
         outcome: Result<&R, &ErrorObject>,
     ) -> Result<Result<(), SendError>, Self> {
-        let mut line = response_line(Some(&self.id), outcome);
+        let line = response_line(Some(&self.id), outcome);
+        self.try_send(line).map_err(|(responder, _)| responder)
+    }
+
+    /// [`Responder::try_answer`] with a result already written into its line. When the
+    /// output's queue is full, the responder and the line come back, for
+    /// [`Responder::answer_line`].
+    pub fn try_answer_line(
+        self,
+        line: ResultLine,
+    ) -> Result<Result<(), SendError>, (Self, ResultLine)> {
+        let line = line.into_line_for(&self.id);
+        self.try_send(line).map_err(|(responder, line)| {
+            let line = ResultLine::from_sent(line, &responder.id);
+            (responder, line)
+        })
+    }
+
+    /// Sends a result already written into its line, as [`Responder::ok`] would send
+    /// it.
+    pub async fn answer_line(self, line: ResultLine) -> Result<(), SendError> {
+        let line = line.into_line_for(&self.id);
+        self.send(line).await
+    }
+
+    /// Puts `line` into the output if it takes it without waiting; gives it back (with
+    /// its newline) with the responder when the output's queue is full.
+    fn try_send(mut self, mut line: Vec<u8>) -> Result<Result<(), SendError>, (Self, Vec<u8>)> {
         // As in `send`: the id is free before the answer can reach the other side.
         let token = lock(&self.shared.inbound).remove(&self.id);
         if line.len() > self.shared.max_message_bytes {
@@ -874,11 +1013,11 @@ impl Responder {
                 self.shared.stats.wrote(length);
                 Ok(Ok(()))
             }
-            Err(Refused::Full(_)) => {
+            Err(Refused::Full(line)) => {
                 if let Some(token) = token {
                     lock(&self.shared.inbound).insert(self.id.clone(), token);
                 }
-                Err(self)
+                Err((self, line))
             }
             Err(refused) => {
                 self.answered = true;
@@ -1669,6 +1808,81 @@ mod tests {
         );
         assert_eq!(answers[2]["result"], json!(big));
         assert_eq!(answers[3]["error"]["message"], "no");
+    }
+
+    #[tokio::test]
+    async fn result_lines_are_sent_as_ok_would_send_them_under_the_responders_own_id() {
+        let (mut to_peer, peer_reads) = tokio::io::duplex(64 * 1024);
+        // A pipe of 64 bytes nobody reads yet, and room for one waiting line.
+        let (peer_writes, from_peer) = tokio::io::duplex(64);
+        let config = PeerConfig {
+            outbound_queue: 1,
+            ..PeerConfig::default()
+        };
+        let (_peer, mut incoming) = connect(peer_reads, peer_writes, config);
+        for id in ["1", r#""a\"b""#, "3", "4"] {
+            let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"m\"}}\n");
+            to_peer.write_all(line.as_bytes()).await.unwrap();
+        }
+        let mut responders = Vec::new();
+        while responders.len() < 4 {
+            match incoming.next().await {
+                Some(Event::Request(request)) => responders.push(request.responder),
+                other => panic!("expected a request, got {other:?}"),
+            }
+        }
+        let ids: Vec<RequestId> = responders.iter().map(|r| r.id().clone()).collect();
+        let big = json!({"text": "x".repeat(1000), "quote": "\"\u{202e}"});
+        let mut responders = responders.into_iter();
+        // The first fills the pipe, and its rest the queue.
+        let line = ResultLine::new(&ids[0], &big).unwrap();
+        assert_eq!(line.result(), serde_json::to_vec(&big).unwrap());
+        let first = responders.next().unwrap().try_answer_line(line);
+        assert!(matches!(first, Ok(Ok(()))), "{first:?}");
+        // The second finds no room: the responder and its line come back, whole.
+        let (second, line) = match responders
+            .next()
+            .unwrap()
+            .try_answer_line(ResultLine::new(&ids[1], &big).unwrap())
+        {
+            Err(back) => back,
+            Ok(sent) => panic!("a full queue took the answer: {sent:?}"),
+        };
+        assert_eq!(line.result(), serde_json::to_vec(&big).unwrap());
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(from_peer).lines();
+            let mut answers = Vec::new();
+            while answers.len() < 4 {
+                answers.push(lines.next_line().await.unwrap().expect("a line"));
+            }
+            answers
+        });
+        second.answer_line(line).await.unwrap();
+        // A line built for another request is answered under this one's id.
+        let stray = RequestId::String("another".into());
+        responders
+            .next()
+            .unwrap()
+            .answer_line(ResultLine::new(&stray, &big).unwrap())
+            .await
+            .unwrap();
+        let small = ResultLine::new(&ids[3], &[1, 2]).unwrap();
+        assert_eq!(
+            small.len(),
+            r#"{"jsonrpc":"2.0","id":4,"result":[1,2]}"#.len()
+        );
+        match responders.next().unwrap().try_answer_line(small) {
+            Ok(sent) => sent.unwrap(),
+            Err((back, line)) => back.answer_line(line).await.unwrap(),
+        }
+        let answers = reader.await.unwrap();
+        // Byte for byte what `ok` writes.
+        let expected: Vec<String> = ids
+            .iter()
+            .zip([&big, &big, &big, &json!([1, 2])])
+            .map(|(id, result)| Message::response_json(Some(id), Ok(result)))
+            .collect();
+        assert_eq!(answers, expected);
     }
 
     #[tokio::test]

@@ -10,10 +10,11 @@ use foldhash::HashMap;
 
 use outpost_protocol::methods::{CommandResult, CommandRunParams, HttpRequest, HttpResponse};
 use outpost_protocol::methods::{PluginInfo, ToolResult};
+use outpost_protocol::peer::ResultLine;
 use outpost_protocol::{
     ChannelRegistration, CommandRegistration, ContextEngineRegistration, ErrorCode,
     GatewayMethodRegistration, HookRegistration, HttpRouteRegistration, ProviderCapability,
-    ProviderRegistration, Registration, RegistrationKind, RouteAuth, RouteMatch,
+    ProviderRegistration, Registration, RegistrationKind, RequestId, RouteAuth, RouteMatch,
     ServiceRegistration, ToolRegistration,
 };
 use serde::Serialize;
@@ -21,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::context::{Context, RawConfig, ServiceContext};
+use crate::context::{Context, RawConfig, ServiceContext, Work};
 use crate::{BuildError, Error};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -34,8 +35,9 @@ pub(crate) enum Input<'a> {
     Value(Value),
 }
 
-/// A handler's result, serialized once from the handler's own type.
-pub(crate) type Output = Box<RawValue>;
+/// A handler's result, serialized once from the handler's own type, straight into the
+/// line that answers the call.
+pub(crate) type Output = ResultLine;
 
 /// A handler with its input and output erased to JSON.
 pub(crate) type Handler<C> =
@@ -66,8 +68,9 @@ where
 {
     Arc::new(move |ctx, input| match read_input::<I>(input) {
         Ok(input) => {
+            let work = ctx.work.clone();
             let future = f(ctx, input);
-            Box::pin(async move { to_json(&future.await?) })
+            Box::pin(async move { to_json(&work, &future.await?) })
         }
         Err(e) => {
             let error = Error::invalid_params(format!(
@@ -99,9 +102,13 @@ pub(crate) fn without_position(e: &serde_json::Error) -> String {
         .map_or_else(|| message.clone(), str::to_owned)
 }
 
-/// A result as JSON text: serialized straight from its type, no [`Value`] in between.
-pub(crate) fn to_json(value: &impl Serialize) -> Result<Output, Error> {
-    serde_json::value::to_raw_value(value).map_err(|e| {
+/// The answer to `work`'s request: its result serialized straight from its type into
+/// the response's line, no [`Value`] in between.
+pub(crate) fn to_json(work: &Work, value: &impl Serialize) -> Result<Output, Error> {
+    // Every call has its request's id; were one missing, the responder would write the
+    // result again under its own id (`ResultLine` is checked against it).
+    let unknown = RequestId::Number(0.into());
+    ResultLine::new(work.id.as_ref().unwrap_or(&unknown), value).map_err(|e| {
         Error::with_code(
             ErrorCode::InternalError,
             format!("the handler's result cannot be turned into JSON: {e}"),

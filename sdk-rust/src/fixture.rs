@@ -30,15 +30,17 @@ pub(crate) fn route<C: ConfigType>(
     match method {
         FixtureEcho::METHOD => {
             let p: FixtureEchoParams = parse(method, params)?;
-            Ok(Box::new(move |_ctx| Box::pin(async move { to_json(&p) })))
+            Ok(Box::new(move |ctx| {
+                Box::pin(async move { to_json(&ctx.work, &p) })
+            }))
         }
         FixtureSleep::METHOD => {
             let p: FixtureSleepParams = parse(method, params)?;
             // A `$/cancel` drops this future and the call is answered `-32800`.
-            Ok(Box::new(move |_ctx| {
+            Ok(Box::new(move |ctx| {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(p.ms)).await;
-                    to_json(&EmptyObject {})
+                    to_json(&ctx.work, &EmptyObject {})
                 })
             }))
         }
@@ -50,7 +52,7 @@ pub(crate) fn route<C: ConfigType>(
                     for step in 1..=p.steps {
                         ctx.progress(f64::from(step), Some(total), None).await;
                     }
-                    to_json(&EmptyObject {})
+                    to_json(&ctx.work, &EmptyObject {})
                 })
             }))
         }
@@ -75,7 +77,7 @@ pub(crate) fn route<C: ConfigType>(
                         },
                         Err(other) => return Err(Error::from(other)),
                     };
-                    to_json(&result)
+                    to_json(&ctx.work, &result)
                 })
             }))
         }
@@ -85,18 +87,18 @@ pub(crate) fn route<C: ConfigType>(
                 Box::pin(async move {
                     // Sent directly, not through the log queue, so it precedes the answer.
                     ctx.shared.peer.notify::<Log>(&p).await?;
-                    to_json(&EmptyObject {})
+                    to_json(&ctx.work, &EmptyObject {})
                 })
             }))
         }
         FixtureStderr::METHOD => {
             let p: FixtureStderrParams = parse(method, params)?;
-            Ok(Box::new(move |_ctx| {
+            Ok(Box::new(move |ctx| {
                 Box::pin(async move {
                     tokio::task::spawn_blocking(move || write_stderr(p.bytes))
                         .await
                         .map_err(|e| Error::new(format!("the stderr writer failed: {e}")))??;
-                    to_json(&EmptyObject {})
+                    to_json(&ctx.work, &EmptyObject {})
                 })
             }))
         }

@@ -781,10 +781,11 @@ fn route<'a, C: ConfigType>(
                 start: Start::Run(Box::new(move |ctx| {
                     Box::pin(async move {
                         let result = handler(ctx, Input::Value(p.payload)).await?;
-                        let text = result.get();
-                        if text == "null" || text.starts_with('{') {
+                        let text = result.result();
+                        if text == b"null" || text.starts_with(b"{") {
                             Ok(result)
                         } else {
+                            let text = String::from_utf8_lossy(text);
                             Err(Error::with_code(
                                 ErrorCode::InternalError,
                                 format!(
@@ -951,7 +952,7 @@ fn service_start<C: ConfigType>(
     Ok(Routed {
         name: format!("service/{id}").into(),
         call: CallContext::default(),
-        start: Start::Run(Box::new(move |_call| {
+        start: Start::Run(Box::new(move |call| {
             Box::pin(async move {
                 // Until the start succeeds, a failure, a panic or a cancelled start
                 // takes the service down again.
@@ -962,7 +963,7 @@ fn service_start<C: ConfigType>(
                 };
                 start(context).await?;
                 guard.armed = false;
-                to_json(&EmptyObject {})
+                to_json(&call.work, &EmptyObject {})
             })
         })),
     })
@@ -990,12 +991,12 @@ fn service_stop<C: ConfigType>(running: &Arc<Running<C>>, id: &str) -> Routed<'s
     Routed {
         name: format!("service/{id}").into(),
         call: CallContext::default(),
-        start: Start::Run(Box::new(move |_call| {
+        start: Start::Run(Box::new(move |call| {
             Box::pin(async move {
                 if let Some(service) = service {
                     stop_service(service).await?;
                 }
-                to_json(&EmptyObject {})
+                to_json(&call.work, &EmptyObject {})
             })
         })),
     }
@@ -1089,9 +1090,9 @@ fn spawn_call<C: ConfigType>(
             () = cancel.cancelled() => Err(cancelled(&name)),
             () = until(expiry) => Err(gave_up(&name, budget.unwrap_or_default())),
         };
-        let (answer, fatal) = conclude(&running, &responder, &name, &cancel, outcome);
+        let (answer, fatal) = conclude(&running, &name, &cancel, outcome);
         let _ = match answer {
-            Ok(result) => responder.ok(result).await,
+            Ok(line) => responder.answer_line(line).await,
             Err(error) => responder.error(error).await,
         };
         if let Some(reason) = fatal {
@@ -1136,21 +1137,26 @@ fn answer_now<C: ConfigType>(
     cancel: &CancellationToken,
     outcome: Result<Output, Error>,
 ) {
-    let (answer, fatal) = conclude(running, &responder, name, cancel, outcome);
-    let unsent = match &answer {
-        Ok(result) => responder.try_answer(Ok(&**result)),
-        Err(error) => responder.try_answer::<RawValue>(Err(error)),
-    }
-    .err();
+    let (answer, fatal) = conclude(running, name, cancel, outcome);
+    let unsent = match answer {
+        Ok(result) => responder
+            .try_answer_line(result)
+            .err()
+            .map(|(responder, line)| (responder, Ok(line))),
+        Err(error) => responder
+            .try_answer::<RawValue>(Err(&error))
+            .err()
+            .map(|responder| (responder, Err(error))),
+    };
     if unsent.is_none() && fatal.is_none() {
         return;
     }
     let running = running.clone();
     let tracker = running.calls.clone();
     tokio::spawn(tracker.track_future(async move {
-        if let Some(responder) = unsent {
+        if let Some((responder, answer)) = unsent {
             let _ = match answer {
-                Ok(result) => responder.ok(result).await,
+                Ok(line) => responder.answer_line(line).await,
                 Err(error) => responder.error(error).await,
             };
         }
@@ -1164,7 +1170,6 @@ fn answer_now<C: ConfigType>(
 /// failed permanently. A cancelled or timed-out call's work is told to stop.
 fn conclude<C>(
     running: &Running<C>,
-    responder: &Responder,
     name: &str,
     cancel: &CancellationToken,
     outcome: Result<Output, Error>,
@@ -1179,7 +1184,7 @@ fn conclude<C>(
         _ => None,
     };
     let answer = match outcome {
-        Ok(value) => check_size(running, responder, name, value),
+        Ok(value) => check_size(running, name, value),
         Err(error) => Err(error.into_object()),
     };
     (answer, fatal)
@@ -1214,17 +1219,11 @@ async fn until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Replaces a result over the host's `maxMessageBytes` with `-32006`.
-fn check_size<C>(
-    running: &Running<C>,
-    responder: &Responder,
-    name: &str,
-    value: Output,
-) -> Result<Output, ErrorObject> {
+fn check_size<C>(running: &Running<C>, name: &str, value: Output) -> Result<Output, ErrorObject> {
     let Some(limit) = running.max_message_bytes else {
         return Ok(value);
     };
-    let envelope = r#"{"jsonrpc":"2.0","id":,"result":}"#.len();
-    let size = value.get().len() + json_len(responder.id()) + envelope;
+    let size = value.len();
     if size <= limit {
         return Ok(value);
     }
@@ -1233,22 +1232,6 @@ fn check_size<C>(
         format!("the result of {name} is {size} bytes, over the host's {limit}-byte message limit"),
     )
     .with_data(json!({"limit": limit, "size": size})))
-}
-
-/// How long `value` is as JSON, without writing it anywhere.
-fn json_len(value: &impl serde::Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 struct Admitted<'a>(&'a AtomicUsize);
