@@ -357,14 +357,8 @@ pub(crate) fn ruleset(rules: &[Rule]) -> Result<Option<OwnedFd>, SandboxError> {
             Rights::Write => all,
             Rights::Device => device,
         };
-        // The opened file's own type: no second walk of the path.
-        let is_dir = nix::sys::stat::fstat(&fd)
-            .is_ok_and(|stat| stat.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR);
-        let access = if is_dir {
-            access
-        } else {
-            access & AccessFs::from_file(abi)
-        };
+        // On a file (not a directory), the crate keeps only the rights that apply to
+        // files (it reads the type from the descriptor; the ruleset is best effort).
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, access))
             .map_err(SandboxError::Landlock)?;
