@@ -1737,27 +1737,54 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn try_answer_answers_at_once_or_gives_the_responder_back_when_the_output_is_full() {
+    /// A peer whose output is a pipe of 64 bytes nobody reads yet, with room for one
+    /// waiting line, and the responders of the requests it was sent, one per id.
+    struct FullOutput {
+        to_peer: tokio::io::DuplexStream,
+        from_peer: tokio::io::DuplexStream,
+        _peer: Peer,
+        incoming: Incoming,
+        responders: Vec<Responder>,
+    }
+
+    /// `ids` as JSON texts.
+    async fn full_output(ids: &[&str]) -> FullOutput {
         let (mut to_peer, peer_reads) = tokio::io::duplex(64 * 1024);
-        // A pipe of 64 bytes nobody reads yet, and room for one waiting line.
         let (peer_writes, from_peer) = tokio::io::duplex(64);
         let config = PeerConfig {
             outbound_queue: 1,
             ..PeerConfig::default()
         };
-        let (_peer, mut incoming) = connect(peer_reads, peer_writes, config);
-        for id in 1..=3 {
+        let (peer, mut incoming) = connect(peer_reads, peer_writes, config);
+        for id in ids {
             let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"m\"}}\n");
             to_peer.write_all(line.as_bytes()).await.unwrap();
         }
         let mut responders = Vec::new();
-        while responders.len() < 3 {
+        while responders.len() < ids.len() {
             match incoming.next().await {
                 Some(Event::Request(request)) => responders.push(request.responder),
                 other => panic!("expected a request, got {other:?}"),
             }
         }
+        FullOutput {
+            to_peer,
+            from_peer,
+            _peer: peer,
+            incoming,
+            responders,
+        }
+    }
+
+    #[tokio::test]
+    async fn try_answer_answers_at_once_or_gives_the_responder_back_when_the_output_is_full() {
+        let FullOutput {
+            mut to_peer,
+            from_peer,
+            _peer,
+            mut incoming,
+            responders,
+        } = full_output(&["1", "2", "3"]).await;
         let mut responders = responders.into_iter();
         let big = "x".repeat(1000);
         // The first answer fills the pipe, and its rest the queue.
@@ -1812,25 +1839,14 @@ mod tests {
 
     #[tokio::test]
     async fn result_lines_are_sent_as_ok_would_send_them_under_the_responders_own_id() {
-        let (mut to_peer, peer_reads) = tokio::io::duplex(64 * 1024);
-        // A pipe of 64 bytes nobody reads yet, and room for one waiting line.
-        let (peer_writes, from_peer) = tokio::io::duplex(64);
-        let config = PeerConfig {
-            outbound_queue: 1,
-            ..PeerConfig::default()
-        };
-        let (_peer, mut incoming) = connect(peer_reads, peer_writes, config);
-        for id in ["1", r#""a\"b""#, "3", "4"] {
-            let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"m\"}}\n");
-            to_peer.write_all(line.as_bytes()).await.unwrap();
-        }
-        let mut responders = Vec::new();
-        while responders.len() < 4 {
-            match incoming.next().await {
-                Some(Event::Request(request)) => responders.push(request.responder),
-                other => panic!("expected a request, got {other:?}"),
-            }
-        }
+        // Everything held to the end: the input's end would end the connection.
+        let FullOutput {
+            to_peer: _to_peer,
+            from_peer,
+            _peer,
+            incoming: _incoming,
+            responders,
+        } = full_output(&["1", r#""a\"b""#, "3", "4"]).await;
         let ids: Vec<RequestId> = responders.iter().map(|r| r.id().clone()).collect();
         let big = json!({"text": "x".repeat(1000), "quote": "\"\u{202e}"});
         let mut responders = responders.into_iter();

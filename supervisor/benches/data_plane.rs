@@ -963,22 +963,12 @@ impl RawEcho {
 
     /// `initialize`, as the supervisor sends it, and `initialized` accepting both tools.
     async fn handshake(&mut self) {
-        let initialize = json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {
-                "protocolVersions": [outpost_protocol::PROTOCOL_VERSION],
-                "host": {"name": "bench"},
-                "pluginId": "bench",
-                "config": {},
-                "limits": {"maxMessageBytes": 16_777_216, "maxConcurrentRequests": 4096},
-            },
-        });
         let initialized = json!({
             "jsonrpc": "2.0", "method": "initialized",
             "params": {"accepted": [{"index": 0, "kind": "tool", "key": "echo"}, {"index": 1, "kind": "tool", "key": "crash"}], "rejected": []},
         });
         self.stdin
-            .write_all(format!("{initialize}\n").as_bytes())
+            .write_all(sdk::initialize_line().as_bytes())
             .await
             .unwrap();
         self.answer.clear();

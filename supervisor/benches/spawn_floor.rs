@@ -181,16 +181,6 @@ impl Prepared {
         let argv = [program.as_ptr(), strings[3].as_ptr(), std::ptr::null()];
         // SAFETY: plain system calls.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let initialize = json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {
-                "protocolVersions": [outpost_protocol::PROTOCOL_VERSION],
-                "host": {"name": "bench"},
-                "pluginId": "bench",
-                "config": {},
-                "limits": {"maxMessageBytes": 16_777_216, "maxConcurrentRequests": 4096},
-            },
-        });
         Self {
             program,
             argv,
@@ -199,7 +189,7 @@ impl Prepared {
             uid_map: CString::new(format!("{uid} {uid} 1")).unwrap(),
             gid_map: CString::new(format!("{gid} {gid} 1")).unwrap(),
             flags: namespace_flags(),
-            initialize: format!("{initialize}\n").into_bytes(),
+            initialize: sdk::initialize_line().into_bytes(),
         }
     }
 

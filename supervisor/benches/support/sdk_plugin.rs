@@ -19,6 +19,23 @@ async fn crash(_ctx: Context, _args: Value) -> Result<ToolResult, Error> {
     std::process::exit(1)
 }
 
+/// The `initialize` request the benches write by hand to a plugin they spawned
+/// themselves, as the supervisor would send it, with its newline.
+#[allow(dead_code, reason = "not every bench spawns the plugin by hand")]
+pub(crate) fn initialize_line() -> String {
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersions": [outpost_protocol::PROTOCOL_VERSION],
+            "host": {"name": "bench"},
+            "pluginId": "bench",
+            "config": {},
+            "limits": {"maxMessageBytes": 16_777_216, "maxConcurrentRequests": 4096},
+        },
+    });
+    format!("{initialize}\n")
+}
+
 /// Serves plugin `id` with the echo tool `echo_name` and the crashing tool `crash_name`.
 pub(crate) fn sdk_plugin(id: String, echo_name: String, crash_name: String) -> ExitCode {
     Plugin::builder(id)
