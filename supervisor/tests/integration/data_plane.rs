@@ -880,6 +880,14 @@ async fn log_notifications_are_rate_limited_cut_and_kept_on_one_line() {
     .expect("the plugin flooded");
     // The notifications are read after the plugin wrote them all.
     assert!(echo(&supervisor, None).await.is_ok());
+    // Its stderr is drained apart, in no order with its stdout: wait for its line.
+    tokio::time::timeout(SETTLE, async {
+        while !logs.text().contains("stderr ok") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the plugin's stderr line was logged");
     supervisor.shutdown().await;
     let text = logs.text();
     let flood_lines = text.lines().filter(|l| l.contains("flood ")).count();
