@@ -27,7 +27,7 @@ pub struct HostIsolation {
     /// Whether the supervisor runs as root (then plugins run as root too unless their
     /// sandbox names a user).
     pub running_as_root: bool,
-    /// New PID and mount namespaces per plugin (and a user namespace, when not root).
+    /// New PID, mount and IPC namespaces per plugin (and a user namespace, when not root).
     pub namespaces: Support,
     /// A private `/proc` in each plugin's namespaces, showing its own processes only.
     pub private_proc: Support,

@@ -564,11 +564,29 @@ async fn a_contained_plugin_sees_only_its_own_processes() {
     if host.containment == Containment::Namespaces {
         assert_eq!(facts["pid"], 2, "{facts}");
         assert_eq!(facts["pgid"], 2, "the plugin leads its own group: {facts}");
+        // In a session C leads (out of the plugin's sight), not the supervisor's: no
+        // controlling terminal.
+        assert_eq!(facts["sid"], 0, "{facts}");
+        let plugin = Pid::from_raw(i32::try_from(pid_of(me)).unwrap());
+        let session = nix::unistd::getsid(Some(plugin)).unwrap();
+        assert_ne!(session, nix::unistd::getsid(None).unwrap(), "{facts}");
+        // Its own System V and POSIX message queue objects.
+        let ours = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+        assert_ne!(facts["ipcNamespace"], ours.to_str().unwrap(), "{facts}");
         if host.private_proc.available {
             assert_eq!(facts["procPids"], json!([1, 2]), "{facts}");
         }
     } else {
         assert_eq!(facts["pgid"], facts["pid"], "{facts}");
+    }
+    // No capability, root or not: nothing for `exec` to grant either, as root.
+    let caps = &facts["capabilities"];
+    let none = "0000000000000000";
+    for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(caps[set], none, "{set}: {facts}");
+    }
+    if running_as_root() {
+        assert_eq!(caps["CapBnd"], none, "{facts}");
     }
     // The standard streams, and the directory being listed.
     assert_eq!(facts["fds"], json!([0, 1, 2, 3]), "{facts}");
@@ -846,6 +864,8 @@ async fn containment_off_runs_the_plugin_in_a_process_group_as_before() {
     );
     assert_eq!(facts["ppid"], std::process::id(), "{facts}");
     assert_eq!(facts["pgid"], pid, "it leads its own group: {facts}");
+    // And its own session: no controlling terminal, not the supervisor's session.
+    assert_eq!(facts["sid"], pid, "it leads its own session: {facts}");
     supervisor.shutdown().await;
 }
 

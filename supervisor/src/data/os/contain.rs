@@ -131,7 +131,9 @@ impl Namespaces {
         // C waits for the init, and the init for the plugin: neither could if SIGCHLD
         // were ignored (the kernel would reap the children itself).
         set_default(libc::SIGCHLD);
-        let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS;
+        // IPC too: System V shared memory, semaphores and message queues, and POSIX
+        // message queues, are then the plugin's own, and end with it.
+        let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC;
         if self.maps.is_some() {
             flags |= libc::CLONE_NEWUSER;
         }

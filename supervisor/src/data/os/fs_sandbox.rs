@@ -11,9 +11,9 @@
 //! | the installation its program belongs to, when that is outside those (see [`runtime_dirs`]) | read, execute |
 //! | the `/etc` entries runtimes read ([`ETC`]), not the rest of `/etc` | read |
 //! | `/proc` (private when the plugin has its own namespaces), `/sys/devices/system/cpu`, `/sys/fs/cgroup` | read |
-//! | `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/tty` | read, write |
+//! | `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom` | read, write |
 //! | the declared read paths | read, execute |
-//! | the declared write paths and its state directory | everything |
+//! | the declared write paths and its state directory | everything but making device nodes |
 //!
 //! Rules are taken by the kernel on open files, so a symbolic link among these paths
 //! grants its target. Everything else, the rest of `/etc`, home directories, `/tmp`,
@@ -81,7 +81,6 @@ const DEVICES: &[&str] = &[
     "/dev/full",
     "/dev/random",
     "/dev/urandom",
-    "/dev/tty",
 ];
 
 /// Directories a program's installation is never widened to (only the program's own
@@ -196,36 +195,41 @@ pub(crate) fn rules(reach: &Reach<'_>) -> Vec<Rule> {
 /// narrowed when widening would expose more than an installation:
 ///
 /// - a home directory, an ancestor of one, or a directory of [`NEVER_WHOLE`] is never
-///   granted whole: only the program's directory is;
+///   granted whole: only the program's directory is, and a program right in one of
+///   them (`/x`, `~/tool`) gets only itself;
 /// - a prefix directly in a home (`~/.local`, `~/.cargo`) gets its `bin`, `sbin`,
 ///   `lib`, `lib64` and `libexec` directories only, not the settings and credentials
 ///   beside them; except a version manager's root (a `shims` directory: pyenv, rbenv),
 ///   whose versions and settings the shims read.
+///
+/// Every path is taken where it really leads (its directory canonical: a path through
+/// `/proc/self/root` or a symlinked directory is granted as what it is), and what
+/// `env` or a `#!` line names counts only if it is an executable file: a manifest
+/// cannot name a directory of its choice this way.
 pub(crate) fn runtime_dirs(reach: &Reach<'_>) -> Vec<PathBuf> {
     let mut programs = vec![reach.program.to_path_buf()];
     if reach.program.file_name() == Some(OsStr::new("env"))
-        && let Some(name) = reach
-            .args
-            .iter()
-            .find(|arg| !arg.starts_with('-') && !arg.contains('='))
-        && let Some(found) = search(name, reach.path_env)
+        && let Some(name) = env_program(reach.args)
+        && let Some(found) = search(name, reach.path_env, reach.root)
+        && is_executable(&found)
     {
         programs.push(found);
     }
     let mut executables = Vec::new();
     for program in programs {
         let canonical = std::fs::canonicalize(&program).ok();
-        if let Some(interpreter) = canonical
+        if let Some(interpreters) = canonical
             .as_deref()
-            .and_then(|p| shebang(p, reach.path_env))
+            .and_then(|p| shebang(p, reach.path_env, reach.root))
         {
-            executables.extend(interpreter);
+            executables.extend(interpreters.into_iter().filter(|path| is_executable(path)));
         }
         executables.push(program);
         executables.extend(canonical);
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
     for executable in executables {
+        let executable = real_location(&executable, reach.root);
         if SYSTEM.iter().any(|dir| executable.starts_with(dir))
             || executable.starts_with(reach.root)
         {
@@ -244,6 +248,13 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
     let Some(dir) = executable.parent() else {
         return Vec::new();
     };
+    let homeish = |path: &Path| homes.iter().any(|home| home.starts_with(path));
+    let never_whole =
+        |path: &Path| homeish(path) || NEVER_WHOLE.iter().any(|never| path == Path::new(never));
+    if never_whole(dir) {
+        // A program right in `/`, a home or `/tmp`: the program alone.
+        return vec![executable.to_path_buf()];
+    }
     let own = vec![dir.to_path_buf()];
     let kind = dir.file_name().and_then(OsStr::to_str);
     if !matches!(kind, Some("bin" | "sbin" | "shims")) {
@@ -252,8 +263,7 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
     let Some(prefix) = dir.parent() else {
         return own;
     };
-    let homeish = |path: &Path| homes.iter().any(|home| home.starts_with(path));
-    if homeish(prefix) || NEVER_WHOLE.iter().any(|never| prefix == Path::new(never)) {
+    if never_whole(prefix) {
         return own;
     }
     if kind != Some("shims")
@@ -272,7 +282,7 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
 
 /// The interpreter a `#!` script names (and what it runs through `env`), if `path` is
 /// one.
-fn shebang(path: &Path, path_env: Option<&OsStr>) -> Option<Vec<PathBuf>> {
+fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<PathBuf>> {
     let mut head = [0_u8; 256];
     let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
@@ -281,27 +291,82 @@ fn shebang(path: &Path, path_env: Option<&OsStr>) -> Option<Vec<PathBuf>> {
     let mut words = line.split_whitespace();
     let interpreter = PathBuf::from(words.next()?);
     let mut found = vec![interpreter.clone()];
+    let rest: Vec<String> = words.map(str::to_owned).collect();
     if interpreter.file_name() == Some(OsStr::new("env"))
-        && let Some(name) = words.find(|word| !word.starts_with('-'))
-        && let Some(program) = search(name, path_env)
+        && let Some(name) = env_program(&rest)
+        && let Some(program) = search(name, path_env, root)
     {
         found.push(program);
     }
     Some(found)
 }
 
-/// `name` on `path_env`, as `exec` would find it.
-fn search(name: &str, path_env: Option<&OsStr>) -> Option<PathBuf> {
+/// The program `env` runs, given its arguments: the first that is neither an option,
+/// an option's value, nor a `NAME=VALUE`; with `-S`, the first word of its string.
+fn env_program(args: &[String]) -> Option<&str> {
+    let mut args = args.iter().map(String::as_str);
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            return args.find(|arg| !arg.contains('='));
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let (name, value) = long
+                .split_once('=')
+                .map_or((long, None), |(n, v)| (n, Some(v)));
+            match name {
+                "split-string" => return value.or_else(|| args.next())?.split_whitespace().next(),
+                "unset" | "chdir" | "argv0" if value.is_none() => {
+                    args.next();
+                }
+                _ => {}
+            }
+        } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            // A cluster of short options; the first of them that takes a value takes
+            // the rest of the cluster, or the next argument.
+            if let Some(at) = short.find(['u', 'C', 'a', 'S']) {
+                let value = &short[at + 1..];
+                let value = if value.is_empty() {
+                    args.next()?
+                } else {
+                    value
+                };
+                if short[at..].starts_with('S') {
+                    return value.split_whitespace().next();
+                }
+            }
+        } else if arg != "-" && !arg.contains('=') {
+            return Some(arg);
+        }
+    }
+    None
+}
+
+/// Whether `path` is a file some of whose execute bits are set.
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Where `path` really is: its directory made canonical (relative to `root`, where the
+/// plugin starts), its own name kept (a symlink there is granted as the link, its target
+/// on its own).
+fn real_location(path: &Path, root: &Path) -> PathBuf {
+    let path = root.join(path);
+    match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path,
+    }
+}
+
+/// `name` on `path_env`, as `exec` would find it (a name with a `/` is a path, from
+/// `root` when relative).
+fn search(name: &str, path_env: Option<&OsStr>, root: &Path) -> Option<PathBuf> {
     if name.contains('/') {
-        return Some(PathBuf::from(name));
+        return Some(root.join(name));
     }
     std::env::split_paths(path_env?)
         .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(name))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|candidate| is_executable(candidate))
 }
 
 /// Why the sandbox could not be built.
@@ -324,17 +389,20 @@ pub(crate) enum SandboxError {
 
 /// The Landlock ruleset for `rules`, as the descriptor the plugin's process enforces
 /// (`None` when the kernel has no Landlock). Rights the kernel's ABI lacks are left
-/// out; signals to processes outside the sandbox are refused where the kernel can
-/// (ABI 6).
+/// out; signals to processes outside the sandbox, and abstract UNIX sockets made
+/// outside it, are refused where the kernel can (ABI 6).
 pub(crate) fn ruleset(rules: &[Rule]) -> Result<Option<OwnedFd>, SandboxError> {
     let abi = ABI::V5;
     let read = AccessFs::from_read(abi);
     let all = AccessFs::from_all(abi);
+    // What a writable path allows: everything but making device nodes (a root plugin
+    // could otherwise reach any device through a node in its state directory).
+    let write = all & !(AccessFs::MakeChar | AccessFs::MakeBlock);
     let device: BitFlags<AccessFs> =
         AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev;
     let mut ruleset = Ruleset::default()
         .handle_access(all)
-        .and_then(|ruleset| ruleset.scope(Scope::Signal))
+        .and_then(|ruleset| ruleset.scope(Scope::Signal | Scope::AbstractUnixSocket))
         .and_then(Ruleset::create)
         .map_err(SandboxError::Landlock)?;
     for rule in rules {
@@ -354,7 +422,7 @@ pub(crate) fn ruleset(rules: &[Rule]) -> Result<Option<OwnedFd>, SandboxError> {
         };
         let access = match rule.rights {
             Rights::Read => read,
-            Rights::Write => all,
+            Rights::Write => write,
             Rights::Device => device,
         };
         // On a file (not a directory), the crate keeps only the rights that apply to
@@ -523,6 +591,8 @@ mod tests {
             (".pyenv/shims/python3", &[".pyenv"]),
             // The home itself: the program's directory only.
             ("bin/tool", &["bin"]),
+            // A program right in the home: itself alone.
+            ("tool", &["tool"]),
             // A prefix deeper down: whole.
             ("tools/node/bin/node", &["tools/node"]),
         ];
@@ -563,6 +633,47 @@ mod tests {
         let mut shebang = reach(&script, &[], &[]);
         shebang.path_env = Some(&path_env);
         assert_eq!(runtime_dirs(&shebang), [prefix, scripts]);
+    }
+
+    /// What `env`'s options or a `#!` line name cannot widen the grant to a directory
+    /// of the manifest's choice (`/` through an option's value or `/proc/self/root`).
+    #[test]
+    fn a_manifest_cannot_name_a_directory_of_its_choice() {
+        let base = tempfile::tempdir().unwrap();
+        let prefix = base.path().join("runtime");
+        std::fs::create_dir_all(prefix.join("bin")).unwrap();
+        let interpreter = prefix.join("bin/lang");
+        std::fs::write(&interpreter, "").unwrap();
+        std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let lang = interpreter.to_str().unwrap();
+        let granted = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+            runtime_dirs(&reach(Path::new("/usr/bin/env"), &args, &[]))
+        };
+        for args in [
+            &["-u", "/x", lang, "main.lang"][..],
+            &["-u", "/etc/shadow", lang][..],
+            &["--unset", "/x", lang][..],
+            &["-iu", "/x", lang][..],
+            &["-C", "/", lang][..],
+            &["--", "A=1", lang][..],
+        ] {
+            assert_eq!(granted(args), std::slice::from_ref(&prefix), "{args:?}");
+        }
+        // Not what runs: a file that is not executable, or nothing at all.
+        assert!(granted(&["/etc/passwd"]).is_empty());
+        assert!(granted(&["-u"]).is_empty());
+
+        let scripts = base.path().join("scripts");
+        std::fs::create_dir_all(&scripts).unwrap();
+        let script = scripts.join("run");
+        std::fs::write(&script, "#!/proc/self/root/bin/sh\necho 1\n").unwrap();
+        let dirs = runtime_dirs(&reach(&script, &[], &[]));
+        assert_eq!(
+            dirs,
+            [scripts],
+            "the shell is the system's, granted already"
+        );
     }
 
     #[test]

@@ -5,13 +5,13 @@
 //! # Theory of operation
 //!
 //! Every plugin is spawned **from one dedicated thread** (the spawner). Where the
-//! kernel allows it (probed once: [`probe`]), the plugin is **contained** in new PID and
-//! mount namespaces, and a new user namespace when the supervisor is not root (its uid
+//! kernel allows it (probed once: [`probe`]), the plugin is **contained** in new PID,
+//! mount and IPC namespaces, and a new user namespace when the supervisor is not root (its uid
 //! and gid mapped to themselves, `setgroups` denied):
 //!
 //! ```text
 //!   supervisor ─ spawner thread
-//!     └─ C   group leader, in the host's PID namespace; PDEATHSIG from the spawner
+//!     └─ C   session and group leader, in the host's PID namespace; PDEATHSIG from the spawner
 //!          └─ I   PID 1 of the new namespace (its init); PDEATHSIG from C
 //!               └─ G   the plugin (PID 2), leader of its own process group
 //!                    └─ whatever the plugin starts, daemons included
@@ -71,12 +71,12 @@
 //!   cannot ptrace them either (nor, under Landlock, any process outside its sandbox).
 //!
 //! Where the namespaces are unavailable, or the plugin's sandbox turns containment
-//! off, the plugin is G itself: the direct child, leader of its own process group, as
+//! off, the plugin is G itself: the direct child, leader of its own session and process group, as
 //! before containment existed; its [`Isolation`] says `processGroup` and why. It is
 //! started the way `posix_spawn` starts a program: sharing the supervisor's memory until
 //! its `exec`, the spawner thread waiting meanwhile (`CLONE_VM | CLONE_VFORK`), so no
 //! copy of the supervisor is made (nor torn down at the `exec`); it does what `Command`
-//! would in its child (standard streams, working directory, process group, signal mask
+//! would in its child (standard streams, working directory, a session and process group, signal mask
 //! and default actions) and is waited for through a process descriptor (`pidfd`,
 //! Linux 5.4). Where those are missing, `Command` forks it, as it forks C.
 //!
@@ -343,6 +343,7 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         landlock: ruleset.as_ref().map(AsRawFd::as_raw_fd),
         proc_rule,
         exec,
+        drop_capabilities: request.sandbox.filesystem.is_some(),
     };
     let child = if shared {
         tracing::trace!(target: STEPS, step = "launch prepared");
@@ -404,7 +405,6 @@ fn spawn_forked(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(false);
     // SAFETY: the hook runs in the child between fork and exec, where only
     // async-signal-safe operations are allowed: `ChildPlan::run` makes system calls
@@ -574,6 +574,9 @@ struct ChildPlan {
     proc_rule: Option<u64>,
     /// What a contained plugin's process executes.
     exec: Option<Exec>,
+    /// Whether the plugin keeps no capability (with the filesystem sandbox on): a
+    /// plugin run as root is root by its uid only.
+    drop_capabilities: bool,
 }
 
 /// A program, its arguments and its environment as `execve` takes them, prepared in
@@ -649,6 +652,10 @@ struct PathBeneathAttr {
 impl ChildPlan {
     /// The `pre_exec` hook (see the module docs). Async-signal-safe.
     fn run(&self) -> Result<(), Errno> {
+        // A session of its own: the leader of a new process group, and no controlling
+        // terminal, so that nothing the plugin starts can open the operator's `/dev/tty`
+        // (and type into its shell with `TIOCSTI`, or stop the supervisor with `^Z`).
+        nix::unistd::setsid()?;
         if let Some(namespaces) = &self.namespaces {
             // C: dies with the spawner thread, and its copy of the supervisor's memory
             // cannot be read through /proc or ptrace, whatever the embedder chose for
@@ -680,7 +687,7 @@ impl ChildPlan {
     /// A plugin that is not contained, started sharing the supervisor's memory
     /// (`spawn_plugin`): does what `Command` does in its child (the standard streams
     /// from `streams`, each a descriptor and where it goes, the working directory, a
-    /// process group of its own, no blocked signal and default actions, SIGPIPE's
+    /// session and process group of its own, no blocked signal and default actions, SIGPIPE's
     /// included), then what every plugin takes, and executes the plugin. Returns only
     /// the errno of what failed. Async-signal-safe.
     fn exec_direct(&self, streams: &[(RawFd, RawFd); 3], cwd: &CStr) -> Errno {
@@ -694,8 +701,9 @@ impl ChildPlan {
         if unsafe { libc::chdir(cwd.as_ptr()) } == -1 {
             return Errno::last();
         }
+        // A session of its own, as in `run`.
         // SAFETY: plain system call.
-        if unsafe { libc::setpgid(0, 0) } == -1 {
+        if unsafe { libc::setsid() } == -1 {
             return Errno::last();
         }
         // It shares the supervisor's memory: none of the supervisor's handlers may run
@@ -746,6 +754,9 @@ impl ChildPlan {
             return Err(Errno::ESRCH);
         }
         self.limits.apply()?;
+        if self.drop_capabilities {
+            drop_capabilities();
+        }
         contain::close_range(3, libc::c_int::MAX, libc::CLOSE_RANGE_CLOEXEC);
         if let Some(ruleset) = self.landlock {
             if let Some(allowed_access) = self.proc_rule {
@@ -758,6 +769,61 @@ impl ChildPlan {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Leaves nothing for `exec` to grant: the bounding set, the ambient set and the
+/// inheritable set emptied, so that a program run as root starts with no capability
+/// (no `CAP_SYS_PTRACE` to read processes it could not otherwise, no `CAP_MKNOD`, no
+/// `CAP_CHOWN`...). Each step may fail without harm: past the kernel's last capability
+/// (`EINVAL`), or once a switch to another user has left none to drop (`EPERM`; such a
+/// user gains none at `exec` either). Async-signal-safe.
+fn drop_capabilities() {
+    /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+    const VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    for capability in 0..64 {
+        // SAFETY: plain system call.
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) };
+    }
+    // SAFETY: plain system call.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: the kernel's layouts, alive for both calls.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) == 0 {
+            for word in &mut data {
+                word.inheritable = 0;
+            }
+            libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr());
+        }
     }
 }
 
@@ -859,7 +925,7 @@ pub(crate) struct ProcessGroup {
 }
 
 impl ProcessGroup {
-    /// The group led by `pid` (spawned with `process_group(0)`).
+    /// The group led by `pid` (the leader of its own session, so of its own group).
     pub(crate) fn new(pid: u32) -> Self {
         Self {
             pgid: Pid::from_raw(i32::try_from(pid).expect("pids fit in i32")),
