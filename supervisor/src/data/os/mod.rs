@@ -775,9 +775,10 @@ impl ChildPlan {
 /// Leaves nothing for `exec` to grant: the bounding set, the ambient set and the
 /// inheritable set emptied, so that a program run as root starts with no capability
 /// (no `CAP_SYS_PTRACE` to read processes it could not otherwise, no `CAP_MKNOD`, no
-/// `CAP_CHOWN`...). Each step may fail without harm: past the kernel's last capability
-/// (`EINVAL`), or once a switch to another user has left none to drop (`EPERM`; such a
-/// user gains none at `exec` either). Async-signal-safe.
+/// `CAP_CHOWN`...). The bounding and inheritable sets are emptied only for root: another
+/// user gains no capability at `exec` but a program file's own (under Landlock's
+/// `no_new_privs`, not even those).
+/// Async-signal-safe.
 fn drop_capabilities() {
     /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
     const VERSION_3: u32 = 0x2008_0522;
@@ -793,10 +794,7 @@ fn drop_capabilities() {
         permitted: u32,
         inheritable: u32,
     }
-    for capability in 0..64 {
-        // SAFETY: plain system call.
-        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) };
-    }
+    // Ambient capabilities would survive the `exec` of any user's program.
     // SAFETY: plain system call.
     unsafe {
         libc::prctl(
@@ -807,6 +805,21 @@ fn drop_capabilities() {
             0,
         )
     };
+    // Another user gains nothing at `exec` but what a program file's own capabilities
+    // grant (under Landlock's `no_new_privs`, not even that); root would gain its
+    // bounding set.
+    // SAFETY: plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    for capability in 0..64 {
+        // SAFETY: plain system call; `EINVAL` past the kernel's last capability.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) } != 0
+            && Errno::last() == Errno::EINVAL
+        {
+            break;
+        }
+    }
     let mut header = Header {
         version: VERSION_3,
         pid: 0,
