@@ -286,6 +286,79 @@ impl SupervisionPolicy {
     }
 }
 
+/// The most a manifest may ask for, member by member. A plugin's author is not its
+/// operator: a manifest that asked for an 8 GB line, hour-long stops or a million
+/// crashes before giving up would turn the supervisor's protections against the plugin
+/// itself. A manifest's value beyond its ceiling is lowered to it
+/// ([`within_manifest_bounds`]); the operator's layers may go further.
+pub(crate) const MANIFEST_CEILINGS: &[(&str, &str, u64)] = &[
+    ("timeouts", "handshakeMs", 60_000),
+    ("timeouts", "callMs", 3_600_000),
+    ("health", "intervalMs", 300_000),
+    ("health", "timeoutMs", 60_000),
+    ("health", "misses", 10),
+    ("restart", "initialBackoffMs", 60_000),
+    ("restart", "maxBackoffMs", 300_000),
+    ("restart", "resetAfterMs", 3_600_000),
+    ("restart", "maxCrashes", 100),
+    ("restart", "windowMs", 3_600_000),
+    ("stop", "shutdownMs", 30_000),
+    ("stop", "eofMs", 30_000),
+    ("stop", "termMs", 30_000),
+    ("limits", "maxConcurrentRequests", 1_024),
+    ("limits", "maxQueuedRequests", 1_024),
+    ("limits", "maxMessageBytes", 64 * 1024 * 1024),
+    ("limits", "openFiles", 65_536),
+    ("limits", "stderrLines", 10_000),
+    ("limits", "maxRegistrations", 10_000),
+];
+
+/// A manifest may not turn the health pings off (`0`), nor ping more often than this.
+pub(crate) const MANIFEST_HEALTH_FLOOR_MS: u64 = 1_000;
+
+/// What [`within_manifest_bounds`] changed in a manifest's layer.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Lowered {
+    /// e.g. `limits.maxMessageBytes`.
+    pub(crate) path: String,
+    /// What the manifest asked for.
+    pub(crate) asked: Value,
+    /// What is used instead.
+    pub(crate) used: u64,
+}
+
+/// A manifest's policy layer within what a manifest may ask for ([`MANIFEST_CEILINGS`],
+/// [`MANIFEST_HEALTH_FLOOR_MS`]), and what was changed. Values that are not numbers are
+/// left for [`SupervisionPolicy::from_layers`] to refuse.
+pub(crate) fn within_manifest_bounds(layer: &Value) -> (Value, Vec<Lowered>) {
+    let mut layer = layer.clone();
+    let mut lowered = Vec::new();
+    for &(section, key, ceiling) in MANIFEST_CEILINGS {
+        let Some(value) = layer.get_mut(section).and_then(|s| s.get_mut(key)) else {
+            continue;
+        };
+        // Anything but a whole number is the parser's to refuse.
+        let Some(asked) = value.as_u64() else {
+            continue;
+        };
+        let used = match (section, key) {
+            ("health", "intervalMs") if asked == 0 => HealthPolicy::default().interval_ms,
+            ("health", "intervalMs") => asked.clamp(MANIFEST_HEALTH_FLOOR_MS, ceiling),
+            _ => asked.min(ceiling),
+        };
+        if asked == used {
+            continue;
+        }
+        lowered.push(Lowered {
+            path: format!("{section}.{key}"),
+            asked: value.clone(),
+            used,
+        });
+        *value = Value::from(used);
+    }
+    (layer, lowered)
+}
+
 /// Deep merge: objects merge key by key, anything else replaces.
 fn merge(base: &mut Value, layer: &Value) {
     match (base, layer) {
@@ -346,6 +419,51 @@ mod tests {
             ]
         );
         assert!(SupervisionPolicy::default().problems().is_empty());
+    }
+
+    #[test]
+    fn a_manifest_asks_within_its_ceilings_and_the_operator_has_the_last_word() {
+        let manifest = json!({
+            "limits": {"maxMessageBytes": 4_000_000_000_u64, "stderrLines": 100_000_000, "maxConcurrentRequests": 8},
+            "stop": {"shutdownMs": 3_600_000, "eofMs": 3_600_000, "termMs": 3_600_000},
+            "health": {"intervalMs": 0},
+            "restart": {"maxCrashes": 100_000_000},
+            "timeouts": {"callMs": 1_000_000_000_000_u64, "handshakeMs": "soon"},
+        });
+        let (bounded, lowered) = within_manifest_bounds(&manifest);
+        let paths: Vec<&str> = lowered.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "timeouts.callMs",
+                "health.intervalMs",
+                "restart.maxCrashes",
+                "stop.shutdownMs",
+                "stop.eofMs",
+                "stop.termMs",
+                "limits.maxMessageBytes",
+                "limits.stderrLines",
+            ]
+        );
+        assert_eq!(
+            bounded["limits"]["maxConcurrentRequests"], 8,
+            "within: kept"
+        );
+        assert_eq!(bounded["health"]["intervalMs"], 15_000, "pings stay on");
+        assert_eq!(
+            bounded["timeouts"]["handshakeMs"], "soon",
+            "left for the parser"
+        );
+        assert_eq!(
+            within_manifest_bounds(&json!({"health": {"intervalMs": 10}})).0["health"]["intervalMs"],
+            1_000
+        );
+        let operator = json!({"stop": {"termMs": 600_000}});
+        let bounded = json!({"stop": bounded["stop"].clone(), "limits": bounded["limits"].clone()});
+        let policy = SupervisionPolicy::from_layers([&bounded, &operator]).unwrap();
+        assert_eq!(policy.limits.max_message_bytes, 64 * 1024 * 1024);
+        assert_eq!(policy.stop.shutdown_ms, 30_000);
+        assert_eq!(policy.stop.term_ms, 600_000, "the operator may go further");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::text::{self, ReadError};
 use super::validate::{REDACTED, Schema};
 use crate::data::state_dir_name;
 use crate::launch::{FsAccess, LaunchSpec, Sandbox};
-use crate::policy::SupervisionPolicy;
+use crate::policy::{self, Lowered, SupervisionPolicy};
 use crate::spec::{Declarations, HookPolicy, PluginSpec};
 
 /// A plugin's state: the one word `outpost plugins list` shows. The states are kept
@@ -751,6 +751,22 @@ impl Context<'_> {
             draft.record.source.clone_from(entry);
         }
         let operator = self.config.outpost.plugins.get(&normalize_id(id));
+        // What the manifest asks for, within what a manifest may ask for.
+        let (manifest_policy, lowered) = policy::within_manifest_bounds(&block.policy);
+        for Lowered { path, asked, used } in lowered {
+            draft.record.diagnostics.push(
+                Diagnostic::warning(
+                    Code::InvalidValue,
+                    format!(
+                        "the manifest asks for {path} {asked}, beyond what a manifest may ask for; {used} is used (the operator can set another value in outpost.plugins.{}.{path})",
+                        draft.record.id
+                    ),
+                )
+                .plugin(&draft.record.id)
+                .file(&draft.record.manifest_path)
+                .path_and_key(&format!("outpost.{path}")),
+            );
+        }
         let policy = match (&self.config.outpost.defaults, operator.map(|o| &o.policy)) {
             (None, _) => Err(format!(
                 "no supervision policy: `outpost.defaults` in {} is invalid (see the config diagnostics)",
@@ -764,7 +780,7 @@ impl Context<'_> {
             (Some(defaults), operator_layer) => {
                 let empty = Value::Object(Map::new());
                 let operator_layer = operator_layer.and_then(Option::as_ref).unwrap_or(&empty);
-                SupervisionPolicy::from_layers([defaults, &block.policy, operator_layer]).map_err(
+                SupervisionPolicy::from_layers([defaults, &manifest_policy, operator_layer]).map_err(
                     |error| {
                         format!(
                             "the supervision policy layers (outpost.defaults, {} `outpost`, outpost.plugins.{id}) do not combine: {error}",
