@@ -85,7 +85,10 @@ const DEVICES: &[&str] = &[
 
 /// Directories a program's installation is never widened to (only the program's own
 /// directory is granted): they hold other people's or other programs' files.
-const NEVER_WHOLE: &[&str] = &["/", "/home", "/root", "/tmp", "/var", "/var/tmp", "/opt"];
+const NEVER_WHOLE: &[&str] = &[
+    "/", "/home", "/root", "/tmp", "/var", "/var/tmp", "/opt", "/etc", "/run", "/srv", "/mnt",
+    "/media", "/boot", "/dev", "/proc", "/sys",
+];
 
 /// The rights one path gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,24 +194,26 @@ pub(crate) fn rules(reach: &Reach<'_>) -> Vec<Rule> {
 /// found on the plugin's `PATH`.
 ///
 /// An installation is the parent of the program's `bin`, `sbin` or `shims` directory
-/// (a Node or Python prefix, a pyenv root), else the program's directory. It is
-/// narrowed when widening would expose more than an installation:
+/// (a Node or Python prefix, a pyenv root). A program in any other directory is granted
+/// alone, not what lies beside it. An installation is narrowed when widening would
+/// expose more than that:
 ///
 /// - a home directory, an ancestor of one, or a directory of [`NEVER_WHOLE`] is never
-///   granted whole: only the program's directory is, and a program right in one of
-///   them (`/x`, `~/tool`) gets only itself;
+///   granted whole: only the program's `bin` directory is;
 /// - a prefix directly in a home (`~/.local`, `~/.cargo`) gets its `bin`, `sbin`,
 ///   `lib`, `lib64` and `libexec` directories only, not the settings and credentials
 ///   beside them; except a version manager's root (a `shims` directory: pyenv, rbenv),
 ///   whose versions and settings the shims read.
 ///
-/// Every path is taken where it really leads (its directory canonical: a path through
-/// `/proc/self/root` or a symlinked directory is granted as what it is), and what
-/// `env` or a `#!` line names counts only if it is an executable file: a manifest
-/// cannot name a directory of its choice this way.
+/// A manifest cannot name a directory of its choice this way: every path is taken where
+/// it really leads (its directory canonical: a path through `/proc/self/root` or a
+/// symlinked directory is granted as what it is); what `env` or a `#!` line names
+/// counts only if it is an executable file, `env` only if it is the system's and its
+/// options are plain ones ([`env_program`]); and nothing among the plugins' state
+/// directories is granted this way.
 pub(crate) fn runtime_dirs(reach: &Reach<'_>) -> Vec<PathBuf> {
     let mut programs = vec![reach.program.to_path_buf()];
-    if reach.program.file_name() == Some(OsStr::new("env"))
+    if is_system_env(&reach.root.join(reach.program))
         && let Some(name) = env_program(reach.args)
         && let Some(found) = search(name, reach.path_env, reach.root)
         && is_executable(&found)
@@ -230,8 +235,13 @@ pub(crate) fn runtime_dirs(reach: &Reach<'_>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for executable in executables {
         let executable = real_location(&executable, reach.root);
+        // The system's (granted already), the plugin's own, and anything among the
+        // plugins' state directories (its own is granted already; the others are not
+        // its to reach through a program planted there).
+        let state_parent = reach.state_dir.parent().unwrap_or(reach.state_dir);
         if SYSTEM.iter().any(|dir| executable.starts_with(dir))
             || executable.starts_with(reach.root)
+            || executable.starts_with(state_parent)
         {
             continue;
         }
@@ -251,15 +261,13 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
     let homeish = |path: &Path| homes.iter().any(|home| home.starts_with(path));
     let never_whole =
         |path: &Path| homeish(path) || NEVER_WHOLE.iter().any(|never| path == Path::new(never));
-    if never_whole(dir) {
-        // A program right in `/`, a home or `/tmp`: the program alone.
+    let kind = dir.file_name().and_then(OsStr::to_str);
+    if never_whole(dir) || !matches!(kind, Some("bin" | "sbin" | "shims")) {
+        // Not an installation's `bin` (a program in `/etc`, a home, `/tmp`, any other
+        // directory): the program alone, not what lies beside it.
         return vec![executable.to_path_buf()];
     }
     let own = vec![dir.to_path_buf()];
-    let kind = dir.file_name().and_then(OsStr::to_str);
-    if !matches!(kind, Some("bin" | "sbin" | "shims")) {
-        return own;
-    }
     let Some(prefix) = dir.parent() else {
         return own;
     };
@@ -292,7 +300,7 @@ fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<Pat
     let interpreter = PathBuf::from(words.next()?);
     let mut found = vec![interpreter.clone()];
     let rest: Vec<String> = words.map(str::to_owned).collect();
-    if interpreter.file_name() == Some(OsStr::new("env"))
+    if is_system_env(&interpreter)
         && let Some(name) = env_program(&rest)
         && let Some(program) = search(name, path_env, root)
     {
@@ -301,44 +309,46 @@ fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<Pat
     Some(found)
 }
 
-/// The program `env` runs, given its arguments: the first that is neither an option,
-/// an option's value, nor a `NAME=VALUE`; with `-S`, the first word of its string.
+/// The program `env` runs, given its arguments, when they are of the plain forms
+/// this understands: `NAME=VALUE` assignments, `-i` (`--ignore-environment`), `-u NAME`
+/// (`--unset NAME`, `--unset=NAME`), `--`, and `-S STRING` (`--split-string STRING`,
+/// `--split-string=STRING`) whose first word is the program. Any other option (an abbreviation, a cluster, `-C`, `-a`...) gives
+/// `None`: nothing is granted for a command line this cannot read for certain, rather
+/// than a directory its options could have named.
 fn env_program(args: &[String]) -> Option<&str> {
+    let is_program = |word: &&str| !word.contains('=') && !word.starts_with(['-', '#']);
     let mut args = args.iter().map(String::as_str);
     while let Some(arg) = args.next() {
-        if arg == "--" {
-            return args.find(|arg| !arg.contains('='));
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            let (name, value) = long
-                .split_once('=')
-                .map_or((long, None), |(n, v)| (n, Some(v)));
-            match name {
-                "split-string" => return value.or_else(|| args.next())?.split_whitespace().next(),
-                "unset" | "chdir" | "argv0" if value.is_none() => {
-                    args.next();
-                }
-                _ => {}
+        match arg {
+            "--" => return args.find(|arg| !arg.contains('=')),
+            "-i" | "-" | "--ignore-environment" => {}
+            "-u" | "--unset" => {
+                args.next()?;
             }
-        } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            // A cluster of short options; the first of them that takes a value takes
-            // the rest of the cluster, or the next argument.
-            if let Some(at) = short.find(['u', 'C', 'a', 'S']) {
-                let value = &short[at + 1..];
-                let value = if value.is_empty() {
-                    args.next()?
-                } else {
-                    value
-                };
-                if short[at..].starts_with('S') {
-                    return value.split_whitespace().next();
-                }
+            "-S" | "--split-string" => {
+                return args.next()?.split_whitespace().next().filter(is_program);
             }
-        } else if arg != "-" && !arg.contains('=') {
-            return Some(arg);
+            _ if arg.starts_with("--unset=") => {}
+            _ if arg.starts_with("--split-string=") => {
+                return arg["--split-string=".len()..]
+                    .split_whitespace()
+                    .next()
+                    .filter(is_program);
+            }
+            _ if arg.starts_with('-') => return None,
+            _ if arg.contains('=') => {}
+            _ => return Some(arg),
         }
     }
     None
+}
+
+/// Whether `program` is the system's `env` (not a file of the plugin's that happens to
+/// be called so).
+fn is_system_env(program: &Path) -> bool {
+    program.file_name() == Some(OsStr::new("env"))
+        && std::fs::canonicalize(program)
+            .is_ok_and(|real| SYSTEM.iter().any(|dir| real.starts_with(dir)))
 }
 
 /// Whether `path` is a file some of whose execute bits are set.
@@ -515,7 +525,8 @@ pub(crate) fn prepare_state_dir(
     ensure_dir(dir, owner)
 }
 
-/// Creates `dir` (mode 0700) when missing, hands it to `owner`, and sets its mode.
+/// Creates `dir` (mode 0700) when missing, hands it to `owner` (the supervisor's own
+/// user when none is configured), and sets its mode.
 fn ensure_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), StateDirError> {
     const MODE: u32 = 0o700;
     let failed = |what: &str, e: io::Error| {
@@ -539,7 +550,16 @@ fn ensure_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), StateDirError
             None,
         ));
     }
-    if let Some((uid, gid)) = owner {
+    // Its user's, the supervisor's when none is configured: a directory left to another
+    // user by an earlier config would otherwise be closed to the plugin (a root plugin
+    // has no capability to pass by).
+    let (uid, gid) = owner.unwrap_or_else(|| {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    });
+    if metadata.uid() != uid || metadata.gid() != gid {
         std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| failed("hand over", e))?;
     }
     if metadata.mode() & 0o7777 != MODE {
@@ -632,7 +652,8 @@ mod tests {
         std::fs::write(&script, "#!/usr/bin/env lang\nprint 1\n").unwrap();
         let mut shebang = reach(&script, &[], &[]);
         shebang.path_env = Some(&path_env);
-        assert_eq!(runtime_dirs(&shebang), [prefix, scripts]);
+        // The script's own directory is no installation: the script alone.
+        assert_eq!(runtime_dirs(&shebang), [prefix, script]);
     }
 
     /// What `env`'s options or a `#!` line name cannot widen the grant to a directory
@@ -650,29 +671,68 @@ mod tests {
             let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
             runtime_dirs(&reach(Path::new("/usr/bin/env"), &args, &[]))
         };
+        let split = format!("{lang} main.lang");
         for args in [
             &["-u", "/x", lang, "main.lang"][..],
             &["-u", "/etc/shadow", lang][..],
             &["--unset", "/x", lang][..],
-            &["-iu", "/x", lang][..],
-            &["-C", "/", lang][..],
+            &["--unset=/x", "-i", "A=1", lang][..],
             &["--", "A=1", lang][..],
+            &["-S", &split][..],
+            &["--split-string", &split][..],
         ] {
             assert_eq!(granted(args), std::slice::from_ref(&prefix), "{args:?}");
         }
-        // Not what runs: a file that is not executable, or nothing at all.
-        assert!(granted(&["/etc/passwd"]).is_empty());
-        assert!(granted(&["-u"]).is_empty());
+        // What this cannot read for certain grants nothing (GNU `env` takes `--uns` for
+        // `--unset`, `-iu` for `-i -u`), nor does a file that is not executable.
+        let hidden = format!("A=1 {lang}");
+        for args in [
+            &["--uns", "/x", lang][..],
+            &["-iu", "/x", lang][..],
+            &["-C", "/", lang][..],
+            &["-a", "/x", lang][..],
+            &["-S", &hidden][..],
+            &["/etc/passwd"][..],
+            &["-u"][..],
+        ] {
+            assert!(granted(args).is_empty(), "{args:?}");
+        }
 
         let scripts = base.path().join("scripts");
         std::fs::create_dir_all(&scripts).unwrap();
         let script = scripts.join("run");
         std::fs::write(&script, "#!/proc/self/root/bin/sh\necho 1\n").unwrap();
         let dirs = runtime_dirs(&reach(&script, &[], &[]));
+        assert_eq!(dirs, [script], "the shell is the system's, granted already");
+
+        // A program planted among the plugins' state directories (a plugin whose id is
+        // `bin` has its state in `.../bin`) grants nothing: not its neighbours' state.
+        let planted = base.path().join("state/bin/x");
+        std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+        std::fs::write(&planted, "").unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut from_state = reach(&planted, &[], &[]);
+        let own_state = base.path().join("state/evil");
+        from_state.state_dir = &own_state;
+        assert!(runtime_dirs(&from_state).is_empty());
+    }
+
+    /// A state directory an earlier config handed to another user comes back to the
+    /// supervisor's when the plugin runs as the supervisor's user again.
+    #[test]
+    fn a_state_directory_comes_back_to_the_plugins_user() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("state/notes");
+        ensure_dir(&dir, Some((65_534, 65_534))).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().uid(), 65_534);
+        ensure_dir(&dir, None).unwrap();
+        let metadata = std::fs::metadata(&dir).unwrap();
         assert_eq!(
-            dirs,
-            [scripts],
-            "the shell is the system's, granted already"
+            (metadata.uid(), metadata.gid()),
+            (0, nix::unistd::getegid().as_raw())
         );
     }
 
