@@ -29,6 +29,14 @@ use crate::server::State;
 /// How long the first start may take before `/readyz` says ready anyway.
 const FIRST_START: Duration = Duration::from_mins(10);
 
+/// At SIGTERM or SIGINT, how long the API's calls in flight have to finish, with their
+/// plugins still running, before the plugins are stopped.
+const API_DRAIN: Duration = Duration::from_secs(5);
+
+/// Once the plugins are stopped, how long the answers of calls they cut short (and any
+/// other last answer) have to reach their clients before the process exits.
+const API_FLUSH: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// The config file (JSON5).
@@ -139,9 +147,17 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         };
         tracing::info!("{signal}: stopping every plugin (a second signal kills them at once)");
         stop_routes.cancel();
+        // No new connection or request; the calls in flight finish while their plugins
+        // still run, and their answers reach the clients.
         let _ = api.stop();
         tokio::select! {
+            _ = tokio::time::timeout(API_DRAIN, api.clone().stopped()) => {}
+            _ = terminate.recv() => return Ok(forced(state)),
+            _ = interrupt.recv() => return Ok(forced(state)),
+        }
+        tokio::select! {
             () = state.supervisor.shutdown() => {
+                let _ = tokio::time::timeout(API_FLUSH, api.stopped()).await;
                 tracing::info!("every plugin stopped; exiting");
                 Ok(ExitCode::SUCCESS)
             }

@@ -211,7 +211,9 @@ struct Serve {
     pids: Vec<i32>,
     lines: mpsc::Receiver<String>,
     /// Its state directory (`XDG_STATE_HOME`: the token and registry files).
-    _state: tempfile::TempDir,
+    state: tempfile::TempDir,
+    /// The API's address, once [`Serve::start`] has read it in the log.
+    api: String,
 }
 
 impl Serve {
@@ -222,8 +224,23 @@ impl Serve {
         let mut serve = Self::spawn(&example_config());
         let mut ready = Vec::new();
         while ready.len() < 3 {
-            let fields =
-                serve.wait_for("three plugins ready", |fields| fields["message"] == "ready");
+            let fields = serve.wait_for("three plugins ready", |fields| {
+                fields["message"] == "ready"
+                    || fields["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("gateway API on http://"))
+            });
+            if let Some(address) = fields["message"]
+                .as_str()
+                .and_then(|m| m.strip_prefix("gateway API on http://"))
+            {
+                address
+                    .split([' ', '('])
+                    .next()
+                    .unwrap()
+                    .clone_into(&mut serve.api);
+                continue;
+            }
             if let Some(pid) = fields["pid"].as_i64() {
                 ready.push(fields["plugin"].as_str().unwrap().to_owned());
                 serve.pids.push(i32::try_from(pid).unwrap());
@@ -261,7 +278,8 @@ impl Serve {
             child,
             pids: Vec::new(),
             lines,
-            _state: state,
+            state,
+            api: String::new(),
         }
     }
 
@@ -340,6 +358,44 @@ fn serve_stops_every_plugin_on_sigterm_and_exits_0() {
         "the last lines say the stop finished:\n{}",
         log.join("\n")
     );
+}
+
+/// Calls in flight when SIGTERM comes are answered, none left without a word: one that
+/// ends within the stop gets its own answer; one that would outlast it gets an error
+/// answer (here the plugin's own `-32800`, its work cancelled by the stop), written
+/// before `serve` exits.
+#[test]
+fn calls_in_flight_at_sigterm_are_answered() {
+    let mut serve = Serve::start();
+    let call = |seconds: u32| {
+        Command::new(outpost())
+            .args(["call", "tool", "sleep_then_answer", "--args"])
+            .arg(format!(r#"{{"seconds": {seconds}, "answer": "done"}}"#))
+            .arg("--config")
+            .arg(example_config())
+            .args(["--api-listen", &serve.api])
+            .env("XDG_STATE_HOME", serve.state.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (short, long) = (call(3), call(60));
+    // Room for the calls to reach the plugin.
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(serve.pid(), Signal::SIGTERM).unwrap();
+    let short = short.wait_with_output().unwrap();
+    assert_eq!(stdout_json(&short)["content"][0]["text"], "done");
+    let long = long.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&long.stderr);
+    assert!(!long.status.success(), "{said}");
+    assert!(
+        said.starts_with("error: ") && said.contains("(code -"),
+        "an answer from the supervisor, not a connection cut short: {said}"
+    );
+    assert_eq!(wait_exit(&mut serve.child).code(), Some(0));
+    wait_gone(&serve.pids);
 }
 
 #[test]
