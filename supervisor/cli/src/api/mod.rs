@@ -70,6 +70,18 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// gets HTTP 429.
 pub(crate) const MAX_CONNECTIONS: u32 = 256;
 
+/// TCP connections open at once, idle ones and those that have not sent a request yet
+/// included: more are closed as soon as they are accepted, so that clients (with or
+/// without a token) cannot take the file descriptors plugins need to start.
+pub(crate) const MAX_OPEN_CONNECTIONS: usize = 1024;
+
+/// A connection that sends no request within this of opening, or none within
+/// [`IDLE_TIMEOUT`] of its last one finishing, is closed.
+const FIRST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// See [`FIRST_REQUEST_TIMEOUT`].
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(1);
+
 /// Subscriptions one WebSocket session may hold.
 pub(crate) const MAX_SUBSCRIPTIONS: u32 = 64;
 
@@ -95,6 +107,62 @@ pub(crate) struct Counters {
     connections: Gauge,
     sessions: Gauge,
     unauthorized: Counter,
+    refused: Counter,
+    idle_closed: Counter,
+}
+
+/// What a connection's requests have done, for its idle watchdog.
+#[derive(Default)]
+struct Activity {
+    /// Requests being handled.
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Requests begun or finished so far.
+    moves: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn moved(&self, delta: isize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if delta > 0 {
+            self.in_flight.fetch_add(1, SeqCst);
+        } else {
+            self.in_flight.fetch_sub(1, SeqCst);
+        }
+        self.moves.fetch_add(1, SeqCst);
+    }
+
+    /// Ends when the connection has been idle too long: nothing in flight and nothing
+    /// begun or finished for a whole period (the first one waits for a first request).
+    async fn idle(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut seen = self.moves.load(SeqCst);
+        let mut period = FIRST_REQUEST_TIMEOUT;
+        loop {
+            tokio::time::sleep(period).await;
+            let now = self.moves.load(SeqCst);
+            if now == seen && self.in_flight.load(SeqCst) == 0 {
+                return;
+            }
+            seen = now;
+            period = IDLE_TIMEOUT;
+        }
+    }
+}
+
+/// Counts a request in flight until dropped.
+struct Handling(Arc<Activity>);
+
+impl Handling {
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.moved(1);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.moved(-1);
+    }
 }
 
 impl Counters {
@@ -103,6 +171,8 @@ impl Counters {
         let connections = Gauge::default();
         let sessions = Gauge::default();
         let unauthorized = Counter::default();
+        let refused = Counter::default();
+        let idle_closed = Counter::default();
         // The encoder ends each help text with a full stop.
         registry.register(
             "connections",
@@ -119,11 +189,23 @@ impl Counters {
             "Requests refused for a missing or wrong bearer token",
             unauthorized.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections closed as soon as they were accepted: outpost_api_connections was at its limit of 1024",
+            refused.clone(),
+        );
+        registry.register(
+            "connections_idle_closed",
+            "Connections closed for sending no request (10 s after opening, 60 s after their last request)",
+            idle_closed.clone(),
+        );
         Self {
             registry,
             connections,
             sessions,
             unauthorized,
+            refused,
+            idle_closed,
         }
     }
 }
@@ -175,6 +257,8 @@ async fn accept(
     stop: StopHandle,
     counters: Arc<Counters>,
 ) {
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_CONNECTIONS));
+    let mut last_warned: Option<std::time::Instant> = None;
     loop {
         let socket = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -188,16 +272,29 @@ async fn accept(
             },
             () = stop.clone().shutdown() => return,
         };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            drop(socket);
+            counters.refused.inc();
+            if last_warned.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10)) {
+                last_warned = Some(std::time::Instant::now());
+                tracing::warn!(
+                    "the gateway API has {MAX_OPEN_CONNECTIONS} connections open: new ones are closed at once until some end (outpost_api_connections_refused counts them); a client that opens many and sends nothing is closed after 10 s"
+                );
+            }
+            continue;
+        };
         let _ = socket.set_nodelay(true);
+        let activity = Arc::new(Activity::default());
         let gone = CancellationToken::new();
         let service = {
-            let (state, methods, builder, stop, counters, gone) = (
+            let (state, methods, builder, stop, counters, gone, activity) = (
                 state.clone(),
                 methods.clone(),
                 builder.clone(),
                 stop.clone(),
                 counters.clone(),
                 gone.clone(),
+                activity.clone(),
             );
             tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let (state, methods, builder, stop, counters, gone) = (
@@ -208,18 +305,26 @@ async fn accept(
                     counters.clone(),
                     gone.clone(),
                 );
+                let handling = Handling::new(&activity);
                 async move {
-                    Ok::<_, Infallible>(
-                        handle(request, &state, methods, builder, stop, &counters, gone).await,
-                    )
+                    let response =
+                        handle(request, &state, methods, builder, stop, &counters, gone).await;
+                    drop(handling);
+                    Ok::<_, Infallible>(response)
                 }
                 .boxed()
             })
         };
         let (stop, counters) = (stop.clone(), counters.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             counters.connections.inc();
-            let _ = serve_with_graceful_shutdown(socket, service, stop.shutdown()).await;
+            tokio::select! {
+                _ = serve_with_graceful_shutdown(socket, service, stop.shutdown()) => {}
+                () = activity.idle() => {
+                    counters.idle_closed.inc();
+                }
+            }
             counters.connections.dec();
             // The client went away (or the server stops): its calls are cancelled.
             gone.cancel();

@@ -627,6 +627,23 @@ async fn events_are_numbered_without_a_gap_across_a_restart_and_a_reload() {
     assert_eq!(first["snapshot"]["plugins"].as_array().unwrap().len(), 3);
 }
 
+/// A connection that sends nothing is closed: clients (with a token or without) cannot
+/// hold the API's connections, and with them the file descriptors plugins need, by
+/// opening them and waiting. One that made a request is kept while it is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let mut silent = std::net::TcpStream::connect(server.api).unwrap();
+    silent.set_read_timeout(Some(SETTLE)).unwrap();
+    let mut byte = [0_u8; 1];
+    let read = tokio::task::spawn_blocking(move || silent.read(&mut byte))
+        .await
+        .unwrap();
+    assert_eq!(read.unwrap(), 0, "the server closed the silent connection");
+    // The server still answers.
+    assert!(server.rpc("registry.snapshot", &json!({}))["result"].is_object());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_slows_no_one_and_a_gone_one_is_cleaned_up() {
     let server = Server::start(&[Plugin::new("a")]);
@@ -1371,7 +1388,7 @@ fn metrics_parse_and_measure_what_the_kernel_measures() {
         .lines()
         .filter(|line| line.starts_with("# HELP outpost_api_"))
         .collect();
-    assert_eq!(helps.len(), 3, "{}", response.body);
+    assert_eq!(helps.len(), 5, "{}", response.body);
     for help in helps {
         assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
     }
