@@ -157,9 +157,11 @@ pub enum InvalidReason {
     MethodNotString,
     /// `id` present but not a string or a number (or `null` on a request).
     BadId,
-    /// Neither a request, a notification nor a response (no `method`, no `result`,
-    /// no `error`), or a response with both `result` and `error`.
+    /// Neither a request, a notification nor a response (no `method`, no `id`).
     Shape(&'static str),
+    /// A response (an `id` and no `method`) with both `result` and `error`, or neither,
+    /// or a success without an id. Never answered (docs/protocol.md §2.3).
+    Response(&'static str),
     /// `error` is not an object with an integer `code` and a string `message`.
     BadError(String),
 }
@@ -174,7 +176,7 @@ impl fmt::Display for InvalidReason {
             Self::Version => f.write_str("`jsonrpc` must be the string \"2.0\""),
             Self::MethodNotString => f.write_str("`method` must be a string"),
             Self::BadId => f.write_str("`id` must be a string or a number"),
-            Self::Shape(what) => f.write_str(what),
+            Self::Shape(what) | Self::Response(what) => f.write_str(what),
             Self::BadError(why) => write!(f, "`error` is malformed: {why}"),
         }
     }
@@ -187,6 +189,17 @@ impl fmt::Display for InvalidMessage {
 }
 
 impl std::error::Error for InvalidMessage {}
+
+impl InvalidMessage {
+    /// Whether the message was a response, malformed: the receiver does not answer it
+    /// (docs/protocol.md §2.3); the request it names, if any, fails at once.
+    pub fn is_response(&self) -> bool {
+        matches!(
+            self.reason,
+            InvalidReason::Response(_) | InvalidReason::BadError(_)
+        )
+    }
+}
 
 /// The envelope as it arrives: every member optional and, but for `params`, still raw
 /// JSON text borrowed from the line, checked and read by [`Message::from_raw`]. A result
@@ -356,10 +369,10 @@ impl Message {
             )));
         }
         match (raw.result, raw.error) {
-            (Some(_), Some(_)) => Err(invalid(InvalidReason::Shape(
+            (Some(_), Some(_)) => Err(invalid(InvalidReason::Response(
                 "a response must not carry both `result` and `error`",
             ))),
-            (None, None) => Err(invalid(InvalidReason::Shape(
+            (None, None) => Err(invalid(InvalidReason::Response(
                 "a response must carry `result` or `error`",
             ))),
             (Some(result), None) => match id {
@@ -367,7 +380,7 @@ impl Message {
                     id: Some(id),
                     outcome: Ok(result.to_owned()),
                 })),
-                None => Err(invalid(InvalidReason::Shape(
+                None => Err(invalid(InvalidReason::Response(
                     "a success response must carry the id of the request it answers",
                 ))),
             },
@@ -813,12 +826,12 @@ mod tests {
             (
                 r#"{"jsonrpc":"2.0","id":1}"#,
                 Some(1.into()),
-                InvalidReason::Shape("a response must carry `result` or `error`"),
+                InvalidReason::Response("a response must carry `result` or `error`"),
             ),
             (
                 r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"m"}}"#,
                 Some(1.into()),
-                InvalidReason::Shape("a response must not carry both `result` and `error`"),
+                InvalidReason::Response("a response must not carry both `result` and `error`"),
             ),
         ];
         for (line, id, reason) in cases {

@@ -65,8 +65,8 @@ use self::outbox::{Outbox, Refused};
 use crate::message::{Envelope, LINE_CAPACITY};
 use crate::methods::{CancelParams, ProgressParams};
 use crate::{
-    ErrorCode, ErrorObject, InvalidLine, Message, NdjsonCodec, Notification, NotificationType,
-    ParseFailure, RequestId, RequestType, Response,
+    ErrorCode, ErrorObject, InvalidLine, InvalidMessage, LineProblem, Message, NdjsonCodec,
+    Notification, NotificationType, ParseFailure, RequestId, RequestType, Response,
 };
 
 /// How a connection behaves; [`PeerConfig::default`] documents the defaults.
@@ -1140,9 +1140,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 )));
             }
             Some(Ok(Err(line))) => {
-                if config.answer_invalid {
-                    let answer = Message::Response(line.to_response()).to_json().into_bytes();
-                    let _ = shared.send_line(answer).await;
+                match malformed_response(&line) {
+                    // Responses are never answered (docs/protocol.md §2.3); the request
+                    // it answers fails now rather than at its deadline.
+                    Some(invalid) => fail_pending(&shared, invalid),
+                    None if config.answer_invalid => {
+                        let answer = Message::Response(line.to_response()).to_json().into_bytes();
+                        let _ = shared.send_line(answer).await;
+                    }
+                    None => {}
                 }
                 Some(Event::Problem(Problem::InvalidLine(line)))
             }
@@ -1188,7 +1194,33 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-/// Handles what the reader can handle itself; returns what the owner must see.
+/// The line's problem, when it is a malformed response.
+fn malformed_response(line: &InvalidLine) -> Option<&InvalidMessage> {
+    match &line.problem {
+        LineProblem::Unparseable(ParseFailure::Invalid(invalid)) if invalid.is_response() => {
+            Some(invalid)
+        }
+        _ => None,
+    }
+}
+
+/// Fails the request a malformed response names, if it is in flight: its caller learns
+/// what came back now, instead of waiting for its deadline.
+fn fail_pending(shared: &Shared, invalid: &InvalidMessage) {
+    let Some(id) = &invalid.id else { return };
+    let pending = lock(&shared.pending).remove(id);
+    if let Some(pending) = pending {
+        let error = ErrorObject::new(
+            ErrorCode::InternalError,
+            format!(
+                "{} answered `{}` with a malformed response: {invalid}",
+                shared.name, pending.method
+            ),
+        );
+        let _ = pending.tx.send(Err(error));
+    }
+}
+
 /// A request's params as the reader keeps them.
 enum Params {
     Value(Value),
@@ -1835,6 +1867,49 @@ mod tests {
         );
         assert_eq!(answers[2]["result"], json!(big));
         assert_eq!(answers[3]["error"]["message"], "no");
+    }
+
+    /// docs/protocol.md §2.3: a response is never answered, even a bad one; and the
+    /// request it names fails at once, not at its deadline.
+    #[tokio::test]
+    async fn a_malformed_response_is_not_answered_and_fails_its_request_at_once() {
+        let (mut to_peer, peer_reads) = tokio::io::duplex(64 * 1024);
+        let (peer_writes, from_peer) = tokio::io::duplex(64 * 1024);
+        let (peer, mut incoming) = connect(peer_reads, peer_writes, PeerConfig::default());
+        let mut lines = BufReader::new(from_peer).lines();
+        let call = tokio::spawn({
+            let peer = peer.clone();
+            async move {
+                peer.call("work", None, CallOptions::timeout(Duration::from_secs(600)))
+                    .await
+            }
+        });
+        let request: Value =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        let id = &request["id"];
+        let malformed = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id}}}\n");
+        to_peer.write_all(malformed.as_bytes()).await.unwrap();
+        let error = match call.await.unwrap() {
+            Err(CallError::Remote(error)) => error,
+            other => panic!("expected the malformed answer's error, got {other:?}"),
+        };
+        assert!(
+            error
+                .message
+                .contains("answered `work` with a malformed response"),
+            "{error:?}"
+        );
+        // Not answered: the next line the peer writes answers the ping that follows.
+        to_peer
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}\n")
+            .await
+            .unwrap();
+        let next: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(next["id"], "p", "{next}");
+        assert!(matches!(
+            incoming.next().await,
+            Some(Event::Problem(Problem::InvalidLine(_)))
+        ));
     }
 
     #[tokio::test]
