@@ -271,7 +271,8 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
     let Some(prefix) = dir.parent() else {
         return own;
     };
-    if never_whole(prefix) {
+    // Someone's home (`/home/<user>`), whoever's it is.
+    if never_whole(prefix) || prefix.parent() == Some(Path::new("/home")) {
         return own;
     }
     if kind != Some("shims")
@@ -288,21 +289,29 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
     vec![prefix.to_path_buf()]
 }
 
-/// The interpreter a `#!` script names (and what it runs through `env`), if `path` is
-/// one.
+/// The interpreter a `#!` script names (and what it runs through the system's `env`),
+/// if `path` is one, read as the kernel reads the line: after `#!`, spaces and tabs are
+/// skipped, the interpreter runs to the next space, tab or end of line (a relative one
+/// from `root`, where the plugin starts), and the rest of the line, trimmed, is at most
+/// one argument. `env` with one word is that program on `PATH`; with anything else
+/// (options, a split string, spaces) nothing is granted for what it runs.
 fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<PathBuf>> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
     let mut head = [0_u8; 256];
     let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
     let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
-    let line = std::str::from_utf8(line).ok()?;
-    let mut words = line.split_whitespace();
-    let interpreter = PathBuf::from(words.next()?);
+    let start = line.iter().position(|b| !blank(b))?;
+    let line = &line[start..];
+    let end = line.iter().position(blank).unwrap_or(line.len());
+    let interpreter = root.join(std::str::from_utf8(&line[..end]).ok()?);
+    let argument = std::str::from_utf8(line[end..].trim_ascii()).ok()?;
     let mut found = vec![interpreter.clone()];
-    let rest: Vec<String> = words.map(str::to_owned).collect();
     if is_system_env(&interpreter)
-        && let Some(name) = env_program(&rest)
-        && let Some(program) = search(name, path_env, root)
+        && !argument.is_empty()
+        && !argument.contains(|c: char| c.is_whitespace() || c == '=')
+        && !argument.starts_with('-')
+        && let Some(program) = search(argument, path_env, root)
     {
         found.push(program);
     }
@@ -311,12 +320,11 @@ fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<Pat
 
 /// The program `env` runs, given its arguments, when they are of the plain forms
 /// this understands: `NAME=VALUE` assignments, `-i` (`--ignore-environment`), `-u NAME`
-/// (`--unset NAME`, `--unset=NAME`), `--`, and `-S STRING` (`--split-string STRING`,
-/// `--split-string=STRING`) whose first word is the program. Any other option (an abbreviation, a cluster, `-C`, `-a`...) gives
-/// `None`: nothing is granted for a command line this cannot read for certain, rather
-/// than a directory its options could have named.
+/// (`--unset NAME`, `--unset=NAME`) and `--`. Any other option (an abbreviation, a
+/// cluster, `-C`, `-a`, a split string `-S`, whose quotes, escapes and variables `env`
+/// reads its own way) gives `None`: nothing is granted for a command line this cannot
+/// read for certain, rather than a path its options could have named.
 fn env_program(args: &[String]) -> Option<&str> {
-    let is_program = |word: &&str| !word.contains('=') && !word.starts_with(['-', '#']);
     let mut args = args.iter().map(String::as_str);
     while let Some(arg) = args.next() {
         match arg {
@@ -325,16 +333,7 @@ fn env_program(args: &[String]) -> Option<&str> {
             "-u" | "--unset" => {
                 args.next()?;
             }
-            "-S" | "--split-string" => {
-                return args.next()?.split_whitespace().next().filter(is_program);
-            }
             _ if arg.starts_with("--unset=") => {}
-            _ if arg.starts_with("--split-string=") => {
-                return arg["--split-string=".len()..]
-                    .split_whitespace()
-                    .next()
-                    .filter(is_program);
-            }
             _ if arg.starts_with('-') => return None,
             _ if arg.contains('=') => {}
             _ => return Some(arg),
@@ -641,7 +640,7 @@ mod tests {
         std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path_env = prefix.join("bin").into_os_string();
 
-        let args = vec!["-S".to_owned(), "lang".to_owned(), "main.lang".to_owned()];
+        let args = vec!["A=1".to_owned(), "lang".to_owned(), "main.lang".to_owned()];
         let mut through_env = reach(Path::new("/usr/bin/env"), &args, &[]);
         through_env.path_env = Some(&path_env);
         assert_eq!(runtime_dirs(&through_env), std::slice::from_ref(&prefix));
@@ -678,20 +677,20 @@ mod tests {
             &["--unset", "/x", lang][..],
             &["--unset=/x", "-i", "A=1", lang][..],
             &["--", "A=1", lang][..],
-            &["-S", &split][..],
-            &["--split-string", &split][..],
         ] {
             assert_eq!(granted(args), std::slice::from_ref(&prefix), "{args:?}");
         }
         // What this cannot read for certain grants nothing (GNU `env` takes `--uns` for
         // `--unset`, `-iu` for `-i -u`), nor does a file that is not executable.
-        let hidden = format!("A=1 {lang}");
         for args in [
             &["--uns", "/x", lang][..],
             &["-iu", "/x", lang][..],
             &["-C", "/", lang][..],
             &["-a", "/x", lang][..],
-            &["-S", &hidden][..],
+            // `env` reads a split string's quotes, escapes and variables its own way.
+            &["-S", &split][..],
+            &["--split-string", &split][..],
+            &["--split-string=x"][..],
             &["/etc/passwd"][..],
             &["-u"][..],
         ] {
@@ -703,7 +702,36 @@ mod tests {
         let script = scripts.join("run");
         std::fs::write(&script, "#!/proc/self/root/bin/sh\necho 1\n").unwrap();
         let dirs = runtime_dirs(&reach(&script, &[], &[]));
-        assert_eq!(dirs, [script], "the shell is the system's, granted already");
+        assert_eq!(
+            dirs,
+            std::slice::from_ref(&script),
+            "the shell is the system's, granted already"
+        );
+
+        // A `#!` line is read as the kernel reads it: only spaces and tabs separate,
+        // and a relative interpreter is the plugin's own (from its root), not the
+        // system's.
+        let path_env = prefix.join("bin").into_os_string();
+        for line in [
+            "#!\x0b/usr/bin/env lang\n",
+            "#!\u{a0}/usr/bin/env lang\n",
+            "#!usr/bin/env lang\n",
+            "#!/usr/bin/env -S lang\n",
+            "#!/usr/bin/env lang -x\n",
+        ] {
+            std::fs::write(&script, line).unwrap();
+            let mut reading = reach(&script, &[], &[]);
+            reading.path_env = Some(&path_env);
+            assert_eq!(
+                runtime_dirs(&reading),
+                std::slice::from_ref(&script),
+                "{line:?}"
+            );
+        }
+        std::fs::write(&script, "#! \t/usr/bin/env\tlang \n").unwrap();
+        let mut reading = reach(&script, &[], &[]);
+        reading.path_env = Some(&path_env);
+        assert_eq!(runtime_dirs(&reading), [prefix.clone(), script.clone()]);
 
         // A program planted among the plugins' state directories (a plugin whose id is
         // `bin` has its state in `.../bin`) grants nothing: not its neighbours' state.
