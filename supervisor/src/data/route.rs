@@ -76,7 +76,9 @@ impl Shared {
                 .await
                 .map(Answer::Command),
             Target::Method { method, params } => {
-                let owner = self.route_to(RegistrationKind::GatewayMethod, &method)?;
+                let owner = self
+                    .route_to(RegistrationKind::GatewayMethod, &method, timeout)
+                    .await?;
                 let request = MethodCallParams {
                     method,
                     params,
@@ -102,8 +104,13 @@ impl Shared {
                 operation,
                 params,
             } => {
-                let owner =
-                    self.route_to(RegistrationKind::Provider, &format!("{capability}:{id}"))?;
+                let owner = self
+                    .route_to(
+                        RegistrationKind::Provider,
+                        &format!("{capability}:{id}"),
+                        timeout,
+                    )
+                    .await?;
                 let request = ProviderCallParams {
                     capability,
                     id,
@@ -120,7 +127,9 @@ impl Shared {
                 operation,
                 params,
             } => {
-                let owner = self.route_to(RegistrationKind::Channel, &id)?;
+                let owner = self
+                    .route_to(RegistrationKind::Channel, &id, timeout)
+                    .await?;
                 let request = ChannelCallParams {
                     id,
                     operation,
@@ -136,7 +145,9 @@ impl Shared {
                 operation,
                 params,
             } => {
-                let owner = self.route_to(RegistrationKind::ContextEngine, &id)?;
+                let owner = self
+                    .route_to(RegistrationKind::ContextEngine, &id, timeout)
+                    .await?;
                 let request = ContextEngineCallParams {
                     id,
                     operation,
@@ -156,10 +167,54 @@ impl Shared {
         error
     }
 
-    /// [`Shared::owner`], counting a miss as a refusal.
-    fn route_to(&self, kind: RegistrationKind, key: &str) -> Result<Owner, ErrorObject> {
-        self.owner(kind, key)
-            .map_err(|error| self.refused(kind, error))
+    /// [`Shared::owner`], counting a miss as a refusal. While nobody serves `key` and a
+    /// plugin that declares it is starting, the call waits for an owner, until its
+    /// deadline: a call made as `serve` starts is served, not refused, and a plugin that
+    /// declares another's names and starts slowly (or never) holds nobody's calls up
+    /// beyond their deadline.
+    async fn route_to(
+        &self,
+        kind: RegistrationKind,
+        key: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Owner, ErrorObject> {
+        // Watched before the first look, so that no change in between is missed.
+        let mut changes = self.registry.watch();
+        let mut deadline = None;
+        loop {
+            let error = match self.owner(kind, key) {
+                Ok(owner) => return Ok(owner),
+                Err(error) => error,
+            };
+            let Some(budget) = self.declared_by_starting(kind, key) else {
+                return Err(self.refused(kind, error));
+            };
+            let deadline =
+                *deadline.get_or_insert_with(|| Instant::now() + timeout.unwrap_or(budget));
+            match tokio::time::timeout_at(deadline.into(), changes.recv()).await {
+                Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => {
+                    return Err(self.refused(kind, error));
+                }
+            }
+        }
+    }
+
+    /// When plugins that declare `key` are starting, the longest call deadline among
+    /// them: how long a call without one of its own may wait for an owner. `None` when
+    /// none is starting (nothing is on its way).
+    fn declared_by_starting(&self, kind: RegistrationKind, key: &str) -> Option<Duration> {
+        let mut budget = None;
+        for runtime in self.plugins() {
+            if runtime.spec.claims(kind, key) != Some(true) {
+                continue;
+            }
+            if let Some((PluginState::Starting, _)) = self.registry.state_of(runtime.id()) {
+                let call = Duration::from_millis(runtime.spec.launch.policy.timeouts.call_ms);
+                budget = Some(budget.map_or(call, |b: Duration| b.max(call)));
+            }
+        }
+        budget
     }
 
     /// The plugin serving `kind`/`key`. A miss names the plugin that *would* serve it
@@ -190,7 +245,9 @@ impl Shared {
         context: CallContext,
         timeout: Option<Duration>,
     ) -> Result<outpost_protocol::methods::ToolResult, ErrorObject> {
-        let owner = self.route_to(RegistrationKind::Tool, &name)?;
+        let owner = self
+            .route_to(RegistrationKind::Tool, &name, timeout)
+            .await?;
         let Registration::Tool(tool) = &*owner.registration else {
             unreachable!("owner() matched the kind")
         };

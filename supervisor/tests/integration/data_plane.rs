@@ -1043,6 +1043,19 @@ fn conflicts_of(supervisor: &Supervisor, plugin: &str) -> Vec<String> {
         .collect()
 }
 
+/// A call made while the plugin that declares its tool is still starting waits for it,
+/// within the call's deadline, instead of failing at once with `-32003`.
+#[tokio::test]
+async fn a_call_made_while_its_plugin_starts_waits_for_it() {
+    let fixture = Fixture::new("late", "ok").env("FIXTURE_INIT_DELAY_MS", "300");
+    let supervisor = Supervisor::start(vec![fixture.spec.clone()]).unwrap();
+    // At once, while the handshake is still on.
+    let answer = echo(&supervisor, Some(SETTLE)).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
 #[tokio::test]
 async fn contested_keys_go_to_the_first_in_precedence_whichever_handshake_ends_first() {
     // `first` comes first in discovery order. Each order of handshakes, three times.
