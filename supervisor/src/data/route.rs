@@ -37,6 +37,45 @@ use super::shared::Shared;
 /// How long a caller whose call was cut off waits for the plugin's exit status.
 const EXIT_REPORT_WAIT: Duration = Duration::from_secs(2);
 
+/// Where `arguments` break `validator`, at most 20 of them (none: they match).
+fn schema_problems(validator: &jsonschema::Validator, arguments: &Value) -> Vec<Value> {
+    if validator.is_valid(arguments) {
+        return Vec::new();
+    }
+    validator
+        .iter_errors(arguments)
+        .take(20)
+        .map(|e| json!({ "path": e.instance_path().to_string(), "message": e.to_string() }))
+        .collect()
+}
+
+/// Whether `value` is large enough (64 KiB of text, or 4,096 values) that checking it
+/// against a schema could take long: looked at up to that much, no further.
+fn is_large(value: &Value) -> bool {
+    const TEXT: usize = 64 * 1024;
+    const VALUES: usize = 4096;
+    let (mut text, mut values) = (0_usize, 0_usize);
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        values += 1;
+        match value {
+            Value::String(s) => text += s.len(),
+            Value::Array(items) => pending.extend(items),
+            Value::Object(members) => {
+                for (key, member) in members {
+                    text += key.len();
+                    pending.push(member);
+                }
+            }
+            _ => {}
+        }
+        if text > TEXT || values > VALUES {
+            return true;
+        }
+    }
+    false
+}
+
 impl Shared {
     /// Routes one call; see the module docs.
     pub(crate) async fn call(&self, call: Call) -> Result<Answer, ErrorObject> {
@@ -251,15 +290,16 @@ impl Shared {
         let Registration::Tool(tool) = &*owner.registration else {
             unreachable!("owner() matched the kind")
         };
-        let arguments = Value::Object(arguments);
-        self.check_arguments(
-            &owner.plugin,
-            &owner.registration,
-            &tool.name,
-            &tool.input_schema,
-            &arguments,
-        )
-        .map_err(|error| self.refused(RegistrationKind::Tool, error))?;
+        let arguments = self
+            .check_arguments(
+                &owner.plugin,
+                &owner.registration,
+                &tool.name,
+                &tool.input_schema,
+                Value::Object(arguments),
+            )
+            .await
+            .map_err(|error| self.refused(RegistrationKind::Tool, error))?;
         let Value::Object(arguments) = arguments else {
             unreachable!("built as an object above")
         };
@@ -271,14 +311,18 @@ impl Shared {
         self.invoke::<ToolInvoke>(&owner, request, timeout).await
     }
 
-    fn check_arguments(
+    /// The arguments back when they match the tool's `inputSchema`. Large arguments are
+    /// checked on the blocking pool: a pathological schema (nested patterns over
+    /// megabytes of text) must not hold up the runtime's threads, and with them every
+    /// other plugin's calls.
+    async fn check_arguments(
         &self,
         plugin: &str,
         registration: &Arc<Registration>,
         tool: &str,
         schema: &Value,
-        arguments: &Value,
-    ) -> Result<(), ErrorObject> {
+        arguments: Value,
+    ) -> Result<Value, ErrorObject> {
         // Admission already compiled it once, so this cannot fail in practice.
         let validator = self
             .schemas
@@ -289,14 +333,25 @@ impl Shared {
                     format!("tool `{tool}` of plugin `{plugin}` has an unusable inputSchema ({e}); the plugin's author must fix it"),
                 )
             })?;
-        if validator.is_valid(arguments) {
-            return Ok(());
+        let (arguments, problems) = if is_large(&arguments) {
+            tokio::task::spawn_blocking(move || {
+                let problems = schema_problems(&validator, &arguments);
+                (arguments, problems)
+            })
+            .await
+            .map_err(|e| {
+                ErrorObject::new(
+                    ErrorCode::InternalError,
+                    format!("checking the arguments of tool `{tool}` failed: {e}"),
+                )
+            })?
+        } else {
+            let problems = schema_problems(&validator, &arguments);
+            (arguments, problems)
+        };
+        if problems.is_empty() {
+            return Ok(arguments);
         }
-        let problems: Vec<Value> = validator
-            .iter_errors(arguments)
-            .take(20)
-            .map(|e| json!({ "path": e.instance_path().to_string(), "message": e.to_string() }))
-            .collect();
         let first = problems
             .first()
             .and_then(|problem| problem["message"].as_str())
@@ -728,6 +783,13 @@ mod tests {
     use crate::data::metrics::PluginMetrics;
     use crate::launch::LaunchSpec;
     use crate::spec::PluginSpec;
+
+    #[test]
+    fn large_arguments_are_told_from_the_rest_without_a_full_walk() {
+        assert!(!is_large(&json!({"text": "a few words", "n": [1, 2, 3]})));
+        assert!(is_large(&json!({"text": "x".repeat(70 * 1024)})));
+        assert!(is_large(&json!({"items": vec![0; 5000]})));
+    }
 
     #[tokio::test]
     async fn a_connection_that_ended_is_not_handed_out() {
