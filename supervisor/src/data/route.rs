@@ -526,6 +526,23 @@ impl Shared {
             hooks::budget_ms(hooks::rule(event), &hook, &spec.hooks).map(Duration::from_millis)
         });
         let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            // Earlier handlers used the whole deadline up: this one is not sent, and
+            // neither blamed for a timeout nor counted as one in its plugin's metrics.
+            let error = ErrorObject::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the `{event}` hook of plugin `{plugin}` was not run: the event's deadline had passed before its turn (earlier handlers used it up)"
+                ),
+            )
+            .with_data(json!({"pluginId": plugin, "notSent": true}));
+            return HookRunRecord {
+                plugin,
+                id: hook.id.clone(),
+                priority: hook.priority,
+                outcome: HookRunOutcome::Error(error),
+            };
+        }
         let timeout = match (budget, left) {
             (Some(budget), Some(left)) => Some(budget.min(left)),
             (budget, left) => budget.or(left),

@@ -1020,6 +1020,55 @@ async fn hooks_run_by_priority_and_their_results_merge() {
     high.assert_all_gone();
 }
 
+/// A handler that uses up the event's deadline leaves the next ones unsent: they are
+/// reported as not run, not blamed for a timeout, nor counted as one.
+#[tokio::test]
+async fn handlers_after_one_that_used_the_deadline_up_are_not_blamed() {
+    let stuck = Fixture::hooks(
+        "stuck",
+        &json!([{"kind": "hook", "event": "before_prompt_build", "priority": 10}]),
+        &json!({"before_prompt_build": {"$sleepMs": 2000}}),
+    );
+    let next = Fixture::hooks(
+        "next",
+        &json!([{"kind": "hook", "event": "before_prompt_build", "priority": 1}]),
+        &json!({}),
+    );
+    let supervisor = start(&[&stuck, &next]).await;
+    let outcome = match make(
+        &supervisor,
+        Call::hook("before_prompt_build", json!({})),
+        CallContext::default(),
+        Some(Duration::from_millis(300)),
+    )
+    .await
+    {
+        Ok(Answer::Hook(outcome)) => outcome,
+        other => panic!("not a hook outcome: {other:?}"),
+    };
+    let error_of = |plugin: &str| match &outcome
+        .runs
+        .iter()
+        .find(|r| r.plugin == plugin)
+        .unwrap()
+        .outcome
+    {
+        HookRunOutcome::Error(error) => error.clone(),
+        HookRunOutcome::Result(result) => panic!("{plugin}: {result:?}"),
+    };
+    assert_eq!(error_of("stuck").code, ErrorCode::Timeout);
+    let skipped = error_of("next");
+    assert!(skipped.message.contains("was not run"), "{skipped:?}");
+    assert_eq!(skipped.data.as_ref().unwrap()["notSent"], true);
+    assert!(
+        next.hook_payloads().is_empty(),
+        "nothing was sent to `next`"
+    );
+    supervisor.shutdown().await;
+    stuck.assert_all_gone();
+    next.assert_all_gone();
+}
+
 /// Who owns the tool `echo` and the command `/mystatus`, and what the other plugin's
 /// rejections say.
 fn owners(supervisor: &Supervisor) -> (String, String) {
