@@ -422,10 +422,16 @@ async fn read_body(
     }
     let (parts, body) = request.into_parts();
     match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
-        Ok(body) => Ok(hyper::Request::from_parts(
-            parts,
-            HttpBody::new(http_body_util::Full::new(body.to_bytes())),
-        )),
+        Ok(body) => {
+            let body = body.to_bytes();
+            if let Some(id) = unusable_id(&body) {
+                return Err(Box::new(unusable_id_response(&id)));
+            }
+            Ok(hyper::Request::from_parts(
+                parts,
+                HttpBody::new(http_body_util::Full::new(body)),
+            ))
+        }
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             Err(Box::new(too_large(None)))
         }
@@ -434,6 +440,42 @@ async fn read_body(
             &json!({"error": format!("the request body could not be read: {error}")}),
         ))),
     }
+}
+
+/// The first request `id` in `body` (one request or a batch) that jsonrpsee, the API's
+/// JSON-RPC layer, cannot take: it takes a string, a non-negative integer or `null`,
+/// and drops any other request without a word (the answer is `null`). `None` when
+/// every id is usable, or the body is not JSON (jsonrpsee answers that itself).
+fn unusable_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        id: Option<Box<serde_json::value::RawValue>>,
+    }
+    let probes: Vec<Probe> = if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice(body).ok()?
+    } else {
+        vec![serde_json::from_slice(body).ok()?]
+    };
+    probes
+        .iter()
+        .filter_map(|probe| probe.id.as_deref().map(serde_json::value::RawValue::get))
+        .find(|id| !id.starts_with('"') && id.parse::<u64>().is_err())
+        .map(str::to_owned)
+}
+
+/// `-32600` for a request whose id jsonrpsee cannot take ([`unusable_id`]).
+fn unusable_id_response(id: &str) -> HttpResponse {
+    let shown: String = id.chars().take(64).collect();
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32600,
+            "message": format!("the request's id {shown} cannot be used: the gateway API takes a string or a non-negative integer as an id (nothing in this body was run)"),
+        },
+    });
+    json_response(StatusCode::OK, &body)
 }
 
 /// 413: the request is over [`MAX_REQUEST_BYTES`] (`size` when it said how large).

@@ -627,6 +627,36 @@ async fn events_are_numbered_without_a_gap_across_a_restart_and_a_reload() {
     assert_eq!(first["snapshot"]["plugins"].as_array().unwrap().len(), 3);
 }
 
+/// A request whose id the JSON-RPC layer cannot take (negative, fractional, a boolean,
+/// an object, an array) is answered `-32600` naming it, not dropped with a `null` body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_id_is_answered() {
+    let server = Server::start(&[Plugin::new("a")]);
+    let bearer = format!("Bearer {TOKEN}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", bearer.as_str()),
+    ];
+    for id in ["-1", "1.5", "true", "{}", "[1]"] {
+        let body = format!(r#"{{"jsonrpc": "2.0", "id": {id}, "method": "plugins.list"}}"#);
+        let response = raw(server.api, "POST", "/", &headers, body.as_bytes()).unwrap();
+        let answer = response.json();
+        assert_eq!(answer["error"]["code"], -32600, "{id}: {}", response.body);
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("id {id} cannot be used")),
+            "{message}"
+        );
+    }
+    let fine = r#"{"jsonrpc": "2.0", "id": "x", "method": "plugins.list"}"#;
+    let response = raw(server.api, "POST", "/", &headers, fine.as_bytes()).unwrap();
+    assert!(
+        response.json()["result"]["plugins"].is_array(),
+        "{}",
+        response.body
+    );
+}
+
 /// A connection that sends nothing is closed: clients (with a token or without) cannot
 /// hold the API's connections, and with them the file descriptors plugins need, by
 /// opening them and waiting. One that made a request is kept while it is used.
