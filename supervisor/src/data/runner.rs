@@ -707,7 +707,11 @@ impl Incarnation {
     }
 
     async fn supervise(&mut self, orders: &mut mpsc::Receiver<Control>) -> End {
-        let health = tokio::spawn(health(self.peer.clone(), self.policy().health.clone()));
+        let health = tokio::spawn(health(
+            self.id().into(),
+            self.peer.clone(),
+            self.policy().health.clone(),
+        ));
         let health_abort = health.abort_handle();
         tokio::pin!(health);
         let end = loop {
@@ -877,7 +881,7 @@ impl Incarnation {
 }
 
 /// Pings while the plugin is ready; returns why it is unresponsive, or never.
-async fn health(peer: Peer, policy: HealthPolicy) -> ExitCause {
+async fn health(plugin: Arc<str>, peer: Peer, policy: HealthPolicy) -> ExitCause {
     if policy.interval_ms == 0 || policy.misses == 0 {
         return std::future::pending().await;
     }
@@ -896,7 +900,7 @@ async fn health(peer: Peer, policy: HealthPolicy) -> ExitCause {
             }
             Err(e) => {
                 misses += 1;
-                tracing::warn!(plugin = %peer.name(), misses, "ping unanswered: {}", for_log(e));
+                tracing::warn!(plugin = %plugin, misses, "ping unanswered: {}", for_log(e));
                 if misses >= policy.misses {
                     return ExitCause::Unresponsive {
                         misses,
