@@ -214,7 +214,7 @@ pub(crate) fn rules(reach: &Reach<'_>) -> Vec<Rule> {
 pub(crate) fn runtime_dirs(reach: &Reach<'_>) -> Vec<PathBuf> {
     let mut programs = vec![reach.program.to_path_buf()];
     if is_system_env(&reach.root.join(reach.program))
-        && let Some(name) = env_program(reach.args)
+        && let Some(name) = env_program(reach.args).and_then(plain_name)
         && let Some(found) = search(name, reach.path_env, reach.root)
         && is_executable(&found)
     {
@@ -305,13 +305,19 @@ fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<Pat
     let line = &line[start..];
     let end = line.iter().position(blank).unwrap_or(line.len());
     let interpreter = root.join(std::str::from_utf8(&line[..end]).ok()?);
-    let argument = std::str::from_utf8(line[end..].trim_ascii()).ok()?;
-    let mut found = vec![interpreter.clone()];
+    let rest = &line[end..];
+    let rest = &rest[rest.iter().position(|b| !blank(b)).unwrap_or(rest.len())..];
+    let rest = &rest[..rest.iter().rposition(|b| !blank(b)).map_or(0, |at| at + 1)];
+    let argument = std::str::from_utf8(rest).ok()?;
+    // An interpreter is granted only where its path cannot be steered: see
+    // `steady_path`.
+    let mut found: Vec<PathBuf> = steady_path(&interpreter)
+        .then(|| interpreter.clone())
+        .into_iter()
+        .collect();
     if is_system_env(&interpreter)
-        && !argument.is_empty()
-        && !argument.contains(|c: char| c.is_whitespace() || c == '=')
-        && !argument.starts_with('-')
-        && let Some(program) = search(argument, path_env, root)
+        && let Some(name) = plain_name(argument)
+        && let Some(program) = search(name, path_env, root)
     {
         found.push(program);
     }
@@ -348,6 +354,31 @@ fn is_system_env(program: &Path) -> bool {
     program.file_name() == Some(OsStr::new("env"))
         && std::fs::canonicalize(program)
             .is_ok_and(|real| SYSTEM.iter().any(|dir| real.starts_with(dir)))
+}
+
+/// `word` when it is a plain program name, to be found on `PATH` (the operator's
+/// directories): no `/` (a path a plugin could steer through a symbolic link it owns,
+/// or through `/proc/self`, which names another process here than where it runs), no
+/// option, no assignment, no character a shell or `env` would read otherwise.
+fn plain_name(word: &str) -> Option<&str> {
+    (!word.is_empty()
+        && !word.starts_with('-')
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-')))
+    .then_some(word)
+}
+
+/// Whether a `#!` interpreter's path leads where it says, for whoever runs it: absolute,
+/// its directory already canonical (no symbolic link a plugin could re-point between
+/// this look and the `exec`, no `..`, nothing through `/proc`, whose `self` is another
+/// process here than there).
+fn steady_path(path: &Path) -> bool {
+    path.is_absolute()
+        && !path.starts_with("/proc")
+        && path
+            .parent()
+            .is_some_and(|dir| std::fs::canonicalize(dir).is_ok_and(|real| real == dir))
 }
 
 /// Whether `path` is a file some of whose execute bits are set.
@@ -665,11 +696,14 @@ mod tests {
         let interpreter = prefix.join("bin/lang");
         std::fs::write(&interpreter, "").unwrap();
         std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let lang = interpreter.to_str().unwrap();
+        let path_env = prefix.join("bin").into_os_string();
         let granted = |args: &[&str]| {
             let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-            runtime_dirs(&reach(Path::new("/usr/bin/env"), &args, &[]))
+            let mut reach = reach(Path::new("/usr/bin/env"), &args, &[]);
+            reach.path_env = Some(&path_env);
+            runtime_dirs(&reach)
         };
+        let lang = "lang";
         let split = format!("{lang} main.lang");
         for args in [
             &["-u", "/x", lang, "main.lang"][..],
@@ -681,8 +715,13 @@ mod tests {
             assert_eq!(granted(args), std::slice::from_ref(&prefix), "{args:?}");
         }
         // What this cannot read for certain grants nothing (GNU `env` takes `--uns` for
-        // `--unset`, `-iu` for `-i -u`), nor does a file that is not executable.
+        // `--unset`, `-iu` for `-i -u`), nor does a file that is not executable, nor a
+        // path (a plugin could steer one through a link it owns, or `/proc/self`).
+        let full = interpreter.to_str().unwrap();
+        let through_cwd = format!("/proc/self/cwd/{full}");
         for args in [
+            &[full][..],
+            &[through_cwd.as_str()][..],
             &["--uns", "/x", lang][..],
             &["-iu", "/x", lang][..],
             &["-C", "/", lang][..],
@@ -718,6 +757,9 @@ mod tests {
             "#!usr/bin/env lang\n",
             "#!/usr/bin/env -S lang\n",
             "#!/usr/bin/env lang -x\n",
+            "#!/usr/bin/env \x0clang\n",
+            "#!/usr/bin/env lang\r\n",
+            "#!/usr/bin/env /proc/self/cwd/lang\n",
         ] {
             std::fs::write(&script, line).unwrap();
             let mut reading = reach(&script, &[], &[]);
@@ -728,6 +770,25 @@ mod tests {
                 "{line:?}"
             );
         }
+        // An interpreter through a directory link (which a plugin owning it could
+        // re-point between this look and the `exec`) is not granted.
+        let links = base.path().join("links");
+        std::fs::create_dir_all(&links).unwrap();
+        std::os::unix::fs::symlink(prefix.join("bin"), links.join("d")).unwrap();
+        std::fs::write(&script, format!("#!{}\n", links.join("d/lang").display())).unwrap();
+        assert_eq!(
+            runtime_dirs(&reach(&script, &[], &[])),
+            std::slice::from_ref(&script)
+        );
+        std::fs::write(
+            &script,
+            format!("#!{}\n", prefix.join("bin/lang").display()),
+        )
+        .unwrap();
+        assert_eq!(
+            runtime_dirs(&reach(&script, &[], &[])),
+            [prefix.clone(), script.clone()]
+        );
         std::fs::write(&script, "#! \t/usr/bin/env\tlang \n").unwrap();
         let mut reading = reach(&script, &[], &[]);
         reading.path_env = Some(&path_env);
