@@ -316,6 +316,10 @@ pub(crate) const MANIFEST_CEILINGS: &[(&str, &str, u64)] = &[
 /// A manifest may not turn the health pings off (`0`), nor ping more often than this.
 pub(crate) const MANIFEST_HEALTH_FLOOR_MS: u64 = 1_000;
 
+/// A manifest may not restart its plugin sooner than this after a crash (a crash loop
+/// of 10 ms is a hundred starts a second: a way to win a race against the supervisor).
+pub(crate) const MANIFEST_BACKOFF_FLOOR_MS: u64 = 100;
+
 /// What [`within_manifest_bounds`] changed in a manifest's layer.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Lowered {
@@ -328,7 +332,7 @@ pub(crate) struct Lowered {
 }
 
 /// A manifest's policy layer within what a manifest may ask for ([`MANIFEST_CEILINGS`],
-/// [`MANIFEST_HEALTH_FLOOR_MS`]), and what was changed. Values that are not numbers are
+/// [`MANIFEST_HEALTH_FLOOR_MS`], [`MANIFEST_BACKOFF_FLOOR_MS`]), and what was changed. Values that are not numbers are
 /// left for [`SupervisionPolicy::from_layers`] to refuse.
 pub(crate) fn within_manifest_bounds(layer: &Value) -> (Value, Vec<Lowered>) {
     let mut layer = layer.clone();
@@ -344,6 +348,7 @@ pub(crate) fn within_manifest_bounds(layer: &Value) -> (Value, Vec<Lowered>) {
         let used = match (section, key) {
             ("health", "intervalMs") if asked == 0 => HealthPolicy::default().interval_ms,
             ("health", "intervalMs") => asked.clamp(MANIFEST_HEALTH_FLOOR_MS, ceiling),
+            ("restart", "initialBackoffMs") => asked.clamp(MANIFEST_BACKOFF_FLOOR_MS, ceiling),
             _ => asked.min(ceiling),
         };
         if asked == used {
@@ -457,6 +462,10 @@ mod tests {
         assert_eq!(
             within_manifest_bounds(&json!({"health": {"intervalMs": 10}})).0["health"]["intervalMs"],
             1_000
+        );
+        assert_eq!(
+            within_manifest_bounds(&json!({"restart": {"initialBackoffMs": 10}})).0["restart"]["initialBackoffMs"],
+            100
         );
         let operator = json!({"stop": {"termMs": 600_000}});
         let bounded = json!({"stop": bounded["stop"].clone(), "limits": bounded["limits"].clone()});
