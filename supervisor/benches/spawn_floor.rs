@@ -3,8 +3,8 @@
 //! loop (one thread, a few MiB, no supervisor), three ways, in alternating rounds:
 //!
 //! - **`posix_spawn`** (std's `Command`): the raw spawn of `data_plane -- spawn`;
-//! - **Outpost's shape**: C forked; C unshares the PID and mount namespaces (and the
-//!   user namespace when not root, with its maps), makes every mount private and forks
+//! - **Outpost's shape**: C forked; C unshares the PID, mount and IPC namespaces (and
+//!   the user namespace when not root, with its maps), makes every mount private and forks
 //!   I; I, PID 1 of the new namespace, mounts a private `/proc` and starts the plugin
 //!   sharing its memory until the `exec` (`CLONE_VM | CLONE_VFORK`);
 //! - **the least a PID namespace needs**: the init cloned straight into the new
@@ -136,7 +136,10 @@ fn namespaces_allowed() -> bool {
 fn namespace_flags() -> c_int {
     // SAFETY: plain system call.
     let root = unsafe { libc::geteuid() } == 0;
-    libc::CLONE_NEWPID | libc::CLONE_NEWNS | if root { 0 } else { libc::CLONE_NEWUSER }
+    libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWIPC
+        | if root { 0 } else { libc::CLONE_NEWUSER }
 }
 
 /// Everything the children need, made before any fork: they only make system calls.
