@@ -365,6 +365,15 @@ struct Draft {
     schema: Option<Schema>,
 }
 
+/// A warning about something the plugin's manifest asks for, at `path` in its file.
+fn manifest_warning(draft: &mut Draft, code: Code, message: String, path: &str) {
+    let diagnostic = Diagnostic::warning(code, message)
+        .plugin(&draft.record.id)
+        .file(&draft.record.manifest_path)
+        .path_and_key(path);
+    draft.record.diagnostics.push(diagnostic);
+}
+
 impl Context<'_> {
     fn record(&self, found: &FoundRoot, id: String, root: PathBuf) -> PluginRecord {
         let manifest_path = root.join(&self.config.outpost.manifest_name);
@@ -754,17 +763,15 @@ impl Context<'_> {
         // What the manifest asks for, within what a manifest may ask for.
         let (manifest_policy, lowered) = policy::within_manifest_bounds(&block.policy);
         for Lowered { path, asked, used } in lowered {
-            draft.record.diagnostics.push(
-                Diagnostic::warning(
-                    Code::InvalidValue,
-                    format!(
-                        "the manifest asks for {path} {asked}, beyond what a manifest may ask for; {used} is used (the operator can set another value in outpost.plugins.{}.{path})",
-                        draft.record.id
-                    ),
-                )
-                .plugin(&draft.record.id)
-                .file(&draft.record.manifest_path)
-                .path_and_key(&format!("outpost.{path}")),
+            let message = format!(
+                "the manifest asks for {path} {asked}, beyond what a manifest may ask for; {used} is used (the operator can set another value in outpost.plugins.{}.{path})",
+                draft.record.id
+            );
+            manifest_warning(
+                draft,
+                Code::InvalidValue,
+                message,
+                &format!("outpost.{path}"),
             );
         }
         let policy = match (&self.config.outpost.defaults, operator.map(|o| &o.policy)) {
@@ -811,17 +818,15 @@ impl Context<'_> {
             if granted.contains(name) || SAFE_PASSTHROUGH.contains(&name.as_str()) {
                 env_passthrough.push(name.clone());
             } else {
-                draft.record.diagnostics.push(
-                    Diagnostic::warning(
-                        Code::EnvNotGranted,
-                        format!(
-                            "the manifest asks for {name} from the supervisor's environment; it is not passed until the operator grants it in outpost.plugins.{}.env.passthrough",
-                            draft.record.id
-                        ),
-                    )
-                    .plugin(&draft.record.id)
-                    .file(&draft.record.manifest_path)
-                    .path_and_key("outpost.env.passthrough"),
+                let message = format!(
+                    "the manifest asks for {name} from the supervisor's environment; it is not passed until the operator grants it in outpost.plugins.{}.env.passthrough",
+                    draft.record.id
+                );
+                manifest_warning(
+                    draft,
+                    Code::EnvNotGranted,
+                    message,
+                    "outpost.env.passthrough",
                 );
             }
         }

@@ -661,14 +661,21 @@ mod tests {
         assert_eq!(opt, [PathBuf::from("/opt/bin")]);
     }
 
-    #[test]
-    fn env_and_shebang_lines_lead_to_the_interpreter() {
-        let base = tempfile::tempdir().unwrap();
-        let prefix = base.path().join("runtime");
+    /// An installation in `base`: `runtime/bin/lang`, executable. Its prefix and
+    /// the interpreter.
+    fn runtime_with_lang(base: &Path) -> (PathBuf, PathBuf) {
+        let prefix = base.join("runtime");
         std::fs::create_dir_all(prefix.join("bin")).unwrap();
         let interpreter = prefix.join("bin/lang");
         std::fs::write(&interpreter, "").unwrap();
         std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (prefix, interpreter)
+    }
+
+    #[test]
+    fn env_and_shebang_lines_lead_to_the_interpreter() {
+        let base = tempfile::tempdir().unwrap();
+        let (prefix, _) = runtime_with_lang(base.path());
         let path_env = prefix.join("bin").into_os_string();
 
         let args = vec!["A=1".to_owned(), "lang".to_owned(), "main.lang".to_owned()];
@@ -691,11 +698,7 @@ mod tests {
     #[test]
     fn a_manifest_cannot_name_a_directory_of_its_choice() {
         let base = tempfile::tempdir().unwrap();
-        let prefix = base.path().join("runtime");
-        std::fs::create_dir_all(prefix.join("bin")).unwrap();
-        let interpreter = prefix.join("bin/lang");
-        std::fs::write(&interpreter, "").unwrap();
-        std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (prefix, interpreter) = runtime_with_lang(base.path());
         let path_env = prefix.join("bin").into_os_string();
         let granted = |args: &[&str]| {
             let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
