@@ -1880,7 +1880,7 @@ mod tests {
         let call = tokio::spawn({
             let peer = peer.clone();
             async move {
-                peer.call("work", None, CallOptions::timeout(Duration::from_secs(600)))
+                peer.call("work", None, CallOptions::timeout(Duration::from_mins(10)))
                     .await
             }
         });

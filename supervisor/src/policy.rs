@@ -316,9 +316,19 @@ pub(crate) const MANIFEST_CEILINGS: &[(&str, &str, u64)] = &[
 /// A manifest may not turn the health pings off (`0`), nor ping more often than this.
 pub(crate) const MANIFEST_HEALTH_FLOOR_MS: u64 = 1_000;
 
-/// A manifest may not restart its plugin sooner than this after a crash (a crash loop
-/// of 10 ms is a hundred starts a second: a way to win a race against the supervisor).
-pub(crate) const MANIFEST_BACKOFF_FLOOR_MS: u64 = 100;
+/// The least a manifest may ask for, member by member: a manifest may not restart its
+/// plugin sooner than 100 ms after a crash (a 10 ms crash loop is a hundred starts a
+/// second: a way to win a race against the supervisor), nor count crashes over less
+/// than 10 s (over 1 ms, no number of crashes would ever give up).
+pub(crate) const MANIFEST_FLOORS: &[(&str, &str, u64)] = &[
+    ("health", "intervalMs", MANIFEST_HEALTH_FLOOR_MS),
+    ("restart", "initialBackoffMs", 100),
+    ("restart", "maxBackoffMs", 100),
+    ("restart", "windowMs", 10_000),
+];
+
+/// The most jitter a manifest may ask for: more could pull a restart's delay to 0.
+pub(crate) const MANIFEST_JITTER_CEILING: f64 = 0.5;
 
 /// What [`within_manifest_bounds`] changed in a manifest's layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -328,11 +338,11 @@ pub(crate) struct Lowered {
     /// What the manifest asked for.
     pub(crate) asked: Value,
     /// What is used instead.
-    pub(crate) used: u64,
+    pub(crate) used: Value,
 }
 
 /// A manifest's policy layer within what a manifest may ask for ([`MANIFEST_CEILINGS`],
-/// [`MANIFEST_HEALTH_FLOOR_MS`], [`MANIFEST_BACKOFF_FLOOR_MS`]), and what was changed. Values that are not numbers are
+/// [`MANIFEST_FLOORS`], [`MANIFEST_JITTER_CEILING`]), and what was changed. Values that are not numbers are
 /// left for [`SupervisionPolicy::from_layers`] to refuse.
 pub(crate) fn within_manifest_bounds(layer: &Value) -> (Value, Vec<Lowered>) {
     let mut layer = layer.clone();
@@ -345,11 +355,14 @@ pub(crate) fn within_manifest_bounds(layer: &Value) -> (Value, Vec<Lowered>) {
         let Some(asked) = value.as_u64() else {
             continue;
         };
+        let floor = MANIFEST_FLOORS
+            .iter()
+            .find(|&&(s, k, _)| s == section && k == key)
+            .map_or(0, |&(_, _, floor)| floor);
         let used = match (section, key) {
+            // Pings off is no value but a switch: the default, not the floor.
             ("health", "intervalMs") if asked == 0 => HealthPolicy::default().interval_ms,
-            ("health", "intervalMs") => asked.clamp(MANIFEST_HEALTH_FLOOR_MS, ceiling),
-            ("restart", "initialBackoffMs") => asked.clamp(MANIFEST_BACKOFF_FLOOR_MS, ceiling),
-            _ => asked.min(ceiling),
+            _ => asked.clamp(floor, ceiling),
         };
         if asked == used {
             continue;
@@ -357,9 +370,20 @@ pub(crate) fn within_manifest_bounds(layer: &Value) -> (Value, Vec<Lowered>) {
         lowered.push(Lowered {
             path: format!("{section}.{key}"),
             asked: value.clone(),
-            used,
+            used: Value::from(used),
         });
         *value = Value::from(used);
+    }
+    if let Some(value) = layer.get_mut("restart").and_then(|s| s.get_mut("jitter"))
+        && let Some(asked) = value.as_f64()
+        && asked > MANIFEST_JITTER_CEILING
+    {
+        lowered.push(Lowered {
+            path: "restart.jitter".to_owned(),
+            asked: value.clone(),
+            used: Value::from(MANIFEST_JITTER_CEILING),
+        });
+        *value = Value::from(MANIFEST_JITTER_CEILING);
     }
     (layer, lowered)
 }
@@ -463,10 +487,14 @@ mod tests {
             within_manifest_bounds(&json!({"health": {"intervalMs": 10}})).0["health"]["intervalMs"],
             1_000
         );
+        let (restart, lowered) = within_manifest_bounds(&json!({"restart": {
+            "initialBackoffMs": 10, "maxBackoffMs": 0, "windowMs": 1, "jitter": 1.0,
+        }}));
         assert_eq!(
-            within_manifest_bounds(&json!({"restart": {"initialBackoffMs": 10}})).0["restart"]["initialBackoffMs"],
-            100
+            restart["restart"],
+            json!({"initialBackoffMs": 100, "maxBackoffMs": 100, "windowMs": 10_000, "jitter": 0.5})
         );
+        assert_eq!(lowered.len(), 4);
         let operator = json!({"stop": {"termMs": 600_000}});
         let bounded = json!({"stop": bounded["stop"].clone(), "limits": bounded["limits"].clone()});
         let policy = SupervisionPolicy::from_layers([&bounded, &operator]).unwrap();

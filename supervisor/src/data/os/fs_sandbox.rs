@@ -193,17 +193,13 @@ pub(crate) fn rules(reach: &Reach<'_>) -> Vec<Rule> {
 /// interpreter of a `#!` script's, and what `env` runs (for `/usr/bin/env python3`),
 /// found on the plugin's `PATH`.
 ///
-/// An installation is the parent of the program's `bin`, `sbin` or `shims` directory
-/// (a Node or Python prefix, a pyenv root). A program in any other directory is granted
-/// alone, not what lies beside it. An installation is narrowed when widening would
-/// expose more than that:
-///
-/// - a home directory, an ancestor of one, or a directory of [`NEVER_WHOLE`] is never
-///   granted whole: only the program's `bin` directory is;
-/// - a prefix directly in a home (`~/.local`, `~/.cargo`) gets its `bin`, `sbin`,
-///   `lib`, `lib64` and `libexec` directories only, not the settings and credentials
-///   beside them; except a version manager's root (a `shims` directory: pyenv, rbenv),
-///   whose versions and settings the shims read.
+/// An installation is the code under the parent of the program's `bin` or `sbin`
+/// directory (a Node or Python prefix): its `bin`, `sbin`, `lib`, `lib32`, `lib64` and
+/// `libexec`, not the settings, credentials or config files beside them; or the whole
+/// root of a version manager (a `shims` directory: pyenv, rbenv), whose versions and
+/// settings the shims read. A program in any other directory is granted alone, not what
+/// lies beside it. A home directory, an ancestor of one, or a directory of
+/// [`NEVER_WHOLE`] is never a prefix: only the program's `bin` directory is granted.
 ///
 /// A manifest cannot name a directory of its choice this way: every path is taken where
 /// it really leads (its directory canonical: a path through `/proc/self/root` or a
@@ -275,18 +271,17 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
     if never_whole(prefix) || prefix.parent() == Some(Path::new("/home")) {
         return own;
     }
-    if kind != Some("shims")
-        && prefix
-            .parent()
-            .is_some_and(|parent| homes.iter().any(|h| h == parent))
-    {
-        return ["bin", "sbin", "lib", "lib64", "libexec"]
-            .iter()
-            .map(|part| prefix.join(part))
-            .filter(|path| path.is_dir())
-            .collect();
+    if kind == Some("shims") {
+        // A version manager's root: its shims read its settings and versions.
+        return vec![prefix.to_path_buf()];
     }
-    vec![prefix.to_path_buf()]
+    // An installation's code, not what else its directory holds (an install of Outpost
+    // itself keeps its config and token beside its `bin`).
+    ["bin", "sbin", "lib", "lib32", "lib64", "libexec"]
+        .iter()
+        .map(|part| prefix.join(part))
+        .filter(|path| path.is_dir())
+        .collect()
 }
 
 /// The interpreter a `#!` script names (and what it runs through the system's `env`),
@@ -325,22 +320,29 @@ fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<Pat
 }
 
 /// The program `env` runs, given its arguments, when they are of the plain forms
-/// this understands: `NAME=VALUE` assignments, `-i` (`--ignore-environment`), `-u NAME`
-/// (`--unset NAME`, `--unset=NAME`) and `--`. Any other option (an abbreviation, a
-/// cluster, `-C`, `-a`, a split string `-S`, whose quotes, escapes and variables `env`
-/// reads its own way) gives `None`: nothing is granted for a command line this cannot
-/// read for certain, rather than a path its options could have named.
+/// this understands: `NAME=VALUE` assignments, `-u NAME` (`--unset NAME`,
+/// `--unset=NAME`) and `--`, none of them touching `PATH` (then `env` looks elsewhere
+/// than the sandbox would). Any other option (an abbreviation, a cluster, `-i`, `-C`,
+/// `-a`, a split string `-S`, whose quotes, escapes and variables `env` reads its own
+/// way) gives `None`: nothing is granted for a command line this cannot read for
+/// certain, rather than a path its options could have named.
 fn env_program(args: &[String]) -> Option<&str> {
     let mut args = args.iter().map(String::as_str);
+    let mut options = true;
     while let Some(arg) = args.next() {
         match arg {
-            "--" => return args.find(|arg| !arg.contains('=')),
-            "-i" | "-" | "--ignore-environment" => {}
-            "-u" | "--unset" => {
-                args.next()?;
+            // A `PATH` of env's own: the program is not found where the sandbox looks.
+            _ if arg.starts_with("PATH=") => return None,
+            "--" if options => options = false,
+            // No environment, or no `PATH`: `env` looks in its own default directories.
+            "-i" | "-" | "--ignore-environment" | "--unset=PATH" if options => return None,
+            "-u" | "--unset" if options => {
+                if args.next()? == "PATH" {
+                    return None;
+                }
             }
-            _ if arg.starts_with("--unset=") => {}
-            _ if arg.starts_with('-') => return None,
+            _ if options && arg.starts_with("--unset=") => {}
+            _ if options && arg.starts_with('-') => return None,
             _ if arg.contains('=') => {}
             _ => return Some(arg),
         }
@@ -369,16 +371,14 @@ fn plain_name(word: &str) -> Option<&str> {
     .then_some(word)
 }
 
-/// Whether a `#!` interpreter's path leads where it says, for whoever runs it: absolute,
-/// its directory already canonical (no symbolic link a plugin could re-point between
-/// this look and the `exec`, no `..`, nothing through `/proc`, whose `self` is another
-/// process here than there).
+/// Whether a `#!` interpreter's path leads where it says, for whoever runs it: absolute
+/// and already canonical (no symbolic link, in the directories or as the file itself,
+/// that a plugin could re-point between this look and the `exec`; no `..`; nothing
+/// through `/proc`, whose `self` is another process here than there).
 fn steady_path(path: &Path) -> bool {
     path.is_absolute()
         && !path.starts_with("/proc")
-        && path
-            .parent()
-            .is_some_and(|dir| std::fs::canonicalize(dir).is_ok_and(|real| real == dir))
+        && std::fs::canonicalize(path).is_ok_and(|real| real == path)
 }
 
 /// Whether `path` is a file some of whose execute bits are set.
@@ -629,6 +629,8 @@ mod tests {
             ".pyenv/shims",
             "bin",
             "tools/node/bin",
+            "tools/node/lib",
+            "tools/node/etc",
         ] {
             std::fs::create_dir_all(home.join(dir)).unwrap();
         }
@@ -643,8 +645,8 @@ mod tests {
             ("bin/tool", &["bin"]),
             // A program right in the home: itself alone.
             ("tool", &["tool"]),
-            // A prefix deeper down: whole.
-            ("tools/node/bin/node", &["tools/node"]),
+            // A prefix deeper down: its code, not its settings.
+            ("tools/node/bin/node", &["tools/node/bin", "tools/node/lib"]),
         ];
         for (program, expected) in cases {
             let program = home.join(program);
@@ -669,14 +671,15 @@ mod tests {
         let interpreter = prefix.join("bin/lang");
         std::fs::write(&interpreter, "").unwrap();
         std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
-        (prefix, interpreter)
+        // What is granted of it: its code (here `bin` alone).
+        (prefix.join("bin"), interpreter)
     }
 
     #[test]
     fn env_and_shebang_lines_lead_to_the_interpreter() {
         let base = tempfile::tempdir().unwrap();
         let (prefix, _) = runtime_with_lang(base.path());
-        let path_env = prefix.join("bin").into_os_string();
+        let path_env = prefix.clone().into_os_string();
 
         let args = vec!["A=1".to_owned(), "lang".to_owned(), "main.lang".to_owned()];
         let mut through_env = reach(Path::new("/usr/bin/env"), &args, &[]);
@@ -699,7 +702,7 @@ mod tests {
     fn a_manifest_cannot_name_a_directory_of_its_choice() {
         let base = tempfile::tempdir().unwrap();
         let (prefix, interpreter) = runtime_with_lang(base.path());
-        let path_env = prefix.join("bin").into_os_string();
+        let path_env = prefix.clone().into_os_string();
         let granted = |args: &[&str]| {
             let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
             let mut reach = reach(Path::new("/usr/bin/env"), &args, &[]);
@@ -712,7 +715,7 @@ mod tests {
             &["-u", "/x", lang, "main.lang"][..],
             &["-u", "/etc/shadow", lang][..],
             &["--unset", "/x", lang][..],
-            &["--unset=/x", "-i", "A=1", lang][..],
+            &["--unset=/x", "A=1", lang][..],
             &["--", "A=1", lang][..],
         ] {
             assert_eq!(granted(args), std::slice::from_ref(&prefix), "{args:?}");
@@ -735,6 +738,12 @@ mod tests {
             &["--split-string=x"][..],
             &["/etc/passwd"][..],
             &["-u"][..],
+            // `PATH` changed or gone: `env` looks elsewhere than the sandbox would.
+            &["PATH=/elsewhere", lang][..],
+            &["--", "PATH=/elsewhere", lang][..],
+            &["-u", "PATH", lang][..],
+            &["--unset=PATH", lang][..],
+            &["-i", lang][..],
         ] {
             assert!(granted(args).is_empty(), "{args:?}");
         }
@@ -753,7 +762,7 @@ mod tests {
         // A `#!` line is read as the kernel reads it: only spaces and tabs separate,
         // and a relative interpreter is the plugin's own (from its root), not the
         // system's.
-        let path_env = prefix.join("bin").into_os_string();
+        let path_env = prefix.clone().into_os_string();
         for line in [
             "#!\x0b/usr/bin/env lang\n",
             "#!\u{a0}/usr/bin/env lang\n",
@@ -773,21 +782,23 @@ mod tests {
                 "{line:?}"
             );
         }
-        // An interpreter through a directory link (which a plugin owning it could
-        // re-point between this look and the `exec`) is not granted.
+        // An interpreter through a link, of a directory or of itself (which a plugin
+        // owning it could re-point between this look and the `exec`), is not granted.
         let links = base.path().join("links");
         std::fs::create_dir_all(&links).unwrap();
-        std::os::unix::fs::symlink(prefix.join("bin"), links.join("d")).unwrap();
-        std::fs::write(&script, format!("#!{}\n", links.join("d/lang").display())).unwrap();
-        assert_eq!(
-            runtime_dirs(&reach(&script, &[], &[])),
-            std::slice::from_ref(&script)
-        );
-        std::fs::write(
-            &script,
-            format!("#!{}\n", prefix.join("bin/lang").display()),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(&prefix, links.join("d")).unwrap();
+        std::os::unix::fs::symlink(&interpreter, links.join("lang")).unwrap();
+        for linked in [links.join("d/lang"), links.join("lang")] {
+            assert!(is_executable(&linked));
+            std::fs::write(&script, format!("#!{}\n", linked.display())).unwrap();
+            assert_eq!(
+                runtime_dirs(&reach(&script, &[], &[])),
+                std::slice::from_ref(&script),
+                "{}",
+                linked.display()
+            );
+        }
+        std::fs::write(&script, format!("#!{}\n", interpreter.display())).unwrap();
         assert_eq!(
             runtime_dirs(&reach(&script, &[], &[])),
             [prefix.clone(), script.clone()]

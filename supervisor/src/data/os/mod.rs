@@ -273,9 +273,10 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         }
         Some(access) => {
             let homes = homes(user.map(|u| u.uid));
+            // The one the plugin runs with: the last of its name wins, as in `Exec`.
             let path_env = env
                 .iter()
-                .find(|(name, _)| name == "PATH")
+                .rfind(|(name, _)| name == "PATH")
                 .map(|(_, value)| value.as_os_str());
             let rules: Vec<Rule> = fs_sandbox::rules(&Reach {
                 program: &request.program,
