@@ -300,7 +300,7 @@ pub(crate) const MANIFEST_CEILINGS: &[(&str, &str, u64)] = &[
     ("restart", "initialBackoffMs", 60_000),
     ("restart", "maxBackoffMs", 300_000),
     ("restart", "resetAfterMs", 3_600_000),
-    ("restart", "maxCrashes", 100),
+    ("restart", "maxCrashes", 20),
     ("restart", "windowMs", 3_600_000),
     ("stop", "shutdownMs", 30_000),
     ("stop", "eofMs", 30_000),
@@ -319,12 +319,13 @@ pub(crate) const MANIFEST_HEALTH_FLOOR_MS: u64 = 1_000;
 /// The least a manifest may ask for, member by member: a manifest may not restart its
 /// plugin sooner than 100 ms after a crash (a 10 ms crash loop is a hundred starts a
 /// second: a way to win a race against the supervisor), nor count crashes over less
-/// than 10 s (over 1 ms, no number of crashes would ever give up).
+/// than a minute (over 1 ms, no number of crashes would ever give up; with 20 crashes at
+/// most, a loop of 100 ms gives up within seconds).
 pub(crate) const MANIFEST_FLOORS: &[(&str, &str, u64)] = &[
     ("health", "intervalMs", MANIFEST_HEALTH_FLOOR_MS),
     ("restart", "initialBackoffMs", 100),
     ("restart", "maxBackoffMs", 100),
-    ("restart", "windowMs", 10_000),
+    ("restart", "windowMs", 60_000),
 ];
 
 /// The most jitter a manifest may ask for: more could pull a restart's delay to 0.
@@ -492,7 +493,7 @@ mod tests {
         }}));
         assert_eq!(
             restart["restart"],
-            json!({"initialBackoffMs": 100, "maxBackoffMs": 100, "windowMs": 10_000, "jitter": 0.5})
+            json!({"initialBackoffMs": 100, "maxBackoffMs": 100, "windowMs": 60_000, "jitter": 0.5})
         );
         assert_eq!(lowered.len(), 4);
         let operator = json!({"stop": {"termMs": 600_000}});

@@ -398,13 +398,23 @@ fn real_location(path: &Path, root: &Path) -> PathBuf {
 }
 
 /// `name` on `path_env`, as `exec` would find it (a name with a `/` is a path, from
-/// `root` when relative).
+/// `root` when relative); nothing when `path_env` has an entry that is relative, empty
+/// or under `/proc`.
 fn search(name: &str, path_env: Option<&OsStr>, root: &Path) -> Option<PathBuf> {
     if name.contains('/') {
         return Some(root.join(name));
     }
-    std::env::split_paths(path_env?)
-        .filter(|dir| dir.is_absolute())
+    let dirs: Vec<PathBuf> = std::env::split_paths(path_env?).collect();
+    // `exec` looks in a relative or empty entry too, from the plugin's directory, and
+    // `/proc/self` is another process there than here: the program found here might not
+    // be the one that runs.
+    if dirs
+        .iter()
+        .any(|dir| !dir.is_absolute() || dir.starts_with("/proc"))
+    {
+        return None;
+    }
+    dirs.into_iter()
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
 }
@@ -746,6 +756,19 @@ mod tests {
             &["-i", lang][..],
         ] {
             assert!(granted(args).is_empty(), "{args:?}");
+        }
+        // A `PATH` with a relative, empty or `/proc` entry: `exec` may find another
+        // program there than the lookup here.
+        for entries in [
+            format!("bin:{}", prefix.display()),
+            format!(":{}", prefix.display()),
+            format!("/proc/self/cwd:{}", prefix.display()),
+        ] {
+            let entries = std::ffi::OsString::from(entries);
+            let args = vec![lang.to_owned()];
+            let mut reach = reach(Path::new("/usr/bin/env"), &args, &[]);
+            reach.path_env = Some(&entries);
+            assert!(runtime_dirs(&reach).is_empty(), "{entries:?}");
         }
 
         let scripts = base.path().join("scripts");

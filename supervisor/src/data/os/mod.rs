@@ -131,7 +131,7 @@ mod fs_sandbox;
 pub(crate) use fs_sandbox::path_component as state_dir_name;
 mod probe;
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
@@ -273,11 +273,8 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         }
         Some(access) => {
             let homes = homes(user.map(|u| u.uid));
-            // The one the plugin runs with: the last of its name wins, as in `Exec`.
-            let path_env = env
-                .iter()
-                .rfind(|(name, _)| name == "PATH")
-                .map(|(_, value)| value.as_os_str());
+            let own_path = std::env::var_os("PATH");
+            let path_env = sandbox_path(&env, own_path.as_deref());
             let rules: Vec<Rule> = fs_sandbox::rules(&Reach {
                 program: &request.program,
                 args: &request.args,
@@ -386,6 +383,18 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         pid,
         isolation,
     })
+}
+
+/// The `PATH` the sandbox looks programs up on, for what `env` or a `#!` line runs: the
+/// one the plugin runs with (the last of its name wins, as in `Exec`), and only when it
+/// is the supervisor's own. A `PATH` of the manifest's choosing gets no lookup at all:
+/// it could point at any installation, or order its directories so that the program
+/// found here is not the one that runs.
+fn sandbox_path<'a>(env: &'a [(OsString, OsString)], own: Option<&OsStr>) -> Option<&'a OsStr> {
+    env.iter()
+        .rfind(|(name, _)| name == "PATH")
+        .map(|(_, value)| value.as_os_str())
+        .filter(|path| Some(*path) == own)
 }
 
 /// Starts the plugin (or C, for a contained one) with `Command`: a `fork`, then the
@@ -1019,6 +1028,21 @@ impl std::fmt::Display for ExitDescription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sandbox looks programs up only on the supervisor's own `PATH`, and only when
+    /// the plugin runs with it: not on one the manifest set, nor when it was overridden.
+    #[test]
+    fn programs_are_looked_up_only_on_the_supervisors_own_path() {
+        let own = OsStr::new("/usr/local/bin:/usr/bin");
+        let pair = |value: &str| (OsString::from("PATH"), OsString::from(value));
+        let ours = [pair("/usr/local/bin:/usr/bin")];
+        assert_eq!(sandbox_path(&ours, Some(own)), Some(own));
+        let overridden = [pair("/usr/local/bin:/usr/bin"), pair("bin:/opt/app/bin")];
+        assert_eq!(sandbox_path(&overridden, Some(own)), None);
+        assert_eq!(sandbox_path(&[pair("/opt/app/bin")], Some(own)), None);
+        assert_eq!(sandbox_path(&ours, None), None);
+        assert_eq!(sandbox_path(&[], Some(own)), None);
+    }
 
     #[test]
     fn exits_are_described_for_people() {
