@@ -306,7 +306,7 @@ fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<Pat
     let argument = std::str::from_utf8(rest).ok()?;
     // An interpreter is granted only where its path cannot be steered: see
     // `steady_path`.
-    let mut found: Vec<PathBuf> = steady_path(&interpreter)
+    let mut found: Vec<PathBuf> = (steady_path(&interpreter) && is_elf(&interpreter))
         .then(|| interpreter.clone())
         .into_iter()
         .collect();
@@ -379,6 +379,16 @@ fn steady_path(path: &Path) -> bool {
     path.is_absolute()
         && !path.starts_with("/proc")
         && std::fs::canonicalize(path).is_ok_and(|real| real == path)
+}
+
+/// Whether `path` is an ELF program: what the kernel runs as a `#!` line's interpreter.
+/// Anything else fails there (`ENOEXEC`), and `execvp` then has `/bin/sh` run the
+/// script: the file named would be granted, and the plugin's own code run.
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0_u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
 }
 
 /// Whether `path` is a file some of whose execute bits are set.
@@ -679,7 +689,7 @@ mod tests {
         let prefix = base.join("runtime");
         std::fs::create_dir_all(prefix.join("bin")).unwrap();
         let interpreter = prefix.join("bin/lang");
-        std::fs::write(&interpreter, "").unwrap();
+        std::fs::write(&interpreter, b"\x7fELF, as far as a `#!` line goes").unwrap();
         std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
         // What is granted of it: its code (here `bin` alone).
         (prefix.join("bin"), interpreter)
@@ -821,6 +831,16 @@ mod tests {
                 linked.display()
             );
         }
+        // An interpreter the kernel cannot run (no ELF program): `execvp` would have
+        // `/bin/sh` run the script instead, with what was granted for it.
+        let text = prefix.join("text");
+        std::fs::write(&text, "echo hi\n").unwrap();
+        std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(&script, format!("#!{}\n", text.display())).unwrap();
+        assert_eq!(
+            runtime_dirs(&reach(&script, &[], &[])),
+            std::slice::from_ref(&script)
+        );
         std::fs::write(&script, format!("#!{}\n", interpreter.display())).unwrap();
         assert_eq!(
             runtime_dirs(&reach(&script, &[], &[])),
