@@ -217,7 +217,15 @@ impl Shared {
         key: &str,
         timeout: Option<Duration>,
     ) -> Result<Owner, ErrorObject> {
-        // Watched before the first look, so that no change in between is missed.
+        // The common case, with nothing to watch: an owner, or nobody on the way.
+        match self.owner(kind, key) {
+            Ok(owner) => return Ok(owner),
+            Err(error) if self.declared_by_starting(kind, key).is_none() => {
+                return Err(self.refused(kind, error));
+            }
+            Err(_) => {}
+        }
+        // Watched before the next look, so that no change in between is missed.
         let mut changes = self.registry.watch();
         let mut deadline = None;
         loop {
