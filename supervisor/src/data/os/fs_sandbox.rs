@@ -293,7 +293,7 @@ fn installation(executable: &Path, homes: &[PathBuf]) -> Vec<PathBuf> {
 fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<PathBuf>> {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
     let mut head = [0_u8; 256];
-    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let n = read_head(path, &mut head)?;
     let line = head[..n].strip_prefix(b"#!")?;
     let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
     let start = line.iter().position(|b| !blank(b))?;
@@ -385,10 +385,53 @@ fn steady_path(path: &Path) -> bool {
 /// Anything else fails there (`ENOEXEC`), and `execvp` then has `/bin/sh` run the
 /// script: the file named would be granted, and the plugin's own code run.
 fn is_elf(path: &Path) -> bool {
-    let mut magic = [0_u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_exact(&mut magic))
-        .is_ok_and(|()| magic == *b"\x7fELF")
+    // The ELF identification and header fields the kernel checks before it runs a file:
+    // 64-bit, little-endian, an executable or a shared object, for this machine.
+    const CLASS_64: u8 = 2;
+    const LITTLE_ENDIAN: u8 = 1;
+    const EXECUTABLE: u16 = 2;
+    const SHARED: u16 = 3;
+    #[cfg(target_arch = "x86_64")]
+    const MACHINE: u16 = 62;
+    #[cfg(target_arch = "aarch64")]
+    const MACHINE: u16 = 183;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const MACHINE: u16 = u16::MAX;
+    let mut header = [0_u8; 20];
+    if read_head(path, &mut header) != Some(header.len()) {
+        return false;
+    }
+    let kind = u16::from_le_bytes([header[16], header[17]]);
+    let machine = u16::from_le_bytes([header[18], header[19]]);
+    header.starts_with(b"\x7fELF")
+        && header[4] == CLASS_64
+        && header[5] == LITTLE_ENDIAN
+        && matches!(kind, EXECUTABLE | SHARED)
+        && machine == MACHINE
+}
+
+/// The first bytes of `path` into `head` (how many were read), when it is a regular file:
+/// opened without waiting, so that a FIFO (or any file that would block an open) a
+/// plugin names holds up nothing, and read only once it is known to be a regular file.
+fn read_head(path: &Path, head: &mut [u8]) -> Option<usize> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    Some(filled)
 }
 
 /// Whether `path` is a file some of whose execute bits are set.
@@ -689,7 +732,8 @@ mod tests {
         let prefix = base.join("runtime");
         std::fs::create_dir_all(prefix.join("bin")).unwrap();
         let interpreter = prefix.join("bin/lang");
-        std::fs::write(&interpreter, b"\x7fELF, as far as a `#!` line goes").unwrap();
+        // A program the kernel runs: a copy of one of the system's.
+        std::fs::copy("/usr/bin/env", &interpreter).unwrap();
         std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
         // What is granted of it: its code (here `bin` alone).
         (prefix.join("bin"), interpreter)
@@ -831,16 +875,37 @@ mod tests {
                 linked.display()
             );
         }
-        // An interpreter the kernel cannot run (no ELF program): `execvp` would have
-        // `/bin/sh` run the script instead, with what was granted for it.
-        let text = prefix.join("text");
-        std::fs::write(&text, "echo hi\n").unwrap();
-        std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(&script, format!("#!{}\n", text.display())).unwrap();
-        assert_eq!(
-            runtime_dirs(&reach(&script, &[], &[])),
-            std::slice::from_ref(&script)
-        );
+        // An interpreter the kernel cannot run (a text, an ELF core or one for another
+        // machine): `execvp` would have `/bin/sh` run the script instead, with what was
+        // granted for it. And a FIFO, whose opening would wait for a writer: nothing
+        // waits, nothing is granted.
+        let program = std::fs::read(&interpreter).unwrap();
+        let mut core = program.clone();
+        core[16] = 4;
+        let mut foreign = program.clone();
+        foreign[18] ^= 0x7f;
+        for (name, content) in [
+            ("text", b"echo hi\n".to_vec()),
+            ("core", core),
+            ("foreign", foreign),
+        ] {
+            let path = prefix.join(name);
+            std::fs::write(&path, content).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        nix::unistd::mkfifo(
+            &prefix.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .unwrap();
+        for name in ["text", "core", "foreign", "fifo"] {
+            std::fs::write(&script, format!("#!{}\n", prefix.join(name).display())).unwrap();
+            assert_eq!(
+                runtime_dirs(&reach(&script, &[], &[])),
+                std::slice::from_ref(&script),
+                "{name}"
+            );
+        }
         std::fs::write(&script, format!("#!{}\n", interpreter.display())).unwrap();
         assert_eq!(
             runtime_dirs(&reach(&script, &[], &[])),
