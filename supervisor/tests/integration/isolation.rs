@@ -818,6 +818,50 @@ async fn a_started_supervisor_is_not_dumpable() {
     supervisor.shutdown().await;
 }
 
+/// A script whose `#!` line names a file the kernel cannot run is not run by `/bin/sh`
+/// instead (as `execvp` would): its interpreter's grant would come with it. Contained
+/// or not, the start fails and the script's own lines never run.
+#[tokio::test]
+async fn a_script_the_kernel_refuses_is_not_run_by_the_shell() {
+    for contain in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("not-a-program");
+        std::fs::write(&fake, "echo hi\n").unwrap();
+        let marker = out.path().join("ran");
+        let script = dir.path().join("run");
+        std::fs::write(
+            &script,
+            format!("#!{}\necho ran > {}\n", fake.display(), marker.display()),
+        )
+        .unwrap();
+        for path in [&fake, &script] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let policy = SupervisionPolicy::from_layers([&json!({
+            "health": {"intervalMs": 0},
+            "restart": {"enabled": false},
+        })])
+        .unwrap();
+        let launch = LaunchSpec::new(&script, dir.path())
+            .with_policy(policy)
+            .with_sandbox(
+                Sandbox::default()
+                    .with_contain(contain)
+                    .with_filesystem(Some(FsAccess::default().with_write(out.path()))),
+            );
+        let supervisor = Supervisor::start(vec![PluginSpec::new("refused", launch)]).unwrap();
+        assert!(supervisor.wait_settled(SETTLE).await);
+        let (state, _) = supervisor.state("refused").unwrap();
+        assert_ne!(state, PluginState::Ready, "contain {contain}");
+        assert!(
+            !marker.exists(),
+            "the shell ran the script (contain {contain})"
+        );
+        supervisor.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn exits_pass_through_containment_exactly() {
     let plugin = Plugin::new("exits");

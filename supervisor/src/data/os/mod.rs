@@ -734,14 +734,26 @@ impl ChildPlan {
         let Some(exec) = &self.exec else {
             return Errno::EINVAL;
         };
+        // A path is executed as it is: `execvpe` would have `/bin/sh` run a file the
+        // kernel refuses (`ENOEXEC`: a `#!` line naming a text file, another machine's
+        // program), with the sandbox granted for what the `#!` line named. A bare name
+        // is looked up on `PATH`, as `Command` does.
         // SAFETY: NUL-terminated strings and null-terminated arrays of them, prepared
         // in the parent and alive as long as `self`.
         unsafe {
-            libc::execvpe(
-                exec.program.as_ptr(),
-                exec.argv.as_ptr(),
-                exec.envp.as_ptr(),
-            );
+            if exec.program.as_bytes().contains(&b'/') {
+                libc::execve(
+                    exec.program.as_ptr(),
+                    exec.argv.as_ptr(),
+                    exec.envp.as_ptr(),
+                );
+            } else {
+                libc::execvpe(
+                    exec.program.as_ptr(),
+                    exec.argv.as_ptr(),
+                    exec.envp.as_ptr(),
+                );
+            }
         }
         Errno::last()
     }
