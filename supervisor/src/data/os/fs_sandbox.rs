@@ -126,7 +126,8 @@ pub(crate) struct Reach<'a> {
     pub(crate) program: &'a Path,
     pub(crate) args: &'a [String],
     pub(crate) root: &'a Path,
-    /// The plugin's `PATH`, to find what `env` and `#!` lines name.
+    /// Where to find what `env` and `#!` lines name: the plugin's `PATH` when it is the
+    /// supervisor's own, else `None` (no lookup: see `sandbox_path` in the parent).
     pub(crate) path_env: Option<&'a OsStr>,
     /// Home directories (the supervisor's, the plugin user's), never granted whole.
     pub(crate) homes: &'a [PathBuf],
@@ -304,8 +305,8 @@ fn shebang(path: &Path, path_env: Option<&OsStr>, root: &Path) -> Option<Vec<Pat
     let rest = &rest[rest.iter().position(|b| !blank(b)).unwrap_or(rest.len())..];
     let rest = &rest[..rest.iter().rposition(|b| !blank(b)).map_or(0, |at| at + 1)];
     let argument = std::str::from_utf8(rest).ok()?;
-    // An interpreter is granted only where its path cannot be steered: see
-    // `steady_path`.
+    // An interpreter is granted only where its path cannot be steered (`steady_path`)
+    // and the kernel runs it (`is_elf`).
     let mut found: Vec<PathBuf> = (steady_path(&interpreter) && is_elf(&interpreter))
         .then(|| interpreter.clone())
         .into_iter()
