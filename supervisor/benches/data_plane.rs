@@ -21,8 +21,9 @@
 //!   second, latency and memory against the limit, 256 callers;
 //! - `spawn`: start to ready of one Rust plugin (spawn + handshake), median of runs,
 //!   beside the raw spawn of the same binary with the handshake by hand, contained,
-//!   not contained, and with no sandbox at all: added to a running supervisor, and
-//!   with a whole supervisor started for it; with `--steps`, what each step of the
+//!   not contained, and with no sandbox at all: added to a running supervisor (and,
+//!   contained, to one that makes no container ahead), and with a whole supervisor
+//!   started for it; with `--steps`, what each step of the
 //!   added plugin's start took (from the supervisor's `outpost::spawn` trace events);
 //! - `fleet`: 100 Rust plugins from start to all ready;
 //! - `memory`: the supervisor's resident memory per idle plugin, with 100 running;
@@ -582,21 +583,37 @@ async fn spawn(report: &mut Report) {
         }
         spec
     };
-    // One running supervisor per sandbox, with no plugin between runs.
-    let running: Vec<Supervisor> = sandboxes
+    // One running supervisor per way of adding, with no plugin between runs: each
+    // sandbox, and the default one again with no container made ahead (each contained
+    // start then makes its namespaces).
+    let ways: [(&Option<Sandbox>, bool); 4] = [
+        (&sandboxes[0], true),
+        (&sandboxes[0], false),
+        (&sandboxes[1], true),
+        (&sandboxes[2], true),
+    ];
+    let running: Vec<Supervisor> = ways
         .iter()
-        .map(|_| Supervisor::start(Vec::new()).expect("the supervisor starts"))
+        .map(|&(_, ahead)| {
+            let builder = Supervisor::builder();
+            let builder = if ahead {
+                builder
+            } else {
+                builder.no_container_ahead()
+            };
+            builder.start(Vec::new()).expect("the supervisor starts")
+        })
         .collect();
     let mut raw = Vec::with_capacity(SPAWN_RUNS);
     let mut whole = vec![Vec::with_capacity(SPAWN_RUNS); sandboxes.len()];
-    let mut added = vec![Vec::with_capacity(SPAWN_RUNS); sandboxes.len()];
-    step_times.resize_with(sandboxes.len(), Default::default);
+    let mut added = vec![Vec::with_capacity(SPAWN_RUNS); ways.len()];
+    step_times.resize_with(ways.len(), Default::default);
     for _ in 0..SPAWN_RUNS {
         let begin = Instant::now();
         let echo = RawEcho::start(Echo::Sdk).await;
         raw.push(begin.elapsed());
         echo.stop().await;
-        for (which, sandbox) in sandboxes.iter().enumerate() {
+        for (which, &(sandbox, _)) in ways.iter().enumerate() {
             let supervisor = &running[which];
             if let Some(steps) = &steps {
                 steps.take();
@@ -616,7 +633,8 @@ async fn spawn(report: &mut Report) {
                 .apply(Vec::new())
                 .await
                 .expect("the plugin is removed");
-
+        }
+        for (which, sandbox) in sandboxes.iter().enumerate() {
             let spec = spec_in(sandbox);
             let begin = Instant::now();
             let supervisor = start(vec![spec]).await;
@@ -648,6 +666,7 @@ async fn spawn(report: &mut Report) {
         spawns.sort();
         let what = [
             "one Rust plugin added to a running supervisor, to ready (spawn + handshake), default sandbox",
+            "added, default sandbox, no container made ahead (the namespaces made for the plugin)",
             "added, not contained (no namespaces; Landlock kept)",
             "added, no sandbox at all (no namespaces, no Landlock)",
         ][which];
@@ -655,7 +674,12 @@ async fn spawn(report: &mut Report) {
     }
     if steps.is_some() {
         for (which, times) in step_times.into_iter().enumerate() {
-            let what = ["default sandbox", "not contained", "no sandbox at all"][which];
+            let what = [
+                "default sandbox",
+                "default sandbox, no container made ahead",
+                "not contained",
+                "no sandbox at all",
+            ][which];
             let medians = times.medians();
             let text = medians
                 .iter()

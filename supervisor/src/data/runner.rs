@@ -343,6 +343,7 @@ async fn start(
         mut child,
         pid,
         isolation,
+        made_ahead,
     } = match shared.spawner.spawn(request).await {
         Ok(spawned) => spawned,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
@@ -369,7 +370,7 @@ async fn start(
     // The group is led by the process the supervisor reaps; `pid` is the plugin's own.
     let group = ProcessGroup::new(child.id());
     shared.registry.set_process(&spec.id, Some(pid), restart);
-    tracing::debug!(plugin = %spec.id, ?isolation, "isolation");
+    tracing::debug!(plugin = %spec.id, ?isolation, made_ahead, "isolation");
     *runtime
         .isolation
         .lock()

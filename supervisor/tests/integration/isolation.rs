@@ -388,6 +388,23 @@ fn supervisor_death_leaves_nothing(python: &Path, uid: Option<u32>) {
         // The plugin and the three it left behind.
         let started = wait_for_processes(&plugin.token, 4);
         let host = &helper.report["host"];
+        // With namespaces, the helper soon prepares the next plugin's container (C
+        // and its init): it must die with the helper too.
+        let mut between = Vec::new();
+        if host["containment"] == "namespaces" {
+            let deadline = Instant::now() + SETTLE;
+            loop {
+                between = descendants_outside(helper.child.id(), &plugin.token);
+                if between.len() >= 4 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no container was made ahead: {between:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         eprintln!(
             "supervisor as uid {}: containment {}, {}",
             uid.unwrap_or_else(|| nix::unistd::geteuid().as_raw()),
@@ -405,6 +422,14 @@ fn supervisor_death_leaves_nothing(python: &Path, uid: Option<u32>) {
                 &plugin.token,
                 &format!("the supervisor's death by {signal}"),
             );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while between.iter().any(|&pid| alive(pid)) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the supervisor's death by {signal}: {between:?} outlived it"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         } else {
             eprintln!(
                 "no namespaces here ({}): processes that left the plugin's group may survive",
@@ -415,6 +440,35 @@ fn supervisor_death_leaves_nothing(python: &Path, uid: Option<u32>) {
             }
         }
     }
+}
+
+/// The processes descended from `pid` whose command line does not carry `token`: the
+/// C and init of each contained plugin, and those of a container made ahead.
+fn descendants_outside(pid: u32, token: &str) -> Vec<i32> {
+    let ours = processes(token);
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        // Each thread's children (C is the spawner thread's).
+        let children: String = std::fs::read_dir(format!("/proc/{parent}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for child in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            queue.push(child);
+            let child = i32::try_from(child).unwrap();
+            if !ours.contains(&child) {
+                found.push(child);
+            }
+        }
+    }
+    found
 }
 
 #[test]
@@ -860,6 +914,88 @@ async fn a_script_the_kernel_refuses_is_not_run_by_the_shell() {
         );
         supervisor.shutdown().await;
     }
+}
+
+/// When `pid` started, in clock ticks since boot.
+fn started_at(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// A plugin restarted after a crash starts in the container the supervisor made ahead
+/// meanwhile, and is contained exactly as at its first start.
+#[tokio::test]
+async fn a_plugin_restarted_into_a_container_made_ahead_is_contained_the_same() {
+    if isolation::probe().containment != Containment::Namespaces {
+        eprintln!("no namespaces here: nothing is made ahead");
+        return;
+    }
+    let plugin = Plugin::new("ahead");
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let environ = PathBuf::from(format!("/proc/{}/environ", std::process::id()));
+    let supervisor = start(vec![plugin.spec("ahead", &python(), &Behaviour::default())]).await;
+    let reach = async |supervisor: &Supervisor| {
+        let mut tried = Vec::new();
+        for (op, path) in [
+            ("read", &secret),
+            ("read", &environ),
+            ("list", &outside.path().to_owned()),
+        ] {
+            tried.push(attempt(supervisor, op, path).await["ok"].clone());
+        }
+        tried
+    };
+    let first = tool(&supervisor, "facts", json!({})).await;
+    let first_reach = reach(&supervisor).await;
+    assert_eq!(first_reach, [false, false, false], "{first_reach:?}");
+    let old = supervisor.snapshot().plugins[0].pid.unwrap();
+    // The next plugin's container is made once the supervisor has had nothing to
+    // start for 10 ms.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill(Pid::from_raw(i32::try_from(old).unwrap()), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + SETTLE;
+    let pid = loop {
+        if let Some(pid) = supervisor.snapshot().plugins[0]
+            .pid
+            .filter(|&pid| pid != old)
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the plugin did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(supervisor.wait_settled(SETTLE).await);
+    let second = tool(&supervisor, "facts", json!({})).await;
+    // C was made before the crash: about half a second older than the plugin (a C
+    // made for it would be the same age, to a tick).
+    let leader = parent_of(parent_of(pid));
+    let ticks = started_at(pid) - started_at(leader);
+    assert!(ticks >= 10, "C started {ticks} ticks before the plugin");
+    let facts = [
+        "id",
+        "pid",
+        "ppid",
+        "pgid",
+        "sid",
+        "procPids",
+        "fds",
+        "capabilities",
+        "uid",
+        "gid",
+        "env",
+    ];
+    for fact in facts {
+        assert_eq!(second[fact], first[fact], "{fact}: {first} then {second}");
+    }
+    let ours = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    assert_ne!(second["ipcNamespace"], ours.to_str().unwrap(), "{second}");
+    assert_ne!(second["ipcNamespace"], first["ipcNamespace"], "{second}");
+    assert_eq!(reach(&supervisor).await, first_reach, "the same sandbox");
+    supervisor.shutdown().await;
+    assert_gone(&plugin.token, "shutdown");
 }
 
 #[tokio::test]

@@ -94,6 +94,23 @@ pub(crate) struct Failure {
     pub(crate) errno: Errno,
 }
 
+/// How the init starts the plugin's process.
+#[derive(Clone, Copy)]
+pub(crate) struct Start<'a> {
+    /// What the plugin's process runs: it must `exec` the plugin or return the errno
+    /// of what failed. Its argument is the Landlock ruleset's descriptor that came
+    /// with the word to start, for a container made ahead (`None` otherwise, or when
+    /// none came).
+    pub(crate) plugin: &'a dyn Fn(Option<c_int>) -> Errno,
+    /// `None`: the plugin's process starts at once. `Some(socket)`: the container is
+    /// made ahead of any plugin. C and the init drop everything they hold of the
+    /// supervisor's (descriptors and anonymous memory) at once, and the init waits on
+    /// `socket` for the word to start (one byte, with the ruleset's descriptor
+    /// attached), then reports how the start went on `socket` as well as to C. The
+    /// supervisor closing its end first makes the init and C end.
+    pub(crate) ahead: Option<c_int>,
+}
+
 /// The namespaces to enter, prepared in the parent.
 #[derive(Debug)]
 pub(crate) struct Namespaces {
@@ -116,17 +133,17 @@ impl Namespaces {
         Self { maps, private_proc }
     }
 
-    /// Called in a child of the supervisor (C). Runs `plugin` in the plugin's process
-    /// (G), which must `exec` the plugin or return the errno of what failed. Returns in
-    /// C only, when containment or the plugin's start failed; C and the init otherwise
-    /// never return: they exit as the plugin did.
-    pub(crate) fn enter(&self, plugin: &dyn Fn() -> Errno) -> Failure {
-        match self.contain(plugin) {
+    /// Called in a child of the supervisor (C). Starts the plugin's process (G) as
+    /// `start` says. Returns in C only, when containment or the plugin's start failed
+    /// (or, made ahead, when no plugin came); C and the init otherwise never return:
+    /// they exit as the plugin did.
+    pub(crate) fn enter(&self, start: Start<'_>) -> Failure {
+        match self.contain(start) {
             Err(failure) => failure,
         }
     }
 
-    fn contain(&self, plugin: &dyn Fn() -> Errno) -> Result<std::convert::Infallible, Failure> {
+    fn contain(&self, start: Start<'_>) -> Result<std::convert::Infallible, Failure> {
         block_signals(libc::SIG_SETMASK);
         // C waits for the init, and the init for the plugin: neither could if SIGCHLD
         // were ignored (the kernel would reap the children itself).
@@ -183,10 +200,14 @@ impl Namespaces {
             )
         };
         let private_proc = self.private_proc;
+        let here = 0_u8;
+        let c_stack = std::ptr::from_ref(&here) as usize;
         let init: &dyn Fn() = &|| {
             close(from_init);
-            close(maps);
-            init(private_proc, to_parent, plugin);
+            if start.ahead.is_none() {
+                close(maps);
+            }
+            init(private_proc, to_parent, start, maps, c_stack);
         };
         let (init_pid, init_stack) = spawn_sharing_memory(&init, Sharing::Alongside);
         if init_pid == -1 {
@@ -200,14 +221,22 @@ impl Namespaces {
             });
         }
         close(to_parent);
+        if start.ahead.is_some() {
+            // Made ahead: nothing of the supervisor's is kept while waiting for a
+            // plugin (the init drops the memory, which it shares).
+            close_all_but(from_init);
+            return Err(relay(init_pid, from_init, -1, init_stack));
+        }
         Err(relay(init_pid, from_init, maps, init_stack))
     }
 }
 
-/// The namespace's init (I, PID 1): mounts `/proc`, starts the plugin's process (which
-/// runs `plugin`), then reaps and forwards signals until the plugin's process ends,
-/// and exits (which kills everything left in the namespace).
-fn init(private_proc: bool, to_parent: c_int, plugin: &dyn Fn() -> Errno) -> ! {
+/// The namespace's init (I, PID 1): mounts `/proc`, starts the plugin's process (as
+/// `start` says), then reaps and forwards signals until the plugin's process ends,
+/// and exits (which kills everything left in the namespace). `maps` is C's
+/// `/proc/self/maps` (or -1) and `c_stack` an address in C's stack, for a container
+/// made ahead.
+fn init(private_proc: bool, to_parent: c_int, start: Start<'_>, maps: c_int, c_stack: usize) -> ! {
     // Dies with C, whose death kills this namespace: armed, then a check that C did not
     // die before (the pipe's reading end is C's alone).
     // SAFETY: plain system calls.
@@ -233,29 +262,100 @@ fn init(private_proc: bool, to_parent: c_int, plugin: &dyn Fn() -> Errno) -> ! {
             exit(1);
         }
     }
+    let mut ruleset = None;
+    if let Some(socket) = start.ahead {
+        // Nothing of the supervisor's while waiting: its descriptors (other plugins'
+        // pipes among them, whose ends must close when the supervisor closes them),
+        // then its memory (C's and this process's stacks kept; C waits on its own).
+        let mut keep = [0, 1, 2, to_parent, socket, maps];
+        keep.sort_unstable();
+        close_all_but_sorted(&keep);
+        let here = 0_u8;
+        shed_memory(maps, [std::ptr::from_ref(&here) as usize, c_stack]);
+        close(maps);
+        match receive_start(socket) {
+            Ok(fd) => ruleset = fd,
+            // The supervisor gave it up: no plugin comes.
+            Err(_) => exit(1),
+        }
+    }
+    let report = |code: u32, errno: u32| {
+        report_setup(to_parent, code, errno);
+        if let Some(socket) = start.ahead {
+            report_setup(socket, code, errno);
+        }
+    };
     // The plugin's process shares the init's memory until its `exec` (the init waits
     // meanwhile): nothing of the supervisor's address space is copied for it. It
     // writes only its own stack and `failed`.
     let failed = AtomicI32::new(0);
-    let start: &dyn Fn() = &|| {
+    let plugin: &dyn Fn() = &|| {
         close(to_parent);
-        failed.store(plugin() as c_int, Ordering::SeqCst);
+        failed.store((start.plugin)(ruleset) as c_int, Ordering::SeqCst);
     };
-    let (pid, _) = spawn_sharing_memory(&start, Sharing::UntilExec);
+    let (pid, _) = spawn_sharing_memory(&plugin, Sharing::UntilExec);
     if pid == -1 {
-        report_setup(to_parent, Step::ForkPlugin as u32, Errno::last() as u32);
+        report(Step::ForkPlugin as u32, Errno::last() as u32);
         exit(1);
     }
     let errno = failed.load(Ordering::SeqCst);
     if errno != 0 {
         reap(pid);
-        report_setup(to_parent, Step::ExecPlugin as u32, errno.cast_unsigned());
+        report(Step::ExecPlugin as u32, errno.cast_unsigned());
         exit(1);
     }
     // The plugin's process made itself the leader of its group before its `exec`.
+    // The supervisor hears it first, on the socket the next line closes.
+    if let Some(socket) = start.ahead {
+        report_setup(socket, 0, 0);
+    }
     close_all_but(to_parent);
     report_setup(to_parent, 0, 0);
     serve(pid, to_parent)
+}
+
+/// Waits on `socket` for the word to start a container made ahead, and returns the
+/// Landlock ruleset's descriptor attached to it, if any. An error when the supervisor
+/// closed its end (or sent nothing readable) instead.
+fn receive_start(socket: c_int) -> Result<Option<c_int>, Errno> {
+    // Room for one descriptor's control message, aligned as `cmsghdr` needs.
+    #[repr(C, align(8))]
+    struct Control([u8; 64]);
+    let mut byte = 0_u8;
+    let mut control = Control([0; 64]);
+    let mut part = libc::iovec {
+        iov_base: (&raw mut byte).cast(),
+        iov_len: 1,
+    };
+    // SAFETY: a zeroed msghdr is valid; its buffers are set below.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &raw mut part;
+    message.msg_iovlen = 1;
+    message.msg_control = control.0.as_mut_ptr().cast();
+    message.msg_controllen = control.0.len() as _;
+    loop {
+        // SAFETY: `message` points at live buffers of the sizes it gives.
+        let n = unsafe { libc::recvmsg(socket, &raw mut message, libc::MSG_CMSG_CLOEXEC) };
+        match n {
+            1 => break,
+            0 => return Err(Errno::EPIPE),
+            _ if Errno::last() == Errno::EINTR => {}
+            _ => return Err(Errno::last()),
+        }
+    }
+    // SAFETY: walks the control messages the kernel wrote into `control`.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&raw const message);
+        if !header.is_null()
+            && (*header).cmsg_level == libc::SOL_SOCKET
+            && (*header).cmsg_type == libc::SCM_RIGHTS
+        {
+            return Ok(Some(ptr::read_unaligned(
+                libc::CMSG_DATA(header).cast::<c_int>(),
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// How long a process started by [`spawn_sharing_memory`] shares its parent's memory.
@@ -633,6 +733,20 @@ fn close_all_but(keep: c_int) {
     close(2);
     close_range(3, keep - 1, 0);
     close_range(keep + 1, c_int::MAX, 0);
+}
+
+/// Closes every descriptor but those in `keep` (ascending; negative entries are
+/// ignored).
+fn close_all_but_sorted(keep: &[c_int]) {
+    let mut next = 0;
+    for &fd in keep {
+        if fd < next {
+            continue;
+        }
+        close_range(next, fd - 1, 0);
+        next = fd + 1;
+    }
+    close_range(next, c_int::MAX, 0);
 }
 
 /// Closes every descriptor but `a` and `b`, the standard streams included.

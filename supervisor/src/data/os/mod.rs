@@ -46,6 +46,18 @@
 //! failed, and once I runs, C's only such reads follow a pipe read or a `waitpid` with
 //! every signal blocked, which do not fail in practice.
 //!
+//! **A container made ahead** ([`Ahead`]): C's `fork` and the namespaces are most of a
+//! contained start's cost, and none of it depends on the plugin. So once the spawner
+//! thread has had nothing to do for [`AHEAD_AFTER`] after a contained start, it makes
+//! C and I for the next one: I mounts `/proc`, closes every descriptor but the future
+//! plugin's streams, its pipe to C and a socket to the supervisor, unmaps the
+//! supervisor's anonymous memory for both (C closes its descriptors and waits), and
+//! waits on the socket. The next contained start writes its plan (a [`ProcessPlan`],
+//! the program, arguments, environment and working directory) into a memory region
+//! mapped shared before C's fork, at the same address in every process, and sends one
+//! byte with the Landlock ruleset's descriptor attached; I starts G, which reads the
+//! plan there, and reports on the socket as it does to C. Everything after is as above.
+//!
 //! Why three processes: the init of a PID namespace must be a process of the new
 //! namespace, and the supervisor needs a child in its own namespace to signal, to reap
 //! and to read an exact exit status from. A subreaper "shepherd" alone would not see
@@ -118,7 +130,8 @@
 //!   when the plugin has already exited, C's pid is reported instead.
 //! - Each contained plugin costs two more small processes (C, a copy-on-write fork of
 //!   the supervisor sharing its pages, and I, sharing C's memory) and a user namespace
-//!   when the supervisor is not root (`user.max_user_namespaces`).
+//!   when the supervisor is not root (`user.max_user_namespaces`); the container made
+//!   ahead, one more of each while it waits.
 //! - `RLIMIT_AS` limits address space, not resident memory: runtimes that reserve large
 //!   virtual ranges up front (V8, the JVM, Go) need a generous value.
 
@@ -137,8 +150,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
@@ -191,9 +206,17 @@ pub(crate) struct Spawned {
     pub(crate) pid: u32,
     /// How it is confined.
     pub(crate) isolation: Isolation,
+    /// Whether it was started in a container made ahead ([`Ahead`]).
+    pub(crate) made_ahead: bool,
 }
 
 type Job = (SpawnRequest, oneshot::Sender<io::Result<Spawned>>);
+
+/// How long the spawner thread waits, idle after a contained start, before it makes a
+/// container ahead for the next one ([`Ahead`]): long enough that a burst of starts
+/// (a supervisor's own start, a reload, a storm of restarts) is not slowed by it, and
+/// that the plugin just started has done its handshake.
+pub(crate) const AHEAD_AFTER: Duration = Duration::from_millis(10);
 
 /// Spawns processes from one long-lived thread (see the module's caveats).
 #[derive(Debug)]
@@ -203,15 +226,43 @@ pub(crate) struct Spawner {
 
 impl Spawner {
     /// Starts the spawner thread; children are registered with `runtime`'s reactor.
-    pub(crate) fn new(runtime: tokio::runtime::Handle) -> io::Result<Self> {
+    /// With `ahead`, once the thread has been idle that long after a contained start
+    /// (at once for zero), it makes a container for the next one ([`Ahead`]).
+    pub(crate) fn new(
+        runtime: tokio::runtime::Handle,
+        ahead: Option<Duration>,
+    ) -> io::Result<Self> {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("outpost-spawner".into())
             .spawn(move || {
                 let _context = runtime.enter();
-                // Ends when the Spawner (the only sender) is dropped.
-                for (request, reply) in rx {
-                    let _ = reply.send(spawn(request));
+                let mut warm = Warm::default();
+                // Ends when the Spawner (the only sender) is dropped; `warm`'s container,
+                // if any, with it.
+                loop {
+                    let job = match ahead {
+                        Some(after) if warm.wanted && warm.ready.is_none() => {
+                            if after.is_zero() {
+                                warm.make();
+                                continue;
+                            }
+                            match rx.recv_timeout(after) {
+                                Ok(job) => job,
+                                Err(mpsc::RecvTimeoutError::Timeout) => {
+                                    warm.make();
+                                    continue;
+                                }
+                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                            }
+                        }
+                        _ => match rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        },
+                    };
+                    let (request, reply) = job;
+                    let _ = reply.send(spawn(request, &mut warm));
                 }
             })?;
         Ok(Self { jobs })
@@ -229,13 +280,281 @@ impl Spawner {
     }
 }
 
+/// The spawner thread's container made ahead, and whether one is wanted.
+#[derive(Debug, Default)]
+struct Warm {
+    ready: Option<Ahead>,
+    /// A contained plugin was started since the last container made ahead failed (or
+    /// ever): the next start is likely contained too.
+    wanted: bool,
+}
+
+impl Warm {
+    fn make(&mut self) {
+        match Ahead::make() {
+            Ok(ahead) => self.ready = Some(ahead),
+            Err(error) => {
+                // Not an error of any plugin's: the next contained start goes the
+                // usual way, and tells whatever is wrong.
+                tracing::debug!("no container made ahead: {error}");
+                self.wanted = false;
+            }
+        }
+    }
+}
+
+/// A container made ahead of the plugin it will hold: C and the init started, the
+/// namespaces made, a private `/proc` mounted, the plugin's standard streams ready,
+/// and the init waiting for a plan. A contained start then costs only the plugin's own
+/// process: the supervisor writes the plan into a memory region shared with the init
+/// ([`Region`]: the arguments, environment and working directory, the user, limits
+/// and the rest of [`ProcessPlan`]), and sends the word to start on a socket with
+/// the Landlock ruleset's descriptor attached; the init starts the plugin's process as
+/// it would have, and reports on the same socket.
+///
+/// While it waits, C and the init hold nothing of the supervisor's: no descriptor (so
+/// no other plugin's pipe) and no anonymous memory, as a contained plugin's C after
+/// its start. Dropped unused, it is killed: C by SIGKILL, the init by its parent's
+/// death, the namespace with the init. C dies with the spawner thread, as every C
+/// does.
+#[derive(Debug)]
+struct Ahead {
+    /// C, with the plugin's standard streams; `None` once handed over.
+    child: Option<tokio::process::Child>,
+    /// The supervisor's end of the socket to the init.
+    socket: std::os::unix::net::UnixStream,
+    region: Region,
+}
+
+/// The plan of a container made ahead, at the start of its [`Region`].
+#[derive(Clone, Copy)]
+struct Ready {
+    process: ProcessPlan,
+    exec: ExecPointers,
+    /// The plugin's working directory (an absolute path).
+    cwd: *const libc::c_char,
+}
+
+impl Ahead {
+    fn make() -> io::Result<Self> {
+        let host = probe::host();
+        if host.containment != Containment::Namespaces {
+            return Err(io::Error::other("namespaces are unavailable here"));
+        }
+        let region = Region::new(Region::SIZE)?;
+        let (socket, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let plan = ChildPlan {
+            namespaces: Some(Namespaces::new(
+                !host.running_as_root,
+                host.private_proc.available,
+            )),
+            process: ProcessPlan {
+                supervisor: Pid::this(),
+                contained: true,
+                user: None,
+                limits: Limits {
+                    open_files: None,
+                    memory_bytes: None,
+                },
+                landlock: None,
+                proc_rule: None,
+                drop_capabilities: false,
+            },
+            exec: None,
+            ahead: Some((theirs.as_raw_fd(), region.base as usize)),
+        };
+        // C never executes this program: it returns from the hook only to end.
+        let mut command = Command::new("/");
+        command
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+        // SAFETY: as in `spawn_forked`: system calls only, on data prepared above.
+        unsafe {
+            command.pre_exec(move || plan.run().map_err(io::Error::from));
+        }
+        // Returns once C and the init have closed their copies of the supervisor's
+        // descriptors: the container is about ready.
+        let child = command.spawn()?;
+        drop(theirs);
+        Ok(Self {
+            child: Some(child),
+            socket,
+            region,
+        })
+    }
+
+    /// Starts the plugin `plan` describes in this container, with its working
+    /// directory `cwd` (absolute). An error is the plugin's start failing, as it would
+    /// have the usual way.
+    fn start(mut self, plan: &ChildPlan, cwd: &CStr) -> io::Result<Outcome> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let Some(exec) = &plan.exec else {
+            return Ok(Outcome::Unfit(self));
+        };
+        if !self.region.write(plan.process, exec, cwd) {
+            return Ok(Outcome::Unfit(self));
+        }
+        tracing::trace!(target: STEPS, step = "launch prepared");
+        let fds: Vec<RawFd> = plan.process.landlock.into_iter().collect();
+        let control = [ControlMessage::ScmRights(&fds)];
+        let control: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &control };
+        let word = [io::IoSlice::new(&[1])];
+        let socket = self.socket.as_raw_fd();
+        if sendmsg::<()>(socket, &word, control, MsgFlags::MSG_NOSIGNAL, None).is_err() {
+            return Ok(Outcome::Lost);
+        }
+        let mut report = [0_u8; 8];
+        if io::Read::read_exact(&mut &self.socket, &mut report).is_err() {
+            // The init ended before it said anything: the namespace ended with it.
+            return Ok(Outcome::Lost);
+        }
+        let code = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
+        if code != 0 {
+            let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        Ok(self.child.take().map_or(Outcome::Lost, |child| {
+            Outcome::Started(Child::Forked(child))
+        }))
+    }
+}
+
+/// What became of a start in a container made ahead.
+enum Outcome {
+    /// The plugin runs in it.
+    Started(Child),
+    /// The plan does not fit the container's region: the container stays for another.
+    Unfit(Ahead),
+    /// The container is gone (or there was none): the plugin is started the usual way.
+    Lost,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            // Reaped by tokio's orphan queue, as every dropped child.
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// Memory shared with a container made ahead, at the same address in both (mapped
+/// before C's fork), that the plan is written to.
+#[derive(Debug)]
+struct Region {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is this value's alone in this process.
+unsafe impl Send for Region {}
+
+impl Region {
+    /// Room for the plan: arguments and environment beyond it (the kernel takes at
+    /// most a quarter of the stack limit, 2 MiB by default) go the usual way. Pages
+    /// are allocated as they are written.
+    const SIZE: usize = 1 << 20;
+
+    fn new(len: usize) -> io::Result<Self> {
+        // SAFETY: a new anonymous shared mapping.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            base: base.cast(),
+            len,
+        })
+    }
+
+    /// Writes the plan: a [`Ready`] at the start, pointing at copies of `exec`'s
+    /// strings and `cwd` placed after it. `false` when it does not fit.
+    fn write(&mut self, process: ProcessPlan, exec: &Exec, cwd: &CStr) -> bool {
+        let mut used = size_of::<Ready>();
+        let mut copy = |bytes: &[u8], align: usize| -> Option<*const u8> {
+            let start = used.next_multiple_of(align);
+            let end = start
+                .checked_add(bytes.len())
+                .filter(|&end| end <= self.len)?;
+            // SAFETY: `start..end` is inside the mapping, and nothing else writes there.
+            let at = unsafe { self.base.add(start) };
+            // SAFETY: as above; `bytes` is not in the mapping.
+            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len()) };
+            used = end;
+            Some(at.cast_const())
+        };
+        let mut strings = Vec::with_capacity(exec.strings.len());
+        for string in &exec.strings {
+            let Some(at) = copy(string.as_bytes_with_nul(), 1) else {
+                return false;
+            };
+            strings.push(at.cast::<libc::c_char>());
+        }
+        let argc = exec.argv.len() - 1;
+        let mut table = |pointers: &[*const libc::c_char]| -> Option<*const *const libc::c_char> {
+            let pointers: Vec<*const libc::c_char> =
+                pointers.iter().copied().chain([ptr::null()]).collect();
+            // SAFETY: the bytes of a slice of pointers.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(
+                    pointers.as_ptr().cast::<u8>(),
+                    size_of_val(pointers.as_slice()),
+                )
+            };
+            copy(bytes, align_of::<*const libc::c_char>()).map(<*const u8>::cast)
+        };
+        let (Some(argv), Some(envp)) = (table(&strings[..argc]), table(&strings[argc..])) else {
+            return false;
+        };
+        let Some(cwd) = copy(cwd.to_bytes_with_nul(), 1) else {
+            return false;
+        };
+        let ready = Ready {
+            process,
+            exec: ExecPointers {
+                program: strings[0],
+                argv,
+                envp,
+            },
+            cwd: cwd.cast(),
+        };
+        // SAFETY: the mapping starts page-aligned, with room for a `Ready` kept above.
+        #[allow(clippy::cast_ptr_alignment)] // page-aligned: `mmap`'s
+        unsafe {
+            ptr::write(self.base.cast::<Ready>(), ready);
+        }
+        true
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, used by nothing else in this process.
+        unsafe {
+            libc::munmap(self.base.cast(), self.len);
+        }
+    }
+}
+
 /// Makes the supervisor's process non-dumpable: other processes of its user can no
 /// longer read its `/proc/<pid>/environ` or memory, nor ptrace it.
 pub(crate) fn make_undumpable() -> io::Result<()> {
     nix::sys::prctl::set_dumpable(false).map_err(io::Error::from)
 }
 
-fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
+fn spawn(request: SpawnRequest, warm: &mut Warm) -> io::Result<Spawned> {
     tracing::trace!(target: STEPS, step = "on the spawner thread");
     let limits = Limits::check(request.open_files, request.memory_bytes)?;
     let host = probe::host();
@@ -334,26 +653,57 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         (ruleset.is_some() && private_proc(&request.sandbox, host)).then(fs_sandbox::proc_access);
 
     let plan = ChildPlan {
-        supervisor: Pid::this(),
         namespaces,
-        user: user.map(|u| (u.uid, u.gid)),
-        limits,
-        landlock: ruleset.as_ref().map(AsRawFd::as_raw_fd),
-        proc_rule,
+        process: ProcessPlan {
+            supervisor: Pid::this(),
+            contained,
+            user: user.map(|u| (u.uid, u.gid)),
+            limits,
+            landlock: ruleset.as_ref().map(AsRawFd::as_raw_fd),
+            proc_rule,
+            drop_capabilities: request.sandbox.filesystem.is_some(),
+        },
         exec,
-        drop_capabilities: request.sandbox.filesystem.is_some(),
+        ahead: None,
     };
-    let child = if shared {
-        tracing::trace!(target: STEPS, step = "launch prepared");
-        let cwd = CString::new(request.cwd.as_os_str().as_encoded_bytes()).map_err(|_| {
+    let cwd = || {
+        CString::new(request.cwd.as_os_str().as_encoded_bytes()).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "nul byte found in provided data",
             )
-        })?;
-        spawn_plugin(&plan, &cwd)?
+        })
+    };
+    let mut made_ahead = false;
+    let child = if shared {
+        tracing::trace!(target: STEPS, step = "launch prepared");
+        spawn_plugin(&plan, &cwd()?)?
     } else {
-        spawn_forked(plan, &request.program, &request.args, &request.cwd, env)?
+        if contained {
+            warm.wanted = true;
+        }
+        let ahead = if contained && request.cwd.is_absolute() {
+            warm.ready.take()
+        } else {
+            None
+        };
+        let outcome = match ahead {
+            Some(ahead) => ahead.start(&plan, &cwd()?)?,
+            None => Outcome::Lost,
+        };
+        match outcome {
+            Outcome::Started(child) => {
+                made_ahead = true;
+                child
+            }
+            Outcome::Unfit(ahead) => {
+                warm.ready = Some(ahead);
+                spawn_forked(plan, &request.program, &request.args, &request.cwd, env)?
+            }
+            Outcome::Lost => {
+                spawn_forked(plan, &request.program, &request.args, &request.cwd, env)?
+            }
+        }
     };
     tracing::trace!(target: STEPS, step = "forked and executed");
     // The plugin's process holds its own copy until it has enforced it.
@@ -382,6 +732,7 @@ fn spawn(request: SpawnRequest) -> io::Result<Spawned> {
         child,
         pid,
         isolation,
+        made_ahead,
     })
 }
 
@@ -431,7 +782,7 @@ fn spawn_forked(
 /// meanwhile (`CLONE_VM | CLONE_VFORK`), so the supervisor's page tables are neither
 /// copied for it nor torn down at its `exec`, and the supervisor's later writes do not
 /// fault on pages shared with a copy. The process does what `Command` would
-/// ([`ChildPlan::exec_direct`]) and is waited for through a process descriptor.
+/// ([`ProcessPlan::exec_direct`]) and is waited for through a process descriptor.
 fn spawn_plugin(plan: &ChildPlan, cwd: &CStr) -> io::Result<Child> {
     let (stdin_read, stdin_write) = child::pipe()?;
     let (stdout_read, stdout_write) = child::pipe()?;
@@ -443,7 +794,11 @@ fn spawn_plugin(plan: &ChildPlan, cwd: &CStr) -> io::Result<Child> {
     ];
     let failed = AtomicI32::new(0);
     let start: &dyn Fn() = &|| {
-        failed.store(plan.exec_direct(&streams, cwd) as i32, Ordering::SeqCst);
+        let exec = plan.exec.as_ref().map(Exec::pointers);
+        failed.store(
+            plan.process.exec_direct(exec.as_ref(), &streams, cwd) as i32,
+            Ordering::SeqCst,
+        );
     };
     // Every signal blocked until the child has restored the default actions (as
     // `posix_spawn` does): no handler of the supervisor's runs in the child meanwhile.
@@ -571,9 +926,24 @@ fn contained_pid(leader: u32) -> Option<u32> {
 /// What the child needs between fork and exec, prepared in the parent.
 #[derive(Debug)]
 struct ChildPlan {
+    namespaces: Option<Namespaces>,
+    process: ProcessPlan,
+    /// What a contained plugin's process executes.
+    exec: Option<Exec>,
+    /// For a container made ahead ([`Ahead`]): C's end of the socket the word to
+    /// start comes on, and the address of the region the plan is written to.
+    ahead: Option<(RawFd, usize)>,
+}
+
+/// What the plugin's process takes before its `exec`: plain values, so that a
+/// container made ahead can read them from the region the supervisor writes them to.
+#[derive(Clone, Copy, Debug)]
+struct ProcessPlan {
     /// The supervisor's pid: the plugin's parent when it is not contained.
     supervisor: Pid,
-    namespaces: Option<Namespaces>,
+    /// Whether the plugin's process is the namespace's second process (its parent the
+    /// init).
+    contained: bool,
     /// The uid and gid to switch to.
     user: Option<(u32, u32)>,
     limits: Limits,
@@ -582,8 +952,6 @@ struct ChildPlan {
     /// The rights on the private `/proc`, a rule only the plugin's process can add:
     /// the procfs it mounted is not the parent's.
     proc_rule: Option<u64>,
-    /// What a contained plugin's process executes.
-    exec: Option<Exec>,
     /// Whether the plugin keeps no capability (with the filesystem sandbox on): a
     /// plugin run as root is root by its uid only.
     drop_capabilities: bool,
@@ -597,9 +965,18 @@ struct ChildPlan {
 #[derive(Debug)]
 struct Exec {
     program: CString,
-    _strings: Vec<CString>,
+    strings: Vec<CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
+}
+
+/// An [`Exec`]'s pointers, wherever its strings are (the supervisor's heap, or the
+/// region of a container made ahead).
+#[derive(Clone, Copy, Debug)]
+struct ExecPointers {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
 }
 
 // SAFETY: the pointers point into `program` and `_strings`, owned alongside and never
@@ -647,8 +1024,16 @@ impl Exec {
             argv: pointers(&strings[..argc]),
             envp: pointers(&strings[argc..]),
             program,
-            _strings: strings,
+            strings,
         })
+    }
+
+    fn pointers(&self) -> ExecPointers {
+        ExecPointers {
+            program: self.program.as_ptr(),
+            argv: self.argv.as_ptr(),
+            envp: self.envp.as_ptr(),
+        }
     }
 }
 
@@ -671,27 +1056,62 @@ impl ChildPlan {
             // cannot be read through /proc or ptrace, whatever the embedder chose for
             // the supervisor itself.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if getppid() != self.supervisor {
+            if getppid() != self.process.supervisor {
                 return Err(Errno::ESRCH);
             }
             nix::sys::prctl::set_dumpable(false)?;
+            // What the plugin's process runs is copied to C's stack: a container made
+            // ahead drops C's copy of the supervisor's heap before it runs.
+            let failure = if let Some((socket, region)) = self.ahead {
+                namespaces.enter(contain::Start {
+                    plugin: &move |ruleset| start_ahead(region, ruleset),
+                    ahead: Some(socket),
+                })
+            } else {
+                let (process, exec) = (self.process, self.exec.as_ref().map(Exec::pointers));
+                namespaces.enter(contain::Start {
+                    plugin: &move |_| process.exec_contained(exec.as_ref()),
+                    ahead: None,
+                })
+            };
             // Returns only when containment or the plugin's start failed.
-            return Err(namespaces.enter(&|| self.exec_contained()).errno);
+            return Err(failure.errno);
         }
-        self.confine()
+        self.process.confine()
     }
+}
 
+/// G of a container made ahead: runs the plan the supervisor wrote at the start of
+/// `region` (a [`Ready`]), with the ruleset's descriptor received with the word to
+/// start. Returns only the errno of what failed. Async-signal-safe.
+fn start_ahead(region: usize, ruleset: Option<RawFd>) -> Errno {
+    // SAFETY: the supervisor wrote a `Ready` there before the word to start, and
+    // changes nothing in the region until the init has reported.
+    let ready = unsafe { ptr::read(region as *const Ready) };
+    let mut process = ready.process;
+    if process.landlock.is_some() && ruleset.is_none() {
+        return Errno::EBADF;
+    }
+    process.landlock = ruleset;
+    // SAFETY: a NUL-terminated path in the region.
+    if unsafe { libc::chdir(ready.cwd) } == -1 {
+        return Errno::last();
+    }
+    process.exec_contained(Some(&ready.exec))
+}
+
+impl ProcessPlan {
     /// G, the plugin's process, in the new namespaces: leads its own process group,
     /// takes the signals back, is confined and executes the plugin. Returns only the
     /// errno of what failed. Async-signal-safe.
-    fn exec_contained(&self) -> Errno {
+    fn exec_contained(&self, exec: Option<&ExecPointers>) -> Errno {
         // SAFETY: plain system call.
         if let Err(errno) = Errno::result(unsafe { libc::setpgid(0, 0) }) {
             return errno;
         }
         contain::reset_handlers();
         contain::block_signals(libc::SIG_UNBLOCK);
-        self.confine_and_exec()
+        self.confine_and_exec(exec)
     }
 
     /// A plugin that is not contained, started sharing the supervisor's memory
@@ -700,7 +1120,12 @@ impl ChildPlan {
     /// session and process group of its own, no blocked signal and default actions, SIGPIPE's
     /// included), then what every plugin takes, and executes the plugin. Returns only
     /// the errno of what failed. Async-signal-safe.
-    fn exec_direct(&self, streams: &[(RawFd, RawFd); 3], cwd: &CStr) -> Errno {
+    fn exec_direct(
+        &self,
+        exec: Option<&ExecPointers>,
+        streams: &[(RawFd, RawFd); 3],
+        cwd: &CStr,
+    ) -> Errno {
         for &(fd, target) in streams {
             // SAFETY: plain system call on descriptors of this process.
             if unsafe { libc::dup2(fd, target) } == -1 {
@@ -722,16 +1147,16 @@ impl ChildPlan {
         contain::reset_handlers();
         contain::set_default(libc::SIGPIPE);
         contain::block_signals(libc::SIG_UNBLOCK);
-        self.confine_and_exec()
+        self.confine_and_exec(exec)
     }
 
-    /// Confines this process ([`ChildPlan::confine`]) and executes the plugin's
+    /// Confines this process ([`ProcessPlan::confine`]) and executes the plugin's
     /// program itself. Returns only the errno of what failed. Async-signal-safe.
-    fn confine_and_exec(&self) -> Errno {
+    fn confine_and_exec(&self, exec: Option<&ExecPointers>) -> Errno {
         if let Err(errno) = self.confine() {
             return errno;
         }
-        let Some(exec) = &self.exec else {
+        let Some(exec) = exec else {
             return Errno::EINVAL;
         };
         // A path is executed as it is: `execvpe` would have `/bin/sh` run a file the
@@ -739,20 +1164,12 @@ impl ChildPlan {
         // program), with the sandbox granted for what the `#!` line named. A bare name
         // is looked up on `PATH`, as `Command` does.
         // SAFETY: NUL-terminated strings and null-terminated arrays of them, prepared
-        // in the parent and alive as long as `self`.
+        // in the parent and alive until the `exec`.
         unsafe {
-            if exec.program.as_bytes().contains(&b'/') {
-                libc::execve(
-                    exec.program.as_ptr(),
-                    exec.argv.as_ptr(),
-                    exec.envp.as_ptr(),
-                );
+            if CStr::from_ptr(exec.program).to_bytes().contains(&b'/') {
+                libc::execve(exec.program, exec.argv, exec.envp);
             } else {
-                libc::execvpe(
-                    exec.program.as_ptr(),
-                    exec.argv.as_ptr(),
-                    exec.envp.as_ptr(),
-                );
+                libc::execvpe(exec.program, exec.argv, exec.envp);
             }
         }
         Errno::last()
@@ -766,7 +1183,7 @@ impl ChildPlan {
         }
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
         let parent = getppid();
-        let expected = if self.namespaces.is_some() {
+        let expected = if self.contained {
             Pid::from_raw(1)
         } else {
             self.supervisor
@@ -1092,54 +1509,138 @@ mod tests {
         }
     }
 
+    /// How a test starts its plugins.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum How {
+        /// Not contained.
+        Direct,
+        /// Contained, the namespaces made for it.
+        Contained,
+        /// Contained, in a container made ahead.
+        Ahead,
+    }
+
+    /// The ways this host can start a plugin (without namespaces, only `Direct`).
+    fn ways() -> Vec<How> {
+        if probe::host().containment == Containment::Namespaces {
+            vec![How::Direct, How::Contained, How::Ahead]
+        } else {
+            eprintln!("namespaces are unavailable here: only the direct start is tried");
+            vec![How::Direct]
+        }
+    }
+
+    /// A spawner that makes a container ahead at once after each contained start,
+    /// primed with one contained start: its next contained starts are made ahead.
+    async fn spawner_ahead() -> Spawner {
+        let spawner =
+            Spawner::new(tokio::runtime::Handle::current(), Some(Duration::ZERO)).unwrap();
+        let first = spawner.spawn(request(true, "exit 0")).await.unwrap();
+        assert!(
+            !first.made_ahead,
+            "the first contained start has nothing made ahead"
+        );
+        spawner
+    }
+
+    /// Spawns `script` as `how` says, on `spawners` (the plain one, the one that
+    /// makes containers ahead), checking the start went that way.
+    async fn spawn_as(spawners: &(Spawner, Option<Spawner>), how: How, script: &str) -> Spawned {
+        spawn_request(spawners, how, request(how != How::Direct, script)).await
+    }
+
+    async fn spawn_request(
+        spawners: &(Spawner, Option<Spawner>),
+        how: How,
+        request: SpawnRequest,
+    ) -> Spawned {
+        let spawner = match how {
+            How::Ahead => spawners.1.as_ref().expect("namespaces are available"),
+            How::Direct | How::Contained => &spawners.0,
+        };
+        let spawned = spawner.spawn(request).await.unwrap();
+        assert_eq!(spawned.made_ahead, how == How::Ahead, "{how:?}");
+        spawned
+    }
+
+    async fn spawners() -> (Spawner, Option<Spawner>) {
+        let plain = Spawner::new(tokio::runtime::Handle::current(), None).unwrap();
+        let ahead = if probe::host().containment == Containment::Namespaces {
+            Some(spawner_ahead().await)
+        } else {
+            None
+        };
+        (plain, ahead)
+    }
+
     #[tokio::test]
     async fn children_are_group_leaders_with_a_scrubbed_environment() {
-        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
-        for contain in [false, true] {
+        let spawners = spawners().await;
+        for how in ways() {
             let text = output(
-                &spawner,
-                contain,
-                "echo \"$$ $(ps -o pgid= -p $$) ${HOME:-none} ${SECRET:-unset}\"",
+                &spawners,
+                how,
+                "echo \"$$ $(ps -o pgid= -p $$) ${HOME:-none} ${SECRET:-unset} $(pwd)\"",
             )
             .await;
             let fields: Vec<_> = text.split_whitespace().collect();
             assert_eq!(
                 fields[0], fields[1],
-                "the child leads its own group (contained: {contain}): {text}"
+                "the child leads its own group ({how:?}): {text}"
             );
             assert_eq!(
-                &fields[2..],
+                &fields[2..4],
                 ["none", "unset"],
                 "nothing but PATH was passed: {text}"
+            );
+            assert_eq!(
+                std::path::Path::new(fields[4]),
+                std::env::temp_dir().canonicalize().unwrap(),
+                "{how:?}"
             );
         }
     }
 
     #[tokio::test]
-    async fn a_program_that_cannot_run_is_the_same_error_contained_or_not() {
-        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
+    async fn a_program_that_cannot_run_is_the_same_error_however_started() {
+        let spawners = spawners().await;
         let mut errors = Vec::new();
-        for contain in [false, true] {
-            let mut missing = request(contain, "");
+        for how in ways() {
+            let spawner = match how {
+                How::Ahead => spawners.1.as_ref().unwrap(),
+                How::Direct | How::Contained => &spawners.0,
+            };
+            let mut missing = request(how != How::Direct, "");
             missing.program = "/nonexistent/outpost-plugin".into();
             let error = spawner.spawn(missing).await.unwrap_err();
-            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{how:?}: {error}");
             errors.push(error.to_string());
-            let mut nul = request(contain, "");
+            let mut gone = request(how != How::Direct, "");
+            gone.cwd = "/nonexistent/outpost-plugin-root".into();
+            let error = spawner.spawn(gone).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{how:?}: {error}");
+            let mut nul = request(how != How::Direct, "");
             nul.args.push("a\0b".into());
             let error = spawner.spawn(nul).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+            if how == How::Ahead {
+                // A failed start used its container up; the next one is made ahead
+                // again.
+                let fine = spawner.spawn(request(true, "exit 0")).await.unwrap();
+                assert!(fine.made_ahead);
+            }
         }
-        assert_eq!(errors[0], errors[1]);
+        errors.dedup();
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[tokio::test]
     async fn plugins_start_with_no_signal_blocked_and_sigpipe_not_ignored() {
-        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
-        for contain in [false, true] {
+        let spawners = spawners().await;
+        for how in ways() {
             let text = output(
-                &spawner,
-                contain,
+                &spawners,
+                how,
                 "grep -E '^(SigBlk|SigIgn):' /proc/self/status",
             )
             .await;
@@ -1147,15 +1648,15 @@ mod tests {
                 let line = text.lines().find(|l| l.starts_with(name)).unwrap();
                 u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
             };
-            assert_eq!(mask("SigBlk:"), 0, "contained: {contain}: {text}");
+            assert_eq!(mask("SigBlk:"), 0, "{how:?}: {text}");
             let sigpipe = 1 << (libc::SIGPIPE - 1);
-            assert_eq!(mask("SigIgn:") & sigpipe, 0, "contained: {contain}: {text}");
+            assert_eq!(mask("SigIgn:") & sigpipe, 0, "{how:?}: {text}");
         }
     }
 
-    /// What `script` writes to its stdout, started contained or not; it must succeed.
-    async fn output(spawner: &Spawner, contain: bool, script: &str) -> String {
-        let mut child = spawner.spawn(request(contain, script)).await.unwrap().child;
+    /// What `script` writes to its stdout, started as `how` says; it must succeed.
+    async fn output(spawners: &(Spawner, Option<Spawner>), how: How, script: &str) -> String {
+        let mut child = spawn_as(spawners, how, script).await.child;
         let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
         let mut text = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
@@ -1165,16 +1666,20 @@ mod tests {
         text
     }
 
-    /// How `script` ends, started contained or not.
-    async fn ending(spawner: &Spawner, contain: bool, script: &str) -> ExitDescription {
-        let mut spawned = spawner.spawn(request(contain, script)).await.unwrap();
+    /// How `script` ends, started as `how` says.
+    async fn ending(
+        spawners: &(Spawner, Option<Spawner>),
+        how: How,
+        script: &str,
+    ) -> ExitDescription {
+        let mut spawned = spawn_as(spawners, how, script).await;
         ExitDescription::from_status(spawned.child.wait().await.unwrap())
     }
 
     #[tokio::test]
     async fn containment_passes_the_exact_exit_on() {
-        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
-        if probe::host().containment != Containment::Namespaces {
+        let spawners = spawners().await;
+        if spawners.1.is_none() {
             eprintln!("namespaces are unavailable here; nothing to compare");
             return;
         }
@@ -1187,16 +1692,77 @@ mod tests {
             "kill -KILL $$",
             "kill -QUIT $$",
         ] {
-            let direct = ending(&spawner, false, script).await;
-            let contained = ending(&spawner, true, script).await;
-            assert_eq!(contained, direct, "`{script}`");
+            let direct = ending(&spawners, How::Direct, script).await;
+            for how in [How::Contained, How::Ahead] {
+                let contained = ending(&spawners, how, script).await;
+                assert_eq!(contained, direct, "`{script}`, {how:?}");
+            }
+        }
+    }
+
+    /// A plan too large for a container's region is started the usual way, and the
+    /// container waits for the next.
+    #[tokio::test]
+    async fn a_plan_that_does_not_fit_is_started_the_usual_way() {
+        let spawners = spawners().await;
+        if spawners.1.is_none() {
+            eprintln!("namespaces are unavailable here; nothing to check");
+            return;
+        }
+        let mut large = request(true, "echo \"${#BIG0} ${#BIG7}\"");
+        for n in 0..8 {
+            large
+                .env
+                .push((format!("BIG{n}").into(), "x".repeat(128 * 1024 - 16).into()));
+        }
+        let mut spawned = spawn_request(&spawners, How::Contained, large).await;
+        let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+            .await
+            .unwrap();
+        assert_eq!(text.trim(), format!("{n} {n}", n = 128 * 1024 - 16));
+        assert!(spawned.child.wait().await.unwrap().success());
+        // The container waited: the next start is made ahead.
+        let _ = spawn_as(&spawners, How::Ahead, "exit 0").await;
+    }
+
+    /// A container waiting for a plugin holds no descriptor of the supervisor's: a
+    /// plugin started before it still sees its stdin end when the supervisor closes it.
+    #[tokio::test]
+    async fn a_container_made_ahead_holds_no_other_plugins_pipe() {
+        let spawners = spawners().await;
+        let Some(spawner) = &spawners.1 else {
+            eprintln!("namespaces are unavailable here; nothing to check");
+            return;
+        };
+        for how in [How::Direct, How::Contained] {
+            let mut first = spawner
+                .spawn(request(how != How::Direct, "cat >/dev/null; echo closed"))
+                .await
+                .unwrap();
+            // A start made ahead (its container made while the first plugin's pipes
+            // were open), and another container made after it, waiting.
+            let _second = spawn_as(&spawners, How::Ahead, "read line").await;
+            let (stdin, mut stdout, _stderr) = first.child.take_streams().unwrap();
+            drop(stdin);
+            let mut text = String::new();
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text),
+            )
+            .await
+            .expect("the first plugin saw its stdin end")
+            .unwrap();
+            assert_eq!(text.trim(), "closed", "{how:?}");
+            assert!(first.child.wait().await.unwrap().success());
         }
     }
 
     #[tokio::test]
     async fn c_and_the_init_drop_their_copy_of_the_supervisors_heap() {
-        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
-        if probe::host().containment != Containment::Namespaces {
+        let spawners = spawners().await;
+        if spawners.1.is_none() {
             eprintln!("namespaces are unavailable here; nothing to check");
             return;
         }
@@ -1207,11 +1773,22 @@ mod tests {
                 .any(|line| line.ends_with("[heap]"))
         };
         assert!(has_heap(std::process::id()), "the supervisor has a heap");
-        let mut spawned = spawner
-            .spawn(request(true, "read line; exit 0"))
-            .await
-            .unwrap();
+        for how in [How::Contained, How::Ahead] {
+            c_drops_the_heap(&spawners, how, &has_heap).await;
+        }
+    }
+
+    async fn c_drops_the_heap(
+        spawners: &(Spawner, Option<Spawner>),
+        how: How,
+        has_heap: &dyn Fn(u32) -> bool,
+    ) {
+        let mut spawned = spawn_as(spawners, how, "read line; exit 0").await;
         let leader = spawned.child.id();
+        if how == How::Ahead {
+            // Dropped before it waited for a plugin: already gone.
+            assert!(!has_heap(leader), "C still maps a heap");
+        }
         // C sheds its copy right after the init's report, which the spawn waited for;
         // let it get there.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -1227,12 +1804,18 @@ mod tests {
 
     #[tokio::test]
     async fn the_reported_pid_is_the_plugin_and_the_group_stops_it() {
-        let spawner = Spawner::new(tokio::runtime::Handle::current()).unwrap();
-        if probe::host().containment != Containment::Namespaces {
+        let spawners = spawners().await;
+        if spawners.1.is_none() {
             eprintln!("namespaces are unavailable here; nothing to check");
             return;
         }
-        let mut spawned = spawner.spawn(request(true, "exec sleep 30")).await.unwrap();
+        for how in [How::Contained, How::Ahead] {
+            the_group_stops(&spawners, how).await;
+        }
+    }
+
+    async fn the_group_stops(spawners: &(Spawner, Option<Spawner>), how: How) {
+        let mut spawned = spawn_as(spawners, how, "exec sleep 30").await;
         assert_eq!(spawned.isolation.containment, Containment::Namespaces);
         let leader = spawned.child.id();
         assert_ne!(spawned.pid, leader, "C is not the plugin");

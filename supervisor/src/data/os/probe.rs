@@ -10,7 +10,7 @@ use nix::libc::{self, c_int};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork, geteuid};
 
-use super::contain::{Namespaces, Step};
+use super::contain::{Namespaces, Start, Step};
 use super::fs_sandbox::FULL_ABI;
 use crate::isolation::{Containment, FilesystemSandbox, HostIsolation, Support};
 
@@ -117,7 +117,10 @@ fn try_namespaces(running_as_root: bool) -> (Support, Support) {
             // The plugin's place: nothing to run. `enter` returns only on failure.
             // SAFETY: ends the plugin's process without running the parent's exit
             // handlers.
-            let failure = namespaces.enter(&|| unsafe { libc::_exit(0) });
+            let failure = namespaces.enter(Start {
+                plugin: &|_| unsafe { libc::_exit(0) },
+                ahead: None,
+            });
             let mut message = [0_u8; 8];
             message[..4].copy_from_slice(&(failure.step as u32).to_ne_bytes());
             message[4..].copy_from_slice(&(failure.errno as i32).to_ne_bytes());
