@@ -135,8 +135,9 @@ impl Namespaces {
 
     /// Called in a child of the supervisor (C). Starts the plugin's process (G) as
     /// `start` says. Returns in C only, when containment or the plugin's start failed
-    /// (or, made ahead, when no plugin came); C and the init otherwise never return:
-    /// they exit as the plugin did.
+    /// (made ahead, only when the container could not be made: C then exits by itself
+    /// when no plugin comes or its start fails); C and the init otherwise never
+    /// return: they exit as the plugin did.
     pub(crate) fn enter(&self, start: Start<'_>) -> Failure {
         match self.contain(start) {
             Err(failure) => failure,
@@ -225,7 +226,11 @@ impl Namespaces {
             // Made ahead: nothing of the supervisor's is kept while waiting for a
             // plugin (the init drops the memory, which it shares).
             close_all_but(from_init);
-            return Err(relay(init_pid, from_init, -1, init_stack));
+            // Returns only when no plugin came or its start failed, which the
+            // supervisor heard from the init: nothing to tell `Command`, whose pipe is
+            // closed already.
+            relay(init_pid, from_init, -1, init_stack);
+            exit(1);
         }
         Err(relay(init_pid, from_init, maps, init_stack))
     }
