@@ -224,6 +224,19 @@ pub enum CallError {
     /// No answer within the timeout; `$/cancel` was sent.
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
+    /// No answer within the timeout, and meanwhile a line from the other side could
+    /// not be read (too long, not UTF-8, not JSON-RPC): most likely the answer.
+    /// `$/cancel` was sent.
+    #[error(
+        "no answer within {} ms; meanwhile a line from the other side could not be read ({problem})",
+        timeout.as_millis()
+    )]
+    Unreadable {
+        /// The timeout.
+        timeout: Duration,
+        /// The last line that could not be read, and why.
+        problem: String,
+    },
     /// Cancelled by the caller; `$/cancel` was sent.
     #[error("cancelled by the caller")]
     Cancelled,
@@ -426,6 +439,10 @@ struct Shared {
     closed: CancellationToken,
     reason: OnceLock<CloseReason>,
     stats: Arc<PeerStats>,
+    /// How many lines from the other side could not be read, and the last of them:
+    /// what a request that times out names, when one came while it waited.
+    unreadable: AtomicU64,
+    last_unreadable: Mutex<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -462,6 +479,8 @@ where
         closed: CancellationToken::new(),
         reason: OnceLock::new(),
         stats: config.stats.clone(),
+        unreadable: AtomicU64::new(0),
+        last_unreadable: Mutex::default(),
     });
     let reader = Counted {
         inner: reader,
@@ -537,6 +556,7 @@ impl Peer {
             cancel,
             progress,
         } = options;
+        let unreadable = self.shared.unreadable.load(Ordering::Relaxed);
         let work = self.call_inner(method, params, progress);
         let timed_out = async {
             match timeout {
@@ -553,7 +573,14 @@ impl Peer {
         // Dropping `work` on timeout or cancel runs its guard, which sends `$/cancel`.
         tokio::select! {
             result = work => result,
-            () = timed_out => Err(CallError::Timeout(timeout.unwrap_or_default())),
+            () = timed_out => {
+                let timeout = timeout.unwrap_or_default();
+                if self.shared.unreadable.load(Ordering::Relaxed) == unreadable {
+                    return Err(CallError::Timeout(timeout));
+                }
+                let problem = lock(&self.shared.last_unreadable).clone().unwrap_or_default();
+                Err(CallError::Unreadable { timeout, problem })
+            }
             () = cancelled => Err(CallError::Cancelled),
         }
     }
@@ -1140,15 +1167,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 )));
             }
             Some(Ok(Err(line))) => {
-                match malformed_response(&line) {
+                if let Some(invalid) = malformed_response(&line) {
                     // Responses are never answered (docs/protocol.md §2.3); the request
                     // it answers fails now rather than at its deadline.
-                    Some(invalid) => fail_pending(&shared, invalid),
-                    None if config.answer_invalid => {
+                    fail_pending(&shared, invalid);
+                } else {
+                    // Kept for a request that then times out: it may have been its
+                    // answer (one over the size limit cannot be matched).
+                    *lock(&shared.last_unreadable) = Some(line.to_string());
+                    shared.unreadable.fetch_add(1, Ordering::Relaxed);
+                    if config.answer_invalid {
                         let answer = Message::Response(line.to_response()).to_json().into_bytes();
                         let _ = shared.send_line(answer).await;
                     }
-                    None => {}
                 }
                 Some(Event::Problem(Problem::InvalidLine(line)))
             }
@@ -1617,6 +1648,52 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(a.pending(), 0);
+    }
+
+    /// A request that times out while an unreadable line came says so: most likely
+    /// that line was its answer.
+    #[tokio::test]
+    async fn a_timeout_names_the_unreadable_line_that_came_meanwhile() {
+        let config = PeerConfig {
+            max_message_bytes: 64,
+            ..PeerConfig::default()
+        };
+        let ((a, _a_in), (b, mut b_in)) = memory_pair(&config);
+        let call = a.call(
+            "big",
+            None,
+            CallOptions::timeout(Duration::from_millis(200)),
+        );
+        let serve = async {
+            let Some(Event::Request(_request)) = b_in.next().await else {
+                panic!()
+            };
+            b.send_raw(format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"{}\"}}",
+                "x".repeat(100)
+            ))
+            .await
+            .unwrap();
+        };
+        let (result, ()) = tokio::join!(call, serve);
+        match result {
+            Err(CallError::Unreadable { problem, .. }) => {
+                assert!(
+                    problem.contains("longer than the 64-byte limit"),
+                    "{problem}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A later timeout with nothing unreadable meanwhile is a plain one.
+        let quiet = a
+            .call(
+                "quiet",
+                None,
+                CallOptions::timeout(Duration::from_millis(50)),
+            )
+            .await;
+        assert!(matches!(quiet, Err(CallError::Timeout(_))), "{quiet:?}");
     }
 
     #[tokio::test]

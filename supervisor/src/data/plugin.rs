@@ -269,6 +269,28 @@ pub(crate) mod errors {
         .with_data(json!({ "pluginId": plugin, "timeoutMs": u64::try_from(after.as_millis()).unwrap_or(u64::MAX) }))
     }
 
+    /// A timeout during which the plugin wrote a line that could not be read: most
+    /// likely its answer, too long or broken.
+    pub(crate) fn unreadable(
+        plugin: &str,
+        method: &str,
+        after: Duration,
+        problem: &str,
+    ) -> ErrorObject {
+        ErrorObject::new(
+            ErrorCode::Timeout,
+            format!(
+                "plugin `{plugin}` did not answer `{method}` readably within {} ms; the call was cancelled. A line it wrote meanwhile could not be read, most likely its answer: {problem}",
+                after.as_millis()
+            ),
+        )
+        .with_data(json!({
+            "pluginId": plugin,
+            "timeoutMs": u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            "unreadable": problem,
+        }))
+    }
+
     pub(crate) fn exited(plugin: &str, report: Option<&Exit>) -> ErrorObject {
         let Some(report) = report else {
             return ErrorObject::new(

@@ -224,6 +224,10 @@ pub enum ExitCause {
     HandshakeTimeout {
         /// `timeouts.handshakeMs`.
         timeout_ms: u64,
+        /// A line it wrote meanwhile that could not be read (too long, not JSON-RPC),
+        /// and why: most likely its answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unreadable: Option<String>,
     },
     /// It answered `initialize` with an error.
     HandshakeRefused {
@@ -263,9 +267,19 @@ impl fmt::Display for ExitCause {
         match self {
             Self::Crashed => f.write_str("crashed"),
             Self::ExitedDuringHandshake => f.write_str("exited during the handshake"),
-            Self::HandshakeTimeout { timeout_ms } => write!(
+            Self::HandshakeTimeout {
+                timeout_ms,
+                unreadable: None,
+            } => write!(
                 f,
                 "did not answer `initialize` within {timeout_ms} ms (timeouts.handshakeMs)"
+            ),
+            Self::HandshakeTimeout {
+                timeout_ms,
+                unreadable: Some(problem),
+            } => write!(
+                f,
+                "did not answer `initialize` readably within {timeout_ms} ms (timeouts.handshakeMs): a line it wrote could not be read, {problem}"
             ),
             Self::HandshakeRefused { error } => {
                 write!(f, "answered `initialize` with an error: {error}")

@@ -520,6 +520,13 @@ async fn handshake(
         Err(CallError::Timeout(_)) => {
             return Err(HandshakeError::Crash(ExitCause::HandshakeTimeout {
                 timeout_ms: policy.timeouts.handshake_ms,
+                unreadable: None,
+            }));
+        }
+        Err(CallError::Unreadable { problem, .. }) => {
+            return Err(HandshakeError::Crash(ExitCause::HandshakeTimeout {
+                timeout_ms: policy.timeouts.handshake_ms,
+                unreadable: Some(problem),
             }));
         }
         Err(CallError::Remote(error)) if error.code == ErrorCode::UnsupportedVersion => {

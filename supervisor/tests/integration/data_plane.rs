@@ -735,6 +735,16 @@ async fn an_oversized_answer_is_discarded_and_its_call_times_out() {
         .await
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::Timeout, "{error}");
+    // The caller learns why, not only that time ran out.
+    assert!(
+        error.message.contains("could not be read")
+            && error.message.contains("longer than the 1048576-byte limit"),
+        "{error}"
+    );
+    assert!(
+        error.data.as_ref().unwrap()["unreadable"].is_string(),
+        "{error:?}"
+    );
     let ok = quick_call(&supervisor).await;
     assert!(ok.is_ok(), "the connection goes on: {ok:?}");
     supervisor.shutdown().await;
