@@ -971,6 +971,26 @@ async fn a_plugin_that_never_answers_initialize_times_out_and_is_given_up_on() {
 }
 
 #[tokio::test]
+async fn an_unreadable_initialize_answer_is_named_when_the_handshake_times_out() {
+    let fixture = Fixture::new("wordy", "oversized-initialize").policy(&json!({
+        "timeouts": {"handshakeMs": 1000},
+        "restart": {"maxCrashes": 1},
+        "limits": {"maxMessageBytes": 65_536},
+    }));
+    let supervisor = start(&[&fixture]).await;
+    let reason = wait_for_state(&supervisor, "wordy", PluginState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        reason.contains("did not answer `initialize` readably within 1000 ms")
+            && reason.contains("longer than the 65536-byte limit"),
+        "{reason}"
+    );
+    supervisor.shutdown().await;
+    fixture.assert_all_gone();
+}
+
+#[tokio::test]
 async fn the_concurrency_limit_queues_then_refuses() {
     let fixture = Fixture::new("narrow", "ok")
         .policy(&json!({"limits": {"maxConcurrentRequests": 1, "maxQueuedRequests": 1}}));
