@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::hooks::HookOutcome;
+use super::plugin::Origin;
 
 /// What a call addresses: every kind of registration a gateway can call.
 ///
@@ -128,6 +129,7 @@ pub(crate) enum Target {
     Method {
         method: String,
         params: Value,
+        origin: Origin,
     },
     Hook {
         event: String,
@@ -187,7 +189,18 @@ impl Call {
         Self::new(Target::Method {
             method: method.into(),
             params,
+            origin: Origin::Gateway,
         })
+    }
+
+    /// The same method call, made by another plugin (`host/callMethod`): it counts
+    /// against the owner's share for such calls ([`super::plugin::Gate`]).
+    #[must_use]
+    pub(crate) fn from_plugin(mut self) -> Self {
+        if let Target::Method { origin, .. } = &mut self.target {
+            *origin = Origin::Plugin;
+        }
+        self
     }
 
     /// Runs every hook registered for `event`, highest priority first, and merges

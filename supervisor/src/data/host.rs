@@ -218,7 +218,8 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
         Ok(_) => {
             let call = Call::method(target, params)
                 .with_context(call_context)
-                .with_timeout(budget);
+                .with_timeout(budget)
+                .from_plugin();
             return shared.call(call).await.map(Answer::into_value);
         }
         Err(unavailable) if unavailable.code == ErrorCode::Unavailable => return Err(unavailable),

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use outpost_protocol::peer::Peer;
 use outpost_protocol::{ErrorCode, ErrorObject};
 use serde_json::json;
-use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit, mpsc, oneshot, watch};
+use tokio::time::error::Elapsed;
 
 use super::metrics::PluginMetrics;
 use super::reason::{Exit, Reason};
@@ -94,12 +95,37 @@ pub(crate) struct Down {
 }
 
 /// The per-plugin concurrency limit with a bounded queue.
+///
+/// Calls from other plugins (`host/callMethod` to a method this plugin registered) get
+/// half of it: at most half the slots and half the queue, whatever they do, so that a
+/// plugin an operator let call this one cannot take every slot from the gateway's own
+/// calls.
 #[derive(Debug)]
 pub(crate) struct Gate {
     slots: Semaphore,
     limit: u32,
     queued: AtomicU32,
     max_queued: u32,
+    /// The slots calls from other plugins may hold at once (half, at least one).
+    plugins_share: Semaphore,
+    /// Calls from other plugins waiting for their share (at most half the queue).
+    plugins_queued: AtomicU32,
+}
+
+/// Who makes a call, for [`Gate::enter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The gateway (or the embedding program).
+    Gateway,
+    /// Another plugin, through `host/callMethod`.
+    Plugin,
+}
+
+/// A call's slot, and its place in the share of calls from other plugins.
+#[derive(Debug)]
+pub(crate) struct Slot<'a> {
+    _slot: SemaphorePermit<'a>,
+    _share: Option<SemaphorePermit<'a>>,
 }
 
 impl Gate {
@@ -115,44 +141,108 @@ impl Gate {
     }
 
     pub(crate) fn new(limit: u32, max_queued: u32) -> Self {
+        let limit = limit.max(1);
         Self {
-            slots: Semaphore::new(limit.max(1) as usize),
-            limit: limit.max(1),
+            slots: Semaphore::new(limit as usize),
+            limit,
             queued: AtomicU32::new(0),
             max_queued,
+            plugins_share: Semaphore::new(limit.div_ceil(2) as usize),
+            plugins_queued: AtomicU32::new(0),
         }
     }
 
-    /// A slot for one call: at once, or after queueing until `deadline` (`budget`
-    /// after the call began).
+    /// A slot for one call from `origin`: at once, or after queueing until `deadline`
+    /// (`budget` after the call began).
     pub(crate) async fn enter(
         &self,
         plugin: &str,
         deadline: Instant,
         budget: Duration,
-    ) -> Result<SemaphorePermit<'_>, ErrorObject> {
+        origin: Origin,
+    ) -> Result<Slot<'_>, ErrorObject> {
+        let share = match origin {
+            Origin::Gateway => None,
+            Origin::Plugin => Some(self.share(plugin, deadline, budget).await?),
+        };
         if let Ok(permit) = self.slots.try_acquire() {
-            return Ok(permit);
+            return Ok(Slot {
+                _slot: permit,
+                _share: share,
+            });
         }
         let Some(place) = self.queue() else {
             return Err(errors::overloaded(plugin, self.limit, self.max_queued));
         };
         let waited = tokio::time::timeout_at(deadline.into(), self.slots.acquire()).await;
         drop(place);
-        match waited {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(errors::unavailable(plugin, PluginState::Stopped, &Reason::Shutdown, None)),
-            Err(_) => Err(ErrorObject::new(
-                ErrorCode::Timeout,
+        let permit = Self::waited(plugin, waited, budget, || {
+            format!(
+                "plugin `{plugin}` had all {} call slots busy until the call's deadline passed; the call was never sent",
+                self.limit
+            )
+        })?;
+        Ok(Slot {
+            _slot: permit,
+            _share: share,
+        })
+    }
+
+    /// A place in the share of calls from other plugins: at once, or after queueing
+    /// (in the share's half of the queue) until `deadline`.
+    async fn share(
+        &self,
+        plugin: &str,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<SemaphorePermit<'_>, ErrorObject> {
+        if let Ok(permit) = self.plugins_share.try_acquire() {
+            return Ok(permit);
+        }
+        let share = self.limit.div_ceil(2);
+        let waiting = self.max_queued / 2;
+        if self.plugins_queued.fetch_add(1, Ordering::SeqCst) >= waiting {
+            self.plugins_queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(ErrorObject::new(
+                ErrorCode::Overloaded,
                 format!(
-                    "plugin `{plugin}` had all {} call slots busy until the call's deadline passed; the call was never sent",
-                    self.limit
+                    "plugin `{plugin}` has {share} calls from other plugins in flight and {waiting} waiting, the most it takes from them (half of its limits.maxConcurrentRequests and maxQueuedRequests); retry shortly"
                 ),
             )
-            .with_data(json!({
-                "pluginId": plugin,
-                "timeoutMs": u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
-            }))),
+            .with_data(json!({ "pluginId": plugin, "retryAfterMs": 100, "limit": share })));
+        }
+        let place = Queued(&self.plugins_queued);
+        let waited = tokio::time::timeout_at(deadline.into(), self.plugins_share.acquire()).await;
+        drop(place);
+        Self::waited(plugin, waited, budget, || {
+            format!(
+                "plugin `{plugin}` was serving {share} calls from other plugins, the most it takes from them, until the call's deadline passed; the call was never sent"
+            )
+        })
+    }
+
+    /// What came of waiting for a permit until the deadline; `busy` says why the
+    /// deadline passed first.
+    fn waited<'a>(
+        plugin: &str,
+        waited: Result<Result<SemaphorePermit<'a>, AcquireError>, Elapsed>,
+        budget: Duration,
+        busy: impl FnOnce() -> String,
+    ) -> Result<SemaphorePermit<'a>, ErrorObject> {
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(errors::unavailable(
+                plugin,
+                PluginState::Stopped,
+                &Reason::Shutdown,
+                None,
+            )),
+            Err(_) => Err(
+                ErrorObject::new(ErrorCode::Timeout, busy()).with_data(json!({
+                    "pluginId": plugin,
+                    "timeoutMs": u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+                })),
+            ),
         }
     }
 }

@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 
 use super::call::{Answer, Call, Target};
 use super::hooks::{self, HookOutcome, HookRun as HookRunRecord, HookRunOutcome};
-use super::plugin::{Conn, Down, Live, PluginRuntime, errors};
+use super::plugin::{Conn, Down, Live, Origin, PluginRuntime, errors};
 use super::reason::{ExitCause, Reason};
 use super::registry::{Owner, PluginState};
 use super::shared::Shared;
@@ -114,7 +114,11 @@ impl Shared {
                 .run_command(&text, context, timeout)
                 .await
                 .map(Answer::Command),
-            Target::Method { method, params } => {
+            Target::Method {
+                method,
+                params,
+                origin,
+            } => {
                 let owner = self
                     .route_to(RegistrationKind::GatewayMethod, &method, timeout)
                     .await?;
@@ -123,7 +127,7 @@ impl Shared {
                     params,
                     context,
                 };
-                self.invoke::<MethodCall>(&owner, request, timeout)
+                self.invoke_from::<MethodCall>(&owner, request, timeout, origin)
                     .await
                     .map(Answer::Value)
             }
@@ -578,13 +582,28 @@ impl Shared {
         }
     }
 
-    /// Sends one typed call to the owner (see the module docs for the routing rules),
-    /// and counts its outcome and latency in the owner's metrics.
+    /// Sends one typed call from the gateway to the owner (see the module docs for the
+    /// routing rules), and counts its outcome and latency in the owner's metrics.
     async fn invoke<M: RequestType>(
         &self,
         owner: &Owner,
         params: M::Params,
         timeout: Option<Duration>,
+    ) -> Result<M::Result, ErrorObject>
+    where
+        M::Params: Routed,
+    {
+        self.invoke_from::<M>(owner, params, timeout, Origin::Gateway)
+            .await
+    }
+
+    /// [`Shared::invoke`] for a call from `origin`.
+    async fn invoke_from<M: RequestType>(
+        &self,
+        owner: &Owner,
+        params: M::Params,
+        timeout: Option<Duration>,
+        origin: Origin,
     ) -> Result<M::Result, ErrorObject>
     where
         M::Params: Routed,
@@ -599,7 +618,9 @@ impl Shared {
             begin: Instant::now(),
             outcome: Err(ErrorCode::Cancelled),
         };
-        let outcome = self.attempt::<M>(owner, &runtime, params, timeout).await;
+        let outcome = self
+            .attempt::<M>(owner, &runtime, params, timeout, origin)
+            .await;
         counted.outcome = outcome.as_ref().map(|_| ()).map_err(|error| error.code);
         outcome
     }
@@ -613,6 +634,7 @@ impl Shared {
         runtime: &PluginRuntime,
         mut params: M::Params,
         timeout: Option<Duration>,
+        origin: Origin,
     ) -> Result<M::Result, ErrorObject>
     where
         M::Params: Routed,
@@ -625,7 +647,7 @@ impl Shared {
         let mut replays_left = u8::from(owner.registration.replay_safe());
         loop {
             let live = wait_live(runtime, deadline).await?;
-            let _slot = runtime.gate.enter(plugin, deadline, budget).await?;
+            let _slot = runtime.gate.enter(plugin, deadline, budget, origin).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(errors::timeout(plugin, method, budget));

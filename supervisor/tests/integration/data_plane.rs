@@ -1584,6 +1584,58 @@ impl Gateway for EchoGateway {
     }
 }
 
+/// A plugin allowed another's methods takes at most half of its call slots and queue:
+/// the gateway's own calls still get through while it calls in a loop.
+#[tokio::test]
+async fn calls_from_another_plugin_leave_the_gateway_half_the_slots() {
+    let mut asker = Fixture::new("asker", "ok");
+    asker.spec = asker.spec.with_host_methods(["other.status"]);
+    let other = Fixture::new("other", "ok")
+        .env("FIXTURE_NO_TOOLS", "1")
+        .env("FIXTURE_METHOD_DELAY_MS", "1500")
+        .policy(&json!({"limits": {"maxConcurrentRequests": 2, "maxQueuedRequests": 2}}));
+    let supervisor = start(&[&asker, &other]).await;
+    let asks: Vec<_> = (0..6)
+        .map(|n| {
+            ask(
+                &supervisor,
+                "host/callMethod",
+                json!({"method": "other.status", "params": {"n": n}}),
+            )
+        })
+        .collect();
+    let gateway = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        supervisor
+            .call(Call::method("other.status", json!({"from": "gateway"})))
+            .await
+    };
+    let (answers, own) = tokio::join!(futures_util::future::join_all(asks), gateway);
+    let own = own.expect("the gateway's call gets a slot");
+    assert_eq!(
+        own,
+        Answer::Value(json!({"plugin": "other", "params": {"from": "gateway"}}))
+    );
+    // One in flight and one waiting in the plugins' share; the rest refused at once.
+    let served = answers.iter().filter(|a| a["result"].is_object()).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|a| a["error"]["code"] == -32009)
+        .collect();
+    assert_eq!(served, 2, "{answers:?}");
+    assert_eq!(refused.len(), 4, "{answers:?}");
+    assert!(
+        refused[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("calls from other plugins"),
+        "{refused:?}"
+    );
+    supervisor.shutdown().await;
+    asker.assert_all_gone();
+    other.assert_all_gone();
+}
+
 #[tokio::test]
 async fn host_call_method_reaches_a_plugin_method_or_else_the_gateway() {
     let mut asker = Fixture::new("asker", "ok");
