@@ -195,8 +195,7 @@ impl Call {
 
     /// The same method call, made by another plugin (`host/callMethod`): it counts
     /// against the owner's share for such calls ([`super::plugin::Gate`]).
-    #[must_use]
-    pub(crate) fn from_plugin(mut self) -> Self {
+    pub(crate) fn made_by_a_plugin(mut self) -> Self {
         if let Target::Method { origin, .. } = &mut self.target {
             *origin = Origin::Plugin;
         }

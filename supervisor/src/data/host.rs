@@ -219,7 +219,7 @@ async fn call_method(context: &HostContext, params: Option<Value>) -> Result<Val
             let call = Call::method(target, params)
                 .with_context(call_context)
                 .with_timeout(budget)
-                .from_plugin();
+                .made_by_a_plugin();
             return shared.call(call).await.map(Answer::into_value);
         }
         Err(unavailable) if unavailable.code == ErrorCode::Unavailable => return Err(unavailable),
