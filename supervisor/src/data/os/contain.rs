@@ -102,13 +102,22 @@ pub(crate) struct Start<'a> {
     /// with the word to start, for a container made ahead (`None` otherwise, or when
     /// none came).
     pub(crate) plugin: &'a dyn Fn(Option<c_int>) -> Errno,
-    /// `None`: the plugin's process starts at once. `Some(socket)`: the container is
-    /// made ahead of any plugin. C and the init drop everything they hold of the
-    /// supervisor's (descriptors and anonymous memory) at once, and the init waits on
-    /// `socket` for the word to start (one byte, with the ruleset's descriptor
-    /// attached), then reports how the start went on `socket` as well as to C. The
-    /// supervisor closing its end first makes the init and C end.
-    pub(crate) ahead: Option<c_int>,
+    /// `None`: the plugin's process starts at once. `Some`: the container is made
+    /// ahead of any plugin ([`Waiting`]).
+    pub(crate) ahead: Option<Waiting>,
+}
+
+/// A container made ahead of any plugin: C and the init drop everything they hold of
+/// the supervisor's (descriptors and anonymous memory) at once, and the init waits on
+/// `socket` for the word to start (one byte, with the ruleset's descriptor attached),
+/// then reports how the start went on `socket` as well as to C, and unmaps `region`
+/// (where the plan was). The supervisor closing its end first makes the init and C
+/// end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiting {
+    pub(crate) socket: c_int,
+    /// The start and length of the plan's region.
+    pub(crate) region: (usize, usize),
 }
 
 /// The namespaces to enter, prepared in the parent.
@@ -268,7 +277,7 @@ fn init(private_proc: bool, to_parent: c_int, start: Start<'_>, maps: c_int, c_s
         }
     }
     let mut ruleset = None;
-    if let Some(socket) = start.ahead {
+    if let Some(Waiting { socket, .. }) = start.ahead {
         // Nothing of the supervisor's while waiting: its descriptors (other plugins'
         // pipes among them, whose ends must close when the supervisor closes them),
         // then its memory (C's and this process's stacks kept; C waits on its own).
@@ -286,8 +295,8 @@ fn init(private_proc: bool, to_parent: c_int, start: Start<'_>, maps: c_int, c_s
     }
     let report = |code: u32, errno: u32| {
         report_setup(to_parent, code, errno);
-        if let Some(socket) = start.ahead {
-            report_setup(socket, code, errno);
+        if let Some(waiting) = start.ahead {
+            report_setup(waiting.socket, code, errno);
         }
     };
     // The plugin's process shares the init's memory until its `exec` (the init waits
@@ -310,9 +319,19 @@ fn init(private_proc: bool, to_parent: c_int, start: Start<'_>, maps: c_int, c_s
         exit(1);
     }
     // The plugin's process made itself the leader of its group before its `exec`.
-    // The supervisor hears it first, on the socket the next line closes.
-    if let Some(socket) = start.ahead {
+    // The supervisor hears it first, on the socket the next line closes; the plan's
+    // region is no longer read.
+    if let Some(Waiting {
+        socket,
+        region: (at, len),
+    }) = start.ahead
+    {
         report_setup(socket, 0, 0);
+        // SAFETY: the region mapped for this container; the plugin's process, the
+        // only reader, has executed its program.
+        unsafe {
+            libc::munmap(at as *mut libc::c_void, len);
+        }
     }
     close_all_but(to_parent);
     report_setup(to_parent, 0, 0);
@@ -555,8 +574,13 @@ fn shed_memory(maps: c_int, keep: [usize; 2]) {
                 continue;
             };
             let extends_file = previous.1 && previous.0 == mapping.start;
-            let anonymous =
-                mapping.inode == 0 && (mapping.path.is_empty() || mapping.path == b"[heap]");
+            // `[stack]` is the supervisor's main thread's, which holds its starting
+            // environment (secrets passed on to plugins among them): C runs on a copy
+            // of the spawner thread's stack, kept through `keep`.
+            let anonymous = mapping.inode == 0
+                && (mapping.path.is_empty()
+                    || mapping.path == b"[heap]"
+                    || mapping.path == b"[stack]");
             if anonymous
                 && mapping.perms == b"rw-p"
                 && !extends_file

@@ -152,7 +152,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::mpsc;
+use std::sync::{PoisonError, mpsc};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -218,6 +218,20 @@ type Job = (SpawnRequest, oneshot::Sender<io::Result<Spawned>>);
 /// that the plugin just started has done its handshake.
 pub(crate) const AHEAD_AFTER: Duration = Duration::from_millis(10);
 
+/// How often an idle container made ahead is checked against the supervisor's
+/// current state ([`Inherited`], the mounts), and made again when it differs: so that
+/// it does not keep an unmounted filesystem busy, nor wait with stale limits.
+const AHEAD_CHECK: Duration = Duration::from_secs(1);
+
+/// Held while a C is forked, and while a container made ahead is made: see
+/// [`Ahead::make`].
+static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How long the supervisor waits for a container made ahead to report a start: a
+/// container stopped (SIGSTOP, a freezer) must not hold the spawner thread, and with
+/// it every start.
+const AHEAD_REPORT: Duration = Duration::from_secs(5);
+
 /// Spawns processes from one long-lived thread (see the module's caveats).
 #[derive(Debug)]
 pub(crate) struct Spawner {
@@ -242,6 +256,14 @@ impl Spawner {
                 // if any, with it.
                 loop {
                     let job = match ahead {
+                        Some(_) if warm.ready.is_some() => match rx.recv_timeout(AHEAD_CHECK) {
+                            Ok(job) => job,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                warm.check();
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        },
                         Some(after) if warm.wanted && warm.ready.is_none() => {
                             if after.is_zero() {
                                 warm.make();
@@ -290,6 +312,23 @@ struct Warm {
 }
 
 impl Warm {
+    /// The container made ahead, if there is one and it is still current.
+    fn take(&mut self) -> Option<Ahead> {
+        self.check();
+        self.ready.take()
+    }
+
+    /// Drops the container made ahead when the supervisor's state changed since (it is
+    /// made again once the thread is idle).
+    fn check(&mut self) {
+        if let Some(ahead) = &self.ready
+            && !ahead.current()
+        {
+            tracing::debug!("the container made ahead is stale: made again");
+            self.ready = None;
+        }
+    }
+
     fn make(&mut self) {
         match Ahead::make() {
             Ok(ahead) => self.ready = Some(ahead),
@@ -317,6 +356,11 @@ impl Warm {
 /// its start. Dropped unused, it is killed: C by SIGKILL, the init by its parent's
 /// death, the namespace with the init. C dies with the spawner thread, as every C
 /// does.
+///
+/// C is a copy of the supervisor as it was when the container was made: its mounts
+/// (C's mount namespace is a copy of the supervisor's), limits, cgroup, credentials
+/// and namespaces. A start uses it only while they are still the same
+/// ([`Ahead::current`]); else it is dropped, and the plugin started the usual way.
 #[derive(Debug)]
 struct Ahead {
     /// C, with the plugin's standard streams; `None` once handed over.
@@ -324,6 +368,11 @@ struct Ahead {
     /// The supervisor's end of the socket to the init.
     socket: std::os::unix::net::UnixStream,
     region: Region,
+    /// What C inherited.
+    made_with: Inherited,
+    /// The spawner thread's `/proc/thread-self/mountinfo`, opened before C's fork: it polls
+    /// as urgent once a mount or unmount changed the supervisor's mount namespace.
+    mounts: std::fs::File,
 }
 
 /// The plan of a container made ahead, at the start of its [`Region`].
@@ -341,8 +390,14 @@ impl Ahead {
         if host.containment != Containment::Namespaces {
             return Err(io::Error::other("namespaces are unavailable here"));
         }
+        // From the region's mapping to its `MADV_DONTFORK`, no other C is forked in
+        // this process (another supervisor's spawner thread), which would keep it.
+        let _forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
         let region = Region::new(Region::SIZE)?;
         let (socket, theirs) = std::os::unix::net::UnixStream::pair()?;
+        socket.set_read_timeout(Some(AHEAD_REPORT))?;
+        let mounts = std::fs::File::open("/proc/thread-self/mountinfo")?;
+        let made_with = Inherited::now()?;
         let plan = ChildPlan {
             namespaces: Some(Namespaces::new(
                 !host.running_as_root,
@@ -361,7 +416,10 @@ impl Ahead {
                 drop_capabilities: false,
             },
             exec: None,
-            ahead: Some((theirs.as_raw_fd(), region.base as usize)),
+            ahead: Some(contain::Waiting {
+                socket: theirs.as_raw_fd(),
+                region: (region.base as usize, region.len),
+            }),
         };
         // C never executes this program: it returns from the hook only to end.
         let mut command = Command::new("/");
@@ -379,11 +437,35 @@ impl Ahead {
         // descriptors: the container is about ready.
         let child = command.spawn()?;
         drop(theirs);
+        // Only this container's C maps the region: no later fork (another plugin's C)
+        // inherits it, nor the plans written there.
+        // SAFETY: the mapping made by `Region::new`, still this value's.
+        unsafe {
+            libc::madvise(region.base.cast(), region.len, libc::MADV_DONTFORK);
+        }
         Ok(Self {
             child: Some(child),
             socket,
             region,
+            made_with,
+            mounts,
         })
+    }
+
+    /// Whether what C inherited is still what a process started now would: no mount
+    /// or unmount since, and the same [`Inherited`].
+    fn current(&self) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.mounts.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let polled = unsafe { libc::poll(&raw mut poll, 1, 0) };
+        if polled != 0 {
+            return false;
+        }
+        Inherited::now().is_ok_and(|now| now == self.made_with)
     }
 
     /// Starts the plugin `plan` describes in this container, with its working
@@ -394,6 +476,12 @@ impl Ahead {
         let Some(exec) = &plan.exec else {
             return Ok(Outcome::Unfit(self));
         };
+        // A bare name is looked up by glibc on the caller's `PATH`, read from memory
+        // the container no longer maps: programs given as paths only (the control
+        // plane resolves every manifest's).
+        if !exec.program.as_bytes().contains(&b'/') {
+            return Ok(Outcome::Unfit(self));
+        }
         if !self.region.write(plan.process, exec, cwd) {
             return Ok(Outcome::Unfit(self));
         }
@@ -407,8 +495,10 @@ impl Ahead {
             return Ok(Outcome::Lost);
         }
         let mut report = [0_u8; 8];
-        if io::Read::read_exact(&mut &self.socket, &mut report).is_err() {
-            // The init ended before it said anything: the namespace ended with it.
+        if let Err(error) = io::Read::read_exact(&mut &self.socket, &mut report) {
+            // The init ended before it said anything (the namespace ended with it), or
+            // said nothing in time (it is killed with C when this is dropped).
+            tracing::debug!("the container made ahead did not report: {error}");
             return Ok(Outcome::Lost);
         }
         let code = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
@@ -419,6 +509,93 @@ impl Ahead {
         Ok(self.child.take().map_or(Outcome::Lost, |child| {
             Outcome::Started(Child::Forked(child))
         }))
+    }
+}
+
+/// What a process forked from the spawner thread inherits from it, beyond its memory
+/// and descriptors: what a container made ahead keeps from the moment it was made.
+/// The kernel offers no single view of it; this is what the supervisor or its operator
+/// can change while it runs (`prlimit`, `renice`, `taskset`, a cgroup move,
+/// `oom_score_adj`, `setns`, credentials).
+#[derive(Debug, PartialEq, Eq)]
+struct Inherited {
+    /// The lines of the spawner thread's `/proc/thread-self/status` that a child
+    /// inherits: umask, ids and groups, capabilities, `no_new_privs`, seccomp, the CPUs
+    /// and memory nodes it may use.
+    status: Vec<String>,
+    cgroup: String,
+    oom_score_adj: String,
+    /// Every resource limit, soft and hard.
+    limits: Vec<(u64, u64)>,
+    nice: libc::c_int,
+    /// The namespaces' identities.
+    namespaces: Vec<Option<PathBuf>>,
+}
+
+impl Inherited {
+    fn now() -> io::Result<Self> {
+        const STATUS: [&str; 12] = [
+            "Umask:",
+            "Uid:",
+            "Gid:",
+            "Groups:",
+            "NoNewPrivs:",
+            "Seccomp:",
+            "CapInh:",
+            "CapPrm:",
+            "CapBnd:",
+            "CapAmb:",
+            "Cpus_allowed_list:",
+            "Mems_allowed_list:",
+        ];
+        let status = std::fs::read_to_string("/proc/thread-self/status")?
+            .lines()
+            .filter(|line| STATUS.iter().any(|field| line.starts_with(field)))
+            .map(str::to_owned)
+            .collect();
+        let limits = [
+            libc::RLIMIT_CPU,
+            libc::RLIMIT_FSIZE,
+            libc::RLIMIT_DATA,
+            libc::RLIMIT_STACK,
+            libc::RLIMIT_CORE,
+            libc::RLIMIT_RSS,
+            libc::RLIMIT_NPROC,
+            libc::RLIMIT_NOFILE,
+            libc::RLIMIT_MEMLOCK,
+            libc::RLIMIT_AS,
+            libc::RLIMIT_LOCKS,
+            libc::RLIMIT_SIGPENDING,
+            libc::RLIMIT_MSGQUEUE,
+            libc::RLIMIT_NICE,
+            libc::RLIMIT_RTPRIO,
+            libc::RLIMIT_RTTIME,
+        ]
+        .into_iter()
+        .map(|resource| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: plain system call into a local.
+            unsafe { libc::getrlimit(resource, &raw mut limit) };
+            (limit.rlim_cur, limit.rlim_max)
+        })
+        .collect();
+        // SAFETY: plain system call (the calling thread's priority).
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let namespaces = ["mnt", "net", "uts", "ipc", "user", "cgroup", "time", "pid"]
+            .iter()
+            .map(|ns| std::fs::read_link(format!("/proc/thread-self/ns/{ns}")).ok())
+            .collect();
+        Ok(Self {
+            status,
+            cgroup: std::fs::read_to_string("/proc/thread-self/cgroup")?,
+            oom_score_adj: std::fs::read_to_string("/proc/self/oom_score_adj")?,
+            limits,
+            nice,
+            namespaces,
+        })
     }
 }
 
@@ -683,7 +860,7 @@ fn spawn(request: SpawnRequest, warm: &mut Warm) -> io::Result<Spawned> {
             warm.wanted = true;
         }
         let ahead = if contained && request.cwd.is_absolute() {
-            warm.ready.take()
+            warm.take()
         } else {
             None
         };
@@ -774,6 +951,7 @@ fn spawn_forked(
         command.pre_exec(move || plan.run().map_err(io::Error::from));
     }
     tracing::trace!(target: STEPS, step = "launch prepared");
+    let _forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(Child::Forked(command.spawn()?))
 }
 
@@ -931,8 +1109,8 @@ struct ChildPlan {
     /// What a contained plugin's process executes.
     exec: Option<Exec>,
     /// For a container made ahead ([`Ahead`]): C's end of the socket the word to
-    /// start comes on, and the address of the region the plan is written to.
-    ahead: Option<(RawFd, usize)>,
+    /// start comes on, and the region the plan is written to.
+    ahead: Option<contain::Waiting>,
 }
 
 /// What the plugin's process takes before its `exec`: plain values, so that a
@@ -1062,10 +1240,11 @@ impl ChildPlan {
             nix::sys::prctl::set_dumpable(false)?;
             // What the plugin's process runs is copied to C's stack: a container made
             // ahead drops C's copy of the supervisor's heap before it runs.
-            let failure = if let Some((socket, region)) = self.ahead {
+            let failure = if let Some(waiting) = self.ahead {
+                let region = waiting.region.0;
                 namespaces.enter(contain::Start {
                     plugin: &move |ruleset| start_ahead(region, ruleset),
-                    ahead: Some(socket),
+                    ahead: Some(waiting),
                 })
             } else {
                 let (process, exec) = (self.process, self.exec.as_ref().map(Exec::pointers));
@@ -1709,14 +1888,22 @@ mod tests {
             eprintln!("namespaces are unavailable here; nothing to check");
             return;
         }
-        let mut large = request(true, "echo \"${#BIG0} ${#BIG7}\"");
+        let mut large = request(true, "read line; echo \"${#BIG0} ${#BIG7}\"");
         for n in 0..8 {
             large
                 .env
                 .push((format!("BIG{n}").into(), "x".repeat(128 * 1024 - 16).into()));
         }
-        let mut spawned = spawn_request(&spawners, How::Contained, large).await;
-        let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
+        let spawner = spawners.1.as_ref().unwrap();
+        let mut spawned = spawner.spawn(large).await.unwrap();
+        assert!(!spawned.made_ahead, "started the usual way");
+        // Made while the container waited, this C does not map its plan's region (the
+        // shared anonymous mapping, `/dev/zero (deleted)`): no later plan can be read
+        // from another plugin's C.
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", spawned.child.id())).unwrap();
+        assert!(!maps.contains("/dev/zero"), "{maps}");
+        let (stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
+        drop(stdin);
         let mut text = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
             .await
@@ -1725,6 +1912,168 @@ mod tests {
         assert!(spawned.child.wait().await.unwrap().success());
         // The container waited: the next start is made ahead.
         let _ = spawn_as(&spawners, How::Ahead, "exit 0").await;
+    }
+
+    /// A container made ahead is not used once the supervisor's state changed from what
+    /// its C inherited (limits, mounts), and a stopped one does not hold the spawner.
+    /// In a process of its own: what it changes is the whole process's.
+    #[test]
+    fn a_stale_or_stopped_container_made_ahead_is_not_used() {
+        const ALONE: &str = "OUTPOST_OS_TEST_ALONE";
+        if std::env::var_os(ALONE).is_none() {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "data::os::tests::a_stale_or_stopped_container_made_ahead_is_not_used",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(ALONE, "1")
+                .status()
+                .unwrap();
+            assert!(status.success(), "the test in its own process: {status}");
+            return;
+        }
+        if probe::host().containment != Containment::Namespaces {
+            eprintln!("namespaces are unavailable here; nothing to check");
+            return;
+        }
+        if nix::unistd::geteuid().is_root() {
+            // Its mounts in a mount namespace of its own, where nothing propagates
+            // back: another test's containers made ahead must not see them. (The
+            // threads made from here on, the spawner's among them, share it.)
+            // SAFETY: plain system calls with static strings or null pointers.
+            unsafe {
+                assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0);
+                assert_eq!(
+                    libc::mount(
+                        ptr::null(),
+                        c"/".as_ptr(),
+                        ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        ptr::null(),
+                    ),
+                    0
+                );
+            }
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(stale_or_stopped());
+    }
+
+    async fn stale_or_stopped() {
+        let spawner = spawner_ahead().await;
+        let core = || {
+            let (soft, hard) = getrlimit(Resource::RLIMIT_CORE).unwrap();
+            (soft, hard)
+        };
+        // A limit changed since the container was made: the plugin gets the new one.
+        wait_for_a_container();
+        let (soft, hard) = core();
+        let lowered = if soft == 0 { hard.min(4096) } else { 0 };
+        setrlimit(Resource::RLIMIT_CORE, lowered, hard).unwrap();
+        let script = "grep '^Max core file size' /proc/self/limits";
+        for made_ahead in [false, true] {
+            let mut spawned = spawner.spawn(request(true, script)).await.unwrap();
+            assert_eq!(
+                spawned.made_ahead, made_ahead,
+                "a stale container is dropped, then made again"
+            );
+            let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+                .await
+                .unwrap();
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(fields[4], lowered.to_string(), "{text}");
+        }
+        setrlimit(Resource::RLIMIT_CORE, soft, hard).unwrap();
+        ended(spawner.spawn(request(true, "exit 0")).await.unwrap()).await;
+        // A mount made since (as root): the plugin sees it.
+        if nix::unistd::geteuid().is_root() {
+            wait_for_a_container();
+            let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+            let target = CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: NUL-terminated strings.
+            let mounted = unsafe {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    ptr::null(),
+                )
+            };
+            assert_eq!(mounted, 0, "{}", io::Error::last_os_error());
+            std::fs::write(dir.path().join("mounted"), "after").unwrap();
+            let script = format!("cat {}/mounted", dir.path().display());
+            let mut spawned = spawner.spawn(request(true, &script)).await.unwrap();
+            assert!(!spawned.made_ahead, "made before the mount");
+            let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+                .await
+                .unwrap();
+            assert_eq!(text, "after");
+            // SAFETY: the path mounted above.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+        // A stopped container (its C and init, the only processes here with no
+        // plugin under them) does not hold the start: it is given up after a while.
+        ended(spawner.spawn(request(true, "exit 0")).await.unwrap()).await;
+        let waiting = wait_for_a_container();
+        for pid in &waiting[0] {
+            nix::sys::signal::kill(Pid::from_raw(i32::try_from(*pid).unwrap()), Signal::SIGSTOP)
+                .unwrap();
+        }
+        let spawned = spawner.spawn(request(true, "exit 0")).await.unwrap();
+        assert!(!spawned.made_ahead);
+    }
+
+    /// Waits for a started plugin (and C) to end.
+    async fn ended(mut spawned: Spawned) {
+        assert!(spawned.child.wait().await.unwrap().success());
+    }
+
+    /// Waits until this process has one container made ahead, and no other child.
+    fn wait_for_a_container() -> Vec<[u32; 2]> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting = waiting_containers();
+            if waiting.len() == 1 {
+                return waiting;
+            }
+            assert!(std::time::Instant::now() < deadline, "{waiting:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The C and init pairs of this process's containers made ahead: children of this
+    /// process whose only child has none.
+    fn waiting_containers() -> Vec<[u32; 2]> {
+        let children = |pid: u32| -> Vec<u32> {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+                .flat_map(|text| {
+                    text.split_whitespace()
+                        .filter_map(|pid| pid.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .collect()
+        };
+        children(std::process::id())
+            .into_iter()
+            .filter_map(|c| match children(c)[..] {
+                [init] if children(init).is_empty() => Some([c, init]),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A container waiting for a plugin holds no descriptor of the supervisor's: a
@@ -1785,9 +2134,12 @@ mod tests {
     ) {
         let mut spawned = spawn_as(spawners, how, "read line; exit 0").await;
         let leader = spawned.child.id();
+        let maps = || std::fs::read_to_string(format!("/proc/{leader}/maps")).unwrap();
         if how == How::Ahead {
-            // Dropped before it waited for a plugin: already gone.
+            // Dropped before it waited for a plugin: already gone; and the plan's
+            // region once the plugin runs.
             assert!(!has_heap(leader), "C still maps a heap");
+            assert!(!maps().contains("/dev/zero"), "{}", maps());
         }
         // C sheds its copy right after the init's report, which the spawn waited for;
         // let it get there.
@@ -1796,6 +2148,8 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "C still maps a heap");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        // Nor the main thread's stack, which holds the supervisor's environment.
+        assert!(!maps().contains("[stack]"), "{how:?}: {}", maps());
         let (stdin, _stdout, _stderr) = spawned.child.take_streams().unwrap();
         drop(stdin);
         let status = ExitDescription::from_status(spawned.child.wait().await.unwrap());
