@@ -370,6 +370,8 @@ struct Ahead {
     region: Region,
     /// What C inherited.
     made_with: Inherited,
+    /// The spawner thread's `/proc/thread-self`, to read what it has now.
+    thread: std::os::fd::OwnedFd,
     /// The spawner thread's `/proc/thread-self/mountinfo`, opened before C's fork: it polls
     /// as urgent once a mount or unmount changed the supervisor's mount namespace.
     mounts: std::fs::File,
@@ -397,7 +399,8 @@ impl Ahead {
         let (socket, theirs) = std::os::unix::net::UnixStream::pair()?;
         socket.set_read_timeout(Some(AHEAD_REPORT))?;
         let mounts = std::fs::File::open("/proc/thread-self/mountinfo")?;
-        let made_with = Inherited::now()?;
+        let thread: std::os::fd::OwnedFd = std::fs::File::open("/proc/thread-self")?.into();
+        let made_with = Inherited::now(&thread)?;
         let plan = ChildPlan {
             namespaces: Some(Namespaces::new(
                 !host.running_as_root,
@@ -448,6 +451,7 @@ impl Ahead {
             socket,
             region,
             made_with,
+            thread,
             mounts,
         })
     }
@@ -465,7 +469,7 @@ impl Ahead {
         if polled != 0 {
             return false;
         }
-        Inherited::now().is_ok_and(|now| now == self.made_with)
+        Inherited::now(&self.thread).is_ok_and(|now| now == self.made_with)
     }
 
     /// Starts the plugin `plan` describes in this container, with its working
@@ -529,11 +533,13 @@ struct Inherited {
     limits: Vec<(u64, u64)>,
     nice: libc::c_int,
     /// The namespaces' identities.
-    namespaces: Vec<Option<PathBuf>>,
+    namespaces: Vec<Option<OsString>>,
 }
 
 impl Inherited {
-    fn now() -> io::Result<Self> {
+    /// Read through `thread`, the spawner thread's `/proc/thread-self` (opened once:
+    /// half the cost of walking the path each time).
+    fn now(thread: &std::os::fd::OwnedFd) -> io::Result<Self> {
         const STATUS: [&str; 12] = [
             "Umask:",
             "Uid:",
@@ -548,7 +554,16 @@ impl Inherited {
             "Cpus_allowed_list:",
             "Mems_allowed_list:",
         ];
-        let status = std::fs::read_to_string("/proc/thread-self/status")?
+        let read = |name: &str| -> io::Result<String> {
+            let fd = nix::fcntl::openat(
+                thread,
+                name,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?;
+            io::read_to_string(std::fs::File::from(fd))
+        };
+        let status = read("status")?
             .lines()
             .filter(|line| STATUS.iter().any(|field| line.starts_with(field)))
             .map(str::to_owned)
@@ -586,12 +601,12 @@ impl Inherited {
         let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         let namespaces = ["mnt", "net", "uts", "ipc", "user", "cgroup", "time", "pid"]
             .iter()
-            .map(|ns| std::fs::read_link(format!("/proc/thread-self/ns/{ns}")).ok())
+            .map(|ns| nix::fcntl::readlinkat(thread, format!("ns/{ns}").as_str()).ok())
             .collect();
         Ok(Self {
             status,
-            cgroup: std::fs::read_to_string("/proc/thread-self/cgroup")?,
-            oom_score_adj: std::fs::read_to_string("/proc/self/oom_score_adj")?,
+            cgroup: read("cgroup")?,
+            oom_score_adj: read("oom_score_adj")?,
             limits,
             nice,
             namespaces,
