@@ -425,20 +425,11 @@ impl Ahead {
             }),
         };
         // C never executes this program: it returns from the hook only to end.
-        let mut command = Command::new("/");
-        command
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(false);
-        // SAFETY: as in `spawn_forked`: system calls only, on data prepared above.
-        unsafe {
-            command.pre_exec(move || plan.run().map_err(io::Error::from));
-        }
         // Returns once C and the init have closed their copies of the supervisor's
         // descriptors: the container is about ready.
-        let child = command.spawn()?;
+        let mut command = Command::new("/");
+        command.env_clear();
+        let child = forked(command, plan)?;
         drop(theirs);
         // Only this container's C maps the region: no later fork (another plugin's C)
         // inherits it, nor the plans written there.
@@ -950,11 +941,16 @@ fn spawn_forked(
     env: Vec<(OsString, OsString)>,
 ) -> io::Result<Child> {
     let mut command = Command::new(program);
+    command.args(args).current_dir(cwd).env_clear().envs(env);
+    tracing::trace!(target: STEPS, step = "launch prepared");
+    let _forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
+    forked(command, plan).map(Child::Forked)
+}
+
+/// Forks `command`'s child with its standard streams piped, and runs `plan` in it
+/// before the `exec`.
+fn forked(mut command: Command, plan: ChildPlan) -> io::Result<tokio::process::Child> {
     command
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -965,9 +961,7 @@ fn spawn_forked(
     unsafe {
         command.pre_exec(move || plan.run().map_err(io::Error::from));
     }
-    tracing::trace!(target: STEPS, step = "launch prepared");
-    let _forking = FORKING.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(Child::Forked(command.spawn()?))
+    command.spawn()
 }
 
 /// Starts a plugin that is not contained the way `posix_spawn` does: its process
