@@ -97,16 +97,18 @@ pub(crate) struct Down {
 /// The per-plugin concurrency limit with a bounded queue.
 ///
 /// Calls from other plugins (`host/callMethod` to a method this plugin registered) get
-/// half of it: at most half the slots and half the queue, whatever they do, so that a
-/// plugin an operator let call this one cannot take every slot from the gateway's own
-/// calls.
+/// half of it, rounded down: at most half the slots (at least one, so that with a
+/// single slot they still run, sharing it) and half the queue, whatever they do, so
+/// that a plugin an operator let call this one cannot take every slot from the
+/// gateway's own calls.
 #[derive(Debug)]
 pub(crate) struct Gate {
     slots: Semaphore,
     limit: u32,
     queued: AtomicU32,
     max_queued: u32,
-    /// The slots calls from other plugins may hold at once (half, at least one).
+    /// The slots calls from other plugins may hold at once (half, rounded down, at
+    /// least one).
     plugins_share: Semaphore,
     /// Calls from other plugins waiting for their share (at most half the queue).
     plugins_queued: AtomicU32,
@@ -137,7 +139,7 @@ impl Gate {
 
     /// Calls waiting for a slot now.
     pub(crate) fn queued(&self) -> u32 {
-        self.queued.load(Ordering::Relaxed)
+        self.queued.load(Ordering::Relaxed) + self.plugins_queued.load(Ordering::Relaxed)
     }
 
     pub(crate) fn new(limit: u32, max_queued: u32) -> Self {
@@ -147,7 +149,7 @@ impl Gate {
             limit,
             queued: AtomicU32::new(0),
             max_queued,
-            plugins_share: Semaphore::new(limit.div_ceil(2) as usize),
+            plugins_share: Semaphore::new(Self::plugins_share(limit) as usize),
             plugins_queued: AtomicU32::new(0),
         }
     }
@@ -188,6 +190,10 @@ impl Gate {
         })
     }
 
+    fn plugins_share(limit: u32) -> u32 {
+        (limit / 2).max(1)
+    }
+
     /// A place in the share of calls from other plugins: at once, or after queueing
     /// (in the share's half of the queue) until `deadline`.
     async fn share(
@@ -199,7 +205,7 @@ impl Gate {
         if let Ok(permit) = self.plugins_share.try_acquire() {
             return Ok(permit);
         }
-        let share = self.limit.div_ceil(2);
+        let share = Self::plugins_share(self.limit);
         let waiting = self.max_queued / 2;
         if self.plugins_queued.fetch_add(1, Ordering::SeqCst) >= waiting {
             self.plugins_queued.fetch_sub(1, Ordering::SeqCst);

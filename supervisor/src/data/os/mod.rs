@@ -523,6 +523,9 @@ struct Inherited {
     /// Every resource limit, soft and hard.
     limits: Vec<(u64, u64)>,
     nice: libc::c_int,
+    /// The scheduling policy and its priority, and the I/O priority.
+    scheduling: (libc::c_int, libc::c_int, libc::c_long),
+    coredump_filter: String,
     /// The namespaces' identities.
     namespaces: Vec<Option<OsString>>,
 }
@@ -588,8 +591,19 @@ impl Inherited {
             (limit.rlim_cur, limit.rlim_max)
         })
         .collect();
-        // SAFETY: plain system call (the calling thread's priority).
-        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        // SAFETY: plain system calls (the calling thread's priorities), the second into
+        // a local.
+        let (nice, policy, priority, io) = unsafe {
+            let mut param = libc::sched_param { sched_priority: 0 };
+            libc::sched_getparam(0, &raw mut param);
+            (
+                libc::getpriority(libc::PRIO_PROCESS, 0),
+                libc::sched_getscheduler(0),
+                param.sched_priority,
+                // IOPRIO_WHO_PROCESS, this thread.
+                libc::syscall(libc::SYS_ioprio_get, 1, 0),
+            )
+        };
         let namespaces = ["mnt", "net", "uts", "ipc", "user", "cgroup", "time", "pid"]
             .iter()
             .map(|ns| nix::fcntl::readlinkat(thread, format!("ns/{ns}").as_str()).ok())
@@ -600,6 +614,8 @@ impl Inherited {
             oom_score_adj: read("oom_score_adj")?,
             limits,
             nice,
+            scheduling: (policy, priority, io),
+            coredump_filter: std::fs::read_to_string("/proc/self/coredump_filter")?,
             namespaces,
         })
     }
@@ -2001,6 +2017,39 @@ mod tests {
         }
         setrlimit(Resource::RLIMIT_CORE, soft, hard).unwrap();
         ended(spawner.spawn(request(true, "exit 0")).await.unwrap()).await;
+        // The spawner thread reniced since (a per-thread value): the plugin gets it.
+        wait_for_a_container();
+        let tid = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .find(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == "outpost-spawner")
+            })
+            .and_then(|task| task.file_name().to_str()?.parse::<libc::id_t>().ok())
+            .expect("the spawner thread");
+        // SAFETY: plain system call.
+        assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 7) }, 0);
+        let mut spawned = spawner
+            .spawn(request(true, "cut -d' ' -f19 /proc/self/stat"))
+            .await
+            .unwrap();
+        assert!(!spawned.made_ahead, "made before the renice");
+        let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+            .await
+            .unwrap();
+        assert_eq!(text.trim(), "7");
+        ended(spawned).await;
+        // Its I/O priority lowered since (ionice -c 3): not made ahead either.
+        wait_for_a_container();
+        // SAFETY: plain system call: IOPRIO_WHO_PROCESS, the idle class.
+        let set = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, tid, 3 << 13) };
+        assert_eq!(set, 0, "{}", io::Error::last_os_error());
+        let spawned = spawner.spawn(request(true, "exit 0")).await.unwrap();
+        assert!(!spawned.made_ahead, "made before the ionice");
+        ended(spawned).await;
         // A mount made since (as root): the plugin sees it.
         if nix::unistd::geteuid().is_root() {
             wait_for_a_container();
