@@ -224,17 +224,15 @@ pub enum CallError {
     /// No answer within the timeout; `$/cancel` was sent.
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
-    /// No answer within the timeout, and meanwhile a line from the other side could
-    /// not be read (too long, not UTF-8, not JSON-RPC): most likely the answer.
-    /// `$/cancel` was sent.
-    #[error(
-        "no answer within {} ms; meanwhile a line from the other side could not be read ({problem})",
-        timeout.as_millis()
-    )]
+    /// The answer could not be read (too long, not UTF-8, not JSON-RPC): with
+    /// `timeout: None`, a line whose start shows it answers this request; with
+    /// `Some`, no answer came within the timeout and meanwhile a line that could not be
+    /// read came, most likely the answer (`$/cancel` was sent).
+    #[error("{}", unreadable(*.timeout, .problem))]
     Unreadable {
-        /// The timeout.
-        timeout: Duration,
-        /// The last line that could not be read, and why.
+        /// The timeout, when it passed.
+        timeout: Option<Duration>,
+        /// The line that could not be read (the last one, at a timeout), and why.
         problem: String,
     },
     /// Cancelled by the caller; `$/cancel` was sent.
@@ -258,6 +256,16 @@ pub enum CallError {
     /// The result does not have the expected shape.
     #[error("the result does not match the method's result type")]
     Decode(#[source] serde_json::Error),
+}
+
+fn unreadable(timeout: Option<Duration>, problem: &str) -> String {
+    match timeout {
+        None => format!("the answer could not be read ({problem})"),
+        Some(timeout) => format!(
+            "no answer within {} ms; meanwhile a line from the other side could not be read ({problem})",
+            timeout.as_millis()
+        ),
+    }
 }
 
 /// Why a message could not be sent.
@@ -447,9 +455,18 @@ struct Shared {
 
 #[derive(Debug)]
 struct Pending {
-    tx: oneshot::Sender<Result<Box<RawValue>, ErrorObject>>,
+    tx: oneshot::Sender<Result<Box<RawValue>, Failure>>,
     progress: Option<mpsc::Sender<ProgressParams>>,
     method: String,
+}
+
+/// Why a request in flight got no result, as the reader tells its caller.
+#[derive(Debug)]
+enum Failure {
+    /// An error answer, or one the reader made for a malformed response.
+    Remote(ErrorObject),
+    /// A line that answers it (by its start) could not be read.
+    Unreadable(String),
 }
 
 const ABANDONED_MEMORY: usize = 256;
@@ -579,7 +596,10 @@ impl Peer {
                     return Err(CallError::Timeout(timeout));
                 }
                 let problem = lock(&self.shared.last_unreadable).clone().unwrap_or_default();
-                Err(CallError::Unreadable { timeout, problem })
+                Err(CallError::Unreadable {
+                    timeout: Some(timeout),
+                    problem,
+                })
             }
             () = cancelled => Err(CallError::Cancelled),
         }
@@ -629,7 +649,11 @@ impl Peer {
         guard.id = None;
         match answer {
             Ok(Ok(raw)) => Ok(raw),
-            Ok(Err(error)) => Err(CallError::Remote(error)),
+            Ok(Err(Failure::Remote(error))) => Err(CallError::Remote(error)),
+            Ok(Err(Failure::Unreadable(problem))) => Err(CallError::Unreadable {
+                timeout: None,
+                problem,
+            }),
             Err(_) => Err(CallError::Closed(shared.close_reason())),
         }
     }
@@ -1171,6 +1195,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     // Responses are never answered (docs/protocol.md §2.3); the request
                     // it answers fails now rather than at its deadline.
                     fail_pending(&shared, invalid);
+                } else if fail_unreadable(&shared, &line) {
+                    // The same for a response that could not be read at all, when its
+                    // start names a request in flight.
                 } else {
                     // Kept for a request that then times out: it may have been its
                     // answer (one over the size limit cannot be matched).
@@ -1248,8 +1275,75 @@ fn fail_pending(shared: &Shared, invalid: &InvalidMessage) {
                 shared.name, pending.method
             ),
         );
-        let _ = pending.tx.send(Err(error));
+        let _ = pending.tx.send(Err(Failure::Remote(error)));
     }
+}
+
+/// Fails the request in flight that an unreadable line answers by its start (see
+/// [`response_id`]): its caller learns now that the answer was lost, and why. Whether
+/// there was one.
+fn fail_unreadable(shared: &Shared, line: &InvalidLine) -> bool {
+    let Some(id) = response_id(&line.excerpt) else {
+        return false;
+    };
+    let pending = lock(&shared.pending).remove(&RequestId::from(id));
+    pending.is_some_and(|pending| {
+        let _ = pending.tx.send(Err(Failure::Unreadable(line.to_string())));
+        true
+    })
+}
+
+/// The id of the response whose line starts with `start`, when that start says so:
+/// among the object's keys it shows, an integer `id` (this side's ids are integers)
+/// and `result` or `error`, and no `method`. A line cut before them says nothing.
+fn response_id(start: &str) -> Option<i64> {
+    let bytes = start.as_bytes();
+    let (mut depth, mut at, mut key_next) = (0_usize, 0, false);
+    let (mut id, mut answer, mut method) = (None, false, false);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                let mut end = at + 1;
+                while end < bytes.len() && bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                if end >= bytes.len() {
+                    break;
+                }
+                if depth == 1 && key_next {
+                    key_next = false;
+                    let key = &bytes[at + 1..end];
+                    let rest = start[end + 1..]
+                        .trim_start()
+                        .strip_prefix(':')?
+                        .trim_start();
+                    match key {
+                        b"id" => {
+                            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+                            let after = rest[digits..].trim_start();
+                            if digits > 0 && (after.starts_with(',') || after.starts_with('}')) {
+                                id = rest[..digits].parse().ok();
+                            }
+                        }
+                        b"result" | b"error" => answer = true,
+                        b"method" => method = true,
+                        _ => {}
+                    }
+                }
+                at = end + 1;
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                key_next = depth == 1 && bytes[at] == b'{';
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => key_next = depth == 1,
+            _ => {}
+        }
+        at += 1;
+    }
+    id.filter(|_| answer && !method)
 }
 
 /// A request's params as the reader keeps them.
@@ -1347,7 +1441,7 @@ async fn route(
         }) => {
             let pending = lock(&shared.pending).remove(&id);
             if let Some(pending) = pending {
-                let _ = pending.tx.send(outcome);
+                let _ = pending.tx.send(outcome.map_err(Failure::Remote));
                 return None;
             }
             let late = {
@@ -1650,39 +1744,63 @@ mod tests {
         assert_eq!(a.pending(), 0);
     }
 
-    /// A request that times out while an unreadable line came says so: most likely
-    /// that line was its answer.
+    /// Calls `a`, which `b` answers with `line` as it is (its responder kept until the
+    /// call is over: dropped, it would answer too).
+    async fn answered_with(
+        (a, b, b_in): (&Peer, &Peer, &mut Incoming),
+        line: String,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        let call = a.call("big", None, CallOptions::timeout(timeout));
+        let serve = async {
+            let Some(Event::Request(request)) = b_in.next().await else {
+                panic!()
+            };
+            b.send_raw(line).await.unwrap();
+            request
+        };
+        tokio::join!(call, serve).0
+    }
+
+    /// An answer that cannot be read fails its request at once when its start names
+    /// it; else the request says at its timeout that a line could not be read.
     #[tokio::test]
-    async fn a_timeout_names_the_unreadable_line_that_came_meanwhile() {
+    async fn an_unreadable_answer_fails_its_request_or_is_named_at_its_timeout() {
         let config = PeerConfig {
-            max_message_bytes: 64,
+            max_message_bytes: 200,
             ..PeerConfig::default()
         };
         let ((a, _a_in), (b, mut b_in)) = memory_pair(&config);
-        let call = a.call(
-            "big",
-            None,
-            CallOptions::timeout(Duration::from_millis(200)),
-        );
-        let serve = async {
-            let Some(Event::Request(_request)) = b_in.next().await else {
-                panic!()
-            };
-            b.send_raw(format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"{}\"}}",
-                "x".repeat(100)
-            ))
-            .await
-            .unwrap();
-        };
-        let (result, ()) = tokio::join!(call, serve);
+        let long = "x".repeat(300);
+        // Its start names it: failed at once, long before its deadline.
+        let named = format!(r#"{{"jsonrpc": "2.0", "id": 1, "result": "{long}"}}"#);
+        let result = tokio::time::timeout(
+            Duration::from_secs(20),
+            answered_with((&a, &b, &mut b_in), named, Duration::from_mins(1)),
+        )
+        .await
+        .expect("failed before its deadline");
         match result {
-            Err(CallError::Unreadable { problem, .. }) => {
-                assert!(
-                    problem.contains("longer than the 64-byte limit"),
-                    "{problem}"
-                );
-            }
+            Err(CallError::Unreadable {
+                problem,
+                timeout: None,
+            }) => assert!(
+                problem.contains("longer than the 200-byte limit"),
+                "{problem}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Its id comes too late in the line: named at the deadline.
+        let unnamed = format!(r#"{{"jsonrpc":"2.0","result":"{long}","id":2}}"#);
+        let result = answered_with((&a, &b, &mut b_in), unnamed, Duration::from_millis(200)).await;
+        match result {
+            Err(CallError::Unreadable {
+                problem,
+                timeout: Some(_),
+            }) => assert!(
+                problem.contains("longer than the 200-byte limit"),
+                "{problem}"
+            ),
             other => panic!("{other:?}"),
         }
         // A later timeout with nothing unreadable meanwhile is a plain one.
@@ -1694,6 +1812,29 @@ mod tests {
             )
             .await;
         assert!(matches!(quiet, Err(CallError::Timeout(_))), "{quiet:?}");
+    }
+
+    #[test]
+    fn a_response_is_told_by_its_start() {
+        for (start, id) in [
+            (r#"{"jsonrpc":"2.0","id":7,"result":{"a"#, Some(7)),
+            (r#"{"jsonrpc": "2.0", "id": 12, "error": {"#, Some(12)),
+            (r#"{"id":3,"jsonrpc":"2.0","result":"#, Some(3)),
+            // Not (yet) an answer; a request; a notification; a cut id; a nested id; a
+            // string id (this side's are integers); not JSON.
+            (r#"{"jsonrpc":"2.0","id":7,"params":"#, None),
+            (r#"{"jsonrpc":"2.0","id":7,"method":"x","result":1"#, None),
+            (
+                r#"{"jsonrpc":"2.0","method":"log","params":{"id":1,"result":"#,
+                None,
+            ),
+            (r#"{"jsonrpc":"2.0","result":"x","id":12"#, None),
+            (r#"{"jsonrpc":"2.0","result":{"id":5},"x":"#, None),
+            (r#"{"jsonrpc":"2.0","id":"a","result":"#, None),
+            ("not json", None),
+        ] {
+            assert_eq!(response_id(start), id, "{start}");
+        }
     }
 
     #[tokio::test]

@@ -387,6 +387,17 @@ pub(crate) mod errors {
         }))
     }
 
+    /// An answer that could not be read (its start named the call).
+    pub(crate) fn unreadable_answer(plugin: &str, method: &str, problem: &str) -> ErrorObject {
+        ErrorObject::new(
+            ErrorCode::InternalError,
+            format!(
+                "plugin `{plugin}` answered `{method}` with a line that could not be read: {problem}; the plugin must keep its answers within the limits it was given in `initialize`"
+            ),
+        )
+        .with_data(json!({ "pluginId": plugin, "unreadable": problem }))
+    }
+
     pub(crate) fn exited(plugin: &str, report: Option<&Exit>) -> ErrorObject {
         let Some(report) = report else {
             return ErrorObject::new(

@@ -229,6 +229,11 @@ pub enum ExitCause {
         #[serde(skip_serializing_if = "Option::is_none")]
         unreadable: Option<String>,
     },
+    /// Its answer to `initialize` could not be read (too long, not JSON-RPC).
+    HandshakeUnreadable {
+        /// The line, and why it could not be read.
+        line: String,
+    },
     /// It answered `initialize` with an error.
     HandshakeRefused {
         /// The error, as the plugin sent it.
@@ -281,6 +286,12 @@ impl fmt::Display for ExitCause {
                 f,
                 "did not answer `initialize` readably within {timeout_ms} ms (timeouts.handshakeMs): a line it wrote could not be read, {problem}"
             ),
+            Self::HandshakeUnreadable { line } => {
+                write!(
+                    f,
+                    "answered `initialize` with a line that could not be read: {line}"
+                )
+            }
             Self::HandshakeRefused { error } => {
                 write!(f, "answered `initialize` with an error: {error}")
             }

@@ -662,9 +662,14 @@ impl Shared {
                 Ok(result) => return Ok(result),
                 Err(CallError::Remote(error)) => return Err(error),
                 Err(CallError::Timeout(_)) => return Err(errors::timeout(plugin, method, budget)),
-                Err(CallError::Unreadable { problem, .. }) => {
-                    return Err(errors::unreadable(plugin, method, budget, &problem));
-                }
+                Err(CallError::Unreadable {
+                    problem,
+                    timeout: Some(_),
+                }) => return Err(errors::unreadable(plugin, method, budget, &problem)),
+                Err(CallError::Unreadable {
+                    problem,
+                    timeout: None,
+                }) => return Err(errors::unreadable_answer(plugin, method, &problem)),
                 // The connection was gone before the request left: nothing happened, so
                 // wait for the next incarnation like any call made during a restart.
                 Err(CallError::NotSent(_)) => {}

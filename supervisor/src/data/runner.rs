@@ -523,10 +523,21 @@ async fn handshake(
                 unreadable: None,
             }));
         }
-        Err(CallError::Unreadable { problem, .. }) => {
+        Err(CallError::Unreadable {
+            problem,
+            timeout: Some(_),
+        }) => {
             return Err(HandshakeError::Crash(ExitCause::HandshakeTimeout {
                 timeout_ms: policy.timeouts.handshake_ms,
                 unreadable: Some(problem),
+            }));
+        }
+        Err(CallError::Unreadable {
+            problem,
+            timeout: None,
+        }) => {
+            return Err(HandshakeError::Crash(ExitCause::HandshakeUnreadable {
+                line: problem,
             }));
         }
         Err(CallError::Remote(error)) if error.code == ErrorCode::UnsupportedVersion => {
