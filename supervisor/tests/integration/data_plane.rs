@@ -293,6 +293,14 @@ struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
     fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        // tracing keeps each callsite's interest for the whole process, and while one
+        // dispatcher is registered it asks only the registering thread's default: a
+        // test thread with no subscriber that reaches the stderr drain's callsite first
+        // would switch it off for this capture too (tokio-rs/tracing#3611; it failed a
+        // `cargo test` run once). A second dispatcher, kept for the whole process and
+        // never anyone's default, makes it ask every registered one.
+        static ANCHOR: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        ANCHOR.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
         let logs = self.clone();
         tracing_subscriber::fmt()
             .with_ansi(false)
