@@ -207,8 +207,7 @@ impl Gate {
         }
         let share = Self::plugins_share(self.limit);
         let waiting = self.max_queued / 2;
-        if self.plugins_queued.fetch_add(1, Ordering::SeqCst) >= waiting {
-            self.plugins_queued.fetch_sub(1, Ordering::SeqCst);
+        let Some(place) = Queued::take(&self.plugins_queued, waiting) else {
             return Err(ErrorObject::new(
                 ErrorCode::Overloaded,
                 format!(
@@ -216,8 +215,7 @@ impl Gate {
                 ),
             )
             .with_data(json!({ "pluginId": plugin, "retryAfterMs": 100, "limit": share })));
-        }
-        let place = Queued(&self.plugins_queued);
+        };
         let waited = tokio::time::timeout_at(deadline.into(), self.plugins_share.acquire()).await;
         drop(place);
         Self::waited(plugin, waited, budget, || {
@@ -258,11 +256,7 @@ impl Gate {
     /// ready again after a restart), or `None` when `maxQueuedRequests` already wait:
     /// callers cannot pile up without bound behind a plugin that is down.
     pub(crate) fn queue(&self) -> Option<Queued<'_>> {
-        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(Queued(&self.queued))
+        Queued::take(&self.queued, self.max_queued)
     }
 
     /// The most calls that may wait.
@@ -274,6 +268,17 @@ impl Gate {
 /// A place in a plugin's queue, given back on drop.
 #[derive(Debug)]
 pub(crate) struct Queued<'a>(&'a AtomicU32);
+
+impl<'a> Queued<'a> {
+    /// A place counted in `waiting`, or `None` when `most` already wait.
+    fn take(waiting: &'a AtomicU32, most: u32) -> Option<Self> {
+        if waiting.fetch_add(1, Ordering::SeqCst) >= most {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Self(waiting))
+    }
+}
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {

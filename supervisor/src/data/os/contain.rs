@@ -110,8 +110,8 @@ pub(crate) struct Start<'a> {
 /// A container made ahead of any plugin: C and the init drop everything they hold of
 /// the supervisor's (descriptors and anonymous memory) at once, and the init waits on
 /// `socket` for the word to start (one byte, with the ruleset's descriptor attached),
-/// then reports how the start went on `socket` as well as to C, and unmaps `region`
-/// (where the plan was). The supervisor closing its end first makes the init and C
+/// then unmaps `region` (where the plan was) once the plugin runs, and reports how the
+/// start went on `socket` as well as to C. The supervisor closing its end first makes the init and C
 /// end.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Waiting {
@@ -234,7 +234,7 @@ impl Namespaces {
         if start.ahead.is_some() {
             // Made ahead: nothing of the supervisor's is kept while waiting for a
             // plugin (the init drops the memory, which it shares).
-            close_all_but(from_init);
+            close_all_but(&[from_init]);
             // Returns only when no plugin came or its start failed, which the
             // supervisor heard from the init: nothing to tell `Command`, whose pipe is
             // closed already.
@@ -281,9 +281,7 @@ fn init(private_proc: bool, to_parent: c_int, start: Start<'_>, maps: c_int, c_s
         // Nothing of the supervisor's while waiting: its descriptors (other plugins'
         // pipes among them, whose ends must close when the supervisor closes them),
         // then its memory (C's and this process's stacks kept; C waits on its own).
-        let mut keep = [0, 1, 2, to_parent, socket, maps];
-        keep.sort_unstable();
-        close_all_but_sorted(&keep);
+        close_all_but(&[0, 1, 2, to_parent, socket, maps]);
         let here = 0_u8;
         shed_memory(maps, [std::ptr::from_ref(&here) as usize, c_stack]);
         close(maps);
@@ -319,21 +317,21 @@ fn init(private_proc: bool, to_parent: c_int, start: Start<'_>, maps: c_int, c_s
         exit(1);
     }
     // The plugin's process made itself the leader of its group before its `exec`.
-    // The supervisor hears it first, on the socket the next line closes; the plan's
-    // region is no longer read.
+    // The supervisor hears it first, on the socket the next line closes, once the
+    // plan's region (no longer read) is gone.
     if let Some(Waiting {
         socket,
         region: (at, len),
     }) = start.ahead
     {
-        report_setup(socket, 0, 0);
         // SAFETY: the region mapped for this container; the plugin's process, the
         // only reader, has executed its program.
         unsafe {
             libc::munmap(at as *mut libc::c_void, len);
         }
+        report_setup(socket, 0, 0);
     }
-    close_all_but(to_parent);
+    close_all_but(&[to_parent]);
     report_setup(to_parent, 0, 0);
     serve(pid, to_parent)
 }
@@ -501,15 +499,10 @@ fn relay(init: pid_t, from_init: c_int, maps: c_int, init_stack: usize) -> Failu
             errno: Errno::ECHILD,
         };
     }
-    let code = u32::from_ne_bytes([setup[0], setup[1], setup[2], setup[3]]);
-    if code != 0 {
-        let errno = i32::from_ne_bytes([setup[4], setup[5], setup[6], setup[7]]);
+    if let Some(failure) = setup_failure(setup) {
         close(maps);
         reap(init);
-        return Failure {
-            step: Step::from_code(code),
-            errno: Errno::from_raw(errno),
-        };
+        return failure;
     }
     // The plugin runs. C keeps nothing of the supervisor's: not its memory (see
     // `shed_memory`), not its descriptors (other plugins' pipes among them), nor the
@@ -517,9 +510,9 @@ fn relay(init: pid_t, from_init: c_int, maps: c_int, init_stack: usize) -> Failu
     // The descriptors first: the supervisor's spawn returns once C's copy of its
     // exec-error pipe is closed, and need not wait for the memory.
     if maps < 0 {
-        close_all_but(from_init);
+        close_all_but(&[from_init]);
     } else {
-        close_all_but_two(from_init, maps);
+        close_all_but(&[from_init, maps]);
         let here = 0_u8;
         shed_memory(maps, [std::ptr::from_ref(&here) as usize, init_stack]);
         close(maps);
@@ -751,46 +744,15 @@ fn full_set() -> libc::sigset_t {
     }
 }
 
-/// Closes every descriptor but `keep`, the standard streams included.
-fn close_all_but(keep: c_int) {
-    debug_assert!(
-        keep > 2,
-        "the standard streams were open when `keep` was made"
-    );
-    close(0);
-    close(1);
-    close(2);
-    close_range(3, keep - 1, 0);
-    close_range(keep + 1, c_int::MAX, 0);
-}
-
-/// Closes every descriptor but those in `keep` (ascending; negative entries are
-/// ignored).
-fn close_all_but_sorted(keep: &[c_int]) {
+/// Closes every descriptor but those in `keep` (in any order; negative entries are
+/// ignored), the standard streams included unless kept. No allocation.
+fn close_all_but(keep: &[c_int]) {
     let mut next = 0;
-    for &fd in keep {
-        if fd < next {
-            continue;
-        }
+    while let Some(fd) = keep.iter().copied().filter(|&fd| fd >= next).min() {
         close_range(next, fd - 1, 0);
         next = fd + 1;
     }
     close_range(next, c_int::MAX, 0);
-}
-
-/// Closes every descriptor but `a` and `b`, the standard streams included.
-fn close_all_but_two(a: c_int, b: c_int) {
-    let (low, high) = (a.min(b), a.max(b));
-    debug_assert!(
-        low > 2,
-        "the standard streams were open when both were made"
-    );
-    close(0);
-    close(1);
-    close(2);
-    close_range(3, low - 1, 0);
-    close_range(low + 1, high - 1, 0);
-    close_range(high + 1, c_int::MAX, 0);
 }
 
 /// Closes (or, with `CLOSE_RANGE_CLOEXEC`, marks close-on-exec) descriptors `first`
@@ -848,6 +810,16 @@ fn write_file(path: &CStr, contents: &[u8], at: Step) -> Result<(), Failure> {
     } else {
         Err(Failure { step: at, errno })
     }
+}
+
+/// What the init's first report says went wrong: `None` when the plugin's process runs.
+pub(crate) fn setup_failure(report: [u8; 8]) -> Option<Failure> {
+    let code = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
+    let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+    (code != 0).then(|| Failure {
+        step: Step::from_code(code),
+        errno: Errno::from_raw(errno),
+    })
 }
 
 /// The first report from the init: `code` 0 when the plugin's process runs, else the

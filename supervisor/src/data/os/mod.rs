@@ -255,36 +255,25 @@ impl Spawner {
                 // Ends when the Spawner (the only sender) is dropped; `warm`'s container,
                 // if any, with it.
                 loop {
-                    let job = match ahead {
-                        Some(_) if warm.ready.is_some() => match rx.recv_timeout(AHEAD_CHECK) {
-                            Ok(job) => job,
-                            Err(mpsc::RecvTimeoutError::Timeout) => {
-                                warm.check();
-                                continue;
-                            }
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                        },
-                        Some(after) if warm.wanted && warm.ready.is_none() => {
-                            if after.is_zero() {
-                                warm.make();
-                                continue;
-                            }
-                            match rx.recv_timeout(after) {
-                                Ok(job) => job,
-                                Err(mpsc::RecvTimeoutError::Timeout) => {
-                                    warm.make();
-                                    continue;
-                                }
-                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                            }
-                        }
-                        _ => match rx.recv() {
-                            Ok(job) => job,
-                            Err(_) => break,
-                        },
+                    // How long to wait for a job before the container needs a look: a
+                    // check of the one waiting, or one made.
+                    let idle = match ahead {
+                        Some(_) if warm.ready.is_some() => Some(AHEAD_CHECK),
+                        Some(after) if warm.wanted => Some(after),
+                        _ => None,
                     };
-                    let (request, reply) = job;
-                    let _ = reply.send(spawn(request, &mut warm));
+                    let job = match idle {
+                        None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                        Some(wait) if wait.is_zero() => Err(mpsc::RecvTimeoutError::Timeout),
+                        Some(wait) => rx.recv_timeout(wait),
+                    };
+                    match job {
+                        Ok((request, reply)) => {
+                            let _ = reply.send(spawn(request, &mut warm));
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => warm.refresh(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             })?;
         Ok(Self { jobs })
@@ -316,6 +305,15 @@ impl Warm {
     fn take(&mut self) -> Option<Ahead> {
         self.check();
         self.ready.take()
+    }
+
+    /// Checks the container made ahead, or makes one.
+    fn refresh(&mut self) {
+        if self.ready.is_some() {
+            self.check();
+        } else {
+            self.make();
+        }
     }
 
     /// Drops the container made ahead when the supervisor's state changed since (it is
@@ -496,10 +494,8 @@ impl Ahead {
             tracing::debug!("the container made ahead did not report: {error}");
             return Ok(Outcome::Lost);
         }
-        let code = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
-        if code != 0 {
-            let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
-            return Err(io::Error::from_raw_os_error(errno));
+        if let Some(failure) = contain::setup_failure(report) {
+            return Err(io::Error::from(failure.errno));
         }
         Ok(self.child.take().map_or(Outcome::Lost, |child| {
             Outcome::Started(Child::Forked(child))
@@ -890,18 +886,14 @@ fn spawn(request: SpawnRequest, warm: &mut Warm) -> io::Result<Spawned> {
             Some(ahead) => ahead.start(&plan, &cwd()?)?,
             None => Outcome::Lost,
         };
-        match outcome {
-            Outcome::Started(child) => {
-                made_ahead = true;
-                child
-            }
-            Outcome::Unfit(ahead) => {
+        if let Outcome::Started(child) = outcome {
+            made_ahead = true;
+            child
+        } else {
+            if let Outcome::Unfit(ahead) = outcome {
                 warm.ready = Some(ahead);
-                spawn_forked(plan, &request.program, &request.args, &request.cwd, env)?
             }
-            Outcome::Lost => {
-                spawn_forked(plan, &request.program, &request.args, &request.cwd, env)?
-            }
+            spawn_forked(plan, &request.program, &request.args, &request.cwd, env)?
         }
     };
     tracing::trace!(target: STEPS, step = "forked and executed");
@@ -996,8 +988,8 @@ fn spawn_plugin(plan: &ChildPlan, cwd: &CStr) -> io::Result<Child> {
         (stderr_write.as_raw_fd(), 2),
     ];
     let failed = AtomicI32::new(0);
+    let exec = plan.exec.as_ref().map(Exec::pointers);
     let start: &dyn Fn() = &|| {
-        let exec = plan.exec.as_ref().map(Exec::pointers);
         failed.store(
             plan.process.exec_direct(exec.as_ref(), &streams, cwd) as i32,
             Ordering::SeqCst,
@@ -1182,7 +1174,7 @@ struct ExecPointers {
     envp: *const *const libc::c_char,
 }
 
-// SAFETY: the pointers point into `program` and `_strings`, owned alongside and never
+// SAFETY: the pointers point into `program` and `strings`, owned alongside and never
 // changed; nothing writes through them.
 unsafe impl Send for Exec {}
 // SAFETY: as above.
@@ -1749,32 +1741,41 @@ mod tests {
 
     /// Spawns `script` as `how` says, on `spawners` (the plain one, the one that
     /// makes containers ahead), checking the start went that way.
-    async fn spawn_as(spawners: &(Spawner, Option<Spawner>), how: How, script: &str) -> Spawned {
+    async fn spawn_as(spawners: &Spawners, how: How, script: &str) -> Spawned {
         spawn_request(spawners, how, request(how != How::Direct, script)).await
     }
 
-    async fn spawn_request(
-        spawners: &(Spawner, Option<Spawner>),
-        how: How,
-        request: SpawnRequest,
-    ) -> Spawned {
-        let spawner = match how {
-            How::Ahead => spawners.1.as_ref().expect("namespaces are available"),
-            How::Direct | How::Contained => &spawners.0,
-        };
-        let spawned = spawner.spawn(request).await.unwrap();
+    async fn spawn_request(spawners: &Spawners, how: How, request: SpawnRequest) -> Spawned {
+        let spawned = spawners.get(how).spawn(request).await.unwrap();
         assert_eq!(spawned.made_ahead, how == How::Ahead, "{how:?}");
         spawned
     }
 
-    async fn spawners() -> (Spawner, Option<Spawner>) {
+    /// A spawner that makes no container ahead, and (where namespaces are available)
+    /// one that does ([`spawner_ahead`]).
+    struct Spawners {
+        plain: Spawner,
+        ahead: Option<Spawner>,
+    }
+
+    impl Spawners {
+        /// The spawner that starts plugins as `how` says.
+        fn get(&self, how: How) -> &Spawner {
+            match how {
+                How::Ahead => self.ahead.as_ref().expect("namespaces are available"),
+                How::Direct | How::Contained => &self.plain,
+            }
+        }
+    }
+
+    async fn spawners() -> Spawners {
         let plain = Spawner::new(tokio::runtime::Handle::current(), None).unwrap();
         let ahead = if probe::host().containment == Containment::Namespaces {
             Some(spawner_ahead().await)
         } else {
             None
         };
-        (plain, ahead)
+        Spawners { plain, ahead }
     }
 
     #[tokio::test]
@@ -1810,10 +1811,7 @@ mod tests {
         let spawners = spawners().await;
         let mut errors = Vec::new();
         for how in ways() {
-            let spawner = match how {
-                How::Ahead => spawners.1.as_ref().unwrap(),
-                How::Direct | How::Contained => &spawners.0,
-            };
+            let spawner = spawners.get(how);
             let mut missing = request(how != How::Direct, "");
             missing.program = "/nonexistent/outpost-plugin".into();
             let error = spawner.spawn(missing).await.unwrap_err();
@@ -1859,7 +1857,7 @@ mod tests {
     }
 
     /// What `script` writes to its stdout, started as `how` says; it must succeed.
-    async fn output(spawners: &(Spawner, Option<Spawner>), how: How, script: &str) -> String {
+    async fn output(spawners: &Spawners, how: How, script: &str) -> String {
         let mut child = spawn_as(spawners, how, script).await.child;
         let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
         let mut text = String::new();
@@ -1871,11 +1869,7 @@ mod tests {
     }
 
     /// How `script` ends, started as `how` says.
-    async fn ending(
-        spawners: &(Spawner, Option<Spawner>),
-        how: How,
-        script: &str,
-    ) -> ExitDescription {
+    async fn ending(spawners: &Spawners, how: How, script: &str) -> ExitDescription {
         let mut spawned = spawn_as(spawners, how, script).await;
         ExitDescription::from_status(spawned.child.wait().await.unwrap())
     }
@@ -1883,7 +1877,7 @@ mod tests {
     #[tokio::test]
     async fn containment_passes_the_exact_exit_on() {
         let spawners = spawners().await;
-        if spawners.1.is_none() {
+        if spawners.ahead.is_none() {
             eprintln!("namespaces are unavailable here; nothing to compare");
             return;
         }
@@ -1909,7 +1903,7 @@ mod tests {
     #[tokio::test]
     async fn a_plan_that_does_not_fit_is_started_the_usual_way() {
         let spawners = spawners().await;
-        if spawners.1.is_none() {
+        if spawners.ahead.is_none() {
             eprintln!("namespaces are unavailable here; nothing to check");
             return;
         }
@@ -1919,7 +1913,7 @@ mod tests {
                 .env
                 .push((format!("BIG{n}").into(), "x".repeat(128 * 1024 - 16).into()));
         }
-        let spawner = spawners.1.as_ref().unwrap();
+        let spawner = spawners.get(How::Ahead);
         let mut spawned = spawner.spawn(large).await.unwrap();
         assert!(!spawned.made_ahead, "started the usual way");
         // Made while the container waited, this C does not map its plan's region (the
@@ -2139,7 +2133,7 @@ mod tests {
     #[tokio::test]
     async fn a_container_made_ahead_holds_no_other_plugins_pipe() {
         let spawners = spawners().await;
-        let Some(spawner) = &spawners.1 else {
+        let Some(spawner) = &spawners.ahead else {
             eprintln!("namespaces are unavailable here; nothing to check");
             return;
         };
@@ -2169,7 +2163,7 @@ mod tests {
     #[tokio::test]
     async fn c_and_the_init_drop_their_copy_of_the_supervisors_heap() {
         let spawners = spawners().await;
-        if spawners.1.is_none() {
+        if spawners.ahead.is_none() {
             eprintln!("namespaces are unavailable here; nothing to check");
             return;
         }
@@ -2185,11 +2179,7 @@ mod tests {
         }
     }
 
-    async fn c_drops_the_heap(
-        spawners: &(Spawner, Option<Spawner>),
-        how: How,
-        has_heap: &dyn Fn(u32) -> bool,
-    ) {
+    async fn c_drops_the_heap(spawners: &Spawners, how: How, has_heap: &dyn Fn(u32) -> bool) {
         let mut spawned = spawn_as(spawners, how, "read line; exit 0").await;
         let leader = spawned.child.id();
         let maps = || std::fs::read_to_string(format!("/proc/{leader}/maps")).unwrap();
@@ -2217,7 +2207,7 @@ mod tests {
     #[tokio::test]
     async fn the_reported_pid_is_the_plugin_and_the_group_stops_it() {
         let spawners = spawners().await;
-        if spawners.1.is_none() {
+        if spawners.ahead.is_none() {
             eprintln!("namespaces are unavailable here; nothing to check");
             return;
         }
@@ -2226,7 +2216,7 @@ mod tests {
         }
     }
 
-    async fn the_group_stops(spawners: &(Spawner, Option<Spawner>), how: How) {
+    async fn the_group_stops(spawners: &Spawners, how: How) {
         let mut spawned = spawn_as(spawners, how, "exec sleep 30").await;
         assert_eq!(spawned.isolation.containment, Containment::Namespaces);
         let leader = spawned.child.id();
