@@ -184,7 +184,7 @@ impl NdjsonCodec {
         &self,
         line_no: u64,
         mut line: &[u8],
-        parse: fn(&str) -> Result<T, ParseFailure>,
+        parse: &mut impl FnMut(&str) -> Result<T, ParseFailure>,
     ) -> Option<Result<T, InvalidLine>> {
         if let Some(rest) = line.strip_suffix(b"\r") {
             line = rest;
@@ -221,7 +221,7 @@ impl NdjsonCodec {
     pub(crate) fn decode_with<T>(
         &mut self,
         buf: &mut BytesMut,
-        parse: fn(&str) -> Result<T, ParseFailure>,
+        parse: &mut impl FnMut(&str) -> Result<T, ParseFailure>,
     ) -> Option<Result<T, InvalidLine>> {
         loop {
             let newline = memchr::memchr(b'\n', &buf[self.scanned..]).map(|i| i + self.scanned);
@@ -260,7 +260,7 @@ impl NdjsonCodec {
     pub(crate) fn decode_eof_with<T>(
         &mut self,
         buf: &mut BytesMut,
-        parse: fn(&str) -> Result<T, ParseFailure>,
+        parse: &mut impl FnMut(&str) -> Result<T, ParseFailure>,
     ) -> Option<Result<T, InvalidLine>> {
         if let Some(item) = self.decode_with(buf, parse) {
             return Some(item);
@@ -298,11 +298,11 @@ impl Decoder for NdjsonCodec {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Frame>> {
-        Ok(self.decode_with(buf, Message::parse).map(to_frame))
+        Ok(self.decode_with(buf, &mut Message::parse).map(to_frame))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Frame>> {
-        Ok(self.decode_eof_with(buf, Message::parse).map(to_frame))
+        Ok(self.decode_eof_with(buf, &mut Message::parse).map(to_frame))
     }
 }
 

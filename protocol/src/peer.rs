@@ -64,6 +64,7 @@ use tokio_util::sync::CancellationToken;
 use self::outbox::{Outbox, Refused};
 use crate::message::{Envelope, LINE_CAPACITY};
 use crate::methods::{CancelParams, ProgressParams};
+use crate::nesting::{self, MAX_NESTING};
 use crate::{
     ErrorCode, ErrorObject, InvalidLine, InvalidMessage, LineProblem, Message, NdjsonCodec,
     Notification, NotificationType, ParseFailure, RequestId, RequestType, Response,
@@ -99,6 +100,70 @@ pub struct PeerConfig {
     /// stops all its work at once (a plugin at `shutdown`) and hands each call's token
     /// to its handler as it is. Default: none.
     pub requests_cancelled_by: Option<CancellationToken>,
+    /// Offered each line, in the reader, before the peer parses it, whenever the owner
+    /// is idle: it has finished with every event before this one (it is back in
+    /// [`Incoming::next`], or has not taken its first). The line has passed the size,
+    /// UTF-8 and nesting checks. A line the taker accepts as a request
+    /// ([`OfferedLine::accept`]) is the taker's to answer; one it gives back is parsed
+    /// and routed as usual. Order is kept: while an event is queued or being handled,
+    /// no line is offered. For an owner that reads its requests straight into its own
+    /// types and handles most of them at once (a plugin on the SDK answering calls):
+    /// the line is parsed once, and the request handled where it was read, without
+    /// waking the owner's task. Default: none.
+    pub take_lines: Option<LineTaker>,
+}
+
+/// Takes lines in the reader ([`PeerConfig::take_lines`]): accepts the line as a
+/// request, or gives it back (`Err`) to be parsed and routed as usual. It must never
+/// wait: while it runs, the reader routes nothing else, answers to this side's
+/// requests included.
+#[derive(Clone)]
+pub struct LineTaker(TakeLine);
+
+type TakeLine = Arc<dyn for<'a> Fn(OfferedLine<'a>) -> Result<(), OfferedLine<'a>> + Send + Sync>;
+
+impl LineTaker {
+    /// A taker that runs `take`.
+    pub fn new(
+        take: impl for<'a> Fn(OfferedLine<'a>) -> Result<(), OfferedLine<'a>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(take))
+    }
+}
+
+impl fmt::Debug for LineTaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LineTaker")
+    }
+}
+
+/// A line offered to a [`LineTaker`].
+pub struct OfferedLine<'a> {
+    text: &'a str,
+    offer: &'a Offer,
+}
+
+impl<'a> OfferedLine<'a> {
+    /// The line, without its newline.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Takes the line as the request `id` to `method` (which the taker read from it, and
+    /// checked is a request: `"jsonrpc": "2.0"`, an `id`, a `method`) and returns its
+    /// responder, as [`IncomingRequest::responder`]. Gives the line back when `id` is
+    /// that of a request still in flight: parsed as usual, it is refused as a reused id.
+    pub fn accept(self, id: RequestId, method: &str) -> Result<Responder, Self> {
+        admit(&self.offer.shared, self.offer.parent.as_ref(), id, method).map_err(|_| self)
+    }
+}
+
+impl fmt::Debug for OfferedLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OfferedLine")
+            .field("text", &self.text)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for PeerConfig {
@@ -114,6 +179,7 @@ impl Default for PeerConfig {
             raw_params: false,
             stats: Arc::default(),
             requests_cancelled_by: None,
+            take_lines: None,
         }
     }
 }
@@ -413,12 +479,26 @@ pub struct IncomingRequest {
 #[derive(Debug)]
 pub struct Incoming {
     rx: mpsc::Receiver<Event>,
+    /// With a [`PeerConfig::take_lines`], the events queued for the owner or being
+    /// handled by it: the reader adds one as it queues an event, and the owner takes one
+    /// off as it asks for the next.
+    unfinished: Option<Arc<AtomicUsize>>,
+    /// The owner took an event and has not asked for the next yet.
+    handling: bool,
 }
 
 impl Incoming {
     /// The next event; `None` once the connection has ended and everything was taken.
+    /// Asking for it says the owner is done with the one before.
     pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        if std::mem::take(&mut self.handling)
+            && let Some(unfinished) = &self.unfinished
+        {
+            unfinished.fetch_sub(1, Ordering::AcqRel);
+        }
+        let event = self.rx.recv().await;
+        self.handling = event.is_some();
+        event
     }
 }
 
@@ -481,7 +561,94 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let (peer, incoming, reading) = start(reader, writer, config);
+    tokio::spawn(reading);
+    (peer, incoming)
+}
+
+/// [`connect`], with the connection read on a thread of its own instead of in a task
+/// of the runtime: `reader` may block (a [`BlockingRead`]), and that thread waits in
+/// the reader's `read` rather than the runtime in `epoll_wait`. With
+/// [`PeerConfig::take_lines`], a request taken at once is handled on that thread,
+/// where it was read, without waking the runtime at all: what a plugin answering one
+/// call at a time needs most (docs/performance.md). The thread runs inside the current
+/// runtime's context (`tokio::spawn` works there) and ends with the connection; while
+/// it is blocked in `read`, it ends only when the read returns.
+pub fn connect_on_thread<R, W>(
+    reader: R,
+    writer: W,
+    config: PeerConfig,
+) -> std::io::Result<(Peer, Incoming)>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let name = format!("read {}", config.name);
+    let (peer, incoming, reading) = start(reader, writer, config);
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new().name(name).spawn(move || {
+        let _entered = runtime.enter();
+        futures_executor::block_on(reading);
+    })?;
+    Ok((peer, incoming))
+}
+
+/// A blocking reader as an [`AsyncRead`] that never returns `Pending`: for
+/// [`connect_on_thread`] only, whose thread does nothing but read. Anywhere else it
+/// would block the executor that polls it.
+#[derive(Debug)]
+pub struct BlockingRead<R> {
+    inner: R,
+    /// Read into first: the [`ReadBuf`]s a codec passes are not initialized, and
+    /// `std::io::Read` takes initialized memory.
+    chunk: Box<[u8]>,
+}
+
+impl<R: std::io::Read> BlockingRead<R> {
+    /// Reads `inner` in chunks of up to 64 KiB.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            chunk: vec![0; 64 * 1024].into_boxed_slice(),
+        }
+    }
+}
+
+impl<R: std::io::Read + Unpin> AsyncRead for BlockingRead<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let want = buf.remaining().min(this.chunk.len());
+        let read = loop {
+            match this.inner.read(&mut this.chunk[..want]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                read => break read,
+            }
+        };
+        let n = read?;
+        buf.put_slice(&this.chunk[..n]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The connection's parts, and its read loop for the caller to run.
+fn start<R, W>(
+    reader: R,
+    writer: W,
+    config: PeerConfig,
+) -> (Peer, Incoming, impl Future<Output = ()> + Send + 'static)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (event_tx, event_rx) = mpsc::channel(config.inbound_queue.max(1));
+    let unfinished = config
+        .take_lines
+        .is_some()
+        .then(|| Arc::new(AtomicUsize::new(0)));
     let shared = Arc::new(Shared {
         name: config.name.clone(),
         max_message_bytes: config.max_message_bytes,
@@ -504,8 +671,17 @@ where
         stats: config.stats.clone(),
     };
     tokio::spawn(write_loop(shared.clone()));
-    tokio::spawn(read_loop(shared.clone(), reader, event_tx, config));
-    (Peer { shared }, Incoming { rx: event_rx })
+    let events = Events {
+        tx: event_tx,
+        unfinished: unfinished.clone(),
+    };
+    let reading = read_loop(shared.clone(), reader, events, config);
+    let incoming = Incoming {
+        rx: event_rx,
+        unfinished,
+        handling: false,
+    };
+    (Peer { shared }, incoming, reading)
 }
 
 /// Two peers joined in memory, for tests: `(a, b)` where `a` talks to `b`.
@@ -1154,14 +1330,26 @@ async fn write_loop(shared: Arc<Shared>) {
 async fn read_loop<R: AsyncRead + Unpin>(
     shared: Arc<Shared>,
     reader: R,
-    events: mpsc::Sender<Event>,
+    events: Events,
     config: PeerConfig,
 ) {
     let mut frames = FramedRead::with_capacity(
         reader,
         PeerCodec {
             codec: NdjsonCodec::new(config.max_message_bytes),
-            raw_params: config.raw_params,
+            lines: LineReader {
+                raw_params: config.raw_params,
+                offer: config
+                    .take_lines
+                    .clone()
+                    .zip(events.unfinished.clone())
+                    .map(|(taker, unfinished)| Offer {
+                        taker,
+                        shared: shared.clone(),
+                        parent: config.requests_cancelled_by.clone(),
+                        unfinished,
+                    }),
+            },
         },
         64 * 1024,
     );
@@ -1182,6 +1370,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
         })
         .await;
         let Some(next) = next else { break None };
+        // The answers to lines read together go out together: held while the line just
+        // taken has others behind it in the buffer, written (in one write) once the
+        // last is handled, and before anything that may wait.
+        // (Only lines a taker took are ever held.)
+        let taken = matches!(next, Some(Ok(Ok(None))));
+        if taken && memchr::memchr(b'\n', frames.read_buffer()).is_some() {
+            shared.out.hold();
+        } else if let Err(refused) = shared.out.release() {
+            shared.refused(refused);
+        }
         let event = match next {
             None => break Some(CloseReason::Eof),
             Some(Err(e)) => {
@@ -1212,7 +1410,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             Some(Ok(Ok(message))) => {
                 shared.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-                route(&shared, &config, message).await
+                match message {
+                    Some(message) => route(&shared, &config, message).await,
+                    // Taken and handled by the owner's taker.
+                    None => None,
+                }
             }
         };
         match &event {
@@ -1225,17 +1427,25 @@ async fn read_loop<R: AsyncRead + Unpin>(
             _ => {}
         }
         let Some(event) = event else { continue };
+        if let Some(unfinished) = &events.unfinished {
+            unfinished.fetch_add(1, Ordering::AcqRel);
+        }
         // Handed over at once when the owner's queue has room (the common case); else
         // the reader waits for room, or for the end.
-        let delivered = match events.try_send(event) {
+        let delivered = match events.tx.try_send(event) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(event)) => Err(mpsc::error::SendError(event)),
             Err(mpsc::error::TrySendError::Full(event)) => tokio::select! {
                 biased;
                 () = &mut closed => break None,
-                sent = events.send(event) => sent,
+                sent = events.tx.send(event) => sent,
             },
         };
+        if delivered.is_err()
+            && let Some(unfinished) = &events.unfinished
+        {
+            unfinished.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Err(mpsc::error::SendError(Event::Request(request))) = delivered {
             // Nobody takes requests any more: say so rather than let the caller wait.
             let _ = request
@@ -1250,6 +1460,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
     if let Some(reason) = reason {
         shared.close(reason);
     }
+}
+
+/// The reader's end of the owner's queue.
+struct Events {
+    tx: mpsc::Sender<Event>,
+    /// Shared with [`Incoming::unfinished`]. Only the reader adds to it, so once it
+    /// reads 0 the owner stays idle until the reader queues another event.
+    unfinished: Option<Arc<AtomicUsize>>,
 }
 
 /// The line's problem, when it is a malformed response.
@@ -1364,18 +1582,47 @@ impl Params {
 /// The NDJSON codec, reading requests' params as [`PeerConfig::raw_params`] says.
 struct PeerCodec {
     codec: NdjsonCodec,
-    raw_params: bool,
+    lines: LineReader,
 }
 
-type Inbound = Result<Envelope<Params>, InvalidLine>;
+/// Reads the lines the codec frames.
+struct LineReader {
+    raw_params: bool,
+    offer: Option<Offer>,
+}
 
-impl PeerCodec {
-    fn parser(&self) -> fn(&str) -> Result<Envelope<Params>, ParseFailure> {
-        if self.raw_params {
+/// A message, `None` for a line the owner's [`LineTaker`] took, or a line that is not
+/// a message.
+type Inbound = Result<Option<Envelope<Params>>, InvalidLine>;
+
+/// What the reader needs to offer lines to the owner's [`LineTaker`].
+struct Offer {
+    taker: LineTaker,
+    shared: Arc<Shared>,
+    /// [`PeerConfig::requests_cancelled_by`].
+    parent: Option<CancellationToken>,
+    /// [`Incoming::unfinished`].
+    unfinished: Arc<AtomicUsize>,
+}
+
+impl LineReader {
+    /// Reads one line: offered to the owner's taker first, when there is one and the
+    /// owner is idle (`None` when it took it), else parsed into a message.
+    fn read(&self, line: &str) -> Result<Option<Envelope<Params>>, ParseFailure> {
+        if let Some(offer) = &self.offer
+            && offer.unfinished.load(Ordering::Acquire) == 0
+            && !offer.shared.closed.is_cancelled()
+            && nesting::exceeds(line, MAX_NESTING).is_none()
+            && (offer.taker.0)(OfferedLine { text: line, offer }).is_ok()
+        {
+            return Ok(None);
+        }
+        let parse = if self.raw_params {
             parse_raw
         } else {
             parse_value
-        }
+        };
+        parse(line).map(Some)
     }
 }
 
@@ -1418,14 +1665,38 @@ impl tokio_util::codec::Decoder for PeerCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
-        let parse = self.parser();
-        Ok(self.codec.decode_with(buf, parse))
+        let Self { codec, lines } = self;
+        Ok(codec.decode_with(buf, &mut |line| lines.read(line)))
     }
 
     fn decode_eof(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
-        let parse = self.parser();
-        Ok(self.codec.decode_eof_with(buf, parse))
+        let Self { codec, lines } = self;
+        Ok(codec.decode_eof_with(buf, &mut |line| lines.read(line)))
     }
+}
+
+/// Enters request `id` in flight, with its cancellation (a child of `parent`, when
+/// given), and returns its responder; gives the id back when it is already in flight.
+fn admit(
+    shared: &Arc<Shared>,
+    parent: Option<&CancellationToken>,
+    id: RequestId,
+    method: &str,
+) -> Result<Responder, RequestId> {
+    let cancel = parent.map_or_else(CancellationToken::new, CancellationToken::child_token);
+    match lock(&shared.inbound).entry(id.clone()) {
+        Entry::Occupied(_) => return Err(id),
+        Entry::Vacant(vacant) => {
+            vacant.insert(cancel.clone());
+        }
+    }
+    Ok(Responder {
+        shared: shared.clone(),
+        id,
+        method: method.to_owned(),
+        cancel,
+        answered: false,
+    })
 }
 
 /// Handles what the reader can handle itself; returns what the owner must see.
@@ -1479,41 +1750,30 @@ async fn route(
                 let _ = shared.send_line(line).await;
                 return None;
             }
-            let cancel = config
-                .requests_cancelled_by
-                .as_ref()
-                .map_or_else(CancellationToken::new, CancellationToken::child_token);
-            let duplicate = match lock(&shared.inbound).entry(id.clone()) {
-                Entry::Occupied(_) => true,
-                Entry::Vacant(vacant) => {
-                    vacant.insert(cancel.clone());
-                    false
+            let responder = match admit(shared, config.requests_cancelled_by.as_ref(), id, &method)
+            {
+                Ok(responder) => responder,
+                Err(id) => {
+                    // Answered with a `null` id: the reused id would be taken for the
+                    // answer of the request still in flight (docs/protocol.md §4).
+                    let error = ErrorObject::new(
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "request id {id} is already in flight; use a new id for each request"
+                        ),
+                    )
+                    .with_data(serde_json::json!({ "id": id }));
+                    let _ = shared.send_line(error_line(None, &error)).await;
+                    return Some(Event::Problem(Problem::DuplicateRequestId { id }));
                 }
             };
-            if duplicate {
-                // Answered with a `null` id: the reused id would be taken for the
-                // answer of the request still in flight (docs/protocol.md §4).
-                let error = ErrorObject::new(
-                    ErrorCode::InvalidRequest,
-                    format!("request id {id} is already in flight; use a new id for each request"),
-                )
-                .with_data(serde_json::json!({ "id": id }));
-                let _ = shared.send_line(error_line(None, &error)).await;
-                return Some(Event::Problem(Problem::DuplicateRequestId { id }));
-            }
             let (value, raw) = match params {
                 None => (None, None),
                 Some(Params::Value(value)) => (Some(value), None),
                 Some(Params::Raw(raw)) => (None, Some(raw)),
             };
             Some(Event::Request(IncomingRequest {
-                responder: Responder {
-                    shared: shared.clone(),
-                    id,
-                    method: method.clone(),
-                    cancel,
-                    answered: false,
-                },
+                responder,
                 method,
                 params: value,
                 raw_params: raw,
@@ -2265,6 +2525,177 @@ mod tests {
             panic!("{result:?}")
         };
         assert_eq!(error.code, ErrorCode::MessageTooLarge);
+    }
+
+    /// A taker that answers `take` requests itself (`"taken"`), holds `hold` requests
+    /// unanswered, and gives back every other line.
+    fn taker(held: Arc<Mutex<Vec<Responder>>>) -> LineTaker {
+        LineTaker::new(move |line| {
+            let Ok(message) = serde_json::from_str::<Value>(line.text()) else {
+                return Err(line);
+            };
+            let (Some(method), Ok(id)) = (
+                message["method"]
+                    .as_str()
+                    .filter(|m| *m == "take" || *m == "hold"),
+                serde_json::from_value::<RequestId>(message["id"].clone()),
+            ) else {
+                return Err(line);
+            };
+            let responder = line.accept(id, method)?;
+            if method == "hold" {
+                lock(&held).push(responder);
+            } else {
+                assert!(matches!(
+                    responder.try_answer(Ok(&json!("taken"))),
+                    Ok(Ok(()))
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// The host's side of a connection whose other side is a peer with `config`: raw
+    /// lines in, raw lines out.
+    struct RawHost {
+        lines: tokio::io::Lines<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
+        out: tokio::io::WriteHalf<tokio::io::DuplexStream>,
+    }
+
+    impl RawHost {
+        async fn send(&mut self, line: &str) {
+            self.out
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+
+        async fn answer(&mut self) -> Value {
+            let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+                .await
+                .expect("an answer")
+                .unwrap()
+                .expect("a line");
+            serde_json::from_str(&line).unwrap()
+        }
+    }
+
+    fn raw_host(config: PeerConfig) -> (RawHost, Peer, Incoming) {
+        let (host, peer_io) = tokio::io::duplex(64 * 1024);
+        let (read, write) = tokio::io::split(peer_io);
+        let (peer, incoming) = connect(read, write, config);
+        let (host_read, host_write) = tokio::io::split(host);
+        let host = RawHost {
+            lines: BufReader::new(host_read).lines(),
+            out: host_write,
+        };
+        (host, peer, incoming)
+    }
+
+    #[tokio::test]
+    async fn lines_are_offered_to_the_taker_only_while_the_owner_is_idle() {
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let stats = Arc::new(PeerStats::default());
+        let config = PeerConfig {
+            take_lines: Some(taker(held.clone())),
+            stats: stats.clone(),
+            ..PeerConfig::default()
+        };
+        let (mut host, _peer, mut incoming) = raw_host(config);
+
+        // Idle (no event taken yet): taken and answered where it was read.
+        host.send(r#"{"jsonrpc":"2.0","id":1,"method":"take"}"#)
+            .await;
+        assert_eq!(
+            host.answer().await,
+            json!({"jsonrpc":"2.0","id":1,"result":"taken"})
+        );
+
+        // A notification goes to the owner; the request behind it waits its turn in the
+        // queue instead of overtaking it.
+        host.send(r#"{"jsonrpc":"2.0","method":"note"}"#).await;
+        host.send(r#"{"jsonrpc":"2.0","id":2,"method":"take"}"#)
+            .await;
+        let Some(Event::Notification(note)) = incoming.next().await else {
+            panic!()
+        };
+        assert_eq!(note.method, "note");
+        let Some(Event::Request(request)) = incoming.next().await else {
+            panic!("the request behind the notification was taken out of order")
+        };
+        assert_eq!(request.responder.id(), &RequestId::from(2));
+        request.responder.ok(json!("queued")).await.unwrap();
+        assert_eq!(host.answer().await["result"], "queued");
+
+        // Once the owner asks for its next event, it is idle again.
+        let next = tokio::spawn(async move {
+            let event = incoming.next().await;
+            (event.is_some(), incoming)
+        });
+        host.send(r#"{"jsonrpc":"2.0","id":3,"method":"hold"}"#)
+            .await;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while lock(&held).is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the `hold` request reaches the taker");
+
+        // A taken request is in flight like any other: its id cannot be reused, and
+        // `$/cancel` reaches it.
+        host.send(r#"{"jsonrpc":"2.0","id":3,"method":"take"}"#)
+            .await;
+        let refused = host.answer().await;
+        assert_eq!(refused["id"], Value::Null);
+        assert_eq!(refused["error"]["code"], ErrorCode::InvalidRequest.code());
+        let (got_event, _incoming) = next.await.unwrap();
+        assert!(got_event, "the reused id is reported to the owner");
+        let cancelled = lock(&held)[0].cancellation();
+        host.send(r#"{"jsonrpc":"2.0","method":"$/cancel","params":{"id":3}}"#)
+            .await;
+        tokio::time::timeout(Duration::from_secs(10), cancelled.cancelled())
+            .await
+            .expect("`$/cancel` reaches a taken request");
+        // Every line counts, taken or not.
+        assert_eq!(stats.counts().messages_in, 6);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_read_on_a_thread_of_its_own_waits_in_a_blocking_read() {
+        let (host_read, plugin_write) = tokio::io::duplex(64 * 1024);
+        let (plugin_read, mut host_write) = std::io::pipe().unwrap();
+        let config = PeerConfig {
+            take_lines: Some(taker(Arc::default())),
+            ..PeerConfig::default()
+        };
+        let (peer, mut incoming) =
+            connect_on_thread(BlockingRead::new(plugin_read), plugin_write, config).unwrap();
+        let mut answers = BufReader::new(host_read).lines();
+        // Taken on the reading thread, and answered from there.
+        std::io::Write::write_all(
+            &mut host_write,
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"take\"}\n",
+        )
+        .unwrap();
+        let answer = answers.next_line().await.unwrap().unwrap();
+        assert_eq!(answer, r#"{"jsonrpc":"2.0","id":1,"result":"taken"}"#);
+        // Anything else reaches the owner, in its task.
+        std::io::Write::write_all(
+            &mut host_write,
+            b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"other\"}\n",
+        )
+        .unwrap();
+        let Some(Event::Request(request)) = incoming.next().await else {
+            panic!()
+        };
+        request.responder.ok(json!("owner")).await.unwrap();
+        let answer = answers.next_line().await.unwrap().unwrap();
+        assert_eq!(answer, r#"{"jsonrpc":"2.0","id":2,"result":"owner"}"#);
+        // EOF ends the connection, and the thread with it.
+        drop(host_write);
+        assert!(incoming.next().await.is_none());
+        assert_eq!(peer.closed().await, CloseReason::Eof);
     }
 
     #[tokio::test]

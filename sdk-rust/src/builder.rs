@@ -262,8 +262,9 @@ impl<C: ConfigType> PluginBuilder<C> {
 
     /// Runs the plugin on a tokio runtime with `threads` worker threads (at least one),
     /// for handlers that do CPU-heavy work in parallel. By default [`Plugin::run`] uses
-    /// a single-threaded runtime: every message is read, handled and answered on one
-    /// thread, which is about four times faster per call (docs/performance.md). Either
+    /// a single-threaded runtime, and a thread that reads the host's messages and
+    /// answers the calls that finish at once: no hand-off between threads per call,
+    /// which is faster per call (docs/performance.md has the figures). Either
     /// way, blocking work belongs in `tokio::task::spawn_blocking`: a handler that holds
     /// the thread delays `ping`, and a host restarts a plugin that stops answering it.
     #[must_use]

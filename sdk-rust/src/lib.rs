@@ -83,9 +83,12 @@
 //!   [`Error`] becomes the call's error; a panic becomes `-32000` with the panic
 //!   message, and the plugin goes on.
 //! - **Runtime.** [`Plugin::run`] builds a single-threaded tokio runtime unless
-//!   [`PluginBuilder::worker_threads`] asks for more: one thread reads, handles and
-//!   answers, with no hand-off between threads per message. Handlers that compute for
-//!   long should yield or use `spawn_blocking`, or `ping` waits behind them.
+//!   [`PluginBuilder::worker_threads`] asks for more. On the default runtime, one
+//!   thread reads the host's messages in a blocking `read` and answers every call whose
+//!   handler finishes at its first poll, with no hand-off between threads; a call that
+//!   waits becomes a task on the runtime's thread. So handler code can run on either
+//!   thread (never two polls of one call at once). Handlers that compute for long
+//!   should yield or use `spawn_blocking`, or `ping` waits behind them.
 //! - **Cancellation.** `$/cancel` (and shutdown) fire the call's [`Cancellation`]; the
 //!   call is answered `-32800` at once and its handler's future is dropped.
 //! - **Shutdown.** `shutdown` cancels calls in flight, stops every running service
@@ -118,6 +121,7 @@ mod context;
 mod error;
 mod fixture;
 pub mod http;
+mod line;
 mod session;
 mod stdio;
 pub mod testing;

@@ -1,9 +1,11 @@
 //! One session with a host: the handshake, the dispatch of calls, shutdown.
 //!
-//! The loop in [`serve`] only reads and routes: every call runs in its own task, so a
-//! slow handler never delays a ping, a `$/cancel` or another call (on the default
+//! The loop in [`serve`] only routes: every call runs in its own task, so a slow
+//! handler never delays a ping, a `$/cancel` or another call (on the default
 //! single-threaded runtime, a call whose handler answers at its first poll is run in
-//! place and never becomes a task: see [`on_one_thread`]). A call task races the
+//! place and never becomes a task: see [`on_one_thread`]). While the session is running
+//! and its loop idle, calls do not even reach the loop: the peer's reader parses each
+//! line once and dispatches it where it was read ([`take_calls`]). A call task races the
 //! handler against the call's cancellation and its deadline (`context.timeoutMs`): a
 //! cancelled call is answered `-32800` at once, one still running at its deadline
 //! `-32001` with `data.timeoutMs`, and either way its handler future is dropped.
@@ -14,7 +16,6 @@
 //! `{}` when the host sent none, a command's `""` args are no args.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -33,7 +34,7 @@ use outpost_protocol::methods::{
     ServiceParams, ServiceStart, ServiceStop, Shutdown, ToolInvoke,
 };
 use outpost_protocol::peer::{
-    self, CloseReason, Event, Incoming, IncomingRequest, PeerConfig, Problem, Responder,
+    self, CloseReason, Event, Incoming, IncomingRequest, LineTaker, PeerConfig, Problem, Responder,
 };
 use outpost_protocol::{
     ErrorCode, ErrorObject, InvalidLine, Message, NotificationType, RegistrationKind,
@@ -52,6 +53,7 @@ use crate::builder::{
     BoxFuture, ConfigType, Entry, Handler, Input, Output, Plugin, Run, ServiceFn, Target, to_json,
 };
 use crate::context::{Context, LogSink, ServiceContext, Shared, Work};
+use crate::line::{CallLine, CallParams, ToolInvokeText};
 use crate::{Error, ServeError, fixture};
 
 /// How many calls may wait for a concurrency slot beyond `maxConcurrentRequests` before
@@ -70,10 +72,19 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Used when the host does not announce `limits.shutdownTimeoutMs`.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Where the host's messages are read.
+pub(crate) enum Reading {
+    /// In a task of the runtime.
+    InTask,
+    /// On a thread of its own (`peer::connect_on_thread`): the reader may block.
+    OnThread,
+}
+
 pub(crate) async fn serve<C, R, W>(
     plugin: Plugin<C>,
     reader: R,
     writer: W,
+    reading: Reading,
 ) -> Result<(), ServeError>
 where
     C: ConfigType,
@@ -89,6 +100,7 @@ where
     let release = CancellationToken::new();
     // Every call's cancellation is a child of this, which fires at `shutdown` and EOF.
     let shutdown = CancellationToken::new();
+    let serving = Arc::new(Mutex::new(None));
     let reader = HoldEof {
         inner: reader,
         input_ended: Some(input_ended_tx),
@@ -107,19 +119,34 @@ where
         // Params are read straight into their types: no `Value` tree per request.
         raw_params: true,
         requests_cancelled_by: Some(shutdown.clone()),
+        // Calls are dispatched where they are read while the session's loop is idle.
+        take_lines: Some(take_calls(serving.clone())),
         ..PeerConfig::default()
     };
-    let (peer, incoming) = peer::connect(reader, writer, config);
+    let (peer, incoming) = match reading {
+        Reading::InTask => peer::connect(reader, writer, config),
+        Reading::OnThread => match peer::connect_on_thread(reader, writer, config) {
+            Ok(connected) => connected,
+            Err(e) => {
+                return Err(ServeError::Connection {
+                    plugin_id: plugin.info.id.clone(),
+                    reason: format!("cannot start the thread that reads from the host: {e}"),
+                });
+            }
+        },
+    };
     let (fatal_tx, fatal_rx) = mpsc::channel(4);
     let mut session = Session {
         plugin: Arc::new(plugin),
         peer,
         phase: Phase::Waiting,
+        serving,
         fatal: fatal_tx,
         flushed,
         shutdown,
     };
     let outcome = session.run(incoming, fatal_rx, input_ended, release).await;
+    lock(&session.serving).take();
     if let Phase::Running(running) | Phase::ShuttingDown(running) = &session.phase {
         running.shared.shutdown.cancel();
     }
@@ -145,11 +172,41 @@ struct Session<C> {
     plugin: Arc<Plugin<C>>,
     peer: peer::Peer,
     phase: Phase<C>,
+    /// The running session while it takes calls (`Phase::Running`), for
+    /// [`take_calls`].
+    serving: Serving<C>,
     fatal: mpsc::Sender<String>,
     /// Fires when the output has been flushed and closed.
     flushed: CancellationToken,
     /// Becomes [`Shared::shutdown`]; the parent of every call's cancellation.
     shutdown: CancellationToken,
+}
+
+type Serving<C> = Arc<Mutex<Option<Arc<Running<C>>>>>;
+
+/// Reads and dispatches calls in the peer's reader, where they are read
+/// (`PeerConfig::take_lines`: only while the session's loop has handled every event
+/// before them), instead of handing them to the loop: the line is parsed once
+/// ([`CallLine`]), and no task is woken. The handshake, `ping` and `shutdown` stay with
+/// the loop, and so does every line while the session is not running.
+fn take_calls<C: ConfigType>(serving: Serving<C>) -> LineTaker {
+    LineTaker::new(move |line| {
+        let Some(running) = lock(&serving).clone() else {
+            return Err(line);
+        };
+        let Some(call) = CallLine::read(line.text()) else {
+            return Err(line);
+        };
+        if matches!(
+            call.method.as_ref(),
+            Initialize::METHOD | Ping::METHOD | Shutdown::METHOD
+        ) {
+            return Err(line);
+        }
+        let responder = line.accept(call.id, &call.method)?;
+        dispatch(&running, &call.method, call.params, responder);
+        Ok(())
+    })
 }
 
 /// Everything a running session shares with its call tasks.
@@ -318,6 +375,7 @@ impl<C: ConfigType> Session<C> {
             }
             (Phase::Running(running), Shutdown::METHOD) => {
                 let running = running.clone();
+                lock(&self.serving).take();
                 self.phase = Phase::ShuttingDown(running.clone());
                 tokio::spawn(shutdown(running, responder));
             }
@@ -333,7 +391,12 @@ impl<C: ConfigType> Session<C> {
                 let _ = responder.error(error).await;
             }
             (Phase::Running(running), _) => {
-                dispatch(running, &method, params.as_deref(), responder);
+                dispatch(
+                    running,
+                    &method,
+                    CallParams::Text(params.as_deref()),
+                    responder,
+                );
             }
         }
         Ok(())
@@ -469,6 +532,7 @@ impl<C: ConfigType> Session<C> {
             registrations: plugin.registrations(),
         };
         let _ = responder.ok(result).await;
+        *lock(&self.serving) = Some(running.clone());
         self.phase = Phase::Running(running);
         Ok(())
     }
@@ -641,18 +705,6 @@ fn parse_value<T: DeserializeOwned>(method: &str, params: Option<Value>) -> Resu
     serde_json::from_value(params).map_err(|e| ErrorObject::invalid_params(method, e))
 }
 
-/// `tool/invoke`'s params with the arguments left as text where they arrived, read once
-/// by the handler.
-#[derive(serde::Deserialize)]
-struct ToolInvokeText<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(default, borrow)]
-    arguments: Option<&'a RawValue>,
-    #[serde(default)]
-    context: CallContext,
-}
-
 /// What kind of JSON value `text` is, to name it in an error without echoing it (it
 /// can be as long as the line limit).
 fn json_kind(text: &str) -> &'static str {
@@ -678,7 +730,7 @@ fn not_an_object(what: &str) -> ErrorObject {
 fn dispatch<C: ConfigType>(
     running: &Arc<Running<C>>,
     method: &str,
-    params: Option<&RawValue>,
+    params: CallParams<'_>,
     responder: Responder,
 ) {
     match route(running, method, params) {
@@ -728,35 +780,14 @@ fn call_target<C>(entry: &Entry<C>) -> (Handler<C>, Arc<str>) {
 fn route<'a, C: ConfigType>(
     running: &Arc<Running<C>>,
     method: &str,
-    params: Option<&'a RawValue>,
+    params: CallParams<'a>,
 ) -> Result<Routed<'a, C>, ErrorObject> {
+    let params = match params {
+        CallParams::Tool(p) => return route_tool(running, p),
+        CallParams::Text(params) => params,
+    };
     match method {
-        ToolInvoke::METHOD => {
-            let p: ToolInvokeText<'a> = parse(method, params)?;
-            let (handler, name) = call_target(running.find(RegistrationKind::Tool, &p.name)?);
-            // The arguments are an object, `{}` when absent (as `ToolInvokeParams` reads them).
-            let input = match p.arguments {
-                None => Input::Value(Value::Object(Map::new())),
-                Some(raw) if raw.get().starts_with('{') => Input::Raw(raw),
-                Some(raw) => {
-                    return Err(ErrorObject::new(
-                        ErrorCode::InvalidParams,
-                        format!(
-                            "invalid params for `{method}`: `arguments` must be an object, not {}",
-                            json_kind(raw.get())
-                        ),
-                    )
-                    .with_data(
-                        json!({"errors": [{"path": "/arguments", "message": "must be an object"}]}),
-                    ));
-                }
-            };
-            Ok(Routed {
-                name,
-                call: p.context,
-                start: Start::Handler(handler, input),
-            })
-        }
+        ToolInvoke::METHOD => route_tool(running, parse(method, params)?),
         HookRun::METHOD => {
             let mut p: HookRunParams = parse(method, params)?;
             // A hook's payload is always an object: `{}` when the event carries nothing.
@@ -890,6 +921,36 @@ fn route<'a, C: ConfigType>(
         }
         _ => Err(ErrorObject::method_not_found(method)),
     }
+}
+
+fn route_tool<'a, C: ConfigType>(
+    running: &Arc<Running<C>>,
+    p: ToolInvokeText<'a>,
+) -> Result<Routed<'a, C>, ErrorObject> {
+    let (handler, name) = call_target(running.find(RegistrationKind::Tool, &p.name)?);
+    // The arguments are an object, `{}` when absent (as `ToolInvokeParams` reads them).
+    let input = match p.arguments {
+        None => Input::Value(Value::Object(Map::new())),
+        Some(raw) if raw.get().starts_with('{') => Input::Raw(raw),
+        Some(raw) => {
+            return Err(ErrorObject::new(
+                ErrorCode::InvalidParams,
+                format!(
+                    "invalid params for `{}`: `arguments` must be an object, not {}",
+                    ToolInvoke::METHOD,
+                    json_kind(raw.get())
+                ),
+            )
+            .with_data(
+                json!({"errors": [{"path": "/arguments", "message": "must be an object"}]}),
+            ));
+        }
+    };
+    Ok(Routed {
+        name,
+        call: p.context,
+        start: Start::Handler(handler, input),
+    })
 }
 
 fn operation<C: ConfigType>(
@@ -1359,7 +1420,7 @@ impl<C: ConfigType> Plugin<C> {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        serve(self, reader, writer).await
+        serve(self, reader, writer, Reading::InTask).await
     }
 }
 

@@ -12,22 +12,30 @@
 //! - fd 0 is duplicated the same way and pointed at `/dev/null`, so a child process the
 //!   plugin starts cannot read (steal) the host's messages.
 //!
-//! The SDK then speaks only on the private copies. When a copy is a pipe (as under a
-//! host, which starts the plugin with piped stdin and stdout), it is switched to
-//! non-blocking mode and driven by tokio's reactor (`tokio::net::unix::pipe`): nobody
-//! else holds that pipe end, so the mode change is private. Anything else (a terminal
-//! when a person types messages by hand, a file) goes through `tokio::fs::File`, which
-//! does blocking reads and writes on tokio's blocking threads: a terminal's open file
-//! description is shared with stderr and the shell, and `O_NONBLOCK` there would leak
-//! into both. The reactor path saves two thread hand-offs per message (see
-//! docs/performance.md).
+//! The SDK then speaks only on the private copies.
+//!
+//! - **Input, on the default (single-threaded) runtime:** read in blocking mode on a
+//!   thread of its own (`peer::connect_on_thread`), which also runs and answers every
+//!   call whose handler finishes at its first poll. A call costs that thread one `read`
+//!   and one `write`, and wakes nothing else: the runtime's thread sleeps until a call
+//!   waits, a service runs or a timer fires. A pipe's end is switched to blocking mode
+//!   (a host may leave `O_NONBLOCK` on it; nobody else holds that end). See
+//!   docs/performance.md for what this saves.
+//! - **Input, on a multi-threaded runtime** (`worker_threads`), **and output:** a pipe
+//!   is switched to non-blocking mode and driven by tokio's reactor
+//!   (`tokio::net::unix::pipe`), privately again. Anything else (a terminal when a
+//!   person types messages by hand, a file) goes through `tokio::fs::File`, which does
+//!   blocking reads and writes on tokio's blocking threads: a terminal's open file
+//!   description is shared with stderr and the shell, and `O_NONBLOCK` there would leak
+//!   into both.
 //!
 //! # Caveats
 //!
 //! - Output written to fd 1 before [`crate::Plugin::run`] starts goes to the host. Run the
 //!   plugin first thing in `main`.
 //! - A blocking read of the private stdin may be in flight when the plugin ends on a
-//!   permanent failure; the runtime is then shut down without waiting for it.
+//!   permanent failure; the runtime is then shut down without waiting for it, and the
+//!   reading thread ends with the process.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +46,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::ServeError;
 use crate::builder::{ConfigType, Plugin};
+use crate::session::{Reading, serve};
 
 /// The exit status of a program started by a person rather than by a host.
 const EXIT_NOT_UNDER_HOST: u8 = 2;
@@ -113,8 +122,15 @@ impl<C: ConfigType> Plugin<C> {
                 return ExitCode::FAILURE;
             }
         };
+        // On the default runtime the host's messages are read on a thread of their own,
+        // in a blocking `read`, and the calls that finish at once are answered there.
+        let reading = if self.worker_threads.is_none() {
+            Reading::OnThread
+        } else {
+            Reading::InTask
+        };
         let outcome = runtime.block_on(async {
-            let (reader, writer) = match stdio.into_async() {
+            let (reader, writer) = match stdio.into_async(&reading) {
                 Ok(pair) => pair,
                 Err(e) => {
                     return Err(ServeError::Connection {
@@ -127,7 +143,7 @@ impl<C: ConfigType> Plugin<C> {
             // a task the reader wakes runs at once, while `block_on`'s future is polled
             // only after one more turn of the I/O driver (an `epoll_wait` per call).
             let plugin_id = self.id().to_owned();
-            match tokio::spawn(self.serve_on(reader, writer)).await {
+            match tokio::spawn(serve(self, reader, writer, reading)).await {
                 Ok(outcome) => outcome,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => Err(ServeError::Connection {
@@ -210,17 +226,25 @@ fn protocol_stdio() -> std::io::Result<ProtocolStdio> {
 #[cfg(unix)]
 impl ProtocolStdio {
     /// The async reader and writer; must be called inside the runtime (pipes register
-    /// with its reactor).
-    fn into_async(self) -> std::io::Result<(Reader, Writer)> {
+    /// with its reactor). Read on a thread of its own, the input is read in blocking
+    /// mode, whatever it is.
+    fn into_async(self, reading: &Reading) -> std::io::Result<(Reader, Writer)> {
         use std::os::unix::fs::FileTypeExt;
         use tokio::net::unix::pipe;
 
         let input = std::fs::File::from(self.input);
         let output = std::fs::File::from(self.output);
-        let reader: Reader = if input.metadata()?.file_type().is_fifo() {
-            Box::new(pipe::Receiver::from_file(input)?)
-        } else {
-            Box::new(tokio::fs::File::from_std(input))
+        let input_is_pipe = input.metadata()?.file_type().is_fifo();
+        let reader: Reader = match reading {
+            Reading::OnThread => {
+                if input_is_pipe {
+                    // The host's end is the other one: the mode is this process's own.
+                    set_blocking(&input)?;
+                }
+                Box::new(outpost_protocol::peer::BlockingRead::new(input))
+            }
+            Reading::InTask if input_is_pipe => Box::new(pipe::Receiver::from_file(input)?),
+            Reading::InTask => Box::new(tokio::fs::File::from_std(input)),
         };
         let writer: Writer = if output.metadata()?.file_type().is_fifo() {
             Box::new(pipe::Sender::from_file(output)?)
@@ -229,6 +253,18 @@ impl ProtocolStdio {
         };
         Ok((reader, writer))
     }
+}
+
+/// Clears `O_NONBLOCK`, which a host may have left set on the pipe.
+#[cfg(unix)]
+fn set_blocking(file: &std::fs::File) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+
+    let flags = OFlag::from_bits_retain(fcntl(file, FcntlArg::F_GETFL)?);
+    if flags.contains(OFlag::O_NONBLOCK) {
+        fcntl(file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    }
+    Ok(())
 }
 
 /// Without Unix descriptors to move, the SDK speaks on the process's own stdin and
@@ -243,7 +279,7 @@ fn protocol_stdio() -> std::io::Result<ProtocolStdio> {
 
 #[cfg(not(unix))]
 impl ProtocolStdio {
-    fn into_async(self) -> std::io::Result<(Reader, Writer)> {
+    fn into_async(self, _reading: &Reading) -> std::io::Result<(Reader, Writer)> {
         Ok((Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout())))
     }
 }

@@ -335,15 +335,6 @@ async fn latencies(report: &mut Report) {
             "tokioRatio": ratio(p50s[3].as_secs_f64(), p50s[1].as_secs_f64()),
         }),
     );
-    report.add(
-        "latency",
-        "SDK / the minimal plugin on tokio, through the supervisor",
-        &format!(
-            "outpost-sdk / minimal plugin on the same runtime, p50 through the supervisor: {:.2}x (what the SDK's own code costs)",
-            p50_ratio(0, 3)
-        ),
-        json!({"ratio": ratio(p50s[0].as_secs_f64(), p50s[3].as_secs_f64())}),
-    );
 }
 
 /// How the supervisor's 64 calls in flight are made.

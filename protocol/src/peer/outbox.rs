@@ -13,12 +13,16 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// The most [`Outbox::hold`] keeps before it writes anyway.
+const HELD_LIMIT: usize = 64 * 1024;
 
 /// The write half of a connection.
 pub(super) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -39,6 +43,8 @@ pub(super) struct Outbox {
     state: Mutex<State>,
     /// The most lines the queue holds for senders that wait for room.
     limit: usize,
+    /// [`Outbox::hold`] is on: lines go to `State::held`.
+    holding: AtomicBool,
     /// Wakes the writer task: there is something to write, flush or close.
     work: Notify,
     /// Wakes senders waiting for room in the queue.
@@ -54,6 +60,9 @@ struct State {
     queue: VecDeque<Vec<u8>>,
     /// A direct write went in, but the writer could not flush it at once.
     unflushed: bool,
+    /// Lines pushed while [`Outbox::hold`] is on, to go out together at
+    /// [`Outbox::release`].
+    held: Vec<u8>,
     /// The output ends once the queue is written.
     closing: bool,
     /// Nothing more is taken.
@@ -92,10 +101,12 @@ impl Outbox {
                 writer: Some(writer),
                 queue: VecDeque::new(),
                 unflushed: false,
+                held: Vec::new(),
                 closing: false,
                 ended: false,
             }),
             limit: limit.max(1),
+            holding: AtomicBool::new(false),
             work: Notify::new(),
             room: Notify::new(),
         }
@@ -108,11 +119,51 @@ impl Outbox {
     /// Takes `line` (newline included) now: written at once when possible, else queued.
     /// A `bounded` push is refused with [`Refused::Full`] when the queue is full; an
     /// unbounded one (a `$/cancel`, say, sent from a `Drop`) always joins it.
-    pub(super) fn push(&self, mut line: Vec<u8>, bounded: bool) -> Result<(), Refused> {
+    pub(super) fn push(&self, line: Vec<u8>, bounded: bool) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.ended || state.closing {
             return Err(Refused::Ended);
         }
+        if self.holding.load(Ordering::Acquire) {
+            state.held.extend_from_slice(&line);
+            if state.held.len() < HELD_LIMIT {
+                return Ok(());
+            }
+            let held = std::mem::take(&mut state.held);
+            return self.put(state, held, false);
+        }
+        self.put(state, line, bounded)
+    }
+
+    /// Keeps the lines pushed from now on, to write them together, in one write, at
+    /// [`Outbox::release`] (or once they reach 64 KiB): for a reader answering lines it
+    /// has already read, which knows when it has answered the last of them.
+    pub(super) fn hold(&self) {
+        self.holding.store(true, Ordering::Release);
+    }
+
+    /// Writes what was held, and holds no more. Without a hold, nearly free: no lock.
+    pub(super) fn release(&self) -> Result<(), Refused> {
+        if !self.holding.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // A push that saw the hold did so under the lock, before this takes it.
+        let mut state = self.lock();
+        if state.held.is_empty() || state.ended {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut state.held);
+        // Unbounded: each of these lines was taken already.
+        self.put(state, held, false)
+    }
+
+    /// [`Outbox::push`], once the line is not held.
+    fn put(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        mut line: Vec<u8>,
+        bounded: bool,
+    ) -> Result<(), Refused> {
         if state.queue.is_empty()
             && let Some(writer) = state.writer.as_mut()
         {
@@ -152,7 +203,13 @@ impl Outbox {
 
     /// Ends the output once everything queued so far is written.
     pub(super) fn close(&self) {
-        self.lock().closing = true;
+        let mut state = self.lock();
+        let held = std::mem::take(&mut state.held);
+        if !held.is_empty() {
+            state.queue.push_back(held);
+        }
+        state.closing = true;
+        drop(state);
         self.work.notify_one();
     }
 
@@ -163,6 +220,7 @@ impl Outbox {
             let mut state = self.lock();
             state.ended = true;
             state.queue.clear();
+            state.held.clear();
             state.writer.take()
         };
         drop(writer);
@@ -296,6 +354,70 @@ mod tests {
         let (task_outbox, task_closed) = (outbox.clone(), closed.clone());
         tokio::spawn(async move { task_outbox.run(&task_closed).await });
         (outbox, theirs, closed)
+    }
+
+    /// A writer that keeps each write apart.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn held_lines_go_out_together_in_order_at_release_at_the_limit_or_at_close() {
+        let writes = Writes::default();
+        let outbox = Arc::new(Outbox::new(Box::new(writes.clone()), 4));
+        let closed = CancellationToken::new();
+        let (task_outbox, task_closed) = (outbox.clone(), closed.clone());
+        let task = tokio::spawn(async move { task_outbox.run(&task_closed).await });
+        let taken = || std::mem::take(&mut *writes.0.lock().unwrap());
+
+        outbox.push(b"a\n".to_vec(), true).unwrap();
+        assert_eq!(taken(), [b"a\n".to_vec()]);
+        outbox.hold();
+        // Held beyond the queue's limit of 4: these lines were taken already.
+        for line in [&b"b\n"[..], b"c\n", b"d\n", b"e\n", b"f\n"] {
+            outbox.push(line.to_vec(), true).unwrap();
+        }
+        assert!(taken().is_empty(), "held lines were written early");
+        outbox.release().unwrap();
+        assert_eq!(taken(), [b"b\nc\nd\ne\nf\n".to_vec()]);
+        outbox.push(b"g\n".to_vec(), true).unwrap();
+        assert_eq!(taken(), [b"g\n".to_vec()], "no longer held");
+
+        // At the limit, held lines are written without waiting for the release.
+        outbox.hold();
+        let long = vec![b'x'; HELD_LIMIT / 2];
+        outbox.push(long.clone(), true).unwrap();
+        assert!(taken().is_empty());
+        outbox.push(long.clone(), true).unwrap();
+        assert_eq!(taken().concat().len(), HELD_LIMIT);
+
+        // A close writes what is held before it ends the output.
+        outbox.push(b"h\n".to_vec(), true).unwrap();
+        outbox.close();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the writer task ends at the close")
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken().concat(), b"h\n");
     }
 
     fn line(sender: usize, n: usize) -> Vec<u8> {

@@ -107,6 +107,20 @@ async fn session_over_real_pipes(worker_threads: Option<usize>) {
         .await;
     assert_eq!(init["result"]["plugin"]["id"], "sdk-test");
 
+    // On the default runtime the host's lines are read on a thread of their own, which
+    // answers the calls that finish at once; a multi-threaded runtime reads in a task.
+    let pid = plugin.child.id().expect("the plugin runs");
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim_end().to_owned())
+        .collect();
+    assert_eq!(
+        threads.iter().any(|name| name == "read the host"),
+        worker_threads.is_none(),
+        "{threads:?}"
+    );
+
     // Stray output from the handler and from a child process it runs goes to stderr;
     // every line on stdout is still a message (`Wire::read` checks each one).
     let stray = wire
