@@ -1337,6 +1337,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         reader,
         PeerCodec {
             codec: NdjsonCodec::new(config.max_message_bytes),
+            limit: shared.clone(),
             lines: LineReader {
                 raw_params: config.raw_params,
                 offer: config
@@ -1359,14 +1360,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let reason = loop {
         // The next message first; the wait for the end is polled only when there is
         // none, and a message read once the end has come is dropped, not handled.
-        let next = std::future::poll_fn(|cx| {
-            // At every poll: the limit may have been lowered while the reader waited.
-            let limit = shared.incoming_limit.load(Ordering::Relaxed);
-            frames.decoder_mut().codec.set_max_line(limit);
-            match frames.poll_next_unpin(cx) {
-                Poll::Ready(next) => Poll::Ready((!shared.closed.is_cancelled()).then_some(next)),
-                Poll::Pending => closed.as_mut().poll(cx).map(|()| None),
-            }
+        let next = std::future::poll_fn(|cx| match frames.poll_next_unpin(cx) {
+            Poll::Ready(next) => Poll::Ready((!shared.closed.is_cancelled()).then_some(next)),
+            Poll::Pending => closed.as_mut().poll(cx).map(|()| None),
         })
         .await;
         let Some(next) = next else { break None };
@@ -1583,6 +1579,8 @@ impl Params {
 struct PeerCodec {
     codec: NdjsonCodec,
     lines: LineReader,
+    /// Holds [`Peer::lower_incoming_limit`]'s limit.
+    limit: Arc<Shared>,
 }
 
 /// Reads the lines the codec frames.
@@ -1665,12 +1663,24 @@ impl tokio_util::codec::Decoder for PeerCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
-        let Self { codec, lines } = self;
+        let Self {
+            codec,
+            lines,
+            limit,
+        } = self;
+        // At every decode, so at every chunk read: the limit may have been lowered while
+        // the reader waited, even in a blocking read (`connect_on_thread`).
+        codec.set_max_line(limit.incoming_limit.load(Ordering::Relaxed));
         Ok(codec.decode_with(buf, &mut |line| lines.read(line)))
     }
 
     fn decode_eof(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
-        let Self { codec, lines } = self;
+        let Self {
+            codec,
+            lines,
+            limit,
+        } = self;
+        codec.set_max_line(limit.incoming_limit.load(Ordering::Relaxed));
         Ok(codec.decode_eof_with(buf, &mut |line| lines.read(line)))
     }
 }
@@ -2692,6 +2702,29 @@ mod tests {
         request.responder.ok(json!("owner")).await.unwrap();
         let answer = answers.next_line().await.unwrap().unwrap();
         assert_eq!(answer, r#"{"jsonrpc":"2.0","id":2,"result":"owner"}"#);
+        // A limit lowered while the thread is blocked in `read` holds for the next line.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        peer.lower_incoming_limit(100);
+        let long = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"take\",\"params\":{{\"pad\":\"{}\"}}}}\n",
+            "y".repeat(500)
+        );
+        std::io::Write::write_all(&mut host_write, long.as_bytes()).unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(10), answers.next_line())
+            .await
+            .expect("an answer to the over-long line")
+            .unwrap()
+            .unwrap();
+        let refused: Value = serde_json::from_str(&refused).unwrap();
+        assert_eq!(
+            refused["error"]["code"],
+            ErrorCode::MessageTooLarge.code(),
+            "{refused}"
+        );
+        assert_eq!(refused["error"]["data"]["limit"], 100, "{refused}");
+        let Some(Event::Problem(Problem::InvalidLine(_))) = incoming.next().await else {
+            panic!("the owner hears of the line it did not get")
+        };
         // EOF ends the connection, and the thread with it.
         drop(host_write);
         assert!(incoming.next().await.is_none());

@@ -141,6 +141,7 @@ where
         peer,
         phase: Phase::Waiting,
         serving,
+        stopping: None,
         fatal: fatal_tx,
         flushed,
         shutdown,
@@ -175,6 +176,8 @@ struct Session<C> {
     /// The running session while it takes calls (`Phase::Running`), for
     /// [`take_calls`].
     serving: Serving<C>,
+    /// The answer to `shutdown`, on its way: at EOF it is waited for with the calls.
+    stopping: Option<tokio::task::JoinHandle<()>>,
     fatal: mpsc::Sender<String>,
     /// Fires when the output has been flushed and closed.
     flushed: CancellationToken,
@@ -294,12 +297,16 @@ impl<C: ConfigType> Session<C> {
 
     /// At stdin EOF: cancel the calls in flight, give them a moment to be answered, and
     /// flush the output. The host is done or gone, so this is brief.
-    async fn drain(&self) {
+    async fn drain(&mut self) {
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         if let Phase::Running(running) | Phase::ShuttingDown(running) = &self.phase {
             running.shared.shutdown.cancel();
             running.calls.close();
             let _ = tokio::time::timeout_at(deadline, running.calls.wait()).await;
+            // A `shutdown` that came just before EOF is still answered.
+            if let Some(stopping) = self.stopping.as_mut() {
+                let _ = tokio::time::timeout_at(deadline, stopping).await;
+            }
             let _ = tokio::time::timeout_at(deadline, running.shared.logs.flush()).await;
         }
         self.flush(deadline).await;
@@ -373,14 +380,19 @@ impl<C: ConfigType> Session<C> {
                 );
                 let _ = responder.error(error).await;
             }
-            (Phase::Running(running), Shutdown::METHOD) => {
-                let running = running.clone();
-                lock(&self.serving).take();
-                self.phase = Phase::ShuttingDown(running.clone());
-                tokio::spawn(shutdown(running, responder));
-            }
-            (Phase::ShuttingDown(_), Shutdown::METHOD) => {
-                let _ = responder.ok(EmptyObject {}).await;
+            (Phase::Running(_) | Phase::ShuttingDown(_), Shutdown::METHOD) => {
+                // Params that are not an object are refused, as for any method
+                // (docs/protocol.md §4), and the plugin goes on.
+                if let Err(error) = parse::<EmptyObject>(Shutdown::METHOD, params.as_deref()) {
+                    let _ = responder.error(error).await;
+                } else if let Phase::Running(running) = &self.phase {
+                    let running = running.clone();
+                    lock(&self.serving).take();
+                    self.phase = Phase::ShuttingDown(running.clone());
+                    self.stopping = Some(tokio::spawn(shutdown(running, responder)));
+                } else {
+                    let _ = responder.ok(EmptyObject {}).await;
+                }
             }
             (Phase::ShuttingDown(_), _) => {
                 let error = ErrorObject::new(

@@ -226,6 +226,36 @@ async fn eof_without_shutdown_exits_0() {
 }
 
 #[tokio::test]
+async fn a_shutdown_right_before_eof_is_answered_and_one_with_array_params_refused() {
+    let mut plugin = start(true);
+    let wire = &mut plugin.wire;
+    wire.request(1, "initialize", initialize_params("sdk-test", &json!({})))
+        .await;
+    // Params that are not an object are refused as for any method, and nothing stops.
+    let refused = wire.request(2, "shutdown", json!([])).await;
+    assert_eq!(code(&refused), Some(-32602), "{refused}");
+    let echo = wire
+        .request(
+            3,
+            "tool/invoke",
+            json!({"name": "echo", "arguments": {"text": "still serving"}}),
+        )
+        .await;
+    assert_eq!(echo["result"]["content"][0]["text"], "still serving");
+    // A host that closes stdin right after `shutdown` still gets its answer.
+    wire.send_request(4, "shutdown", json!({})).await;
+    wire.close().await;
+    let rest = wire.drain().await;
+    assert!(
+        rest.iter()
+            .any(|m| m["id"] == 4 && m["result"] == json!({})),
+        "{rest:?}"
+    );
+    let (status, stderr) = plugin.exit().await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test]
 async fn a_permanent_failure_exits_78_with_the_reason_on_stderr() {
     let mut plugin = start(true);
     let init = plugin
