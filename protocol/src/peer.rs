@@ -586,10 +586,15 @@ where
     let name = format!("read {}", config.name);
     let (peer, incoming, reading) = start(reader, writer, config);
     let runtime = tokio::runtime::Handle::current();
-    std::thread::Builder::new().name(name).spawn(move || {
-        let _entered = runtime.enter();
-        futures_executor::block_on(reading);
-    })?;
+    // The owner's taker runs there (a plugin's handlers do): the stack of a main
+    // thread, not the 2 MiB of a spawned one. Only what is touched is committed.
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let _entered = runtime.enter();
+            futures_executor::block_on(reading);
+        })?;
     Ok((peer, incoming))
 }
 
@@ -1583,6 +1588,17 @@ struct PeerCodec {
     limit: Arc<Shared>,
 }
 
+impl PeerCodec {
+    /// The codec, with the line limit as it is now, and the reader of its lines. Called
+    /// at every decode, so at every chunk read: the limit may have been lowered while
+    /// the reader waited, even in a blocking read (`connect_on_thread`).
+    fn parts(&mut self) -> (&mut NdjsonCodec, &LineReader) {
+        let limit = self.limit.incoming_limit.load(Ordering::Relaxed);
+        self.codec.set_max_line(limit);
+        (&mut self.codec, &self.lines)
+    }
+}
+
 /// Reads the lines the codec frames.
 struct LineReader {
     raw_params: bool,
@@ -1663,24 +1679,12 @@ impl tokio_util::codec::Decoder for PeerCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
-        let Self {
-            codec,
-            lines,
-            limit,
-        } = self;
-        // At every decode, so at every chunk read: the limit may have been lowered while
-        // the reader waited, even in a blocking read (`connect_on_thread`).
-        codec.set_max_line(limit.incoming_limit.load(Ordering::Relaxed));
+        let (codec, lines) = self.parts();
         Ok(codec.decode_with(buf, &mut |line| lines.read(line)))
     }
 
     fn decode_eof(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<Inbound>> {
-        let Self {
-            codec,
-            lines,
-            limit,
-        } = self;
-        codec.set_max_line(limit.incoming_limit.load(Ordering::Relaxed));
+        let (codec, lines) = self.parts();
         Ok(codec.decode_eof_with(buf, &mut |line| lines.read(line)))
     }
 }

@@ -87,8 +87,9 @@
 //!   thread reads the host's messages in a blocking `read` and answers every call whose
 //!   handler finishes at its first poll, with no hand-off between threads; a call that
 //!   waits becomes a task on the runtime's thread. So handler code can run on either
-//!   thread (never two polls of one call at once). Handlers that compute for long
-//!   should yield or use `spawn_blocking`, or `ping` waits behind them.
+//!   thread (never two polls of one call at once), and has a main thread's 8 MiB of
+//!   stack on either runtime. Handlers that compute for long should yield or use
+//!   `spawn_blocking`, or `ping` waits behind them.
 //! - **Cancellation.** `$/cancel` (and shutdown) fire the call's [`Cancellation`]; the
 //!   call is answered `-32800` at once and its handler's future is dropped.
 //! - **Shutdown.** `shutdown` cancels calls in flight, stops every running service

@@ -108,7 +108,9 @@ impl<C: ConfigType> Plugin<C> {
             None => tokio::runtime::Builder::new_current_thread(),
             Some(threads) => {
                 let mut builder = tokio::runtime::Builder::new_multi_thread();
-                builder.worker_threads(threads);
+                // Handlers run on the workers: the stack of a main thread, as on the
+                // default runtime's threads, not tokio's 2 MiB.
+                builder.worker_threads(threads).thread_stack_size(8 << 20);
                 builder
             }
         };

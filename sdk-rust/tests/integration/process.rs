@@ -121,6 +121,12 @@ async fn session_over_real_pipes(worker_threads: Option<usize>) {
         "{threads:?}"
     );
 
+    // Handlers have a main thread's stack, whichever thread runs them.
+    let deep = wire
+        .request(30, "tool/invoke", json!({"name": "deep_stack"}))
+        .await;
+    assert_eq!(deep["result"]["content"][0]["text"], "depth 640", "{deep}");
+
     // Stray output from the handler and from a child process it runs goes to stderr;
     // every line on stdout is still a message (`Wire::read` checks each one).
     let stray = wire

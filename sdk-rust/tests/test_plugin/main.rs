@@ -21,6 +21,18 @@ struct Text {
     text: String,
 }
 
+/// Recurses `depth` times with at least 4 KiB of stack in each frame: deeper than a
+/// spawned thread's 2 MiB, well within a main thread's 8 MiB.
+fn deep(depth: usize) -> usize {
+    let mut frame = [0u8; 4096];
+    frame[depth % 4096] = 1;
+    let frame = std::hint::black_box(&frame);
+    if depth == 0 {
+        return 0;
+    }
+    deep(depth - 1) + usize::from(frame[depth % 4096])
+}
+
 fn explode() -> ToolResult {
     panic!("the test plugin panics on purpose")
 }
@@ -59,6 +71,12 @@ fn main() -> ExitCode {
                     .args(["-c", "echo child stdout; cat; echo child read eof"])
                     .status()?;
                 Ok(ToolResult::text(format!("child exited: {child}")))
+            },
+        )
+        .tool(
+            Tool::new("deep_stack", "Uses over 2 MiB of stack before answering"),
+            |_ctx, _args: Value| async move {
+                Ok(ToolResult::text(format!("depth {}", deep(640))))
             },
         )
         .tool(
