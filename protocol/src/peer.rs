@@ -7,12 +7,14 @@
 //!
 //! # Theory of operation
 //!
-//! Two tasks run per connection:
+//! Two tasks run per connection (with [`connect_on_thread`], the reader is a thread of
+//! its own instead, which may block in `read`):
 //!
 //! - the **reader** decodes lines with [`NdjsonCodec`]. Responses are matched to pending
 //!   requests right there, so an answer never waits behind the owner's queue. `$/cancel`
 //!   and `$/progress` are also handled in the reader. Requests, other notifications and
-//!   [`Problem`]s go to the owner through a bounded queue;
+//!   [`Problem`]s go to the owner through a bounded queue, except the lines the owner's
+//!   [`LineTaker`] takes while the owner is idle ([`PeerConfig::take_lines`]);
 //! - the **writer** drains the outbound queue. A line goes straight into the write half
 //!   from the sender's own task when nothing is queued ahead of it and the write half
 //!   takes it whole without waiting; otherwise it joins one bounded queue, which the
@@ -37,8 +39,9 @@
 //!
 //! - Progress notifications are delivered best effort: when the caller's progress
 //!   channel is full, the notification is dropped.
-//! - A line over the size limit cannot be matched to a request (the peer does not parse
-//!   it); a request whose answer was too long ends at its timeout.
+//! - A line over the size limit is not parsed: a request whose answer was too long fails
+//!   at once only when the line's start names it (`{"jsonrpc":"2.0","id":7,"result":...`),
+//!   else at its timeout.
 
 mod outbox;
 
@@ -2646,6 +2649,8 @@ mod tests {
             let event = incoming.next().await;
             (event.is_some(), incoming)
         });
+        // On this single-threaded runtime the owner's task runs here, into `next`.
+        tokio::task::yield_now().await;
         host.send(r#"{"jsonrpc":"2.0","id":3,"method":"hold"}"#)
             .await;
         tokio::time::timeout(Duration::from_secs(10), async {

@@ -337,6 +337,15 @@ impl<C: ConfigType> Session<C> {
             .await;
     }
 
+    /// Moves to `phase`. Calls are taken where they are read only while running.
+    fn set_phase(&mut self, phase: Phase<C>) {
+        *lock(&self.serving) = match &phase {
+            Phase::Running(running) => Some(running.clone()),
+            Phase::Waiting | Phase::ShuttingDown(_) => None,
+        };
+        self.phase = phase;
+    }
+
     fn permanent(&self, reason: String) -> ServeError {
         ServeError::Permanent {
             plugin_id: self.plugin.info.id.clone(),
@@ -387,8 +396,7 @@ impl<C: ConfigType> Session<C> {
                     let _ = responder.error(error).await;
                 } else if let Phase::Running(running) = &self.phase {
                     let running = running.clone();
-                    lock(&self.serving).take();
-                    self.phase = Phase::ShuttingDown(running.clone());
+                    self.set_phase(Phase::ShuttingDown(running.clone()));
                     self.stopping = Some(tokio::spawn(shutdown(running, responder)));
                 } else {
                     let _ = responder.ok(EmptyObject {}).await;
@@ -544,8 +552,7 @@ impl<C: ConfigType> Session<C> {
             registrations: plugin.registrations(),
         };
         let _ = responder.ok(result).await;
-        *lock(&self.serving) = Some(running.clone());
-        self.phase = Phase::Running(running);
+        self.set_phase(Phase::Running(running));
         Ok(())
     }
 
@@ -935,6 +942,8 @@ fn route<'a, C: ConfigType>(
     }
 }
 
+/// `tool/invoke`: the tool's handler, with its arguments left where they are in the
+/// line.
 fn route_tool<'a, C: ConfigType>(
     running: &Arc<Running<C>>,
     p: ToolInvokeText<'a>,

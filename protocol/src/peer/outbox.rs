@@ -9,6 +9,10 @@
 //! The direct write is a `poll_write` with a waker that does nothing: it never waits, so
 //! a sender has nothing to be cancelled in, and a line is always either whole in the
 //! writer or (its rest) first in the queue. Nothing is interleaved, nothing lost.
+//!
+//! A reader answering lines it has already read can [`Outbox::hold`] the output: lines
+//! pushed meanwhile are kept, in order, and go out in one write at [`Outbox::release`]
+//! (or at 64 KiB, or at the close).
 
 use std::collections::VecDeque;
 use std::io;
