@@ -2189,15 +2189,18 @@ mod tests {
             assert!(!has_heap(leader), "C still maps a heap");
             assert!(!maps().contains("/dev/zero"), "{}", maps());
         }
-        // C sheds its copy right after the init's report, which the spawn waited for;
-        // let it get there.
+        // C sheds its copy right after the init's report, which the spawn waited for,
+        // in address order (the heap, then the stack); let it get to the end. Nor may it
+        // keep the main thread's stack, which holds the supervisor's environment.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while has_heap(leader) {
-            assert!(std::time::Instant::now() < deadline, "C still maps a heap");
+        while has_heap(leader) || maps().contains("[stack]") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{how:?}: C still maps a heap or the main thread's stack: {}",
+                maps()
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        // Nor the main thread's stack, which holds the supervisor's environment.
-        assert!(!maps().contains("[stack]"), "{how:?}: {}", maps());
         let (stdin, _stdout, _stderr) = spawned.child.take_streams().unwrap();
         drop(stdin);
         let status = ExitDescription::from_status(spawned.child.wait().await.unwrap());
