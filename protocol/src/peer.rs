@@ -157,7 +157,7 @@ impl<'a> OfferedLine<'a> {
     /// responder, as [`IncomingRequest::responder`]. Gives the line back when `id` is
     /// that of a request still in flight: parsed as usual, it is refused as a reused id.
     pub fn accept(self, id: RequestId, method: &str) -> Result<Responder, Self> {
-        admit(&self.offer.shared, self.offer.parent.as_ref(), id, method).map_err(|_| self)
+        admit(&self.offer.shared, id, method).map_err(|_| self)
     }
 }
 
@@ -521,8 +521,12 @@ struct Shared {
     pending: Mutex<HashMap<RequestId, Pending>>,
     /// Requests that timed out or were cancelled, newest last, to recognise late answers.
     abandoned: Mutex<VecDeque<(RequestId, String)>>,
-    /// Incoming requests in flight, by id, with their cancellation tokens.
-    inbound: Mutex<HashMap<RequestId, CancellationToken>>,
+    /// Incoming requests in flight, by id.
+    inbound: Mutex<HashMap<RequestId, InFlight>>,
+    /// Counts admissions, so that an id reused after its answer is told apart.
+    admissions: AtomicU64,
+    /// [`PeerConfig::requests_cancelled_by`].
+    requests_parent: Option<CancellationToken>,
     next_id: AtomicI64,
     slots: Semaphore,
     /// Set when [`Peer::close`] queued the end of the output.
@@ -665,6 +669,8 @@ where
         pending: Mutex::default(),
         abandoned: Mutex::default(),
         inbound: Mutex::default(),
+        admissions: AtomicU64::new(0),
+        requests_parent: config.requests_cancelled_by.clone(),
         next_id: AtomicI64::new(1),
         slots: Semaphore::new(config.max_pending.max(1)),
         write_closed: AtomicBool::new(false),
@@ -984,8 +990,65 @@ impl Shared {
         self.slots.close();
         // Dropping the senders wakes every waiting request with `Closed`.
         drop(std::mem::take(&mut *lock(&self.pending)));
-        for token in lock(&self.inbound).values() {
-            token.cancel();
+        for request in lock(&self.inbound).values_mut() {
+            request.cancel();
+        }
+    }
+
+    /// The cancellation of the request admitted as `admission` under `id`, made now if
+    /// nobody asked for it before. Once the request is answered (or its id is reused),
+    /// only [`PeerConfig::requests_cancelled_by`] can cancel it.
+    fn request_cancellation(&self, id: &RequestId, admission: u64) -> CancellationToken {
+        let mut inbound = lock(&self.inbound);
+        let Some(request) = inbound
+            .get_mut(id)
+            .filter(|request| request.admission == admission)
+        else {
+            return self.new_request_token();
+        };
+        match &request.cancel {
+            RequestCancel::Made(token) => token.clone(),
+            RequestCancel::NotMade { cancelled } => {
+                let token = self.new_request_token();
+                if *cancelled {
+                    token.cancel();
+                }
+                request.cancel = RequestCancel::Made(token.clone());
+                token
+            }
+        }
+    }
+
+    fn new_request_token(&self) -> CancellationToken {
+        self.requests_parent
+            .as_ref()
+            .map_or_else(CancellationToken::new, CancellationToken::child_token)
+    }
+}
+
+/// An incoming request in flight.
+#[derive(Debug)]
+struct InFlight {
+    /// Tells this request from a later one reusing its id.
+    admission: u64,
+    cancel: RequestCancel,
+}
+
+/// A request's cancellation token is made only when someone asks for it: most requests
+/// are answered without anyone asking, and a token (a child of
+/// [`PeerConfig::requests_cancelled_by`]) costs an allocation and its parent's lock.
+#[derive(Debug)]
+enum RequestCancel {
+    NotMade { cancelled: bool },
+    Made(CancellationToken),
+}
+
+impl InFlight {
+    /// `$/cancel`, or the end of the connection.
+    fn cancel(&mut self) {
+        match &mut self.cancel {
+            RequestCancel::Made(token) => token.cancel(),
+            RequestCancel::NotMade { cancelled } => *cancelled = true,
         }
     }
 }
@@ -1147,13 +1210,31 @@ impl std::io::Write for SameBytes<'_> {
     }
 }
 
+/// An incoming request's cancellation, asked for when needed
+/// ([`Responder::deferred_cancellation`]).
+#[derive(Clone, Debug)]
+pub struct RequestCancellation {
+    shared: Arc<Shared>,
+    id: RequestId,
+    admission: u64,
+}
+
+impl RequestCancellation {
+    /// As [`Responder::cancellation`] while the request is in flight; after its answer,
+    /// a token that only [`PeerConfig::requests_cancelled_by`] cancels.
+    pub fn token(&self) -> CancellationToken {
+        self.shared.request_cancellation(&self.id, self.admission)
+    }
+}
+
 /// Answers one incoming request.
 #[derive(Debug)]
 pub struct Responder {
     shared: Arc<Shared>,
     id: RequestId,
+    /// [`InFlight::admission`].
+    admission: u64,
     method: String,
-    cancel: CancellationToken,
     answered: bool,
 }
 
@@ -1167,7 +1248,18 @@ impl Responder {
     /// ends. The request must still be answered (with [`ErrorCode::Cancelled`] if the
     /// work was abandoned).
     pub fn cancellation(&self) -> CancellationToken {
-        self.cancel.clone()
+        self.shared.request_cancellation(&self.id, self.admission)
+    }
+
+    /// The request's cancellation, to ask for later, also after the answer: for work
+    /// that may never need it (a token is made only when [`RequestCancellation::token`]
+    /// is first called).
+    pub fn deferred_cancellation(&self) -> RequestCancellation {
+        RequestCancellation {
+            shared: self.shared.clone(),
+            id: self.id.clone(),
+            admission: self.admission,
+        }
     }
 
     /// Sends the result. A result over the size limit is replaced by a `-32006` error,
@@ -1227,7 +1319,7 @@ impl Responder {
     /// its newline) with the responder when the output's queue is full.
     fn try_send(mut self, mut line: Vec<u8>) -> Result<Result<(), SendError>, (Self, Vec<u8>)> {
         // As in `send`: the id is free before the answer can reach the other side.
-        let token = lock(&self.shared.inbound).remove(&self.id);
+        let in_flight = lock(&self.shared.inbound).remove(&self.id);
         if line.len() > self.shared.max_message_bytes {
             // The error that replaces the answer is small: it may go over the queue's bound.
             self.answered = true;
@@ -1249,8 +1341,8 @@ impl Responder {
                 Ok(Ok(()))
             }
             Err(Refused::Full(line)) => {
-                if let Some(token) = token {
-                    lock(&self.shared.inbound).insert(self.id.clone(), token);
+                if let Some(in_flight) = in_flight {
+                    lock(&self.shared.inbound).insert(self.id.clone(), in_flight);
                 }
                 Err((self, line))
             }
@@ -1355,7 +1447,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     .map(|(taker, unfinished)| Offer {
                         taker,
                         shared: shared.clone(),
-                        parent: config.requests_cancelled_by.clone(),
                         unfinished,
                     }),
             },
@@ -1616,8 +1707,6 @@ type Inbound = Result<Option<Envelope<Params>>, InvalidLine>;
 struct Offer {
     taker: LineTaker,
     shared: Arc<Shared>,
-    /// [`PeerConfig::requests_cancelled_by`].
-    parent: Option<CancellationToken>,
     /// [`Incoming::unfinished`].
     unfinished: Arc<AtomicUsize>,
 }
@@ -1692,26 +1781,24 @@ impl tokio_util::codec::Decoder for PeerCodec {
     }
 }
 
-/// Enters request `id` in flight, with its cancellation (a child of `parent`, when
-/// given), and returns its responder; gives the id back when it is already in flight.
-fn admit(
-    shared: &Arc<Shared>,
-    parent: Option<&CancellationToken>,
-    id: RequestId,
-    method: &str,
-) -> Result<Responder, RequestId> {
-    let cancel = parent.map_or_else(CancellationToken::new, CancellationToken::child_token);
+/// Enters request `id` in flight and returns its responder; gives the id back when it
+/// is already in flight.
+fn admit(shared: &Arc<Shared>, id: RequestId, method: &str) -> Result<Responder, RequestId> {
+    let admission = shared.admissions.fetch_add(1, Ordering::Relaxed);
     match lock(&shared.inbound).entry(id.clone()) {
         Entry::Occupied(_) => return Err(id),
         Entry::Vacant(vacant) => {
-            vacant.insert(cancel.clone());
+            vacant.insert(InFlight {
+                admission,
+                cancel: RequestCancel::NotMade { cancelled: false },
+            });
         }
     }
     Ok(Responder {
         shared: shared.clone(),
         id,
+        admission,
         method: method.to_owned(),
-        cancel,
         answered: false,
     })
 }
@@ -1767,8 +1854,7 @@ async fn route(
                 let _ = shared.send_line(line).await;
                 return None;
             }
-            let responder = match admit(shared, config.requests_cancelled_by.as_ref(), id, &method)
-            {
+            let responder = match admit(shared, id, &method) {
                 Ok(responder) => responder,
                 Err(id) => {
                     // Answered with a `null` id: the reused id would be taken for the
@@ -1804,8 +1890,8 @@ async fn route(
             if method == crate::methods::Cancel::METHOD {
                 return match parse_params::<CancelParams>(params) {
                     Ok(CancelParams { id }) => {
-                        if let Some(token) = lock(&shared.inbound).get(&id) {
-                            token.cancel();
+                        if let Some(request) = lock(&shared.inbound).get_mut(&id) {
+                            request.cancel();
                         }
                         None
                     }
@@ -2678,6 +2764,67 @@ mod tests {
             .expect("`$/cancel` reaches a taken request");
         // Every line counts, taken or not.
         assert_eq!(stats.counts().messages_in, 6);
+    }
+
+    #[tokio::test]
+    async fn a_requests_cancellation_made_late_has_missed_nothing() {
+        async fn request(incoming: &mut Incoming) -> IncomingRequest {
+            let event = tokio::time::timeout(Duration::from_secs(10), incoming.next()).await;
+            let Ok(Some(Event::Request(request))) = event else {
+                panic!("a request");
+            };
+            request
+        }
+        let parent = CancellationToken::new();
+        let config = PeerConfig {
+            requests_cancelled_by: Some(parent.clone()),
+            ..PeerConfig::default()
+        };
+        let (mut host, peer, mut incoming) = raw_host(config);
+
+        // `$/cancel` before anyone asked: the token made afterwards has fired.
+        host.send(r#"{"jsonrpc":"2.0","id":1,"method":"work"}"#)
+            .await;
+        let first = request(&mut incoming).await;
+        let later = first.responder.deferred_cancellation();
+        host.send(r#"{"jsonrpc":"2.0","method":"$/cancel","params":{"id":1}}"#)
+            .await;
+        // Read after the `$/cancel`, so the reader has handled it.
+        host.send(r#"{"jsonrpc":"2.0","id":2,"method":"work"}"#)
+            .await;
+        let second = request(&mut incoming).await;
+        assert!(first.responder.cancellation().is_cancelled());
+        assert!(later.token().is_cancelled());
+
+        // Once answered, the id is free again; the answered request's cancellation is
+        // not that of the request reusing its id.
+        first.responder.ok(json!("done")).await.unwrap();
+        assert_eq!(host.answer().await["id"], 1);
+        host.send(r#"{"jsonrpc":"2.0","id":1,"method":"work"}"#)
+            .await;
+        let reused = request(&mut incoming).await;
+        host.send(r#"{"jsonrpc":"2.0","method":"$/cancel","params":{"id":1}}"#)
+            .await;
+        host.send(r#"{"jsonrpc":"2.0","id":3,"method":"work"}"#)
+            .await;
+        let third = request(&mut incoming).await;
+        assert!(reused.responder.cancellation().is_cancelled());
+        let after_answer = later.token();
+        assert!(
+            !after_answer.is_cancelled(),
+            "the answered request took the cancellation of the one reusing its id"
+        );
+
+        // The end of the connection cancels the requests in flight, asked for or not.
+        let asked = third.responder.cancellation();
+        peer.abort("the test ends the connection");
+        assert!(asked.is_cancelled());
+        assert!(second.responder.cancellation().is_cancelled());
+
+        // After its answer, only the parent cancels a request's work.
+        assert!(!after_answer.is_cancelled());
+        parent.cancel();
+        assert!(after_answer.is_cancelled());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use outpost_protocol::RequestId;
@@ -13,7 +13,7 @@ use outpost_protocol::methods::{
     CallContext, EmptyObject, HostCallMethod, HostCallMethodParams, HostGetConfig, LogLevel,
     LogParams, Progress, ProgressParams, RequestType,
 };
-use outpost_protocol::peer::{CallOptions, Peer};
+use outpost_protocol::peer::{CallOptions, Peer, RequestCancellation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -75,13 +75,51 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub(crate) struct Work {
     pub(crate) call: CallContext,
-    pub(crate) cancel: CancellationToken,
+    cancel: WorkCancel,
     /// The request being served, for `$/progress`.
     pub(crate) id: Option<RequestId>,
     /// When `timeoutMs` started counting (when the request was read).
     pub(crate) received: Instant,
     /// e.g. `tool/word_count`: the `logger` of its log records.
     pub(crate) name: Arc<str>,
+}
+
+/// When a [`Work`] should stop.
+#[derive(Debug)]
+pub(crate) enum WorkCancel {
+    /// A service's or a setup function's token.
+    Given(CancellationToken),
+    /// A call's: the peer makes its token when first asked for, and most calls end
+    /// without anyone asking.
+    Deferred {
+        request: RequestCancellation,
+        token: OnceLock<CancellationToken>,
+    },
+}
+
+impl Work {
+    pub(crate) fn new(
+        call: CallContext,
+        cancel: WorkCancel,
+        id: Option<RequestId>,
+        name: Arc<str>,
+    ) -> Self {
+        Self {
+            call,
+            cancel,
+            id,
+            received: Instant::now(),
+            name,
+        }
+    }
+
+    /// Fires when the work should stop.
+    pub(crate) fn cancel(&self) -> &CancellationToken {
+        match &self.cancel {
+            WorkCancel::Given(token) => token,
+            WorkCancel::Deferred { request, token } => token.get_or_init(|| request.token()),
+        }
+    }
 }
 
 /// Everything a handler can use besides its input.
@@ -110,7 +148,7 @@ impl<C> fmt::Debug for Context<C> {
             .field("plugin_id", &self.shared.plugin_id)
             .field("work", &self.work.name)
             .field("call", &self.work.call)
-            .field("cancelled", &self.work.cancel.is_cancelled())
+            .field("cancelled", &self.work.cancel().is_cancelled())
             .finish_non_exhaustive()
     }
 }
@@ -151,17 +189,17 @@ impl<C> Context<C> {
     /// The signal that fires when this work should stop: `$/cancel` for a call, stop or
     /// shutdown for a service, shutdown for everything.
     pub fn cancellation(&self) -> Cancellation {
-        Cancellation(self.work.cancel.clone())
+        Cancellation(self.work.cancel().clone())
     }
 
     /// Whether the work was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.work.cancel.is_cancelled()
+        self.work.cancel().is_cancelled()
     }
 
     /// Waits until the work is cancelled.
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.work.cancel.clone().cancelled_owned()
+        self.work.cancel().clone().cancelled_owned()
     }
 
     /// Reports progress of the current call (`$/progress`); best effort, and nothing
@@ -334,7 +372,7 @@ impl Host<'_> {
                 method: M::METHOD.to_owned(),
             });
         }
-        let mut options = CallOptions::default().with_cancel(self.work.cancel.clone());
+        let mut options = CallOptions::default().with_cancel(self.work.cancel().clone());
         options.timeout = self.time_left();
         self.shared
             .peer

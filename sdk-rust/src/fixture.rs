@@ -60,7 +60,7 @@ pub(crate) fn route<C: ConfigType>(
             let p: FixtureCallHostParams = parse(method, params)?;
             Ok(Box::new(move |ctx| {
                 Box::pin(async move {
-                    let options = CallOptions::default().with_cancel(ctx.work.cancel.clone());
+                    let options = CallOptions::default().with_cancel(ctx.work.cancel().clone());
                     let answer = ctx
                         .shared
                         .peer

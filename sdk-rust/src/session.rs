@@ -21,9 +21,9 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use outpost_protocol::methods::{
@@ -52,7 +52,7 @@ use tokio_util::task::TaskTracker;
 use crate::builder::{
     BoxFuture, ConfigType, Entry, Handler, Input, Output, Plugin, Run, ServiceFn, Target, to_json,
 };
-use crate::context::{Context, LogSink, ServiceContext, Shared, Work};
+use crate::context::{Context, LogSink, ServiceContext, Shared, Work, WorkCancel};
 use crate::line::{CallLine, CallParams, ToolInvokeText};
 use crate::{Error, ServeError, fixture};
 
@@ -597,7 +597,8 @@ impl<C: ConfigType> Running<C> {
         id: Option<outpost_protocol::RequestId>,
         name: Arc<str>,
     ) -> Context<C> {
-        self.context_with(call, id, name, self.shared.shutdown.child_token())
+        let cancel = WorkCancel::Given(self.shared.shutdown.child_token());
+        self.context_with(call, id, name, cancel)
     }
 
     fn context_with(
@@ -605,18 +606,12 @@ impl<C: ConfigType> Running<C> {
         call: CallContext,
         id: Option<outpost_protocol::RequestId>,
         name: Arc<str>,
-        cancel: CancellationToken,
+        cancel: WorkCancel,
     ) -> Context<C> {
         Context {
             shared: self.shared.clone(),
             config: self.config.clone(),
-            work: Arc::new(Work {
-                call,
-                cancel,
-                id,
-                received: Instant::now(),
-                name,
-            }),
+            work: Arc::new(Work::new(call, cancel, id, name)),
         }
     }
 
@@ -1062,7 +1057,7 @@ impl<C> Drop for StartGuard<'_, C> {
         if self.armed
             && let Some(service) = lock(&self.running.services).remove(self.id)
         {
-            service.context.context.work.cancel.cancel();
+            service.context.context.work.cancel().cancel();
             service.context.tasks.close();
         }
     }
@@ -1087,7 +1082,7 @@ fn service_stop<C: ConfigType>(running: &Arc<Running<C>>, id: &str) -> Routed<'s
 /// Fires the service's cancellation, runs its stop function, waits for its tasks.
 async fn stop_service<C>(service: RunningService<C>) -> Result<(), Error> {
     let RunningService { context, stop } = service;
-    context.context.work.cancel.cancel();
+    context.context.work.cancel().cancel();
     let result = match stop {
         Some(stop) => stop(context.clone()).await,
         None => Ok(()),
@@ -1125,14 +1120,13 @@ fn spawn_call<C: ConfigType>(
         return;
     }
     // The call's own cancellation: `$/cancel`, the end of the connection, and (its
-    // parent) `shutdown`.
-    let cancel = responder.cancellation();
-    let ctx = running.context_with(
-        call,
-        Some(responder.id().clone()),
-        name.clone(),
-        cancel.clone(),
-    );
+    // parent) `shutdown`. Made when first asked for: most handlers never do.
+    let cancel = WorkCancel::Deferred {
+        request: responder.deferred_cancellation(),
+        token: OnceLock::new(),
+    };
+    let ctx = running.context_with(call, Some(responder.id().clone()), name.clone(), cancel);
+    let work = ctx.work.clone();
     // The caller's deadline (`context.timeoutMs`): the call gives up then, unless the
     // host's `$/cancel` comes first (docs/protocol.md §11, -32001).
     let budget = ctx.work.call.timeout_ms;
@@ -1148,7 +1142,7 @@ fn spawn_call<C: ConfigType>(
             Some(outcome) => {
                 drop(permit);
                 running.admitted.fetch_sub(1, Ordering::SeqCst);
-                answer_now(running, responder, &name, &cancel, outcome);
+                answer_now(running, responder, &name, &work, outcome);
                 return;
             }
             None => slot = Some(permit),
@@ -1159,7 +1153,7 @@ fn spawn_call<C: ConfigType>(
     tokio::spawn(tracker.track_future(async move {
         let _admitted = Admitted(&running.admitted);
         let slots = running.slots.clone();
-        let work = async move {
+        let finished = async move {
             let _slot = match slot {
                 Some(permit) => Ok(permit),
                 None => slots.acquire_owned().await,
@@ -1168,11 +1162,11 @@ fn spawn_call<C: ConfigType>(
         };
         let outcome = tokio::select! {
             biased;
-            outcome = work => outcome.unwrap_or_else(|panic| Err(panicked(&name, &*panic))),
-            () = cancel.cancelled() => Err(cancelled(&name)),
+            outcome = finished => outcome.unwrap_or_else(|panic| Err(panicked(&name, &*panic))),
+            () = work.cancel().cancelled() => Err(cancelled(&name)),
             () = until(expiry) => Err(gave_up(&name, budget.unwrap_or_default())),
         };
-        let (answer, fatal) = conclude(&running, &name, &cancel, outcome);
+        let (answer, fatal) = conclude(&running, &name, &work, outcome);
         let _ = match answer {
             Ok(line) => responder.answer_line(line).await,
             Err(error) => responder.error(error).await,
@@ -1216,10 +1210,10 @@ fn answer_now<C: ConfigType>(
     running: &Arc<Running<C>>,
     responder: Responder,
     name: &str,
-    cancel: &CancellationToken,
+    work: &Work,
     outcome: Result<Output, Error>,
 ) {
-    let (answer, fatal) = conclude(running, name, cancel, outcome);
+    let (answer, fatal) = conclude(running, name, work, outcome);
     let unsent = match answer {
         Ok(result) => responder
             .try_answer_line(result)
@@ -1253,11 +1247,11 @@ fn answer_now<C: ConfigType>(
 fn conclude<C>(
     running: &Running<C>,
     name: &str,
-    cancel: &CancellationToken,
+    work: &Work,
     outcome: Result<Output, Error>,
 ) -> (Result<Output, ErrorObject>, Option<String>) {
     if matches!(&outcome, Err(e) if matches!(e.code(), ErrorCode::Cancelled | ErrorCode::Timeout)) {
-        cancel.cancel();
+        work.cancel().cancel();
     }
     let fatal = match &outcome {
         Err(error) if error.is_permanent() => {

@@ -98,7 +98,7 @@ pub(crate) fn minimal_plugin() -> ExitCode {
                     "capabilities": {},
                     "registrations": [{
                         "kind": "tool", "name": "echo", "description": "Returns its text",
-                        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
                     }],
                 }),
             ),
