@@ -18,7 +18,7 @@
 use std::fmt;
 use std::io;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::message::{Message, ParseFailure};
@@ -242,15 +242,18 @@ impl NdjsonCodec {
                 self.scanned = buf.len();
                 return None;
             };
-            let line = buf.split_to(end + 1);
             self.scanned = 0;
             self.lines += 1;
             if self.discarding {
                 // The end of an over-long line, already reported.
                 self.discarding = false;
+                buf.advance(end + 1);
                 continue;
             }
-            if let Some(item) = self.frame(self.lines, &line[..end], parse) {
+            // Read in place, then dropped from the buffer: no split, no reference count.
+            let item = self.frame(self.lines, &buf[..end], parse);
+            buf.advance(end + 1);
+            if let Some(item) = item {
                 return Some(item);
             }
         }

@@ -1,5 +1,6 @@
 use std::fmt;
 
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// A JSON-RPC request id: a string or a number, with its JSON type.
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// as received. `null` is not a valid request id in this protocol (JSON-RPC only
 /// discourages it; we refuse it, because a `null` id cannot be told apart from the
 /// `null` of an error response to an unreadable request).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum RequestId {
@@ -69,6 +70,44 @@ impl std::hash::Hash for RequestId {
     }
 }
 
+/// Read straight from the JSON's type, without the buffering of an `untagged` derive:
+/// an id is read from every message, by both sides.
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Id;
+        impl Visitor<'_> for Id {
+            type Value = RequestId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<RequestId, E> {
+                Ok(RequestId::Number(n.into()))
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<RequestId, E> {
+                Ok(RequestId::Number(n.into()))
+            }
+
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<RequestId, E> {
+                serde_json::Number::from_f64(n)
+                    .map(RequestId::Number)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Float(n), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RequestId, E> {
+                Ok(RequestId::String(s.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, s: String) -> Result<RequestId, E> {
+                Ok(RequestId::String(s))
+            }
+        }
+        deserializer.deserialize_any(Id)
+    }
+}
+
 impl RequestId {
     /// Reads an id from a JSON value; `None` for anything but a number or a string.
     pub fn from_value(value: &serde_json::Value) -> Option<Self> {
@@ -118,6 +157,18 @@ mod tests {
             let id: RequestId = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_string(&id).unwrap(), text, "{text}");
         }
+        // Whatever is not a string or a number is not an id.
+        for text in ["null", "true", "[1]", "{}"] {
+            let refused = serde_json::from_str::<RequestId>(text).unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .contains("expected a string or a number"),
+                "{text}: {refused}"
+            );
+        }
+        let from_value: RequestId = serde_json::from_value(serde_json::json!(-7)).unwrap();
+        assert_eq!(from_value, RequestId::from(-7));
         let number: RequestId = serde_json::from_str("7").unwrap();
         let string: RequestId = serde_json::from_str("\"7\"").unwrap();
         assert_ne!(number, string);

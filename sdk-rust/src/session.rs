@@ -231,6 +231,8 @@ struct Running<C> {
     max_message_bytes: Option<usize>,
     grace: Duration,
     fatal: mpsc::Sender<String>,
+    /// [`on_one_thread`], asked once.
+    first_poll_where_read: bool,
 }
 
 struct RunningService<C> {
@@ -514,6 +516,7 @@ impl<C: ConfigType> Session<C> {
             // Leave the host a quarter of its budget to read the answer.
             grace: shutdown_timeout * 3 / 4,
             fatal: self.fatal.clone(),
+            first_poll_where_read: on_one_thread(),
         });
         if let Some(setup) = &plugin.setup {
             let ctx = running.context(CallContext::default(), None, "setup".into());
@@ -1135,7 +1138,7 @@ fn spawn_call<C: ConfigType>(
     // into the handler's type here, and the future owns what it needs.
     let mut run = start.start(ctx);
     let mut slot = None;
-    if on_one_thread()
+    if running.first_poll_where_read
         && let Ok(permit) = running.slots.clone().try_acquire_owned()
     {
         match first_poll(&mut run, &name) {
