@@ -30,7 +30,9 @@
 //! connection ends while it is in flight ([`CallError::NotSent`] when the connection
 //! had already ended and the request was never written). A connection ends at EOF, at an I/O error, or when the owner calls
 //! [`Peer::abort`]; at that moment every pending request fails and every incoming
-//! request's cancellation token fires. Nothing waits forever.
+//! request's cancellation token fires (a token is made only when first asked for,
+//! [`Responder::cancellation`]; one made after the fact has fired already). Nothing
+//! waits forever.
 //!
 //! An incoming request is answered through its [`Responder`]. A responder dropped without
 //! answering sends `-32603` for the owner, so the other side never hangs either.
