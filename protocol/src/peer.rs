@@ -2777,6 +2777,20 @@ mod tests {
             };
             request
         }
+        /// Sends `$/cancel` for `id`, then the request `next` behind it, and returns
+        /// that request once read: the reader has handled the `$/cancel` by then.
+        async fn cancel(
+            host: &mut RawHost,
+            incoming: &mut Incoming,
+            id: u64,
+            next: u64,
+        ) -> IncomingRequest {
+            let cancel = json!({"jsonrpc": "2.0", "method": "$/cancel", "params": {"id": id}});
+            host.send(&cancel.to_string()).await;
+            let behind = json!({"jsonrpc": "2.0", "id": next, "method": "work"});
+            host.send(&behind.to_string()).await;
+            request(incoming).await
+        }
         let parent = CancellationToken::new();
         let config = PeerConfig {
             requests_cancelled_by: Some(parent.clone()),
@@ -2789,12 +2803,7 @@ mod tests {
             .await;
         let first = request(&mut incoming).await;
         let later = first.responder.deferred_cancellation();
-        host.send(r#"{"jsonrpc":"2.0","method":"$/cancel","params":{"id":1}}"#)
-            .await;
-        // Read after the `$/cancel`, so the reader has handled it.
-        host.send(r#"{"jsonrpc":"2.0","id":2,"method":"work"}"#)
-            .await;
-        let second = request(&mut incoming).await;
+        let second = cancel(&mut host, &mut incoming, 1, 2).await;
         assert!(first.responder.cancellation().is_cancelled());
         assert!(later.token().is_cancelled());
 
@@ -2805,11 +2814,7 @@ mod tests {
         host.send(r#"{"jsonrpc":"2.0","id":1,"method":"work"}"#)
             .await;
         let reused = request(&mut incoming).await;
-        host.send(r#"{"jsonrpc":"2.0","method":"$/cancel","params":{"id":1}}"#)
-            .await;
-        host.send(r#"{"jsonrpc":"2.0","id":3,"method":"work"}"#)
-            .await;
-        let third = request(&mut incoming).await;
+        let third = cancel(&mut host, &mut incoming, 1, 3).await;
         assert!(reused.responder.cancellation().is_cancelled());
         let after_answer = later.token();
         assert!(
