@@ -122,7 +122,7 @@ impl SharedChild {
 }
 
 /// A process descriptor of `pid`.
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+pub(super) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: plain system call; a descriptor it returns is this process's to own.
     let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

@@ -1939,8 +1939,11 @@ mod tests {
     #[test]
     fn a_stale_or_stopped_container_made_ahead_is_not_used() {
         const ALONE: &str = "OUTPOST_OS_TEST_ALONE";
+        // Generous: the test takes about six seconds (five of them the stopped
+        // container's), and a start held for good must fail the run, not hang it.
+        const BOUND: Duration = Duration::from_mins(2);
         if std::env::var_os(ALONE).is_none() {
-            let status = std::process::Command::new(std::env::current_exe().unwrap())
+            let mut alone = std::process::Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
                     "data::os::tests::a_stale_or_stopped_container_made_ahead_is_not_used",
@@ -1948,8 +1951,21 @@ mod tests {
                     "--test-threads=1",
                 ])
                 .env(ALONE, "1")
-                .status()
+                .spawn()
                 .unwrap();
+            let deadline = std::time::Instant::now() + BOUND;
+            let status = loop {
+                if let Some(status) = alone.try_wait().unwrap() {
+                    break status;
+                }
+                if std::time::Instant::now() > deadline {
+                    // Its containers die with its spawner thread.
+                    let _ = alone.kill();
+                    let _ = alone.wait();
+                    panic!("the test in its own process did not end within {BOUND:?}: killed");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
             assert!(status.success(), "the test in its own process: {status}");
             return;
         }
@@ -2076,13 +2092,56 @@ mod tests {
         // A stopped container (its C and init, the only processes here with no
         // plugin under them) does not hold the start: it is given up after a while.
         ended(spawner.spawn(request(true, "exit 0")).await.unwrap()).await;
-        let waiting = wait_for_a_container();
-        for pid in &waiting[0] {
-            nix::sys::signal::kill(Pid::from_raw(i32::try_from(*pid).unwrap()), Signal::SIGSTOP)
-                .unwrap();
-        }
+        let _stopped = Stopped::stop(&wait_for_a_container());
         let spawned = spawner.spawn(request(true, "exit 0")).await.unwrap();
         assert!(!spawned.made_ahead);
+    }
+
+    /// Processes a test stopped (SIGSTOP), killed when it ends, however it ends: a
+    /// stopped process must not outlive it. Signalled through process descriptors, so
+    /// never a process that took the pid of one already gone.
+    struct Stopped(Vec<std::os::fd::OwnedFd>);
+
+    impl Stopped {
+        fn stop(pids: &[u32]) -> Self {
+            let stopped = Self(
+                pids.iter()
+                    .map(|pid| child::pidfd_open(*pid).unwrap())
+                    .collect(),
+            );
+            for pidfd in &stopped.0 {
+                assert!(
+                    Self::signal(pidfd, libc::SIGSTOP),
+                    "{}",
+                    io::Error::last_os_error()
+                );
+            }
+            stopped
+        }
+
+        /// Whether `signal` was sent to `pidfd`'s process.
+        fn signal(pidfd: &std::os::fd::OwnedFd, signal: libc::c_int) -> bool {
+            // SAFETY: plain system call on a descriptor this value owns; no siginfo.
+            let sent = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    signal,
+                    ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            sent == 0
+        }
+    }
+
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            for pidfd in &self.0 {
+                // Those already gone (C once the start gave it up) are not signalled.
+                Self::signal(pidfd, libc::SIGKILL);
+            }
+        }
     }
 
     /// Waits for a started plugin (and C) to end.
@@ -2090,17 +2149,34 @@ mod tests {
         assert!(spawned.child.wait().await.unwrap().success());
     }
 
-    /// Waits until this process has one container made ahead, and no other child.
-    fn wait_for_a_container() -> Vec<[u32; 2]> {
+    /// Waits until this process has one container made ahead, made (the spawner thread
+    /// no longer waits for it), and no other child: its C and init.
+    fn wait_for_a_container() -> [u32; 2] {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let waiting = waiting_containers();
-            if waiting.len() == 1 {
-                return waiting;
+            if let [container] = waiting[..]
+                && made(container)
+            {
+                return container;
             }
             assert!(std::time::Instant::now() < deadline, "{waiting:?}");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Whether a container's C and init have closed their copies of the supervisor's
+    /// descriptors, which the spawner thread's fork waits for: C keeps only its end of
+    /// the socket to the init, and the init sheds the supervisor's memory (the heap
+    /// among it) only after its own descriptors. A container stopped before that
+    /// would hold the spawner thread in its fork, and its init would not yet die with
+    /// C.
+    fn made([c, init]: [u32; 2]) -> bool {
+        let descriptors = std::fs::read_dir(format!("/proc/{c}/fd")).map_or(0, Iterator::count);
+        let heap = std::fs::read_to_string(format!("/proc/{init}/maps")).map_or(true, |maps| {
+            maps.lines().any(|line| line.ends_with("[heap]"))
+        });
+        descriptors == 1 && !heap
     }
 
     /// The C and init pairs of this process's containers made ahead: children of this
