@@ -1736,6 +1736,8 @@ mod tests {
             !first.made_ahead,
             "the first contained start has nothing made ahead"
         );
+        // Ended, so that it is not taken for a container ([`waiting_containers`]).
+        ended(first).await;
         spawner
     }
 
@@ -2024,6 +2026,7 @@ mod tests {
                 .unwrap();
             let fields: Vec<&str> = text.split_whitespace().collect();
             assert_eq!(fields[4], lowered.to_string(), "{text}");
+            ended(spawned).await;
         }
         setrlimit(Resource::RLIMIT_CORE, soft, hard).unwrap();
         ended(spawner.spawn(request(true, "exit 0")).await.unwrap()).await;
@@ -2086,6 +2089,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(text, "after");
+            ended(spawned).await;
             // SAFETY: the path mounted above.
             unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
         }
@@ -2150,7 +2154,9 @@ mod tests {
     }
 
     /// Waits until this process has one container made ahead, made (the spawner thread
-    /// no longer waits for it), and no other child: its C and init.
+    /// no longer waits for it), and returns its C and init. Every plugin started before
+    /// must have ended: a C whose plugin has ended and whose init is about to is taken
+    /// for a container ([`waiting_containers`]).
     fn wait_for_a_container() -> [u32; 2] {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
