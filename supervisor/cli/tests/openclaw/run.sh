@@ -71,7 +71,7 @@ EOF
 }
 # invoke JSON OUT: POST /tools/invoke through OpenClaw; prints the HTTP status.
 invoke() {
-    curl -s -o "$2" -w '%{http_code}' -X POST "$GW/tools/invoke" \
+    curl -s -m 60 -o "$2" -w '%{http_code}' -X POST "$GW/tools/invoke" \
         -H "authorization: Bearer $GW_TOKEN" -H 'content-type: application/json' -d "$1"
 }
 # gw_call METHOD PARAMS OUT: `openclaw gateway call`; its status is ignored.
@@ -79,14 +79,14 @@ gw_call() {
     openclaw gateway call "$1" --params "$2" --port "$GW_PORT" --token "$GW_TOKEN" --json >"$3" 2>&1 || true
 }
 api_call() {
-    curl -s -H "authorization: Bearer $(cat "$TOKEN_FILE")" -H 'content-type: application/json' \
+    curl -s -m 60 -H "authorization: Bearer $(cat "$TOKEN_FILE")" -H 'content-type: application/json' \
         "$API/" -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":$2}"
 }
 plugin_pid() {
     python3 -c 'import json,sys; print(next(p["pid"] for p in json.load(open(sys.argv[1]))["plugins"] if p["id"] == sys.argv[2]))' "$REGISTRY_FILE" "$1"
 }
 metric() {
-    curl -s -H "authorization: Bearer $(cat "$TOKEN_FILE")" "$API/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+    curl -s -m 60 -H "authorization: Bearer $(cat "$TOKEN_FILE")" "$API/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 start_serve() {
     start SERVE "$WORK/serve.log" "$OUTPOST" serve --config "$CONFIG" --api-listen "127.0.0.1:$API_PORT"
@@ -205,7 +205,7 @@ check "openclaw gateway call notes.count" 'd["count"] == 2' "$WORK/m.json"
 gw_call clock.now '{"timezone":"Europe/Paris"}' "$WORK/m.json"
 check "openclaw gateway call clock.now with params" 'd["timezone"] == "Europe/Paris"' "$WORK/m.json"
 
-curl -s -o "$WORK/h.json" -X POST --data 'a b c d' "$GW/text-tools/count"
+curl -s -m 60 -o "$WORK/h.json" -X POST --data 'a b c d' "$GW/text-tools/count"
 check "an HTTP route on the gateway's port: POST /text-tools/count" 'd["words"] == 4' "$WORK/h.json"
 
 gw_call notes.count '{}' "$WORK/before.json"
@@ -267,7 +267,7 @@ kill -KILL "$old_pid"
 status=$(invoke '{"tool":"note_list","args":{}}' "$WORK/r.json")
 check "SIGKILL of the notes plugin: the next call waits for its restart and answers (HTTP $status)" \
     'd["ok"]' "$WORK/r.json"
-curl -sf -o /dev/null "$GW/readyz" || fail "OpenClaw is not ready after a plugin died"
+curl -sf -m 10 -o /dev/null "$GW/readyz" || fail "OpenClaw is not ready after a plugin died"
 [ "$(plugin_pid notes)" != "$old_pid" ] || fail "the notes plugin has the same pid after SIGKILL"
 pass "OpenClaw stays up; the plugin runs again with a new pid"
 
@@ -292,7 +292,7 @@ status=$(invoke '{"tool":"word_count","args":{"text":"x"}}' "$WORK/r.json")
 gw_call clock.now '{}' "$WORK/m.json"
 check "SIGKILL of outpost serve: OpenClaw says Outpost is not reachable, naming the address" \
     "'Outpost is not reachable at $API' in t and 'UNAVAILABLE' in t" "$WORK/m.json"
-curl -sf -o /dev/null "$GW/readyz" || fail "OpenClaw is not ready after outpost serve died"
+curl -sf -m 10 -o /dev/null "$GW/readyz" || fail "OpenClaw is not ready after outpost serve died"
 pass "OpenClaw stays up without outpost serve"
 sleep 1
 gw_call health '{"probe":true}' "$WORK/health.json"

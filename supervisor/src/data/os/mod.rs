@@ -1731,7 +1731,7 @@ mod tests {
     async fn spawner_ahead() -> Spawner {
         let spawner =
             Spawner::new(tokio::runtime::Handle::current(), Some(Duration::ZERO)).unwrap();
-        let first = spawner.spawn(request(true, "exit 0")).await.unwrap();
+        let first = start(&spawner, request(true, "exit 0")).await.unwrap();
         assert!(
             !first.made_ahead,
             "the first contained start has nothing made ahead"
@@ -1748,7 +1748,7 @@ mod tests {
     }
 
     async fn spawn_request(spawners: &Spawners, how: How, request: SpawnRequest) -> Spawned {
-        let spawned = spawners.get(how).spawn(request).await.unwrap();
+        let spawned = start(spawners.get(how), request).await.unwrap();
         assert_eq!(spawned.made_ahead, how == How::Ahead, "{how:?}");
         spawned
     }
@@ -1816,21 +1816,21 @@ mod tests {
             let spawner = spawners.get(how);
             let mut missing = request(how != How::Direct, "");
             missing.program = "/nonexistent/outpost-plugin".into();
-            let error = spawner.spawn(missing).await.unwrap_err();
+            let error = start(spawner, missing).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::NotFound, "{how:?}: {error}");
             errors.push(error.to_string());
             let mut gone = request(how != How::Direct, "");
             gone.cwd = "/nonexistent/outpost-plugin-root".into();
-            let error = spawner.spawn(gone).await.unwrap_err();
+            let error = start(spawner, gone).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::NotFound, "{how:?}: {error}");
             let mut nul = request(how != How::Direct, "");
             nul.args.push("a\0b".into());
-            let error = spawner.spawn(nul).await.unwrap_err();
+            let error = start(spawner, nul).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
             if how == How::Ahead {
                 // A failed start used its container up; the next one is made ahead
                 // again.
-                let fine = spawner.spawn(request(true, "exit 0")).await.unwrap();
+                let fine = start(spawner, request(true, "exit 0")).await.unwrap();
                 assert!(fine.made_ahead);
             }
         }
@@ -1862,18 +1862,15 @@ mod tests {
     async fn output(spawners: &Spawners, how: How, script: &str) -> String {
         let mut child = spawn_as(spawners, how, script).await.child;
         let (_stdin, mut stdout, _stderr) = child.take_streams().unwrap();
-        let mut text = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
-            .await
-            .unwrap();
-        assert!(child.wait().await.unwrap().success(), "{script}: {text}");
+        let text = all_of(&mut stdout).await;
+        assert!(exit(&mut child).await.success(), "{script}: {text}");
         text
     }
 
     /// How `script` ends, started as `how` says.
     async fn ending(spawners: &Spawners, how: How, script: &str) -> ExitDescription {
         let mut spawned = spawn_as(spawners, how, script).await;
-        ExitDescription::from_status(spawned.child.wait().await.unwrap())
+        ExitDescription::from_status(exit(&mut spawned.child).await)
     }
 
     #[tokio::test]
@@ -1916,7 +1913,7 @@ mod tests {
                 .push((format!("BIG{n}").into(), "x".repeat(128 * 1024 - 16).into()));
         }
         let spawner = spawners.get(How::Ahead);
-        let mut spawned = spawner.spawn(large).await.unwrap();
+        let mut spawned = start(spawner, large).await.unwrap();
         assert!(!spawned.made_ahead, "started the usual way");
         // Made while the container waited, this C does not map its plan's region (the
         // shared anonymous mapping, `/dev/zero (deleted)`): no later plan can be read
@@ -1925,12 +1922,9 @@ mod tests {
         assert!(!maps.contains("/dev/zero"), "{maps}");
         let (stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
         drop(stdin);
-        let mut text = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
-            .await
-            .unwrap();
+        let text = all_of(&mut stdout).await;
         assert_eq!(text.trim(), format!("{n} {n}", n = 128 * 1024 - 16));
-        assert!(spawned.child.wait().await.unwrap().success());
+        assert!(exit(&mut spawned.child).await.success());
         // The container waited: the next start is made ahead.
         let _ = spawn_as(&spawners, How::Ahead, "exit 0").await;
     }
@@ -2014,22 +2008,19 @@ mod tests {
         setrlimit(Resource::RLIMIT_CORE, lowered, hard).unwrap();
         let script = "grep '^Max core file size' /proc/self/limits";
         for made_ahead in [false, true] {
-            let mut spawned = spawner.spawn(request(true, script)).await.unwrap();
+            let mut spawned = start(&spawner, request(true, script)).await.unwrap();
             assert_eq!(
                 spawned.made_ahead, made_ahead,
                 "a stale container is dropped, then made again"
             );
             let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
-            let mut text = String::new();
-            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
-                .await
-                .unwrap();
+            let text = all_of(&mut stdout).await;
             let fields: Vec<&str> = text.split_whitespace().collect();
             assert_eq!(fields[4], lowered.to_string(), "{text}");
             ended(spawned).await;
         }
         setrlimit(Resource::RLIMIT_CORE, soft, hard).unwrap();
-        ended(spawner.spawn(request(true, "exit 0")).await.unwrap()).await;
+        ended(start(&spawner, request(true, "exit 0")).await.unwrap()).await;
         // The spawner thread reniced since (a per-thread value): the plugin gets it.
         wait_for_a_container();
         let tid = std::fs::read_dir("/proc/self/task")
@@ -2043,16 +2034,12 @@ mod tests {
             .expect("the spawner thread");
         // SAFETY: plain system call.
         assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 7) }, 0);
-        let mut spawned = spawner
-            .spawn(request(true, "cut -d' ' -f19 /proc/self/stat"))
+        let mut spawned = start(&spawner, request(true, "cut -d' ' -f19 /proc/self/stat"))
             .await
             .unwrap();
         assert!(!spawned.made_ahead, "made before the renice");
         let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
-        let mut text = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
-            .await
-            .unwrap();
+        let text = all_of(&mut stdout).await;
         assert_eq!(text.trim(), "7");
         ended(spawned).await;
         // Its I/O priority lowered since (ionice -c 3): not made ahead either.
@@ -2060,7 +2047,7 @@ mod tests {
         // SAFETY: plain system call: IOPRIO_WHO_PROCESS, the idle class.
         let set = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, tid, 3 << 13) };
         assert_eq!(set, 0, "{}", io::Error::last_os_error());
-        let spawned = spawner.spawn(request(true, "exit 0")).await.unwrap();
+        let spawned = start(&spawner, request(true, "exit 0")).await.unwrap();
         assert!(!spawned.made_ahead, "made before the ionice");
         ended(spawned).await;
         // A mount made since (as root): the plugin sees it.
@@ -2081,13 +2068,10 @@ mod tests {
             assert_eq!(mounted, 0, "{}", io::Error::last_os_error());
             std::fs::write(dir.path().join("mounted"), "after").unwrap();
             let script = format!("cat {}/mounted", dir.path().display());
-            let mut spawned = spawner.spawn(request(true, &script)).await.unwrap();
+            let mut spawned = start(&spawner, request(true, &script)).await.unwrap();
             assert!(!spawned.made_ahead, "made before the mount");
             let (_stdin, mut stdout, _stderr) = spawned.child.take_streams().unwrap();
-            let mut text = String::new();
-            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
-                .await
-                .unwrap();
+            let text = all_of(&mut stdout).await;
             assert_eq!(text, "after");
             ended(spawned).await;
             // SAFETY: the path mounted above.
@@ -2095,9 +2079,9 @@ mod tests {
         }
         // A stopped container (its C and init, the only processes here with no
         // plugin under them) does not hold the start: it is given up after a while.
-        ended(spawner.spawn(request(true, "exit 0")).await.unwrap()).await;
+        ended(start(&spawner, request(true, "exit 0")).await.unwrap()).await;
         let _stopped = Stopped::stop(&wait_for_a_container());
-        let spawned = spawner.spawn(request(true, "exit 0")).await.unwrap();
+        let spawned = start(&spawner, request(true, "exit 0")).await.unwrap();
         assert!(!spawned.made_ahead);
     }
 
@@ -2148,9 +2132,43 @@ mod tests {
         }
     }
 
+    /// How long a start, an exit or the end of a plugin's output may take before the
+    /// test fails: the spawner thread that never answers, or the exit that never comes,
+    /// must fail the run, not hang it.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// `future`'s output, or a failure naming `what` after [`PATIENCE`].
+    async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(PATIENCE, future)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: nothing after {PATIENCE:?}"))
+    }
+
+    /// Starts `request` on `spawner`.
+    async fn start(spawner: &Spawner, request: SpawnRequest) -> io::Result<Spawned> {
+        within("the spawner thread's answer", spawner.spawn(request)).await
+    }
+
+    /// How `child` ended.
+    async fn exit(child: &mut Child) -> std::process::ExitStatus {
+        within("the plugin's exit", child.wait()).await.unwrap()
+    }
+
+    /// All a plugin writes to `stdout`, up to its end.
+    async fn all_of(stdout: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+        let mut text = String::new();
+        within(
+            "the end of the plugin's output",
+            tokio::io::AsyncReadExt::read_to_string(stdout, &mut text),
+        )
+        .await
+        .unwrap();
+        text
+    }
+
     /// Waits for a started plugin (and C) to end.
     async fn ended(mut spawned: Spawned) {
-        assert!(spawned.child.wait().await.unwrap().success());
+        assert!(exit(&mut spawned.child).await.success());
     }
 
     /// Waits until this process has one container made ahead, made (the spawner thread
@@ -2220,10 +2238,8 @@ mod tests {
             return;
         };
         for how in [How::Direct, How::Contained] {
-            let mut first = spawner
-                .spawn(request(how != How::Direct, "cat >/dev/null; echo closed"))
-                .await
-                .unwrap();
+            let request = request(how != How::Direct, "cat >/dev/null; echo closed");
+            let mut first = start(spawner, request).await.unwrap();
             // A start made ahead (its container made while the first plugin's pipes
             // were open), and another container made after it, waiting.
             let _second = spawn_as(&spawners, How::Ahead, "read line").await;
@@ -2238,7 +2254,7 @@ mod tests {
             .expect("the first plugin saw its stdin end")
             .unwrap();
             assert_eq!(text.trim(), "closed", "{how:?}");
-            assert!(first.child.wait().await.unwrap().success());
+            assert!(exit(&mut first.child).await.success());
         }
     }
 
@@ -2285,7 +2301,7 @@ mod tests {
         }
         let (stdin, _stdout, _stderr) = spawned.child.take_streams().unwrap();
         drop(stdin);
-        let status = ExitDescription::from_status(spawned.child.wait().await.unwrap());
+        let status = ExitDescription::from_status(exit(&mut spawned.child).await);
         assert_eq!(status.text, "exit status 0", "C relays the exit as before");
     }
 
@@ -2324,7 +2340,7 @@ mod tests {
         // plugin's death by it is C's.
         let group = ProcessGroup::new(leader);
         assert!(group.signal(Signal::SIGTERM));
-        let status = ExitDescription::from_status(spawned.child.wait().await.unwrap());
+        let status = ExitDescription::from_status(exit(&mut spawned.child).await);
         assert_eq!(status.text, "killed by signal 15 (SIGTERM)");
         group.sweep();
         assert!(!std::path::Path::new(&format!("/proc/{}", spawned.pid)).exists());
