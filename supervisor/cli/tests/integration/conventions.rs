@@ -398,8 +398,6 @@ fn an_invalid_policy_errs_only_the_plugins_that_would_run() {
 /// one that gave up, and the example plugins do not announce themselves as ready too.
 #[test]
 fn serve_logs_ready_and_failed_once() {
-    use std::io::{BufRead as _, BufReader};
-
     let setup = Setup::new();
     let boom = setup.path().join("boom");
     std::fs::create_dir(&boom).unwrap();
@@ -435,7 +433,8 @@ fn serve_logs_ready_and_failed_once() {
         .stdout(Stdio::null())
         .spawn()
         .expect("outpost serve runs");
-    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let lines = crate::serve::read_lines(serve.stderr.take().unwrap());
+    let deadline = std::time::Instant::now() + crate::serve::SETTLE;
     let mut log = Vec::new();
     let settled = |log: &[String]| {
         log.iter()
@@ -445,12 +444,17 @@ fn serve_logs_ready_and_failed_once() {
                 .any(|l| l.contains("failed") && l.contains("plugin=boom"))
     };
     while !settled(&log) {
-        match lines.next() {
-            Some(Ok(line)) => log.push(line),
-            _ => panic!(
-                "serve ended before both plugins settled:\n{}",
-                log.join("\n")
-            ),
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => log.push(line),
+            Err(error) => {
+                let _ = serve.kill();
+                let _ = serve.wait();
+                panic!(
+                    "serve ended, or logged nothing more in time ({error}), before both plugins settled:\n{}",
+                    log.join("\n")
+                );
+            }
         }
     }
     nix::sys::signal::kill(
@@ -458,8 +462,11 @@ fn serve_logs_ready_and_failed_once() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    log.extend(lines.map_while(Result::ok));
-    assert!(serve.wait().unwrap().success());
+    // The rest of its log, to its end.
+    while let Ok(line) = lines.recv_timeout(crate::serve::SETTLE) {
+        log.push(line);
+    }
+    assert!(crate::serve::wait_exit(&mut serve).success());
     let count = |word: &str, plugin: &str| {
         log.iter()
             .filter(|l| l.contains(word) && l.contains(plugin))

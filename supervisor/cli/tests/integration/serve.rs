@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 /// Generous: only a guard against hangs, never a performance assertion.
-const SETTLE: Duration = Duration::from_secs(30);
+pub(super) const SETTLE: Duration = Duration::from_secs(30);
 
 fn outpost() -> &'static str {
     env!("CARGO_BIN_EXE_outpost")
@@ -316,7 +316,7 @@ impl Drop for Serve {
     }
 }
 
-fn read_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+pub(super) fn read_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -329,13 +329,19 @@ fn read_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
     receiver
 }
 
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+/// How `child` (an `outpost serve` told to stop) ended; killed if it has not within
+/// [`SETTLE`], and the test fails.
+pub(super) fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(start.elapsed() < SETTLE, "outpost serve did not exit");
+        if start.elapsed() > SETTLE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("outpost serve did not exit within {SETTLE:?} (killed)");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use jsonrpsee::core::client::{ClientT as _, Subscription, SubscriptionClientT as _};
 use serde_json::{Value, json};
 
-use harness::{Plugin, RawWs, SETTLE, Server, TOKEN, alive, eventually, raw, resident_bytes};
+use harness::{
+    Plugin, RawWs, SETTLE, Server, TOKEN, alive, eventually, output_within, raw, resident_bytes,
+};
 
 /// The params object of a `call` of the fixture's `slow` tool.
 fn slow(ms: u64) -> Value {
@@ -870,6 +872,10 @@ async fn a_client_that_cancels_or_goes_away_cancels_the_plugin_call() {
     })
     .await;
     // A name in use is refused.
+    eventually("the cancelled calls left the plugin", || {
+        in_flight(&server, "a") == 0
+    })
+    .await;
     let mut first = slow(2000);
     first["callId"] = json!("dup");
     let again = first.clone();
@@ -877,7 +883,11 @@ async fn a_client_that_cancels_or_goes_away_cancels_the_plugin_call() {
         let http = http.clone();
         tokio::spawn(async move { http.request::<Value, _>("call", object(&first)).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its name is taken before it is forwarded.
+    eventually("the first `dup` call reached the plugin", || {
+        in_flight(&server, "a") == 1
+    })
+    .await;
     let refused = http
         .request::<Value, _>("call", object(&again))
         .await
@@ -1196,35 +1206,15 @@ fn plugin_orders_answer_a_reason_object_and_unknown_ids_say_why() {
 fn serve_refuses_a_short_token_from_the_environment() {
     let server = Server::prepare("");
     server.write_config(&[Plugin::new("a")]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["serve", "--config"])
-        .arg(&server.config)
-        .env("OUTPOST_API_TOKEN", " abc ")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + SETTLE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("outpost serve started with a 3-byte token");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    let output = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["serve", "--config"])
+            .arg(&server.config)
+            .env("OUTPOST_API_TOKEN", " abc "),
+        "refused a 3-byte token",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("OUTPOST_API_TOKEN is 3 bytes long") && stderr.contains("16 bytes or more"),
         "{stderr}"
@@ -1504,12 +1494,13 @@ fn the_registry_file_follows_the_registry() {
 #[test]
 fn serve_refuses_to_start_when_its_port_is_taken() {
     let server = Server::start(&[Plugin::new("a")]);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["serve", "--config"])
-        .arg(&server.config)
-        .env("OUTPOST_API_TOKEN", TOKEN)
-        .output()
-        .unwrap();
+    let output = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["serve", "--config"])
+            .arg(&server.config)
+            .env("OUTPOST_API_TOKEN", TOKEN),
+        "refused to start on a port in use",
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot listen on"), "{stderr}");
