@@ -269,7 +269,16 @@ impl Spawner {
                     };
                     match job {
                         Ok((request, reply)) => {
-                            let _ = reply.send(spawn(request, &mut warm));
+                            if let Err(Ok(unwanted)) = reply.send(spawn(request, &mut warm)) {
+                                // Its caller went away meanwhile (a runner dropped
+                                // with its supervisor): nobody would supervise it, so
+                                // it is killed with its group at once, and reaped.
+                                tracing::debug!(
+                                    pid = unwanted.pid,
+                                    "a start nobody waits for any more: killed"
+                                );
+                                drop(ProcessGroup::new(unwanted.child.id()));
+                            }
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) => warm.refresh(),
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -279,7 +288,8 @@ impl Spawner {
         Ok(Self { jobs })
     }
 
-    /// Spawns on the spawner thread.
+    /// Spawns on the spawner thread. Dropped before its answer, the future leaves no
+    /// process behind: a plugin started meanwhile is killed with its group.
     pub(crate) async fn spawn(&self, request: SpawnRequest) -> io::Result<Spawned> {
         let (reply, answer) = oneshot::channel();
         self.jobs
@@ -2164,6 +2174,49 @@ mod tests {
         .await
         .unwrap();
         text
+    }
+
+    /// A start whose caller went away before its answer (a runner dropped with its
+    /// supervisor while the spawner thread started its plugin) is not left running
+    /// unsupervised: the spawner thread kills it.
+    #[tokio::test]
+    async fn a_start_nobody_waits_for_is_killed() {
+        let spawners = spawners().await;
+        for how in ways() {
+            let mark = format!("OUTPOST_TEST_UNWANTED={}-{how:?}", std::process::id());
+            let (name, value) = mark.split_once('=').unwrap();
+            let mut unwanted = request(how != How::Direct, "exec sleep 60");
+            unwanted.env.push((name.into(), value.into()));
+            // Sent, then dropped before the thread can have answered (a start takes
+            // milliseconds).
+            let given_up = Box::pin(spawners.get(how).spawn(unwanted));
+            assert!(futures_util::FutureExt::now_or_never(given_up).is_none());
+            // The thread takes its jobs in order: once it answered the next one, it
+            // has started the first.
+            let next = request(how != How::Direct, "exit 0");
+            ended(start(spawners.get(how), next).await.unwrap()).await;
+            let marked = || {
+                std::fs::read_dir("/proc")
+                    .unwrap()
+                    .flatten()
+                    .filter(|entry| {
+                        std::fs::read(entry.path().join("environ")).is_ok_and(|environ| {
+                            environ
+                                .split(|&byte| byte == 0)
+                                .any(|pair| pair == mark.as_bytes())
+                        })
+                    })
+                    .count()
+            };
+            let deadline = std::time::Instant::now() + PATIENCE;
+            while marked() > 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{how:?}: still running"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
 
     /// Waits for a started plugin (and C) to end.
