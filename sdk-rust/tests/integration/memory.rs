@@ -248,7 +248,7 @@ async fn before_initialize_requests_are_refused_notifications_ignored_ping_answe
     assert_eq!(echo["result"]["content"][0]["text"], "hi");
     wire.close().await;
     assert!(wire.drain().await.is_empty());
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -269,7 +269,7 @@ async fn no_common_version_is_refused_with_both_lists() {
         .await;
     assert_eq!(init["result"]["protocolVersion"], "1");
     wire.close().await;
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -556,7 +556,7 @@ async fn cancel_answers_minus_32800_and_fires_the_signal() {
     let pong = wire.request(3, "ping", json!({})).await;
     assert_eq!(pong["result"], json!({}));
     wire.close().await;
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -596,7 +596,7 @@ async fn shutdown_stops_services_cancels_calls_and_refuses_new_ones() {
     let again = wire.request(6, "shutdown", json!({})).await;
     assert_eq!(again["result"], json!({}));
     wire.close().await;
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -764,7 +764,7 @@ async fn eof_answers_the_calls_in_flight_then_ends() {
     };
     assert_eq!(code(answer(2)), Some(-32800));
     assert_eq!(answer(3)["result"]["content"][0]["text"], "last");
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -829,7 +829,7 @@ async fn the_fixture_methods_answer_only_when_declared() {
 
     wire.close().await;
     wire.drain().await;
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -869,7 +869,7 @@ async fn fixture_progress_and_log_precede_their_answers() {
     let first = wire.read().await.unwrap();
     assert_eq!(first["params"]["message"], "logged first", "{first}");
     wire.close().await;
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -941,7 +941,7 @@ async fn bad_lines_and_lines_over_the_hosts_limit_are_answered_once_and_skipped(
     assert_eq!(pong["result"], json!({}));
     wire.close().await;
     assert!(wire.drain().await.is_empty());
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 /// docs/protocol.md §4: params that are not an object are `-32602` under the request's
@@ -1012,7 +1012,7 @@ async fn params_of_every_shape_and_the_empty_forms() {
         assert_eq!(answer["result"]["text"], "pong, no args", "{answer}");
     }
     wire.close().await;
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
 }
 
 /// docs/protocol.md §11: a call still running at its deadline (`context.timeoutMs`)
@@ -1044,5 +1044,13 @@ async fn a_call_gives_up_at_its_deadline() {
     wire.notify("$/cancel", json!({"id": 3})).await;
     assert_eq!(code(&wire.response(3).await), Some(-32800));
     wire.close().await;
-    serving.await.unwrap().unwrap();
+    served(serving).await.unwrap().unwrap();
+}
+
+/// The end of a plugin served in memory, or a failure after [`HANG_GUARD`]: a plugin
+/// that does not end when its host is gone must fail the test, not hang it.
+async fn served<T>(serving: impl Future<Output = T>) -> T {
+    tokio::time::timeout(HANG_GUARD, serving)
+        .await
+        .expect("the plugin did not end when its input did")
 }

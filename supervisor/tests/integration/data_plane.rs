@@ -418,7 +418,7 @@ async fn a_healthy_plugin_serves_every_kind_of_call_and_stops_cleanly() {
     );
     assert!(snapshot.registrations.iter().all(|r| r.available));
 
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     assert_eq!(supervisor.state("alpha").unwrap().0, PluginState::Stopped);
     fixture.assert_all_gone();
     let after = call_tool(
@@ -480,7 +480,7 @@ async fn the_launch_is_scrubbed_rooted_grouped_and_limited() {
     );
     assert_eq!(process["openFiles"], 64);
     assert_eq!(process["addressSpace"], 4096_u64 * 1024 * 1024);
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -507,7 +507,7 @@ async fn crash_on_start_restarts_with_backoff_then_gives_up() {
     supervisor.restart_plugin("crashy").await.unwrap();
     wait_for_state(&supervisor, "crashy", PluginState::Failed).await;
     assert_eq!(fixture.pids().len(), 6);
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -522,7 +522,7 @@ async fn a_crash_loop_of_one_plugin_leaves_the_others_alone() {
     assert_eq!(supervisor.state("steady").unwrap().0, PluginState::Ready);
     assert_eq!(steady.pids().len(), 1, "steady was never restarted");
     assert!(echo(&supervisor, None).await.is_ok(), "steady still serves");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     steady.assert_all_gone();
     crashy.assert_all_gone();
 }
@@ -566,7 +566,7 @@ async fn a_crash_mid_call_fails_the_call_with_the_exit_and_the_plugin_comes_back
         !changed,
         "the same registrations after the restart: no registry change"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -593,7 +593,7 @@ async fn calls_during_a_restart_wait_or_fail_fast_with_a_retry_hint() {
         .await
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::PluginExited);
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -625,8 +625,8 @@ async fn only_replay_safe_calls_are_sent_again_after_a_crash() {
         echo(&supervisor2, None).await.unwrap_err().code,
         ErrorCode::PluginExited
     );
-    supervisor.shutdown().await;
-    supervisor2.shutdown().await;
+    crate::shut_down(&supervisor).await;
+    crate::shut_down(&supervisor2).await;
     fixture.assert_all_gone();
 }
 
@@ -640,7 +640,7 @@ async fn exit_78_is_a_permanent_failure() {
     assert!(reason.contains("status 78"), "{reason}");
     assert!(reason.contains("no api key"), "{reason}");
     assert_eq!(fixture.pids().len(), 1, "never restarted");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 #[tokio::test]
@@ -655,7 +655,7 @@ async fn a_hung_call_times_out_and_is_cancelled_and_the_plugin_stays_up() {
     assert_eq!(supervisor.state("hangs").unwrap().0, PluginState::Ready);
     let method = call_method(&supervisor, "hangs.status", json!({})).await;
     assert!(method.is_ok(), "other calls are still served: {method:?}");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -671,7 +671,7 @@ async fn a_plugin_that_stops_answering_pings_is_restarted_as_unresponsive() {
         reason.contains("unresponsive: 2 pings in a row went unanswered"),
         "{reason}"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -679,7 +679,7 @@ async fn a_plugin_that_stops_answering_pings_is_restarted_as_unresponsive() {
 async fn a_plugin_that_ignores_sigterm_and_eof_is_killed_at_the_end_of_the_escalation() {
     let fixture = Fixture::new("stubborn", "ignore-sigterm");
     let supervisor = start(&[&fixture]).await;
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     assert_eq!(
         supervisor.state("stubborn").unwrap().0,
         PluginState::Stopped
@@ -698,7 +698,7 @@ async fn processes_a_plugin_starts_are_stopped_with_it() {
     let supervisor = start(&[&fixture]).await;
     assert_eq!(fixture.pids().len(), 2);
     assert!(fixture.pids().iter().all(|&pid| alive(pid)));
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -710,7 +710,7 @@ async fn garbage_on_stdout_is_survived() {
         assert_eq!(echo(&supervisor, None).await.unwrap()["name"], "echo");
     }
     assert_eq!(supervisor.state("noisy").unwrap().0, PluginState::Ready);
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -730,7 +730,7 @@ async fn a_malformed_result_fails_its_call_and_the_plugin_serves_on() {
     let ok = quick_call(&supervisor).await;
     assert!(ok.is_ok(), "the plugin serves on: {ok:?}");
     assert_eq!(supervisor.state("sloppy").unwrap().0, PluginState::Ready);
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -756,7 +756,7 @@ async fn an_oversized_answer_is_discarded_and_fails_its_call_at_once() {
     );
     let ok = quick_call(&supervisor).await;
     assert!(ok.is_ok(), "the connection goes on: {ok:?}");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -767,7 +767,7 @@ async fn a_stderr_flood_does_not_block_the_plugin() {
     for _ in 0..2 {
         assert_eq!(echo(&supervisor, None).await.unwrap()["name"], "echo");
     }
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -783,7 +783,7 @@ async fn a_plugin_answering_as_someone_else_is_refused() {
         "{reason}"
     );
     assert_eq!(fixture.pids().len(), 1, "never restarted");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -808,7 +808,7 @@ async fn an_undeclared_tool_is_rejected_and_the_rest_is_served() {
     .unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);
     assert!(echo(&supervisor, None).await.is_ok());
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -827,7 +827,7 @@ async fn too_many_registrations_fail_the_plugin_with_one_clear_error() {
         "{reason}"
     );
     assert_eq!(fixture.pids().len(), 1, "never restarted");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -855,7 +855,7 @@ async fn thousands_of_rejections_are_summarised_in_initialized() {
     assert!(line.ends_with("5000 rejected"), "{line}");
     assert!(bytes < 5000 * 100, "{line}");
     assert!(echo(&supervisor, None).await.is_ok());
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -874,7 +874,7 @@ async fn acknowledgements_larger_than_the_line_limit_fail_the_handshake_instead(
         reason.contains("over its limits.maxMessageBytes of 140000"),
         "{reason}"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -907,7 +907,7 @@ async fn log_notifications_are_rate_limited_cut_and_kept_on_one_line() {
     })
     .await
     .expect("the plugin's stderr line was logged");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     let text = logs.text();
     let flood_lines = text.lines().filter(|l| l.contains("flood ")).count();
     assert!(
@@ -958,7 +958,7 @@ async fn calls_waiting_for_a_restarting_plugin_are_bounded() {
             .iter()
             .all(|error| error.code == ErrorCode::Unavailable)
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -975,7 +975,7 @@ async fn a_plugin_that_never_answers_initialize_times_out_and_is_given_up_on() {
         reason.contains("did not answer `initialize` within 1000 ms"),
         "{reason}"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -995,7 +995,7 @@ async fn an_unreadable_initialize_answer_fails_the_handshake_naming_the_line() {
             && reason.contains("longer than the 65536-byte limit"),
         "{reason}"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -1022,7 +1022,7 @@ async fn the_concurrency_limit_queues_then_refuses() {
         .map(|r| r.err().map(|e| e.code))
         .collect();
     assert_eq!(codes, [None, None, Some(ErrorCode::Overloaded)]);
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -1054,7 +1054,7 @@ async fn hooks_run_by_priority_and_their_results_merge() {
         [RejectionCode::Conflict; 4],
         "one plugin lost the four tools"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     low.assert_all_gone();
     high.assert_all_gone();
 }
@@ -1103,7 +1103,7 @@ async fn handlers_after_one_that_used_the_deadline_up_are_not_blamed() {
         next.hook_payloads().is_empty(),
         "nothing was sent to `next`"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     stuck.assert_all_gone();
     next.assert_all_gone();
 }
@@ -1140,7 +1140,7 @@ async fn a_call_made_while_its_plugin_starts_waits_for_it() {
     // At once, while the handshake is still on.
     let answer = echo(&supervisor, Some(SETTLE)).await;
     assert!(answer.is_ok(), "{answer:?}");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -1220,7 +1220,7 @@ async fn contested_keys_go_to_the_first_in_precedence_whichever_handshake_ends_f
                 ("first".to_owned(), "first".to_owned())
             );
         }
-        supervisor.shutdown().await;
+        crate::shut_down(&supervisor).await;
         first.assert_all_gone();
         second.assert_all_gone();
     }
@@ -1257,7 +1257,7 @@ async fn a_reload_moves_contested_keys_with_the_precedence_and_a_removed_winner_
         ("first".to_owned(), "first".to_owned())
     );
     assert!(conflicts_of(&supervisor, "first").is_empty());
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     first.assert_all_gone();
     second.assert_all_gone();
 }
@@ -1433,7 +1433,7 @@ async fn hooks_run_as_openclaw_runs_them() {
             run.plugin
         );
     }
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     for fixture in [&a, &b, &c] {
         fixture.assert_all_gone();
     }
@@ -1497,7 +1497,7 @@ async fn conversation_content_reaches_only_plugins_granted_it() {
             "{payloads:?}"
         );
     }
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     for fixture in [&outsider, &granted, &bundled, &refused] {
         fixture.assert_all_gone();
     }
@@ -1544,7 +1544,7 @@ async fn cancelled_callers_cancel_the_plugin_call() {
         Some(1.0),
         "{text}"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }
 
@@ -1640,7 +1640,7 @@ async fn calls_from_another_plugin_leave_the_gateway_half_the_slots() {
             .contains("calls from other plugins"),
         "{refused:?}"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     asker.assert_all_gone();
     other.assert_all_gone();
 }
@@ -1703,7 +1703,7 @@ async fn host_call_method_reaches_a_plugin_method_or_else_the_gateway() {
         2,
         "a refused method never reaches the gateway"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 
     // Without a gateway, a method nobody has is "not found", saying so.
     let supervisor = start(&[&asker]).await;
@@ -1716,7 +1716,7 @@ async fn host_call_method_reaches_a_plugin_method_or_else_the_gateway() {
             .contains("the gateway offers no method"),
         "{answer}"
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     asker.assert_all_gone();
     other.assert_all_gone();
 }
@@ -1740,7 +1740,7 @@ async fn a_request_sent_the_moment_initialized_arrives_is_answered() {
         .await
         .expect("the plugin recorded the answer");
         assert_eq!(outcome, "early ok", "round {round}");
-        supervisor.shutdown().await;
+        crate::shut_down(&supervisor).await;
         fixture.assert_all_gone();
     }
 }
@@ -1844,7 +1844,7 @@ async fn apply_keeps_the_unchanged_restarts_the_changed_stops_the_removed_starts
     );
     assert_eq!(supervisor.state("added").unwrap().0, PluginState::Ready);
 
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     for fixture in [&same, &changed, &added] {
         fixture.assert_all_gone();
     }
@@ -2036,6 +2036,6 @@ async fn metrics_count_calls_traffic_and_resources_in_the_prometheus_format() {
         sample(&scrape, "outpost_plugin_processes", &plugin),
         Some(1.0)
     );
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     fixture.assert_all_gone();
 }

@@ -546,7 +546,7 @@ async fn every_stop_path_ends_every_process_the_plugin_left() {
     let contained = isolation::probe().containment == Containment::Namespaces;
     if !contained {
         eprintln!("no namespaces here: a `setsid` daemon survives the process group");
-        supervisor.shutdown().await;
+        crate::shut_down(&supervisor).await;
         return;
     }
 
@@ -574,7 +574,7 @@ async fn every_stop_path_ends_every_process_the_plugin_left() {
     // Shutdown.
     assert!(supervisor.wait_settled(SETTLE).await);
     wait_for_processes(&plugin.token, 4);
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     assert_gone(&plugin.token, "shutdown");
 }
 
@@ -644,7 +644,7 @@ async fn a_contained_plugin_sees_only_its_own_processes() {
     }
     // The standard streams, and the directory being listed.
     assert_eq!(facts["fds"], json!([0, 1, 2, 3]), "{facts}");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 /// `PPid` of `pid`.
@@ -702,7 +702,7 @@ async fn the_processes_between_supervisor_and_plugin_hold_nothing_of_the_supervi
             assert!(fds[0].starts_with("pipe:"), "{fds:?}");
         }
     }
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 #[tokio::test]
@@ -769,7 +769,7 @@ async fn the_filesystem_sandbox_opens_the_root_the_state_and_what_is_declared_on
         eprintln!("no Landlock here: {:?}", host.filesystem_detail);
     }
     // Only the sandbox kept the secret: with it off, the same plugin reads it.
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     let mut spec = plugin.spec("unsandboxed", &python(), &Behaviour::default());
     spec.launch = spec
         .launch
@@ -777,7 +777,7 @@ async fn the_filesystem_sandbox_opens_the_root_the_state_and_what_is_declared_on
     let supervisor = start(vec![spec]).await;
     let tried = attempt(&supervisor, "read", &secret).await;
     assert_eq!(tried["ok"], true, "{tried}");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 #[tokio::test]
@@ -817,7 +817,7 @@ async fn a_root_supervisor_runs_a_plugin_as_its_user() {
     // Root's files are root's again.
     let shadow = attempt(&supervisor, "read", Path::new("/etc/shadow")).await;
     assert_eq!(shadow["ok"], false, "{shadow}");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 #[test]
@@ -869,7 +869,7 @@ async fn a_started_supervisor_is_not_dumpable() {
     )])
     .await;
     assert!(!nix::sys::prctl::get_dumpable().unwrap());
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 /// A script whose `#!` line names a file the kernel cannot run is not run by `/bin/sh`
@@ -912,7 +912,7 @@ async fn a_script_the_kernel_refuses_is_not_run_by_the_shell() {
             !marker.exists(),
             "the shell ran the script (contain {contain})"
         );
-        supervisor.shutdown().await;
+        crate::shut_down(&supervisor).await;
     }
 }
 
@@ -994,7 +994,7 @@ async fn a_plugin_restarted_into_a_container_made_ahead_is_contained_the_same() 
     assert_ne!(second["ipcNamespace"], ours.to_str().unwrap(), "{second}");
     assert_ne!(second["ipcNamespace"], first["ipcNamespace"], "{second}");
     assert_eq!(reach(&supervisor).await, first_reach, "the same sandbox");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
     assert_gone(&plugin.token, "shutdown");
 }
 
@@ -1025,7 +1025,7 @@ async fn exits_pass_through_containment_exactly() {
             other => panic!("{arguments}: {other:?}"),
         }
     }
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 #[tokio::test]
@@ -1046,7 +1046,7 @@ async fn containment_off_runs_the_plugin_in_a_process_group_as_before() {
     assert_eq!(facts["pgid"], pid, "it leads its own group: {facts}");
     // And its own session: no controlling terminal, not the supervisor's session.
     assert_eq!(facts["sid"], pid, "it leads its own session: {facts}");
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 /// The examples' interpreters, as `outpost serve` finds them on PATH (pyenv's shim
@@ -1092,7 +1092,7 @@ async fn python_and_node_run_in_the_default_sandbox() {
             );
         }
     }
-    supervisor.shutdown().await;
+    crate::shut_down(&supervisor).await;
 }
 
 /// The cost of containment and of the filesystem sandbox: start to ready of a plugin
@@ -1149,7 +1149,7 @@ while IFS= read -r line; do :; done
                     );
                 }
             }
-            supervisor.shutdown().await;
+            crate::shut_down(&supervisor).await;
         }
         times.sort();
         println!(
