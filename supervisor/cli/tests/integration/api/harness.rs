@@ -501,9 +501,10 @@ pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// The output of `command` (its stdin empty), which must end by itself within
-/// [`SETTLE`]: else it is killed and the test fails, saying `what` it should have done.
-pub(crate) fn output_within(command: &mut Command, what: &str) -> std::process::Output {
+/// The output of `command`, an `outpost serve` (its stdin empty) that must end by
+/// itself: [`wait_exit`](crate::serve::wait_exit) kills it and fails the test after
+/// [`SETTLE`].
+pub(crate) fn output_within(command: &mut Command) -> std::process::Output {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -511,42 +512,23 @@ pub(crate) fn output_within(command: &mut Command, what: &str) -> std::process::
         .spawn()
         .unwrap();
     // Read as it comes, so a full pipe does not hold the exit up.
-    let drain = |stream: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            stream.unwrap().read_to_end(&mut bytes).unwrap();
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + SETTLE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running after {SETTLE:?} (killed); it should have {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let status = crate::serve::wait_exit(&mut child);
     std::process::Output {
         status,
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
     }
+}
+
+/// Reads `stream` to its end on a thread of its own.
+fn drain(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).unwrap();
+        bytes
+    })
 }
 
 /// Whether a process is alive (not reaped, not a zombie).

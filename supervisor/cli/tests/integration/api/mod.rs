@@ -1211,7 +1211,6 @@ fn serve_refuses_a_short_token_from_the_environment() {
             .args(["serve", "--config"])
             .arg(&server.config)
             .env("OUTPOST_API_TOKEN", " abc "),
-        "refused a 3-byte token",
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -1499,7 +1498,6 @@ fn serve_refuses_to_start_when_its_port_is_taken() {
             .args(["serve", "--config"])
             .arg(&server.config)
             .env("OUTPOST_API_TOKEN", TOKEN),
-        "refused to start on a port in use",
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
